@@ -1,0 +1,166 @@
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { OpsError } from '../../shared/contract'
+import { registerSecret } from '../log/scrub'
+import { settingKeys } from './keys'
+
+export type Source = 'environment' | 'settings file' | 'secret store' | 'sandbox' | 'default' | 'unset'
+
+export interface Config {
+  dataDir: string
+  databaseUrl: string | null
+  opsDatabaseUrl: string | null
+  localBackupPath: string
+  s3: {
+    bucket: string | null
+    region: string
+    endpoint: string | null
+    prefix: string
+    accessKeyId: string | null
+    secretAccessKey: string | null
+  }
+  redisUrl: string | null
+  stripe: { secretKey: string | null; apiBase: string }
+  app: { url: string | null; healthPath: string; keyword: string | null }
+  healthIntervalS: number
+  probeTimeoutMs: number
+  backupRetainDays: number
+  adminEmails: string[]
+  sandbox: { scale: number; traffic: boolean }
+  /** Where each value came from, for the Settings page. */
+  sources: Record<string, Source>
+  /** The raw values by setting key (secrets included: core only). */
+  raw: Record<string, string | undefined>
+}
+
+export interface ConfigInput {
+  env?: Record<string, string | undefined>
+  dataDir?: string
+  /** Secrets decrypted by the face (safeStorage in Electron, a 0600 file in the host). */
+  secrets?: Record<string, string>
+}
+
+export function defaultDataDir(env: Record<string, string | undefined> = process.env): string {
+  if (env.OPS_DATA_DIR) return env.OPS_DATA_DIR
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'ExamForge Ops')
+  if (process.platform === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'ExamForge Ops')
+  return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'examforge-ops')
+}
+
+/** Non-secret settings saved from the UI. Secrets are refused here: they belong in the secret store. */
+export function readSettingsFile(dataDir: string): Record<string, string> {
+  const file = join(dataDir, 'settings.json')
+  if (!existsSync(file)) return {}
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (e) {
+    throw new OpsError(
+      'bad_settings',
+      `The settings file ${file} is not valid JSON (${(e as Error).message}). Fix or delete it, then start again.`,
+    )
+  }
+  const out: Record<string, string> = {}
+  for (const k of settingKeys) {
+    const v = (parsed as Record<string, unknown>)[k.key]
+    if (typeof v === 'string' && !k.secret) out[k.key] = v
+  }
+  return out
+}
+
+/**
+ * Secrets for the headless host: the environment, or a file readable by its owner alone
+ * (OPS_SECRETS_FILE, lines of KEY=value). A file others can read is refused, not silently used.
+ */
+export function readSecretsFile(path: string): Record<string, string> {
+  const st = statSync(path)
+  if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+    throw new OpsError(
+      'secrets_file_mode',
+      `The secrets file ${path} can be read by other users (mode ${(st.mode & 0o777).toString(8)}). Run "chmod 600 ${path}" and start again.`,
+    )
+  }
+  const out: Record<string, string> = {}
+  for (const line of readFileSync(path, 'utf8').split(/\r?\n/)) {
+    const m = /^\s*([A-Z0-9_]+)\s*=\s*(.*)\s*$/.exec(line)
+    if (m && !line.trimStart().startsWith('#')) out[m[1]] = m[2].replace(/^(['"])(.*)\1$/, '$2')
+  }
+  return out
+}
+
+function num(value: string | undefined, key: string, min: number, max: number): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new OpsError('bad_setting', `${key} must be a number from ${min} to ${max}; it is "${value}". Fix it and start again.`)
+  }
+  return n
+}
+
+export function loadConfig(input: ConfigInput = {}): Config {
+  const env = input.env ?? process.env
+  const dataDir = input.dataDir ?? defaultDataDir(env)
+  const file = readSettingsFile(dataDir)
+  const fileSecrets = env.OPS_SECRETS_FILE ? readSecretsFile(env.OPS_SECRETS_FILE) : {}
+  const secrets = { ...fileSecrets, ...(input.secrets ?? {}) }
+  const raw: Record<string, string | undefined> = {}
+  const sources: Record<string, Source> = {}
+  for (const k of settingKeys) {
+    const fromEnv = env[k.key]
+    if (fromEnv !== undefined && fromEnv !== '') {
+      raw[k.key] = fromEnv
+      sources[k.key] = 'environment'
+    } else if (k.secret && secrets[k.key]) {
+      raw[k.key] = secrets[k.key]
+      sources[k.key] = 'secret store'
+    } else if (!k.secret && file[k.key] !== undefined && file[k.key] !== '') {
+      raw[k.key] = file[k.key]
+      sources[k.key] = 'settings file'
+    } else if (k.default !== undefined) {
+      raw[k.key] = k.default
+      sources[k.key] = 'default'
+    } else {
+      sources[k.key] = 'unset'
+    }
+    if (k.secret) registerSecret(raw[k.key])
+  }
+  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) {
+    if (!url) continue
+    try {
+      registerSecret(decodeURIComponent(new URL(url).password))
+    } catch {
+      /* not a URL: the whole value is registered already */
+    }
+  }
+  if (!raw.LOCAL_BACKUP_PATH) sources.LOCAL_BACKUP_PATH = 'default'
+  return {
+    dataDir,
+    databaseUrl: raw.DATABASE_URL ?? null,
+    opsDatabaseUrl: raw.OPS_DATABASE_URL ?? raw.DATABASE_URL ?? null,
+    localBackupPath: raw.LOCAL_BACKUP_PATH ?? join(dataDir, 'backups'),
+    s3: {
+      bucket: raw.BACKUP_S3_BUCKET ?? null,
+      region: raw.AWS_REGION ?? 'us-east-1',
+      endpoint: raw.S3_ENDPOINT ?? null,
+      prefix: raw.S3_PREFIX ?? '',
+      accessKeyId: raw.AWS_ACCESS_KEY_ID ?? null,
+      secretAccessKey: raw.AWS_SECRET_ACCESS_KEY ?? null,
+    },
+    redisUrl: raw.REDIS_URL ?? null,
+    stripe: { secretKey: raw.STRIPE_SECRET_KEY ?? null, apiBase: (raw.STRIPE_API_BASE ?? 'https://api.stripe.com').replace(/\/+$/, '') },
+    app: { url: raw.APP_URL ?? null, healthPath: raw.APP_HEALTH_PATH ?? '/api/health', keyword: raw.APP_HEALTH_KEYWORD ?? null },
+    healthIntervalS: num(raw.HEALTH_INTERVAL_S, 'HEALTH_INTERVAL_S', 1, 3600),
+    probeTimeoutMs: num(raw.PROBE_TIMEOUT_MS, 'PROBE_TIMEOUT_MS', 100, 120_000),
+    backupRetainDays: num(raw.BACKUP_RETAIN_DAYS, 'BACKUP_RETAIN_DAYS', 0, 36_500),
+    adminEmails: (raw.ADMIN_EMAILS ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+    sandbox: {
+      scale: num(raw.SANDBOX_SCALE, 'SANDBOX_SCALE', 0.01, 1000),
+      traffic: !/^(off|0|false|no)$/i.test(raw.SANDBOX_TRAFFIC ?? 'on'),
+    },
+    sources,
+    raw,
+  }
+}

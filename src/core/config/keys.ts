@@ -1,0 +1,37 @@
+/** Every setting the console reads, with how to show it. Environment variables use these names. */
+export type SettingKind = 'url' | 'secret' | 'text' | 'number' | 'path' | 'list'
+
+export interface SettingKey {
+  key: string
+  label: string
+  kind: SettingKind
+  /** Secrets are never persisted in the plain settings file and never sent to the renderer unmasked. */
+  secret: boolean
+  default?: string
+}
+
+export const settingKeys: SettingKey[] = [
+  { key: 'DATABASE_URL', label: 'Monitored database', kind: 'url', secret: true },
+  { key: 'OPS_DATABASE_URL', label: 'Ops store database (default: the monitored database)', kind: 'url', secret: true },
+  { key: 'LOCAL_BACKUP_PATH', label: 'Local backup folder', kind: 'path', secret: false },
+  { key: 'BACKUP_S3_BUCKET', label: 'S3 bucket for backups', kind: 'text', secret: false },
+  { key: 'AWS_REGION', label: 'AWS region', kind: 'text', secret: false, default: 'us-east-1' },
+  { key: 'S3_ENDPOINT', label: 'S3-compatible endpoint', kind: 'url', secret: false },
+  { key: 'S3_PREFIX', label: 'S3 key prefix', kind: 'text', secret: false, default: 'examforge-ops/' },
+  { key: 'AWS_ACCESS_KEY_ID', label: 'AWS access key id', kind: 'secret', secret: true },
+  { key: 'AWS_SECRET_ACCESS_KEY', label: 'AWS secret access key', kind: 'secret', secret: true },
+  { key: 'BACKUP_RETAIN_DAYS', label: 'Keep backups for (days)', kind: 'number', secret: false, default: '14' },
+  { key: 'ADMIN_EMAILS', label: 'Administrators (comma-separated e-mails)', kind: 'list', secret: false },
+  { key: 'REDIS_URL', label: 'Redis', kind: 'url', secret: true },
+  { key: 'STRIPE_SECRET_KEY', label: 'Stripe secret key', kind: 'secret', secret: true },
+  { key: 'STRIPE_API_BASE', label: 'Stripe API base', kind: 'url', secret: false, default: 'https://api.stripe.com' },
+  { key: 'APP_URL', label: 'ExamForge web app URL', kind: 'url', secret: false },
+  { key: 'APP_HEALTH_PATH', label: 'Web app health path', kind: 'text', secret: false, default: '/api/health' },
+  { key: 'APP_HEALTH_KEYWORD', label: 'Expected keyword in the health response', kind: 'text', secret: false },
+  { key: 'HEALTH_INTERVAL_S', label: 'Health check interval (s)', kind: 'number', secret: false, default: '30' },
+  { key: 'PROBE_TIMEOUT_MS', label: 'Probe timeout (ms)', kind: 'number', secret: false, default: '5000' },
+  { key: 'SANDBOX_SCALE', label: 'Sandbox data size (1 ≈ 10 MB, 200 ≈ 2 GB)', kind: 'number', secret: false, default: '1' },
+  { key: 'SANDBOX_TRAFFIC', label: 'Sandbox traffic simulator (on/off)', kind: 'text', secret: false, default: 'on' },
+]
+
+export const secretKeys = settingKeys.filter((k) => k.secret).map((k) => k.key)

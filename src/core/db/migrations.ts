@@ -1,0 +1,93 @@
+import type { Pool } from 'pg'
+
+/** Versioned migrations of the `ops` schema. Append only: never edit a migration that has shipped. */
+export interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'health, jobs and audit',
+    sql: `
+      CREATE TABLE ops.health_results (
+        id bigserial PRIMARY KEY,
+        service text NOT NULL,
+        status text NOT NULL,
+        latency_ms double precision,
+        reason text NOT NULL,
+        details jsonb NOT NULL DEFAULT '{}',
+        checked_at timestamptz NOT NULL
+      );
+      CREATE INDEX health_results_service_time ON ops.health_results (service, checked_at DESC);
+      CREATE TABLE ops.health_state (
+        service text PRIMARY KEY,
+        status text NOT NULL,
+        reason text NOT NULL,
+        since timestamptz NOT NULL,
+        last_checked timestamptz NOT NULL
+      );
+      CREATE TABLE ops.health_changes (
+        id bigserial PRIMARY KEY,
+        service text NOT NULL,
+        from_status text,
+        to_status text NOT NULL,
+        reason text NOT NULL,
+        at timestamptz NOT NULL
+      );
+      CREATE INDEX health_changes_service_time ON ops.health_changes (service, at DESC);
+      CREATE TABLE ops.jobs (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        state text NOT NULL,
+        input jsonb NOT NULL DEFAULT '{}',
+        progress jsonb,
+        result jsonb,
+        error jsonb,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz
+      );
+      CREATE TABLE ops.audit_log (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        actor text NOT NULL,
+        action text NOT NULL,
+        target text,
+        outcome text NOT NULL,
+        details jsonb NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX audit_log_time ON ops.audit_log (at DESC);
+    `,
+  },
+]
+
+/** Apply pending migrations under an advisory lock so two consoles starting together do not race. */
+export async function migrate(pool: Pool): Promise<number[]> {
+  const client = await pool.connect()
+  const applied: number[] = []
+  try {
+    await client.query('BEGIN')
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('examforge-ops:migrate'))`)
+    await client.query('CREATE SCHEMA IF NOT EXISTS ops')
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ops.schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    )
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM ops.schema_migrations')
+    const done = new Set(rows.map((r) => r.version))
+    for (const m of migrations) {
+      if (done.has(m.version)) continue
+      await client.query(m.sql)
+      await client.query('INSERT INTO ops.schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name])
+      applied.push(m.version)
+    }
+    await client.query('COMMIT')
+    return applied
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw e
+  } finally {
+    client.release()
+  }
+}

@@ -1,0 +1,29 @@
+import { OpsError, type MethodName, type MethodOutput, type Methods } from '../shared/contract'
+import type { z } from 'zod'
+import type { Ops } from './ops'
+import { settingsView } from './settings/view'
+
+export interface CallContext {
+  /** Who is calling: the operator's identity where the face knows it. */
+  actor: string
+}
+
+type Handlers = {
+  [M in MethodName]: (ops: Ops, input: z.output<Methods[M]['input']>, ctx: CallContext) => Promise<MethodOutput<M>> | MethodOutput<M>
+}
+
+/** One core function per contract method. Both transports dispatch through here after validating the input. */
+export const handlers: Handlers = {
+  'app.info': (ops) => ops.info(),
+  'health.snapshot': (ops) => ops.health.snapshot(),
+  'health.checkNow': (ops, input) => (input.service ? ops.health.checkOne(input.service) : ops.health.checkAll()),
+  'health.history': (ops, input) => ops.health.history(input.service, input.limit),
+  'settings.list': (ops) => settingsView(ops.config, ops.sandbox.active ? ops.databaseUrl : null),
+  'jobs.list': (ops) => ops.jobs.list(),
+  'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
+  'sandbox.seed': (ops, input, ctx) => {
+    if (!ops.sandbox.active)
+      throw new OpsError('not_sandbox', 'Generating data is only offered in the sandbox; a configured database is never overwritten.')
+    return { jobId: ops.seed(input.scale, ctx.actor) }
+  },
+}

@@ -1,0 +1,122 @@
+import type pg from 'pg'
+import type { HealthChange, HealthResult, HealthStatus, ServiceId } from '../../shared/domain'
+import type { Logger } from '../log/logger'
+
+/** Health results and state changes in the ops schema. Failures are logged, never thrown: health must work while the store is down. */
+export class HealthStore {
+  private warned = false
+  constructor(
+    private pool: () => pg.Pool | null,
+    private log: Logger,
+  ) {}
+
+  private async q<T extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<T[] | null> {
+    const pool = this.pool()
+    if (!pool) return null
+    try {
+      const r = await pool.query<T>(sql, params)
+      this.warned = false
+      return r.rows
+    } catch (e) {
+      if (!this.warned)
+        this.log.warn('the ops store is not reachable; health results are kept in memory only', { error: (e as Error).message })
+      this.warned = true
+      return null
+    }
+  }
+
+  async saveResults(results: HealthResult[]): Promise<void> {
+    if (!results.length) return
+    await this.q(
+      `INSERT INTO ops.health_results (service, status, latency_ms, reason, details, checked_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::jsonb[], $6::timestamptz[])`,
+      [
+        results.map((r) => r.service),
+        results.map((r) => r.status),
+        results.map((r) => r.latencyMs),
+        results.map((r) => r.reason),
+        results.map((r) => JSON.stringify(r.details)),
+        results.map((r) => r.checkedAt),
+      ],
+    )
+    await this.q(
+      `INSERT INTO ops.health_state (service, status, reason, since, last_checked)
+       SELECT s, st, re, ch, lc FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS t(s, st, re, ch, lc)
+       ON CONFLICT (service) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,
+         since = EXCLUDED.since, last_checked = EXCLUDED.last_checked`,
+      [
+        results.map((r) => r.service),
+        results.map((r) => r.status),
+        results.map((r) => r.reason),
+        results.map((r) => r.lastChangeAt ?? r.checkedAt),
+        results.map((r) => r.checkedAt),
+      ],
+    )
+  }
+
+  async saveChange(c: HealthChange): Promise<void> {
+    await this.q(`INSERT INTO ops.health_changes (service, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5)`, [
+      c.service,
+      c.from,
+      c.to,
+      c.reason,
+      c.at,
+    ])
+  }
+
+  async loadState(): Promise<{ service: ServiceId; status: HealthStatus; since: string }[]> {
+    const rows = await this.q<{ service: ServiceId; status: HealthStatus; since: Date }>(
+      `SELECT service, status, since FROM ops.health_state`,
+      [],
+    )
+    return (rows ?? []).map((r) => ({ service: r.service, status: r.status, since: r.since.toISOString() }))
+  }
+
+  async history(service: ServiceId, limit: number): Promise<{ results: HealthResult[]; changes: HealthChange[] }> {
+    const results = await this.q<{
+      service: ServiceId
+      status: HealthStatus
+      latency_ms: number | null
+      reason: string
+      details: HealthResult['details']
+      checked_at: Date
+    }>(
+      `SELECT service, status, latency_ms, reason, details, checked_at FROM ops.health_results WHERE service = $1 ORDER BY checked_at DESC LIMIT $2`,
+      [service, limit],
+    )
+    const changes = await this.q<{
+      service: ServiceId
+      from_status: HealthStatus | null
+      to_status: HealthStatus
+      reason: string
+      at: Date
+    }>(`SELECT service, from_status, to_status, reason, at FROM ops.health_changes WHERE service = $1 ORDER BY at DESC LIMIT $2`, [
+      service,
+      limit,
+    ])
+    return {
+      results: (results ?? []).map((r) => ({
+        service: r.service,
+        label: r.service,
+        status: r.status,
+        latencyMs: r.latency_ms,
+        reason: r.reason,
+        details: r.details,
+        checkedAt: r.checked_at.toISOString(),
+        lastChangeAt: null,
+      })),
+      changes: (changes ?? []).map((c) => ({
+        service: c.service,
+        from: c.from_status,
+        to: c.to_status,
+        reason: c.reason,
+        at: c.at.toISOString(),
+      })),
+    }
+  }
+
+  /** Keep a week of raw results; state and changes are small and kept. */
+  async prune(days = 7): Promise<void> {
+    await this.q(`DELETE FROM ops.health_results WHERE checked_at < now() - make_interval(days => $1)`, [days])
+  }
+}

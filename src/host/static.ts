@@ -1,0 +1,37 @@
+import { createReadStream, existsSync, statSync } from 'node:fs'
+import type { ServerResponse } from 'node:http'
+import { extname, join, normalize, resolve, sep } from 'node:path'
+
+const types: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+}
+
+/** The same CSP as the Electron window, with the WebSocket back to this host allowed. */
+export const hostCsp =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+
+/** Serve the built renderer; unknown paths fall back to index.html (client-side routes). */
+export function serveStatic(root: string, urlPath: string, res: ServerResponse): boolean {
+  const base = resolve(root)
+  let file = normalize(join(base, decodeURIComponent(urlPath.split('?')[0])))
+  if (file !== base && !file.startsWith(base + sep)) return false
+  if (!existsSync(file) || statSync(file).isDirectory()) file = join(base, 'index.html')
+  if (!existsSync(file)) return false
+  res.writeHead(200, {
+    'Content-Type': types[extname(file)] ?? 'application/octet-stream',
+    'Content-Security-Policy': hostCsp,
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': file.endsWith('index.html') ? 'no-store' : 'public, max-age=3600',
+  })
+  createReadStream(file).pipe(res)
+  return true
+}

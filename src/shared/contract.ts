@@ -1,0 +1,85 @@
+/**
+ * The one contract both transports (Electron IPC and the host's WebSocket) are built from.
+ * Adding a method is one entry here plus one core function (see src/core/handlers.ts).
+ */
+import { z } from 'zod'
+import { appInfo, healthChange, healthResult, healthSnapshot, jobInfo, jobProgress, serviceId, settingView } from './domain'
+
+const none = z.object({}).strict()
+
+export const methods = {
+  'app.info': { input: none, output: appInfo },
+  'health.snapshot': { input: none, output: healthSnapshot },
+  'health.checkNow': {
+    input: z.object({ service: serviceId.optional() }).strict(),
+    output: healthSnapshot,
+  },
+  'health.history': {
+    input: z.object({ service: serviceId, limit: z.number().int().min(1).max(500).default(50) }).strict(),
+    output: z.object({ results: z.array(healthResult), changes: z.array(healthChange) }),
+  },
+  'settings.list': { input: none, output: z.array(settingView) },
+  'jobs.list': { input: none, output: z.array(jobInfo) },
+  'jobs.cancel': { input: z.object({ jobId: z.string().min(1).max(64) }).strict(), output: z.object({ cancelled: z.boolean() }) },
+  'sandbox.seed': {
+    input: z.object({ scale: z.number().min(0.01).max(1000) }).strict(),
+    output: z.object({ jobId: z.string() }),
+  },
+} as const
+
+export const events = {
+  'health.updated': healthSnapshot,
+  'health.changed': healthChange,
+  'job.progress': jobProgress,
+  'job.finished': jobInfo,
+} as const
+
+export type Methods = typeof methods
+export type MethodName = keyof Methods
+export type EventName = keyof typeof events
+export type MethodInput<M extends MethodName> = z.input<Methods[M]['input']>
+export type MethodOutput<M extends MethodName> = z.output<Methods[M]['output']>
+export type EventPayload<E extends EventName> = z.output<(typeof events)[E]>
+
+export const methodNames = Object.keys(methods) as MethodName[]
+export const eventNames = Object.keys(events) as EventName[]
+
+export type ErrorBody = { code: string; message: string }
+export type Reply<T> = { ok: true; value: T } | { ok: false; error: ErrorBody }
+
+/** Electron channel names are derived from the contract, never written by hand. */
+export const ipcChannel = (method: MethodName): string => `ops:call:${method}`
+export const IPC_EVENT_CHANNEL = 'ops:event'
+
+/** The client side every face implements: the renderer depends on this alone. */
+export interface ApiClient {
+  call<M extends MethodName>(method: M, input: MethodInput<M>): Promise<MethodOutput<M>>
+  on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void
+}
+
+/** An error a person reads: what happened, why, what to do. Code is stable for programs. */
+export class OpsError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'OpsError'
+  }
+}
+
+/** Parse the input of a call, turning a zod failure into a readable error. */
+export function parseInput<M extends MethodName>(method: M, raw: unknown): z.output<Methods[M]['input']> {
+  if (!(method in methods)) throw new OpsError('unknown_method', `There is no method "${String(method)}".`)
+  const res = methods[method].input.safeParse(raw ?? {})
+  if (!res.success) {
+    const issue = res.error.issues[0]
+    const where = issue?.path.length ? ` at "${issue.path.join('.')}"` : ''
+    throw new OpsError('invalid_input', `Invalid input for ${method}${where}: ${issue?.message ?? 'rejected'}.`)
+  }
+  return res.data as z.output<Methods[M]['input']>
+}
+
+export function isMethodName(name: unknown): name is MethodName {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(methods, name)
+}

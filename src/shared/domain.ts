@@ -1,0 +1,107 @@
+/**
+ * Domain types shared by core, the transports and the renderer.
+ * Pure TypeScript + zod: no Node, DOM or Electron imports.
+ */
+import { z } from 'zod'
+
+export const healthStatus = z.enum(['healthy', 'degraded', 'unhealthy', 'not_configured'])
+export type HealthStatus = z.infer<typeof healthStatus>
+
+export const serviceId = z.enum(['postgres', 'redis', 'storage', 's3', 'stripe', 'app', 'host'])
+export type ServiceId = z.infer<typeof serviceId>
+
+export const detailValue = z.union([z.string(), z.number(), z.boolean(), z.null()])
+
+export const healthResult = z.object({
+  service: serviceId,
+  label: z.string(),
+  status: healthStatus,
+  latencyMs: z.number().nullable(),
+  reason: z.string(),
+  details: z.record(z.string(), detailValue),
+  checkedAt: z.string(),
+  /** When the status last flipped (ISO time), null when it has not changed since the console started watching. */
+  lastChangeAt: z.string().nullable(),
+})
+export type HealthResult = z.infer<typeof healthResult>
+
+export const healthChange = z.object({
+  service: serviceId,
+  from: healthStatus.nullable(),
+  to: healthStatus,
+  reason: z.string(),
+  at: z.string(),
+})
+export type HealthChange = z.infer<typeof healthChange>
+
+export const healthSnapshot = z.object({
+  overall: healthStatus,
+  results: z.array(healthResult),
+  checkedAt: z.string().nullable(),
+  intervalS: z.number(),
+})
+export type HealthSnapshot = z.infer<typeof healthSnapshot>
+
+/** Worst-of ordering used for the overall status and for CLI exit codes. */
+export const statusRank: Record<HealthStatus, number> = {
+  not_configured: 0,
+  healthy: 1,
+  degraded: 2,
+  unhealthy: 3,
+}
+
+export function overallStatus(results: { status: HealthStatus }[]): HealthStatus {
+  let worst: HealthStatus = 'not_configured'
+  for (const r of results) if (statusRank[r.status] > statusRank[worst]) worst = r.status
+  return worst
+}
+
+export const jobState = z.enum(['running', 'succeeded', 'failed', 'cancelled'])
+export type JobState = z.infer<typeof jobState>
+
+export const jobProgress = z.object({
+  jobId: z.string(),
+  phase: z.string(),
+  done: z.number(),
+  total: z.number().nullable(),
+  unit: z.enum(['rows', 'bytes', 'tables', 'objects', 'steps']),
+  etaS: z.number().nullable(),
+  message: z.string().optional(),
+})
+export type JobProgress = z.infer<typeof jobProgress>
+
+export const jobInfo = z.object({
+  id: z.string(),
+  kind: z.string(),
+  state: jobState,
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  progress: jobProgress.nullable(),
+  result: z.unknown().optional(),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+})
+export type JobInfo = z.infer<typeof jobInfo>
+
+/** A setting as the renderer sees it: secrets are masked and never leave core. */
+export const settingView = z.object({
+  key: z.string(),
+  label: z.string(),
+  value: z.string().nullable(),
+  secret: z.boolean(),
+  source: z.enum(['environment', 'settings file', 'secret store', 'sandbox', 'default', 'unset']),
+})
+export type SettingView = z.infer<typeof settingView>
+
+export const appInfo = z.object({
+  version: z.string(),
+  face: z.enum(['electron', 'host']),
+  sandbox: z.object({
+    active: z.boolean(),
+    message: z.string(),
+  }),
+  database: z.string().nullable(),
+  hostname: z.string(),
+  /** Pages the later capabilities fill; the UI marks them as coming rather than faking them. */
+  capabilities: z.record(z.string(), z.boolean()),
+})
+export type AppInfo = z.infer<typeof appInfo>

@@ -1,0 +1,20 @@
+import { builtinModules } from 'node:module'
+import { defineConfig } from 'vite'
+import pkg from './package.json'
+
+/** The headless host and CLI: plain Node (CommonJS), dependencies left to node_modules. */
+export default defineConfig({
+  build: {
+    ssr: true,
+    target: 'node20',
+    outDir: 'out/host',
+    emptyOutDir: true,
+    sourcemap: true,
+    minify: false,
+    rollupOptions: {
+      input: { cli: 'src/host/cli.ts' },
+      external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), ...Object.keys(pkg.dependencies)],
+      output: { format: 'cjs', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
+    },
+  },
+})
