@@ -2,6 +2,7 @@ import { OpsError, type MethodName, type MethodOutput, type Methods } from '../s
 import type { z } from 'zod'
 import type { Ops } from './ops'
 import { settingsView } from './settings/view'
+import { updateSetting } from './settings/update'
 
 export interface CallContext {
   /** Who is calling: the operator's identity where the face knows it. */
@@ -19,6 +20,11 @@ export const handlers: Handlers = {
   'health.checkNow': (ops, input) => (input.service ? ops.health.checkOne(input.service) : ops.health.checkAll()),
   'health.history': (ops, input) => ops.health.history(input.service, input.limit),
   'settings.list': (ops) => settingsView(ops.config, ops.sandbox.active ? ops.databaseUrl : null),
+  'settings.update': (ops, input, ctx) =>
+    updateSetting({ dataDir: ops.config.dataDir, secrets: ops.secrets, env: process.env }, input.key, input.value).then(async (r) => {
+      await ops.audit.record({ actor: ctx.actor, action: 'settings.update', target: input.key, outcome: 'saved' })
+      return r
+    }),
   'jobs.list': (ops) => ops.jobs.list(),
   'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
   'sandbox.seed': (ops, input, ctx) => {

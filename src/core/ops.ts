@@ -20,6 +20,7 @@ import { hasSandboxSchema, seedSandbox } from './sandbox/seed'
 import { startTrafficSimulator, type TrafficSimulator } from './sandbox/traffic'
 import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
+import { noSecretStore, type SecretStore } from './settings/secret-store'
 import { version } from './version'
 
 export interface OpsOptions {
@@ -30,6 +31,8 @@ export interface OpsOptions {
   sandbox?: 'auto' | 'off'
   /** Run the periodic health checks (the host/agent and the Electron shell do; a one-shot CLI does not). */
   schedule?: boolean
+  /** Where secrets saved from the UI go (safeStorage in Electron); the host stores none. */
+  secrets?: SecretStore
   /** Seed a new sandbox and run its traffic simulator (long-lived faces); one-shot commands skip it. */
   sandboxActivity?: boolean
 }
@@ -60,7 +63,7 @@ export async function createOps(opts: OpsOptions) {
     opsUrl ??= databaseUrl
     sandbox.active = true
     sandbox.message =
-      'Sandbox: an embedded PostgreSQL with generated ExamForge data and simulated traffic. To watch a real database, set DATABASE_URL (and REDIS_URL, BACKUP_S3_BUCKET, STRIPE_SECRET_KEY, APP_URL) and restart.'
+      'an embedded PostgreSQL with generated ExamForge data and simulated traffic. To watch a real database, set DATABASE_URL (and REDIS_URL, BACKUP_S3_BUCKET, STRIPE_SECRET_KEY, APP_URL) and restart.'
   }
 
   const store = new OpsStore(opsUrl, log.child('store'))
@@ -170,6 +173,7 @@ export async function createOps(opts: OpsOptions) {
     config,
     log,
     events,
+    secrets: opts.secrets ?? noSecretStore,
     store,
     audit,
     jobs,

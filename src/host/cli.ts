@@ -92,7 +92,9 @@ export async function main(argv: string[]): Promise<number> {
       const started = Date.now()
       const log = createLogger()
       const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true })
-      const port = values.port ? Number(values.port) : Number(process.env.OPS_PORT ?? 0) || 7480
+      const port = Number(values.port ?? process.env.OPS_PORT ?? 7480)
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new OpsError('bad_argument', '--port must be a port number (0 picks a free one).')
       let server
       try {
         server = await startHostServer({ ops, rendererDir: rendererDir(), port, apiToken: process.env.OPS_API_TOKEN })
@@ -105,7 +107,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(
         `ExamForge Ops ${version} is serving on ${server.origin}${ops.sandbox.active ? ' (sandbox)' : ''}, ready in ${Date.now() - started} ms.\n` +
           `Open this one-time link in a browser:\n\n  ${server.launchUrl()}\n\n` +
-          `Programs may call the API with "Authorization: Bearer <token>" using OPS_API_TOKEN. Press Ctrl+C to stop.\n`,
+          (process.env.OPS_API_TOKEN ? 'Programs may call /api/call/<method> with "Authorization: Bearer $OPS_API_TOKEN". ' : '') +
+          'Press Ctrl+C to stop.\n',
       )
       await new Promise<void>((resolve) => {
         const stop = () => resolve()

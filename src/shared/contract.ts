@@ -19,6 +19,10 @@ export const methods = {
     output: z.object({ results: z.array(healthResult), changes: z.array(healthChange) }),
   },
   'settings.list': { input: none, output: z.array(settingView) },
+  'settings.update': {
+    input: z.object({ key: z.string().regex(/^[A-Z0-9_]{1,64}$/), value: z.string().max(4096).nullable() }).strict(),
+    output: z.object({ restartRequired: z.literal(true), overriddenByEnvironment: z.boolean() }),
+  },
   'jobs.list': { input: none, output: z.array(jobInfo) },
   'jobs.cancel': { input: z.object({ jobId: z.string().min(1).max(64) }).strict(), output: z.object({ cancelled: z.boolean() }) },
   'sandbox.seed': {

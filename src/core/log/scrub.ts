@@ -32,8 +32,9 @@ export function maskUrl(url: string | undefined | null): string | null {
   if (!url) return null
   try {
     const u = new URL(url)
-    if (u.password) u.password = '•••'
-    return u.toString()
+    if (!u.password) return u.toString()
+    // Built by hand: the URL setter would percent-encode the mask.
+    return `${u.protocol}//${u.username}:•••@${u.host}${u.pathname}${u.search}`
   } catch {
     return scrub(url)
   }

@@ -1,0 +1,118 @@
+import { app, BrowserWindow, ipcMain, Notification, session, type IpcMainInvokeEvent } from 'electron'
+import os from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../core/config/config'
+import { dispatch } from '../core/dispatch'
+import { createLogger } from '../core/log/logger'
+import { scrub } from '../core/log/scrub'
+import { createOps, type Ops } from '../core/ops'
+import { IPC_EVENT_CHANNEL, ipcChannel, methodNames } from '../shared/contract'
+import { hardenSession, lockContents, webPreferences } from './hardening'
+import { safeStorageSecrets } from './secrets'
+
+/** The Electron shell: adapts core to a window. It decides nothing itself. */
+const log = createLogger({ scope: 'electron' })
+let ops: Ops | null = null
+let win: BrowserWindow | null = null
+let startError: string | null = null
+
+const rendererUrl = () =>
+  !app.isPackaged && process.env.ELECTRON_RENDERER_URL
+    ? process.env.ELECTRON_RENDERER_URL
+    : `file://${join(__dirname, '../renderer/index.html')}`
+
+/** Only our own top frame may call core. */
+export function validSender(event: IpcMainInvokeEvent): boolean {
+  const frame = event.senderFrame
+  if (!frame || !win || event.sender !== win.webContents || frame !== win.webContents.mainFrame) return false
+  const expected = new URL(rendererUrl())
+  const actual = new URL(frame.url)
+  return actual.protocol === expected.protocol && actual.host === expected.host && actual.pathname === expected.pathname
+}
+
+function registerIpc(getOps: () => Ops | null): void {
+  const actor = os.userInfo().username
+  for (const method of methodNames) {
+    ipcMain.handle(ipcChannel(method), async (event, input: unknown) => {
+      if (!validSender(event))
+        return { ok: false, error: { code: 'forbidden', message: 'Calls are accepted only from the console window.' } }
+      const o = getOps()
+      if (startError) return { ok: false, error: { code: 'start_failed', message: startError } }
+      if (!o) return { ok: false, error: { code: 'starting', message: 'The console is still starting; try again in a moment.' } }
+      return dispatch(o, method, input, { actor })
+    })
+  }
+}
+
+async function createWindow(): Promise<void> {
+  win = new BrowserWindow({
+    width: 1320,
+    height: 860,
+    minWidth: 900,
+    minHeight: 600,
+    show: false,
+    title: 'ExamForge Ops',
+    backgroundColor: '#0f1419',
+    autoHideMenuBar: true,
+    webPreferences: webPreferences(join(__dirname, '../preload/index.js')),
+  })
+  win.on('ready-to-show', () => win?.show())
+  win.on('closed', () => (win = null))
+  if (rendererUrl().startsWith('file://')) await win.loadFile(join(__dirname, '../renderer/index.html'))
+  else await win.loadURL(rendererUrl())
+}
+
+async function start(): Promise<void> {
+  hardenSession(session.defaultSession)
+  app.on('web-contents-created', (_e, contents) => lockContents(contents, rendererUrl))
+  registerIpc(() => ops)
+  const secrets = safeStorageSecrets(app.getPath('userData'), (m) => log.warn(m))
+  let stored: Record<string, string> = {}
+  try {
+    stored = secrets.load()
+  } catch (e) {
+    log.warn('stored secrets could not be read', { error: (e as Error).message })
+  }
+  const config = loadConfig({ dataDir: process.env.OPS_DATA_DIR ?? app.getPath('userData'), secrets: stored })
+  const windowReady = createWindow()
+  try {
+    ops = await createOps({ config, face: 'electron', log, secrets })
+  } catch (e) {
+    startError = scrub(`The console could not start: ${(e as Error).message}`)
+    log.error(startError)
+    await windowReady
+    return
+  }
+  ops.events.onAny((event, payload) => win?.webContents.send(IPC_EVENT_CHANNEL, { event, payload }))
+  ops.events.on('health.changed', (c) => {
+    if (c.to === 'unhealthy' && Notification.isSupported())
+      new Notification({ title: `ExamForge Ops: ${c.service} is unhealthy`, body: c.reason }).show()
+  })
+  await windowReady
+}
+
+let quitting = false
+app.on('before-quit', (event) => {
+  if (quitting || !ops) return
+  // Drain running jobs before the process goes.
+  event.preventDefault()
+  quitting = true
+  void ops.close().finally(() => app.quit())
+})
+app.on('window-all-closed', () => {
+  if (process.platform !== 'darwin') app.quit()
+})
+app.on('activate', () => {
+  if (BrowserWindow.getAllWindows().length === 0) void createWindow()
+})
+
+if (!app.requestSingleInstanceLock()) app.quit()
+else {
+  app.on('second-instance', () => {
+    if (win) {
+      if (win.isMinimized()) win.restore()
+      win.focus()
+    }
+  })
+  app.whenReady().then(start, (e) => log.error('start failed', { error: String(e) }))
+}

@@ -1,0 +1,15 @@
+import { Layout } from './components/Layout'
+import { Coming } from './pages/Coming'
+import { Health } from './pages/Health'
+import { Overview } from './pages/Overview'
+import { Settings } from './pages/Settings'
+import { useApp } from './stores/app'
+
+export function App() {
+  const page = useApp((s) => s.page)
+  return (
+    <Layout>
+      {page === 'overview' ? <Overview /> : page === 'health' ? <Health /> : page === 'settings' ? <Settings /> : <Coming page={page} />}
+    </Layout>
+  )
+}

@@ -1,0 +1,26 @@
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never'
+  const s = Math.max(0, Math.round((now - new Date(iso).getTime()) / 1000))
+  if (s < 5) return 'just now'
+  if (s < 60) return `${s} s ago`
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`
+  return `${Math.floor(s / 86400)} d ago`
+}
+
+export const statusText: Record<string, string> = {
+  healthy: 'Healthy',
+  degraded: 'Degraded',
+  unhealthy: 'Unhealthy',
+  not_configured: 'Not configured',
+}
+
+export function fmtNumber(n: number): string {
+  return n.toLocaleString('en-US')
+}
+
+export function fmtDuration(s: number | null): string {
+  if (s == null) return '—'
+  if (s < 60) return `${Math.round(s)} s`
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`
+}

@@ -1,0 +1,80 @@
+import { HealthTile } from '../components/HealthTile'
+import { ago, statusText } from '../components/format'
+import { useApp } from '../stores/app'
+
+export function Health() {
+  const { health, checkNow, checking, selected, select, history } = useApp()
+  const current = health?.results.find((r) => r.service === selected) ?? null
+  return (
+    <>
+      <div className="toolbar">
+        <button className="primary" onClick={() => void checkNow()} disabled={checking !== null} data-testid="check-all">
+          {checking === 'all' ? 'Checking…' : 'Check now'}
+        </button>
+        <span className="muted">
+          Checked {ago(health?.checkedAt)} · every {health?.intervalS ?? '…'} s
+        </span>
+      </div>
+      <div className="split">
+        <div className="tiles">
+          {health?.results.map((r) => (
+            <HealthTile
+              key={r.service}
+              r={r}
+              selected={r.service === selected}
+              onOpen={() => void select(r.service === selected ? null : r.service)}
+            />
+          ))}
+        </div>
+        {current && (
+          <aside className="details" data-testid="details">
+            <div className="details-head">
+              <h2>{current.label}</h2>
+              <button className="link" onClick={() => void select(null)} aria-label="Close details">
+                ✕
+              </button>
+            </div>
+            <p className={`pill status-${current.status}`}>{statusText[current.status]}</p>
+            <p>{current.reason}</p>
+            {current.status !== 'not_configured' && (
+              <button onClick={() => void checkNow(current.service)} disabled={checking !== null}>
+                {checking === current.service ? 'Checking…' : `Check ${current.label} now`}
+              </button>
+            )}
+            <table className="kv">
+              <tbody>
+                {Object.entries(current.details).map(([k, v]) => (
+                  <tr key={k}>
+                    <th>{k}</th>
+                    <td>{String(v)}</td>
+                  </tr>
+                ))}
+                <tr>
+                  <th>latency</th>
+                  <td>{current.latencyMs == null ? '—' : `${current.latencyMs} ms`}</td>
+                </tr>
+                <tr>
+                  <th>status since</th>
+                  <td>{current.lastChangeAt ? new Date(current.lastChangeAt).toLocaleString() : '—'}</td>
+                </tr>
+              </tbody>
+            </table>
+            <h3>Recent changes</h3>
+            {history?.service === current.service && history.changes.length ? (
+              <ul className="changes">
+                {history.changes.map((c, i) => (
+                  <li key={i}>
+                    <span className={`pill small status-${c.to}`}>{statusText[c.to]}</span> {new Date(c.at).toLocaleString()}
+                    <div className="muted">{c.reason}</div>
+                  </li>
+                ))}
+              </ul>
+            ) : (
+              <p className="muted">No changes recorded{history?.service === current.service ? '' : ' yet'}.</p>
+            )}
+          </aside>
+        )}
+      </div>
+    </>
+  )
+}

@@ -1,0 +1,58 @@
+import { HealthTile } from '../components/HealthTile'
+import { useApp, type Page } from '../stores/app'
+
+const upcoming: { page: Page; title: string; text: string }[] = [
+  {
+    page: 'backups',
+    title: 'Backups',
+    text: 'Consistent full and change-stream incremental backups to S3 or a folder, with verify and retention.',
+  },
+  {
+    page: 'restore',
+    title: 'Restore',
+    text: 'A guided wizard for whole, selective and point-in-time restores, with preview, safety backup and checks.',
+  },
+  { page: 'metrics', title: 'Metrics', text: 'Live and historical charts of the host, PostgreSQL, Redis and the web app.' },
+  {
+    page: 'errors',
+    title: 'Errors, alerts, incidents',
+    text: 'Grouped application errors with breadcrumbs, threshold alerts and incident reports.',
+  },
+]
+
+export function Overview() {
+  const { health, go, select } = useApp()
+  return (
+    <>
+      <section>
+        <h2>Services</h2>
+        <div className="tiles compact-grid">
+          {health?.results.map((r) => (
+            <HealthTile
+              key={r.service}
+              r={r}
+              compact
+              onOpen={() => {
+                void select(r.service)
+                go('health')
+              }}
+            />
+          )) ?? <p className="muted">Loading…</p>}
+        </div>
+      </section>
+      <section>
+        <h2>Coming next</h2>
+        <div className="cards">
+          {upcoming.map((u) => (
+            <div className="card coming-card" key={u.page}>
+              <h3>
+                {u.title} <span className="badge">coming</span>
+              </h3>
+              <p>{u.text}</p>
+            </div>
+          ))}
+        </div>
+      </section>
+    </>
+  )
+}

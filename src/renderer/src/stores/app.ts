@@ -1,0 +1,145 @@
+import { create } from 'zustand'
+import type { ApiClient } from '../../../shared/contract'
+import type { AppInfo, HealthChange, HealthSnapshot, JobInfo, JobProgress, ServiceId, SettingView } from '../../../shared/domain'
+import type { ConnectionState } from '../api/clients'
+
+export const pages = ['overview', 'health', 'metrics', 'backups', 'restore', 'errors', 'alerts', 'incidents', 'settings'] as const
+export type Page = (typeof pages)[number]
+
+const pageFromHash = (): Page => {
+  const h = location.hash.replace(/^#\/?/, '') as Page
+  return (pages as readonly string[]).includes(h) ? h : 'overview'
+}
+
+interface AppState {
+  api: ApiClient | null
+  connection: ConnectionState
+  info: AppInfo | null
+  page: Page
+  health: HealthSnapshot | null
+  checking: ServiceId | 'all' | null
+  selected: ServiceId | null
+  history: { service: ServiceId; changes: HealthChange[] } | null
+  settings: SettingView[] | null
+  jobs: Record<string, JobProgress>
+  lastJob: JobInfo | null
+  error: string | null
+  init(api: ApiClient): Promise<void>
+  setConnection(c: ConnectionState): void
+  go(page: Page): void
+  checkNow(service?: ServiceId): Promise<void>
+  select(service: ServiceId | null): Promise<void>
+  loadSettings(): Promise<void>
+  saveSetting(key: string, value: string | null): Promise<string | null>
+  seed(scale: number): Promise<void>
+  cancelJob(jobId: string): Promise<void>
+  dismissError(): void
+}
+
+export const useApp = create<AppState>((set, get) => ({
+  api: null,
+  connection: 'connecting',
+  info: null,
+  page: pageFromHash(),
+  health: null,
+  checking: null,
+  selected: null,
+  history: null,
+  settings: null,
+  jobs: {},
+  lastJob: null,
+  error: null,
+
+  async init(api) {
+    set({ api })
+    api.on('health.updated', (health) => set({ health }))
+    api.on('job.progress', (p) => set({ jobs: { ...get().jobs, [p.jobId]: p } }))
+    api.on('job.finished', (j) => {
+      const jobs = { ...get().jobs }
+      delete jobs[j.id]
+      set({ jobs, lastJob: j })
+    })
+    api.on('health.changed', (c) => {
+      if (get().selected === c.service) void get().select(c.service)
+    })
+    window.addEventListener('hashchange', () => set({ page: pageFromHash() }))
+    try {
+      const [info, health] = await Promise.all([api.call('app.info', {}), api.call('health.snapshot', {})])
+      set({ info, health })
+    } catch (e) {
+      set({ error: (e as Error).message })
+    }
+  },
+  setConnection(connection) {
+    const was = get().connection
+    set({ connection })
+    // After a reconnect, pick up what changed while we were away.
+    if (connection === 'open' && was === 'closed')
+      void get()
+        .api?.call('health.snapshot', {})
+        .then((health) => set({ health }))
+  },
+  go(page) {
+    location.hash = `/${page}`
+    set({ page })
+  },
+  async checkNow(service) {
+    const api = get().api
+    if (!api) return
+    set({ checking: service ?? 'all' })
+    try {
+      set({ health: await api.call('health.checkNow', service ? { service } : {}) })
+    } catch (e) {
+      set({ error: (e as Error).message })
+    } finally {
+      set({ checking: null })
+    }
+  },
+  async select(service) {
+    set({ selected: service })
+    if (!service) return set({ history: null })
+    try {
+      const h = await get().api!.call('health.history', { service, limit: 20 })
+      set({ history: { service, changes: h.changes } })
+    } catch (e) {
+      set({ error: (e as Error).message })
+    }
+  },
+  async loadSettings() {
+    try {
+      set({ settings: await get().api!.call('settings.list', {}) })
+    } catch (e) {
+      set({ error: (e as Error).message })
+    }
+  },
+  async saveSetting(key, value) {
+    try {
+      const r = await get().api!.call('settings.update', { key, value })
+      await get().loadSettings()
+      return r.overriddenByEnvironment
+        ? `Saved, but ${key} is also set in the environment, which wins. Restart after changing the environment.`
+        : 'Saved. Restart the console to apply it.'
+    } catch (e) {
+      set({ error: (e as Error).message })
+      return null
+    }
+  },
+  async seed(scale) {
+    try {
+      const { jobId } = await get().api!.call('sandbox.seed', { scale })
+      set({ jobs: { ...get().jobs, [jobId]: { jobId, phase: 'starting', done: 0, total: null, unit: 'rows', etaS: null } } })
+    } catch (e) {
+      set({ error: (e as Error).message })
+    }
+  },
+  async cancelJob(jobId) {
+    try {
+      await get().api!.call('jobs.cancel', { jobId })
+    } catch (e) {
+      set({ error: (e as Error).message })
+    }
+  },
+  dismissError() {
+    set({ error: null })
+  },
+}))

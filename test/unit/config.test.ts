@@ -1,0 +1,62 @@
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/core/config/config'
+import { settingsView } from '../../src/core/settings/view'
+
+const dir = () => mkdtempSync(join(tmpdir(), 'ops-config-'))
+
+describe('configuration', () => {
+  it('reads the environment, with defaults for what is unset', () => {
+    const c = loadConfig({ env: { DATABASE_URL: 'postgres://u:p@h/db', BACKUP_RETAIN_DAYS: '30' }, dataDir: dir() })
+    expect(c.databaseUrl).toBe('postgres://u:p@h/db')
+    expect(c.opsDatabaseUrl).toBe('postgres://u:p@h/db')
+    expect(c.backupRetainDays).toBe(30)
+    expect(c.healthIntervalS).toBe(30)
+    expect(c.sources.DATABASE_URL).toBe('environment')
+    expect(c.sources.REDIS_URL).toBe('unset')
+  })
+
+  it('the environment wins over the settings file, and the settings file never supplies a secret', () => {
+    const d = dir()
+    writeFileSync(join(d, 'settings.json'), JSON.stringify({ APP_URL: 'http://from-file', STRIPE_SECRET_KEY: 'sk_test_fromfile000', BACKUP_S3_BUCKET: 'b1' }))
+    const c = loadConfig({ env: { APP_URL: 'http://from-env' }, dataDir: d })
+    expect(c.app.url).toBe('http://from-env')
+    expect(c.s3.bucket).toBe('b1')
+    expect(c.sources.BACKUP_S3_BUCKET).toBe('settings file')
+    expect(c.stripe.secretKey).toBeNull()
+  })
+
+  it('refuses a secrets file that other users can read, and says how to fix it', () => {
+    const d = dir()
+    const f = join(d, 'secrets.env')
+    writeFileSync(f, 'STRIPE_SECRET_KEY=sk_test_fromfile1234\n')
+    chmodSync(f, 0o644)
+    expect(() => loadConfig({ env: { OPS_SECRETS_FILE: f }, dataDir: d })).toThrow(/chmod 600/)
+    chmodSync(f, 0o600)
+    const c = loadConfig({ env: { OPS_SECRETS_FILE: f }, dataDir: d })
+    expect(c.stripe.secretKey).toBe('sk_test_fromfile1234')
+    expect(c.sources.STRIPE_SECRET_KEY).toBe('secret store')
+  })
+
+  it('rejects a bad number with what to do', () => {
+    expect(() => loadConfig({ env: { HEALTH_INTERVAL_S: 'often' }, dataDir: dir() })).toThrow(/HEALTH_INTERVAL_S must be a number from 1 to 3600/)
+  })
+
+  it('the settings view masks every secret', () => {
+    const c = loadConfig({
+      env: {
+        DATABASE_URL: 'postgres://app:dbpass123@db:5432/examforge',
+        REDIS_URL: 'redis://:redispass9@cache:6379',
+        STRIPE_SECRET_KEY: 'sk_live_abcdefghijkl1234',
+        AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+      },
+      dataDir: dir(),
+    })
+    const json = JSON.stringify(settingsView(c, null))
+    for (const secret of ['dbpass123', 'redispass9', 'abcdefghijkl', 'wJalrXUtnFEMI']) expect(json).not.toContain(secret)
+    expect(json).toContain('postgres://app:•••@db:5432/examforge')
+    expect(json).toContain('sk_live_•••1234')
+  })
+})
