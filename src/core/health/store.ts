@@ -54,14 +54,14 @@ export class HealthStore {
     )
   }
 
+  /** A flip is stored at once, with the state it starts, so a console restarting mid-cycle keeps "since". */
   async saveChange(c: HealthChange): Promise<void> {
-    await this.q(`INSERT INTO ops.health_changes (service, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5)`, [
-      c.service,
-      c.from,
-      c.to,
-      c.reason,
-      c.at,
-    ])
+    await this.q(
+      `WITH change AS (INSERT INTO ops.health_changes (service, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5))
+       INSERT INTO ops.health_state (service, status, reason, since, last_checked) VALUES ($1, $3, $4, $5, $5)
+       ON CONFLICT (service) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, since = EXCLUDED.since, last_checked = EXCLUDED.last_checked`,
+      [c.service, c.from, c.to, c.reason, c.at],
+    )
   }
 
   async loadState(): Promise<{ service: ServiceId; status: HealthStatus; since: string }[]> {

@@ -26,14 +26,16 @@ export function redisProbe(o: { url: string | null; timeoutMs: number; memoryWar
         retryStrategy: () => null,
         reconnectOnError: () => false,
       })
-      client.on('error', () => {}) // reported through the awaited calls below
+      // ioredis rejects connect() with "Connection is closed"; the cause arrives as an error event.
+      let lastError: unknown = null
+      client.on('error', (e) => (lastError = e))
       const abort = () => client.disconnect()
       signal.addEventListener('abort', abort, { once: true })
       try {
         try {
           await client.connect()
         } catch (e) {
-          return unhealthy(describeNetError(e, 'Redis'))
+          return unhealthy(describeNetError(lastError ?? e, 'Redis'))
         }
         const t0 = performance.now()
         try {

@@ -1,0 +1,123 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { loadConfig } from '../../src/core/config/config'
+import { silentLogger } from '../../src/core/log/logger'
+import { createOps, type Ops } from '../../src/core/ops'
+import type { HealthChange, HealthSnapshot } from '../../src/shared/domain'
+import { createDatabase, query } from '../helpers/db'
+import { startRedis, type RedisServer } from '../helpers/redis'
+
+describe('health checks on a schedule, recorded in the ops store', () => {
+  let db: Awaited<ReturnType<typeof createDatabase>>
+  let redis: RedisServer
+  let ops: Ops
+  const env = () => ({
+    DATABASE_URL: db.url,
+    REDIS_URL: redis.url,
+    HEALTH_INTERVAL_S: '1',
+    PROBE_TIMEOUT_MS: '2000',
+    LOCAL_BACKUP_PATH: join(mkdtempSync(join(tmpdir(), 'ops-bk-')), 'backups'),
+  })
+
+  beforeAll(async () => {
+    db = await createDatabase(inject('pgUrl'), 'health')
+    redis = await startRedis()
+    ops = await createOps({ config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }), face: 'host', log: silentLogger })
+  })
+  afterAll(async () => {
+    await ops?.close()
+    await redis?.stop()
+    await db?.drop()
+  })
+
+  it('uses the configured database, never the sandbox', () => {
+    expect(ops.sandbox.active).toBe(false)
+    expect(ops.info().sandbox.active).toBe(false)
+  })
+
+  it('runs every probe in parallel and keeps results and state in ops', async () => {
+    const snap = await ops.health.checkAll()
+    const by = Object.fromEntries(snap.results.map((r) => [r.service, r.status]))
+    expect(by).toMatchObject({ postgres: 'healthy', redis: 'healthy', storage: 'healthy', s3: 'not_configured', stripe: 'not_configured', app: 'not_configured' })
+    expect(snap.overall).not.toBe('unhealthy')
+    const rows = await query<{ service: string; n: string }>(db.url, `SELECT service, count(*) AS n FROM ops.health_results GROUP BY service`)
+    expect(rows.map((r) => r.service).sort()).toEqual(['app', 'host', 'postgres', 'redis', 's3', 'storage', 'stripe'])
+    const state = await query<{ status: string }>(db.url, `SELECT status FROM ops.health_state WHERE service = 'redis'`)
+    expect(state[0].status).toBe('healthy')
+  })
+
+  it('turns Redis unhealthy within one interval of it stopping, with a reason, and records the change', async () => {
+    const changed = new Promise<HealthChange>((resolve) => {
+      const off = ops.events.on('health.changed', (c) => {
+        if (c.service === 'redis') {
+          off()
+          resolve(c)
+        }
+      })
+    })
+    const nextUpdate = new Promise<HealthSnapshot>((resolve) => {
+      const off = ops.events.on('health.updated', (s) => {
+        if (s.results.find((r) => r.service === 'redis')?.status === 'unhealthy') {
+          off()
+          resolve(s)
+        }
+      })
+    })
+    const stoppedAt = Date.now()
+    await redis.stop()
+    const change = await changed
+    // One interval (1 s) plus the probe's own time.
+    expect(Date.now() - stoppedAt).toBeLessThan(1000 + 2000 + 500)
+    expect(change).toMatchObject({ service: 'redis', from: 'healthy', to: 'unhealthy' })
+    expect(change.reason).toMatch(/Redis refused the connection/)
+    const snap = ops.health.snapshot()
+    const r = snap.results.find((x) => x.service === 'redis')!
+    expect(r.status).toBe('unhealthy')
+    expect(r.lastChangeAt).toBe(change.at)
+    expect(snap.overall).toBe('unhealthy')
+    const hist = await ops.health.history('redis', 10)
+    expect(hist.changes[0]).toMatchObject({ from: 'healthy', to: 'unhealthy' })
+    // The faces are told too: the next snapshot event carries the red Redis.
+    expect((await nextUpdate).overall).toBe('unhealthy')
+  })
+
+  it('a restarted console remembers when the status last changed', async () => {
+    const before = ops.health.snapshot().results.find((x) => x.service === 'redis')!.lastChangeAt
+    const again = await createOps({ config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }), face: 'host', log: silentLogger, schedule: false })
+    try {
+      const snap = await again.health.checkAll()
+      expect(snap.results.find((x) => x.service === 'redis')!.lastChangeAt).toBe(before)
+    } finally {
+      await again.close()
+    }
+  })
+
+  it('migrations are versioned and idempotent', async () => {
+    const rows = await query<{ version: number }>(db.url, 'SELECT version FROM ops.schema_migrations ORDER BY version')
+    expect(rows.map((r) => r.version)).toEqual([1])
+  })
+})
+
+describe('health keeps working while the ops store is down', () => {
+  it('results stay in memory and the console reports the database unreachable', async () => {
+    const { freePort } = await import('../../src/core/sandbox/cluster')
+    const port = await freePort()
+    const ops = await createOps({
+      config: loadConfig({ env: { DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`, PROBE_TIMEOUT_MS: '1000' }, dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
+    try {
+      const snap = await ops.health.checkAll()
+      const pgResult = snap.results.find((r) => r.service === 'postgres')!
+      expect(pgResult.status).toBe('unhealthy')
+      expect(pgResult.reason).toMatch(/refused the connection/)
+      expect(snap.results.find((r) => r.service === 'host')!.status).not.toBe('unhealthy')
+    } finally {
+      await ops.close()
+    }
+  })
+})

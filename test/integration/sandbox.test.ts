@@ -1,0 +1,106 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/core/config/config'
+import { silentLogger } from '../../src/core/log/logger'
+import { createOps, type Ops } from '../../src/core/ops'
+import { sandboxClusterDir } from '../../src/core/sandbox/cluster'
+import { query } from '../helpers/db'
+
+describe('the sandbox: what a newcomer gets with no configuration at all', () => {
+  let ops: Ops
+  let dataDir: string
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'ops-sandbox-'))
+    chmodSync(dataDir, 0o755)
+    ops = await createOps({ config: loadConfig({ env: { SANDBOX_SCALE: '0.2' }, dataDir }), face: 'host', log: silentLogger, schedule: false })
+    await ops.jobs.wait(ops.sandbox.seedJobId!)
+  })
+  afterAll(async () => {
+    await ops?.close()
+    rmSync(sandboxClusterDir(dataDir), { recursive: true, force: true })
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('starts an embedded PostgreSQL with wal_level=logical and says it is a sandbox', async () => {
+    expect(ops.sandbox.active).toBe(true)
+    expect(ops.info().sandbox.message).toMatch(/set DATABASE_URL/)
+    const [row] = await query<{ wal_level: string }>(ops.databaseUrl!, `SELECT current_setting('wal_level') AS wal_level`)
+    expect(row.wal_level).toBe('logical')
+  })
+
+  it('seeds an ExamForge-like schema: enums, jsonb, timestamptz, foreign keys, quoted mixed-case identifiers', async () => {
+    const url = ops.databaseUrl!
+    const tables = (await query<{ relname: string }>(url, `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'`)).map((r) => r.relname)
+    for (const t of ['users', 'teams', 'team_members', 'plans', 'subscriptions', 'quizzes', 'questions', 'question_options', 'quiz_responses', 'question_responses', 'AuditEvent'])
+      expect(tables).toContain(t)
+    const enums = await query<{ typname: string }>(url, `SELECT typname FROM pg_type WHERE typtype = 'e' AND typnamespace = 'public'::regnamespace`)
+    expect(enums.map((e) => e.typname).sort()).toEqual(['question_kind', 'subscription_status', 'user_role'])
+    const fks = await query(url, `SELECT 1 FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`)
+    expect(fks.length).toBeGreaterThanOrEqual(12)
+    const types = await query<{ data_type: string }>(url, `SELECT DISTINCT data_type FROM information_schema.columns WHERE table_schema = 'public'`)
+    expect(types.map((t) => t.data_type)).toEqual(expect.arrayContaining(['jsonb', 'timestamp with time zone', 'USER-DEFINED', 'numeric']))
+    const [counts] = await query<{ users: string; answers: string; odd: string }>(
+      url,
+      `SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM question_responses) AS answers,
+              (SELECT count(*) FROM "AuditEvent" WHERE strpos(payload->>'note', E'\\t') > 0 AND strpos(payload->>'note', E'\\n') > 0
+                 AND strpos(payload->>'note', E'\\\\') > 0) AS odd`,
+    )
+    expect(Number(counts.users)).toBe(400)
+    expect(Number(counts.answers)).toBe(10_000)
+    expect(Number(counts.odd)).toBeGreaterThan(0)
+    // Every generated foreign key points at a row that exists.
+    const [orphans] = await query<{ n: string }>(
+      url,
+      `SELECT (SELECT count(*) FROM question_responses qr LEFT JOIN questions q ON q.id = qr."questionId" WHERE q.id IS NULL) AS n`,
+    )
+    expect(Number(orphans.n)).toBe(0)
+  })
+
+  it('the traffic simulator inserts, updates and deletes rows', async () => {
+    const url = ops.databaseUrl!
+    const stat = async () =>
+      (await query<{ ins: string; upd: string; del: string }>(
+        url,
+        `SELECT sum(n_tup_ins) AS ins, sum(n_tup_upd) AS upd, sum(n_tup_del) AS del FROM pg_stat_user_tables WHERE relname IN ('quiz_responses', 'subscriptions')`,
+      ))[0]
+    const before = await stat()
+    await new Promise((r) => setTimeout(r, 4500))
+    const after = await stat()
+    expect(Number(after.ins)).toBeGreaterThan(Number(before.ins))
+    expect(Number(after.upd)).toBeGreaterThan(Number(before.upd))
+    expect(Number(after.del)).toBeGreaterThan(Number(before.del))
+  })
+
+  it('regenerating at another scale is a cancellable job that keeps the old data until it completes', async () => {
+    const url = ops.databaseUrl!
+    const [{ n: usersBefore }] = await query<{ n: string }>(url, 'SELECT count(*) AS n FROM users')
+    const id = ops.seed(5)
+    await new Promise((r) => setTimeout(r, 300))
+    ops.jobs.cancel(id)
+    const info = await ops.jobs.wait(id)
+    expect(info.state).toBe('cancelled')
+    const [{ n: usersAfter }] = await query<{ n: string }>(url, 'SELECT count(*) AS n FROM users')
+    expect(usersAfter).toBe(usersBefore)
+    const jobs = await query<{ state: string }>(url, 'SELECT state FROM ops.jobs WHERE id = $1', [id])
+    expect(jobs[0].state).toBe('cancelled')
+    const audit = await query<{ outcome: string }>(url, `SELECT outcome FROM ops.audit_log WHERE target = $1`, [id])
+    expect(audit[0].outcome).toBe('cancelled')
+  })
+
+  it('the sandbox does not seed a configured database', async () => {
+    const other = await createOps({
+      config: loadConfig({ env: { DATABASE_URL: ops.databaseUrl! }, dataDir: mkdtempSync(join(tmpdir(), 'ops-real-')) }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
+    try {
+      expect(other.sandbox.active).toBe(false)
+      expect(() => other.seed(1)).toThrow(/never overwritten/)
+    } finally {
+      await other.close()
+    }
+  })
+})
