@@ -89,6 +89,8 @@ export const settingView = z.object({
   value: z.string().nullable(),
   secret: z.boolean(),
   source: z.enum(['environment', 'settings file', 'secret store', 'sandbox', 'default', 'unset']),
+  /** A value saved in the settings file that takes effect at the next start (null when none). */
+  pending: z.string().nullable(),
 })
 export type SettingView = z.infer<typeof settingView>
 

@@ -21,7 +21,11 @@ export async function createDatabase(baseUrl: string, prefix = 't'): Promise<{ u
   }
 }
 
-export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client({ connectionString: url })
   await c.connect()
   try {

@@ -26,12 +26,20 @@ export function stripeLike(req: IncomingMessage, res: ServerResponse) {
   if (req.url !== '/v1/balance') {
     res.writeHead(404).end(JSON.stringify({ error: { type: 'invalid_request_error', message: 'Unrecognized request URL' } }))
   } else if (key === 'sk_test_good0000000000') {
-    res.writeHead(200).end(JSON.stringify({ object: 'balance', livemode: false, available: [{ amount: 1200, currency: 'usd' }], pending: [] }))
+    res
+      .writeHead(200)
+      .end(JSON.stringify({ object: 'balance', livemode: false, available: [{ amount: 1200, currency: 'usd' }], pending: [] }))
   } else if (key.startsWith('rk_test_')) {
     res
       .writeHead(403)
-      .end(JSON.stringify({ error: { type: 'invalid_request_error', message: 'The provided key does not have the required permissions for this endpoint.' } }))
+      .end(
+        JSON.stringify({
+          error: { type: 'invalid_request_error', message: 'The provided key does not have the required permissions for this endpoint.' },
+        }),
+      )
   } else {
-    res.writeHead(401).end(JSON.stringify({ error: { type: 'invalid_request_error', message: `Invalid API Key provided: ${key.slice(0, 8)}***` } }))
+    res
+      .writeHead(401)
+      .end(JSON.stringify({ error: { type: 'invalid_request_error', message: `Invalid API Key provided: ${key.slice(0, 8)}***` } }))
   }
 }

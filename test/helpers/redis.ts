@@ -22,11 +22,17 @@ function ping(port: number): Promise<boolean> {
 /** A real redis-server (Debian's package) on a free port, owned by the test. */
 export async function startRedis(extra: string[] = []): Promise<RedisServer> {
   const port = await freePort()
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra], {
-    stdio: 'ignore',
-  })
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
+    {
+      stdio: 'ignore',
+    },
+  )
   const spawnError = new Promise<never>((_, reject) =>
-    child.once('error', (e) => reject(new Error(`redis-server could not start (${e.message}): install it with "apt-get install redis-server".`))),
+    child.once('error', (e) =>
+      reject(new Error(`redis-server could not start (${e.message}): install it with "apt-get install redis-server".`)),
+    ),
   )
   const deadline = Date.now() + 10_000
   for (;;) {

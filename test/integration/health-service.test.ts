@@ -24,7 +24,11 @@ describe('health checks on a schedule, recorded in the ops store', () => {
   beforeAll(async () => {
     db = await createDatabase(inject('pgUrl'), 'health')
     redis = await startRedis()
-    ops = await createOps({ config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }), face: 'host', log: silentLogger })
+    ops = await createOps({
+      config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }),
+      face: 'host',
+      log: silentLogger,
+    })
   })
   afterAll(async () => {
     await ops?.close()
@@ -40,9 +44,19 @@ describe('health checks on a schedule, recorded in the ops store', () => {
   it('runs every probe in parallel and keeps results and state in ops', async () => {
     const snap = await ops.health.checkAll()
     const by = Object.fromEntries(snap.results.map((r) => [r.service, r.status]))
-    expect(by).toMatchObject({ postgres: 'healthy', redis: 'healthy', storage: 'healthy', s3: 'not_configured', stripe: 'not_configured', app: 'not_configured' })
+    expect(by).toMatchObject({
+      postgres: 'healthy',
+      redis: 'healthy',
+      storage: 'healthy',
+      s3: 'not_configured',
+      stripe: 'not_configured',
+      app: 'not_configured',
+    })
     expect(snap.overall).not.toBe('unhealthy')
-    const rows = await query<{ service: string; n: string }>(db.url, `SELECT service, count(*) AS n FROM ops.health_results GROUP BY service`)
+    const rows = await query<{ service: string; n: string }>(
+      db.url,
+      `SELECT service, count(*) AS n FROM ops.health_results GROUP BY service`,
+    )
     expect(rows.map((r) => r.service).sort()).toEqual(['app', 'host', 'postgres', 'redis', 's3', 'storage', 'stripe'])
     const state = await query<{ status: string }>(db.url, `SELECT status FROM ops.health_state WHERE service = 'redis'`)
     expect(state[0].status).toBe('healthy')
@@ -85,7 +99,12 @@ describe('health checks on a schedule, recorded in the ops store', () => {
 
   it('a restarted console remembers when the status last changed', async () => {
     const before = ops.health.snapshot().results.find((x) => x.service === 'redis')!.lastChangeAt
-    const again = await createOps({ config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }), face: 'host', log: silentLogger, schedule: false })
+    const again = await createOps({
+      config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
     try {
       const snap = await again.health.checkAll()
       expect(snap.results.find((x) => x.service === 'redis')!.lastChangeAt).toBe(before)
@@ -105,7 +124,10 @@ describe('health keeps working while the ops store is down', () => {
     const { freePort } = await import('../../src/core/sandbox/cluster')
     const port = await freePort()
     const ops = await createOps({
-      config: loadConfig({ env: { DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`, PROBE_TIMEOUT_MS: '1000' }, dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }),
+      config: loadConfig({
+        env: { DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`, PROBE_TIMEOUT_MS: '1000' },
+        dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')),
+      }),
       face: 'host',
       log: silentLogger,
       schedule: false,

@@ -14,7 +14,12 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'ops-sandbox-'))
     chmodSync(dataDir, 0o755)
-    ops = await createOps({ config: loadConfig({ env: { SANDBOX_SCALE: '0.2' }, dataDir }), face: 'host', log: silentLogger, schedule: false })
+    ops = await createOps({
+      config: loadConfig({ env: { SANDBOX_SCALE: '0.2' }, dataDir }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
     await ops.jobs.wait(ops.sandbox.seedJobId!)
   })
   afterAll(async () => {
@@ -32,14 +37,34 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
 
   it('seeds an ExamForge-like schema: enums, jsonb, timestamptz, foreign keys, quoted mixed-case identifiers', async () => {
     const url = ops.databaseUrl!
-    const tables = (await query<{ relname: string }>(url, `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'`)).map((r) => r.relname)
-    for (const t of ['users', 'teams', 'team_members', 'plans', 'subscriptions', 'quizzes', 'questions', 'question_options', 'quiz_responses', 'question_responses', 'AuditEvent'])
+    const tables = (
+      await query<{ relname: string }>(url, `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'`)
+    ).map((r) => r.relname)
+    for (const t of [
+      'users',
+      'teams',
+      'team_members',
+      'plans',
+      'subscriptions',
+      'quizzes',
+      'questions',
+      'question_options',
+      'quiz_responses',
+      'question_responses',
+      'AuditEvent',
+    ])
       expect(tables).toContain(t)
-    const enums = await query<{ typname: string }>(url, `SELECT typname FROM pg_type WHERE typtype = 'e' AND typnamespace = 'public'::regnamespace`)
+    const enums = await query<{ typname: string }>(
+      url,
+      `SELECT typname FROM pg_type WHERE typtype = 'e' AND typnamespace = 'public'::regnamespace`,
+    )
     expect(enums.map((e) => e.typname).sort()).toEqual(['question_kind', 'subscription_status', 'user_role'])
     const fks = await query(url, `SELECT 1 FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`)
     expect(fks.length).toBeGreaterThanOrEqual(12)
-    const types = await query<{ data_type: string }>(url, `SELECT DISTINCT data_type FROM information_schema.columns WHERE table_schema = 'public'`)
+    const types = await query<{ data_type: string }>(
+      url,
+      `SELECT DISTINCT data_type FROM information_schema.columns WHERE table_schema = 'public'`,
+    )
     expect(types.map((t) => t.data_type)).toEqual(expect.arrayContaining(['jsonb', 'timestamp with time zone', 'USER-DEFINED', 'numeric']))
     const [counts] = await query<{ users: string; answers: string; odd: string }>(
       url,
@@ -61,10 +86,12 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
   it('the traffic simulator inserts, updates and deletes rows', async () => {
     const url = ops.databaseUrl!
     const stat = async () =>
-      (await query<{ ins: string; upd: string; del: string }>(
-        url,
-        `SELECT sum(n_tup_ins) AS ins, sum(n_tup_upd) AS upd, sum(n_tup_del) AS del FROM pg_stat_user_tables WHERE relname IN ('quiz_responses', 'subscriptions')`,
-      ))[0]
+      (
+        await query<{ ins: string; upd: string; del: string }>(
+          url,
+          `SELECT sum(n_tup_ins) AS ins, sum(n_tup_upd) AS upd, sum(n_tup_del) AS del FROM pg_stat_user_tables WHERE relname IN ('quiz_responses', 'subscriptions')`,
+        )
+      )[0]
     const before = await stat()
     await new Promise((r) => setTimeout(r, 4500))
     const after = await stat()

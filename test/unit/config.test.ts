@@ -20,7 +20,10 @@ describe('configuration', () => {
 
   it('the environment wins over the settings file, and the settings file never supplies a secret', () => {
     const d = dir()
-    writeFileSync(join(d, 'settings.json'), JSON.stringify({ APP_URL: 'http://from-file', STRIPE_SECRET_KEY: 'sk_test_fromfile000', BACKUP_S3_BUCKET: 'b1' }))
+    writeFileSync(
+      join(d, 'settings.json'),
+      JSON.stringify({ APP_URL: 'http://from-file', STRIPE_SECRET_KEY: 'sk_test_fromfile000', BACKUP_S3_BUCKET: 'b1' }),
+    )
     const c = loadConfig({ env: { APP_URL: 'http://from-env' }, dataDir: d })
     expect(c.app.url).toBe('http://from-env')
     expect(c.s3.bucket).toBe('b1')
@@ -41,7 +44,9 @@ describe('configuration', () => {
   })
 
   it('rejects a bad number with what to do', () => {
-    expect(() => loadConfig({ env: { HEALTH_INTERVAL_S: 'often' }, dataDir: dir() })).toThrow(/HEALTH_INTERVAL_S must be a number from 1 to 3600/)
+    expect(() => loadConfig({ env: { HEALTH_INTERVAL_S: 'often' }, dataDir: dir() })).toThrow(
+      /HEALTH_INTERVAL_S must be a number from 1 to 3600/,
+    )
   })
 
   it('the settings view masks every secret', () => {

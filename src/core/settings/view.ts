@@ -1,10 +1,11 @@
 import type { SettingView } from '../../shared/domain'
-import type { Config } from '../config/config'
+import { readSettingsFile, type Config } from '../config/config'
 import { settingKeys } from '../config/keys'
 import { maskSecret, maskUrl } from '../log/scrub'
 
 /** Settings as the renderer may see them: every secret masked, URLs with their password hidden. */
 export function settingsView(config: Config, sandboxUrl: string | null): SettingView[] {
+  const saved = readSettingsFile(config.dataDir)
   return settingKeys.map((k) => {
     let value = config.raw[k.key] ?? null
     let source = config.sources[k.key] ?? 'unset'
@@ -14,6 +15,8 @@ export function settingsView(config: Config, sandboxUrl: string | null): Setting
       source = 'sandbox'
     }
     const shown = !value ? null : k.kind === 'url' ? maskUrl(value) : k.secret ? maskSecret(value) : value
-    return { key: k.key, label: k.label, value: shown, secret: k.secret, source }
+    const file = saved[k.key]
+    const pending = !k.secret && file !== undefined && file !== config.raw[k.key] && source !== 'environment' ? file : null
+    return { key: k.key, label: k.label, value: shown, secret: k.secret, source, pending }
   })
 }

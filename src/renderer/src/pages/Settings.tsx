@@ -49,7 +49,8 @@ function SettingRow({ s }: { s: SettingView }) {
         ) : (
           (s.value ?? <span className="muted">not set</span>)
         )}
-        {note && <div className="note">{note}</div>}
+        {s.pending !== null && <div className="note">Saved: {s.pending} (applies after a restart)</div>}
+        {note && s.pending === null && <div className="note">{note}</div>}
       </td>
       <td>{s.source}</td>
       <td className="actions">

@@ -1,0 +1,103 @@
+/**
+ * A stand-in for the `electron` module, so the built main bundle can be loaded and inspected
+ * where no Electron binary can be installed. It records what the shell asks of Electron.
+ */
+import { EventEmitter } from 'node:events'
+
+export type Handler = (event: unknown, ...args: unknown[]) => unknown
+
+export function createElectronStandIn(o: { userData: string; backend: string }) {
+  const rec = {
+    windows: [] as FakeWindow[],
+    ipcHandlers: new Map<string, Handler>(),
+    headersHook: null as null | ((details: { responseHeaders: Record<string, string[]> }, cb: (r: unknown) => void) => void),
+    permissionHandler: null as null | ((wc: unknown, permission: string, cb: (ok: boolean) => void) => void),
+    openedExternal: [] as string[],
+    notifications: [] as { title: string; body: string }[],
+    quitCalls: 0,
+  }
+  const app = Object.assign(new EventEmitter(), {
+    isPackaged: false,
+    getPath: (name: string) => (name === 'userData' ? o.userData : o.userData),
+    whenReady: () => Promise.resolve(),
+    requestSingleInstanceLock: () => true,
+    quit: () => {
+      rec.quitCalls++
+    },
+  })
+
+  class FakeContents extends EventEmitter {
+    mainFrame = { url: '' }
+    sent: { channel: string; payload: unknown }[] = []
+    windowOpenHandler: ((d: { url: string }) => { action: string }) | null = null
+    setWindowOpenHandler(h: (d: { url: string }) => { action: string }) {
+      this.windowOpenHandler = h
+    }
+    send(channel: string, payload: unknown) {
+      this.sent.push({ channel, payload })
+    }
+  }
+
+  class FakeWindow extends EventEmitter {
+    webContents = new FakeContents()
+    loaded: string | null = null
+    constructor(readonly options: Record<string, unknown> & { webPreferences: Record<string, unknown> }) {
+      super()
+      rec.windows.push(this)
+      app.emit('web-contents-created', {}, this.webContents)
+    }
+    async loadFile(file: string) {
+      this.loaded = file
+      this.webContents.mainFrame.url = `file://${file}`
+    }
+    async loadURL(url: string) {
+      this.loaded = url
+      this.webContents.mainFrame.url = url
+    }
+    show() {}
+    focus() {}
+    restore() {}
+    isMinimized() {
+      return false
+    }
+    static getAllWindows() {
+      return rec.windows
+    }
+  }
+
+  const module = {
+    app,
+    BrowserWindow: FakeWindow,
+    ipcMain: {
+      handle: (channel: string, h: Handler) => {
+        if (rec.ipcHandlers.has(channel)) throw new Error(`second handler for ${channel}`)
+        rec.ipcHandlers.set(channel, h)
+      },
+    },
+    session: {
+      defaultSession: {
+        webRequest: { onHeadersReceived: (h: typeof rec.headersHook) => (rec.headersHook = h) },
+        setPermissionRequestHandler: (h: typeof rec.permissionHandler) => (rec.permissionHandler = h),
+        setPermissionCheckHandler: () => {},
+      },
+    },
+    shell: { openExternal: async (url: string) => void rec.openedExternal.push(url) },
+    Notification: Object.assign(
+      class {
+        constructor(readonly n: { title: string; body: string }) {}
+        show() {
+          rec.notifications.push(this.n)
+        }
+      },
+      { isSupported: () => true },
+    ),
+    safeStorage: {
+      isEncryptionAvailable: () => true,
+      getSelectedStorageBackend: () => o.backend,
+      // The stand-in's "encryption" only has to be reversible and not plain text.
+      encryptString: (s: string) => Buffer.from(Buffer.from(s).toString('base64').split('').reverse().join('')),
+      decryptString: (b: Buffer) => Buffer.from(b.toString().split('').reverse().join(''), 'base64').toString(),
+    },
+  }
+  return { module, rec, FakeContents }
+}

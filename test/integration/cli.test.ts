@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { freePort } from '../../src/core/sandbox/cluster'
+import { createDatabase } from '../helpers/db'
+import { startHttp } from '../helpers/http'
+
+const root = resolve(__dirname, '../..')
+
+/** Run the CLI as an operator would: `npx examforge-ops ...` from the project root, after `npm run build`. */
+function cli(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+    const child = spawn('npx', ['--no-install', 'examforge-ops', ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_DATA_DIR: mkdtempSync(join(tmpdir(), 'ops-cli-')), ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }))
+  })
+}
+
+describe('examforge-ops CLI', () => {
+  let db: Awaited<ReturnType<typeof createDatabase>>
+  let app: Awaited<ReturnType<typeof startHttp>>
+  beforeAll(async () => {
+    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The CLI is not built: run "npm run build" (npm test does it first).')
+    db = await createDatabase(inject('pgUrl'), 'cli')
+    app = await startHttp((_req, res) => res.writeHead(200).end('{"status":"ok"}'))
+  })
+  afterAll(async () => {
+    await app?.close()
+    await db?.drop()
+  })
+
+  it('--help lists the commands and exits 0', async () => {
+    const r = await cli(['--help'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/health \[--json\]/)
+    expect(r.stdout).toMatch(/serve/)
+  })
+
+  it('health exits 0 when every configured check is healthy, and prints every check', async () => {
+    const r = await cli(['health'], { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'bk-')) })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    for (const label of ['PostgreSQL', 'Redis', 'Backup folder', 'S3 backups', 'Stripe', 'Web app', 'Host'])
+      expect(r.stdout).toContain(label)
+    expect(r.stdout).toMatch(/Redis\s+not configured/)
+  })
+
+  it('health --json exits 1 when a check is degraded', async () => {
+    const r = await cli(['health', '--json'], { DATABASE_URL: db.url, APP_URL: app.url, APP_HEALTH_KEYWORD: 'never-there' })
+    expect(r.code).toBe(1)
+    const snap = JSON.parse(r.stdout) as { overall: string; results: { service: string; status: string }[] }
+    expect(snap.overall).toBe('degraded')
+    expect(snap.results.find((x) => x.service === 'app')!.status).toBe('degraded')
+  })
+
+  it('health exits 2 when a check is unhealthy, and never prints a password', async () => {
+    const port = await freePort()
+    const r = await cli(['health', '--json'], { DATABASE_URL: db.url, REDIS_URL: `redis://:redis-pass-778@127.0.0.1:${port}` })
+    expect(r.code).toBe(2)
+    const snap = JSON.parse(r.stdout) as { results: { service: string; status: string; reason: string }[] }
+    expect(snap.results.find((x) => x.service === 'redis')).toMatchObject({ status: 'unhealthy' })
+    expect(r.stdout + r.stderr).not.toContain('redis-pass-778')
+    expect(r.stdout + r.stderr).not.toContain(new URL(db.url).password)
+  })
+
+  it('--service narrows the check and the exit code', async () => {
+    const port = await freePort()
+    const r = await cli(['health', '--service', 'postgres'], { DATABASE_URL: db.url, REDIS_URL: `redis://127.0.0.1:${port}` })
+    expect(r.code).toBe(0)
+    expect(r.stdout).not.toContain('Redis')
+    const bad = await cli(['health', '--service', 'mysql'])
+    expect(bad.code).toBe(64)
+    expect(bad.stderr).toMatch(/Unknown service "mysql": use one of postgres, redis/)
+  })
+
+  it('an unknown command says so and exits 64', async () => {
+    const r = await cli(['backupz'])
+    expect(r.code).toBe(64)
+    expect(r.stderr).toMatch(/Unknown command "backupz"/)
+  })
+})
