@@ -30,13 +30,11 @@ export function stripeLike(req: IncomingMessage, res: ServerResponse) {
       .writeHead(200)
       .end(JSON.stringify({ object: 'balance', livemode: false, available: [{ amount: 1200, currency: 'usd' }], pending: [] }))
   } else if (key.startsWith('rk_test_')) {
-    res
-      .writeHead(403)
-      .end(
-        JSON.stringify({
-          error: { type: 'invalid_request_error', message: 'The provided key does not have the required permissions for this endpoint.' },
-        }),
-      )
+    res.writeHead(403).end(
+      JSON.stringify({
+        error: { type: 'invalid_request_error', message: 'The provided key does not have the required permissions for this endpoint.' },
+      }),
+    )
   } else {
     res
       .writeHead(401)

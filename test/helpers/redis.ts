@@ -6,6 +6,8 @@ export interface RedisServer {
   url: string
   port: number
   stop(): Promise<void>
+  /** Start it again on the same port (after stop). */
+  restart(): Promise<void>
 }
 
 function ping(port: number): Promise<boolean> {
@@ -20,8 +22,8 @@ function ping(port: number): Promise<boolean> {
 }
 
 /** A real redis-server (Debian's package) on a free port, owned by the test. */
-export async function startRedis(extra: string[] = []): Promise<RedisServer> {
-  const port = await freePort()
+export async function startRedis(extra: string[] = [], fixedPort?: number): Promise<RedisServer> {
+  const port = fixedPort ?? (await freePort())
   const child: ChildProcess = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
@@ -40,9 +42,13 @@ export async function startRedis(extra: string[] = []): Promise<RedisServer> {
     if (Date.now() > deadline) throw new Error('redis-server did not answer PING within 10 s')
     await new Promise((r) => setTimeout(r, 50))
   }
-  return {
+  const server: RedisServer = {
     url: `redis://127.0.0.1:${port}`,
     port,
+    async restart() {
+      const again = await startRedis(extra, port)
+      server.stop = again.stop
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve()
@@ -50,4 +56,5 @@ export async function startRedis(extra: string[] = []): Promise<RedisServer> {
         child.kill('SIGTERM')
       }),
   }
+  return server
 }

@@ -1,4 +1,5 @@
 import Redis from 'ioredis'
+import { maskUrl } from '../../log/scrub'
 import { describeNetError, degraded, formatBytes, ok, unhealthy, type Probe } from '../probe'
 
 export function parseRedisInfo(text: string): Record<string, string> {
@@ -35,7 +36,7 @@ export function redisProbe(o: { url: string | null; timeoutMs: number; memoryWar
         try {
           await client.connect()
         } catch (e) {
-          return unhealthy(describeNetError(lastError ?? e, 'Redis'))
+          return unhealthy(describeNetError(lastError ?? e, 'Redis'), { target: maskUrl(o.url) })
         }
         const t0 = performance.now()
         try {
