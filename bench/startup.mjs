@@ -1,4 +1,5 @@
 // From `npm run serve` to a green Health page on the sandbox, as an operator would see it in a browser.
+/* global document, location -- these run inside the page, through page.evaluate */
 import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { createHash } from 'node:crypto'
