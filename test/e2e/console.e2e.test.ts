@@ -134,6 +134,19 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.screenshot({ path: join(shots, `${face}-settings.png`), fullPage: true })
   })
 
+  it('regenerates the sandbox data as a job with live progress', async () => {
+    await page.getByTestId('nav-settings').click()
+    await page.getByLabel('Scale').fill('0.8')
+    await page.getByRole('button', { name: 'Regenerate sandbox data' }).click()
+    await page.getByTestId('job-progress').waitFor({ timeout: 10_000 })
+    await expect
+      .poll(() => page.getByTestId('job-progress').textContent(), { timeout: 10_000, interval: 50 })
+      .toMatch(/generating .* of [\d,]+ rows/)
+    await page.getByTestId('job-progress').scrollIntoViewIfNeeded()
+    await page.screenshot({ path: join(shots, `${face}-job-progress.png`) })
+    await expect.poll(() => page.getByTestId('job-outcome').textContent(), { timeout: 60_000 }).toMatch(/sandbox.seed: succeeded/)
+  })
+
   return {
     get services() {
       return services
@@ -157,9 +170,11 @@ describe('the console in Chromium, served by the headless host', () => {
     let out = ''
     host.stdout!.on('data', (d) => (out += d))
     host.stderr!.on('data', (d) => (out += d))
-    const url = await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 'the host to print its URL', 60_000).catch((e: Error) => {
-      throw new Error(`${e.message}. Host output: ${out}`)
-    })
+    const url = await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 'the host to print its URL', 60_000).catch(
+      (e: Error) => {
+        throw new Error(`${e.message}. Host output: ${out}`)
+      },
+    )
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],

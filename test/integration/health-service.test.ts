@@ -113,6 +113,17 @@ describe('health checks on a schedule, recorded in the ops store', () => {
     }
   })
 
+  it('prunes raw results past the retention, keeping recent ones', async () => {
+    await query(
+      db.url,
+      `UPDATE ops.health_results SET checked_at = now() - interval '9 days' WHERE id IN (SELECT id FROM ops.health_results ORDER BY id LIMIT 3)`,
+    )
+    const [{ n: before }] = await query<{ n: string }>(db.url, 'SELECT count(*) AS n FROM ops.health_results')
+    expect(await ops.health.prune(7)).toBe(3)
+    const [{ n: after }] = await query<{ n: string }>(db.url, 'SELECT count(*) AS n FROM ops.health_results')
+    expect(Number(after)).toBe(Number(before) - 3)
+  })
+
   it('migrations are versioned and idempotent', async () => {
     const rows = await query<{ version: number }>(db.url, 'SELECT version FROM ops.schema_migrations ORDER BY version')
     expect(rows.map((r) => r.version)).toEqual([1])

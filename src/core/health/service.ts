@@ -28,6 +28,7 @@ export class HealthService {
   private latest = new Map<ServiceId, HealthResult>()
   private state = new Map<ServiceId, State>()
   private timer: NodeJS.Timeout | null = null
+  private pruneTimer: NodeJS.Timeout | null = null
   private cycle: Promise<HealthSnapshot> | null = null
   private lastCheckedAt: string | null = null
   private store: HealthStore
@@ -41,6 +42,8 @@ export class HealthService {
       events: OpsEvents
       log: Logger
       pool: () => pg.Pool | null
+      /** Days of raw results to keep (default 7). */
+      retainDays?: number
     },
   ) {
     this.store = new HealthStore(deps.pool, deps.log)
@@ -55,11 +58,21 @@ export class HealthService {
     void this.checkAll()
     this.timer = setInterval(() => void this.checkAll(), this.deps.intervalS * 1000)
     this.timer.unref()
+    // Raw results are kept for a week; state and changes are small and kept.
+    this.pruneTimer = setInterval(() => void this.store.prune(this.deps.retainDays ?? 7), 3600_000)
+    this.pruneTimer.unref()
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer)
+    if (this.pruneTimer) clearInterval(this.pruneTimer)
     this.timer = null
+    this.pruneTimer = null
+  }
+
+  /** Drop raw results older than the retention (hourly while scheduled). */
+  prune(days = this.deps.retainDays ?? 7): Promise<number> {
+    return this.store.prune(days)
   }
 
   snapshot(): HealthSnapshot {

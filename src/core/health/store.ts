@@ -116,7 +116,11 @@ export class HealthStore {
   }
 
   /** Keep a week of raw results; state and changes are small and kept. */
-  async prune(days = 7): Promise<void> {
-    await this.q(`DELETE FROM ops.health_results WHERE checked_at < now() - make_interval(days => $1)`, [days])
+  async prune(days = 7): Promise<number> {
+    const rows = await this.q<{ n: string }>(
+      `WITH gone AS (DELETE FROM ops.health_results WHERE checked_at < now() - make_interval(days => $1) RETURNING 1) SELECT count(*) AS n FROM gone`,
+      [days],
+    )
+    return Number(rows?.[0]?.n ?? 0)
   }
 }
