@@ -3,6 +3,7 @@ import type { z } from 'zod'
 import type { Ops } from './ops'
 import { settingsView } from './settings/view'
 import { updateSetting } from './settings/update'
+import { summarise } from './backup/summary'
 
 export interface CallContext {
   /** Who is calling: the operator's identity where the face knows it. */
@@ -27,6 +28,9 @@ export const handlers: Handlers = {
     }),
   'jobs.list': (ops) => ops.jobs.list(),
   'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
+  'backups.list': async (ops) => ({ location: ops.backups.storage().location, sets: (await ops.backups.list()).map(summarise) }),
+  'backups.start': (ops, _input, ctx) => ops.backups.startFull(ctx.actor),
+  'backups.verify': (ops, input, ctx) => ops.backups.startVerify(input.setId, ctx.actor),
   'sandbox.seed': (ops, input, ctx) => {
     if (!ops.sandbox.active)
       throw new OpsError('not_sandbox', 'Generating data is only offered in the sandbox; a configured database is never overwritten.')

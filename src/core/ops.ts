@@ -3,6 +3,7 @@ import pg from 'pg'
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { AppInfo } from '../shared/domain'
 import { AuditLog } from './audit/audit'
+import { BackupService } from './backup/service'
 import type { Config } from './config/config'
 import { OpsEvents } from './events'
 import { HealthService } from './health/service'
@@ -70,6 +71,8 @@ export async function createOps(opts: OpsOptions) {
   await store.ready()
   const audit = new AuditLog({ store: () => store.pool(), log: log.child('audit') })
   const jobs = new JobRunner({ events, log: log.child('jobs'), store: () => store.pool(), audit })
+
+  const backups = new BackupService({ config, databaseUrl: () => databaseUrl, jobs, log: log.child('backup'), audit })
 
   let s3: S3Client | null = null
   const s3Client = () => (s3 ??= createS3Client(config.s3, config.probeTimeoutMs))
@@ -178,6 +181,7 @@ export async function createOps(opts: OpsOptions) {
     audit,
     jobs,
     health,
+    backups,
     sandbox,
     databaseUrl,
     info,

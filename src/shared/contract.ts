@@ -3,7 +3,17 @@
  * Adding a method is one entry here plus one core function (see src/core/handlers.ts).
  */
 import { z } from 'zod'
-import { appInfo, healthChange, healthResult, healthSnapshot, jobInfo, jobProgress, serviceId, settingView } from './domain'
+import {
+  appInfo,
+  backupSetSummary,
+  healthChange,
+  healthResult,
+  healthSnapshot,
+  jobInfo,
+  jobProgress,
+  serviceId,
+  settingView,
+} from './domain'
 
 const none = z.object({}).strict()
 
@@ -25,6 +35,18 @@ export const methods = {
   },
   'jobs.list': { input: none, output: z.array(jobInfo) },
   'jobs.cancel': { input: z.object({ jobId: z.string().min(1).max(64) }).strict(), output: z.object({ cancelled: z.boolean() }) },
+  'backups.list': {
+    input: none,
+    output: z.object({ location: z.string(), sets: z.array(backupSetSummary) }),
+  },
+  'backups.start': {
+    input: z.object({ type: z.enum(['full']) }).strict(),
+    output: z.object({ jobId: z.string(), setId: z.string() }),
+  },
+  'backups.verify': {
+    input: z.object({ setId: z.string().regex(/^\d{8}T\d{6}Z-(full|incremental|safety)-[0-9a-f]{4}$/, 'not a backup set id') }).strict(),
+    output: z.object({ jobId: z.string() }),
+  },
   'sandbox.seed': {
     input: z.object({ scale: z.number().min(0.01).max(1000) }).strict(),
     output: z.object({ jobId: z.string() }),

@@ -107,3 +107,29 @@ export const appInfo = z.object({
   capabilities: z.record(z.string(), z.boolean()),
 })
 export type AppInfo = z.infer<typeof appInfo>
+
+export const backupSetSummary = z.object({
+  setId: z.string(),
+  status: z.enum(['complete', 'incomplete', 'unreadable']),
+  type: z.enum(['full', 'incremental', 'safety', 'unknown']),
+  parent: z.string().nullable(),
+  snapshotTime: z.string().nullable(),
+  durationMs: z.number().nullable(),
+  tables: z.number(),
+  rows: z.number(),
+  rawBytes: z.number(),
+  storedBytes: z.number(),
+  objects: z.number(),
+  compression: z.string().nullable(),
+  encrypted: z.boolean(),
+  lastModified: z.string(),
+  problem: z.string().nullable(),
+})
+export type BackupSetSummary = z.infer<typeof backupSetSummary>
+
+export const verifyReport = z.object({
+  setId: z.string(),
+  ok: z.boolean(),
+  checkedBytes: z.number(),
+  objects: z.array(z.object({ key: z.string(), ok: z.boolean(), problem: z.string().nullable() })),
+})

@@ -26,6 +26,15 @@ export interface Config {
   healthIntervalS: number
   probeTimeoutMs: number
   backupRetainDays: number
+  backup: {
+    compression: string
+    parallelism: number | null
+    chunkBytes: number
+    encryptionKey: string | null
+    encryptionPassphrase: string | null
+    s3Sse: 'AES256' | 'aws:kms' | null
+    s3KmsKeyId: string | null
+  }
   adminEmails: string[]
   sandbox: { scale: number; traffic: boolean }
   /** Where each value came from, for the Settings page. */
@@ -97,6 +106,12 @@ function num(value: string | undefined, key: string, min: number, max: number): 
   return n
 }
 
+function sse(v: string | undefined): 'AES256' | 'aws:kms' | null {
+  if (!v) return null
+  if (v === 'AES256' || v === 'aws:kms') return v
+  throw new OpsError('bad_setting', `S3_SSE must be "AES256" or "aws:kms"; it is "${v}".`)
+}
+
 export function loadConfig(input: ConfigInput = {}): Config {
   const env = input.env ?? process.env
   const dataDir = input.dataDir ?? defaultDataDir(env)
@@ -152,6 +167,15 @@ export function loadConfig(input: ConfigInput = {}): Config {
     healthIntervalS: num(raw.HEALTH_INTERVAL_S, 'HEALTH_INTERVAL_S', 1, 3600),
     probeTimeoutMs: num(raw.PROBE_TIMEOUT_MS, 'PROBE_TIMEOUT_MS', 100, 120_000),
     backupRetainDays: num(raw.BACKUP_RETAIN_DAYS, 'BACKUP_RETAIN_DAYS', 0, 36_500),
+    backup: {
+      compression: raw.BACKUP_COMPRESSION ?? 'gzip:6',
+      parallelism: raw.BACKUP_PARALLELISM ? num(raw.BACKUP_PARALLELISM, 'BACKUP_PARALLELISM', 1, 32) : null,
+      chunkBytes: num(raw.BACKUP_CHUNK_MB, 'BACKUP_CHUNK_MB', 1, 65_536) * 1024 * 1024,
+      encryptionKey: raw.BACKUP_ENCRYPTION_KEY ?? null,
+      encryptionPassphrase: raw.BACKUP_ENCRYPTION_PASSPHRASE ?? null,
+      s3Sse: sse(raw.S3_SSE),
+      s3KmsKeyId: raw.S3_SSE_KMS_KEY_ID ?? null,
+    },
     adminEmails: (raw.ADMIN_EMAILS ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())

@@ -1,0 +1,60 @@
+import type { BackupStorage } from '../storage/storage'
+import { manifestSchema, SET_ID, SETS_PREFIX, type Manifest } from './manifest'
+
+export interface CatalogSet {
+  setId: string
+  status: 'complete' | 'incomplete' | 'unreadable'
+  type: 'full' | 'incremental' | 'safety' | 'unknown'
+  manifest: Manifest | null
+  objects: number
+  storedBytes: number
+  lastModified: string
+  problem: string | null
+}
+
+/**
+ * The catalog is what storage holds, read from the manifests alone: it works while the database
+ * is down. A set without a manifest is incomplete: shown, never offered for restore.
+ */
+export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]> {
+  const objects = await storage.list(SETS_PREFIX)
+  const bySet = new Map<string, typeof objects>()
+  for (const o of objects) {
+    const id = o.key.slice(SETS_PREFIX.length).split('/')[0]
+    if (!SET_ID.test(id)) continue
+    bySet.set(id, [...(bySet.get(id) ?? []), o])
+  }
+  const sets: CatalogSet[] = []
+  for (const [setId, objs] of bySet) {
+    const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
+    const base = {
+      setId,
+      type,
+      objects: objs.length,
+      storedBytes: objs.reduce((n, o) => n + o.size, 0),
+      lastModified: new Date(Math.max(...objs.map((o) => o.modified.getTime()))).toISOString(),
+    }
+    const m = objs.find((o) => o.key.endsWith('/manifest.json'))
+    if (!m) {
+      sets.push({
+        ...base,
+        status: 'incomplete',
+        manifest: null,
+        problem: 'No manifest: the backup did not finish. It is never offered for restore and is removed by cleanup.',
+      })
+      continue
+    }
+    try {
+      const manifest = manifestSchema.parse(JSON.parse((await storage.getBuffer(m.key)).toString('utf8')))
+      sets.push({ ...base, status: 'complete', manifest, problem: null })
+    } catch (e) {
+      sets.push({
+        ...base,
+        status: 'unreadable',
+        manifest: null,
+        problem: `The manifest cannot be read: ${(e as Error).message.slice(0, 200)}`,
+      })
+    }
+  }
+  return sets.sort((a, b) => b.setId.localeCompare(a.setId))
+}

@@ -1,0 +1,289 @@
+import os from 'node:os'
+import { Readable } from 'node:stream'
+import pg from 'pg'
+import { to as copyTo } from 'pg-copy-streams'
+import { OpsError } from '../../shared/contract'
+import type { JobContext } from '../jobs/runner'
+import type { Logger } from '../log/logger'
+import type { BackupStorage } from '../storage/storage'
+import { version } from '../version'
+import { compressor, extensionFor, type CompressionParams } from './compression'
+import { encryptStream, type EncryptionParams } from './crypto'
+import { combineDigests, digestTap, RowDigest } from './digest'
+import { manifestKey, setPrefix, type Manifest } from './manifest'
+import { storeObject } from './pipeline'
+import { captureSchema, USER_SCHEMAS } from './schema-capture'
+
+export interface BackupOptions {
+  databaseUrl: string
+  storage: BackupStorage
+  compression: CompressionParams
+  encryption: { key: Buffer; params: EncryptionParams } | null
+  /** Parallel connections reading tables (default: cores, 2 to 4). */
+  parallelism?: number
+  /** Tables larger than this are split into chunks that restore can load in parallel. */
+  chunkBytes?: number
+  lockTimeoutMs?: number
+  serverSideEncryption?: string | null
+  log: Logger
+}
+
+/** Settings that make COPY text identical whenever and wherever it is produced, so digests compare. */
+export const STABLE_SESSION = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0`
+
+export const defaultParallelism = () => Math.max(2, Math.min(4, os.cpus().length))
+
+export const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
+export const qname = (schema: string, name: string) => `${qi(schema)}.${qi(name)}`
+
+interface Task {
+  table: number
+  chunk: number
+  where: string
+  estBytes: number
+}
+
+async function connect(url: string, name: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url, application_name: `examforge-ops:${name}` })
+  c.on('error', () => {}) // surfaced by the query that fails
+  await c.connect()
+  await c.query(STABLE_SESSION)
+  return c
+}
+
+/**
+ * A full backup: one consistent snapshot across every table (locks first, then the snapshot, so
+ * no TRUNCATE can slip between them), read over parallel connections that share it. The manifest
+ * is written last: without it the set is incomplete and never offered for restore.
+ */
+export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobContext): Promise<Manifest> {
+  const started = new Date()
+  const parallelism = o.parallelism ?? defaultParallelism()
+  const clients: pg.Client[] = []
+  const written: string[] = []
+  ctx.onProgress({ phase: 'connecting', done: 0, total: null, unit: 'bytes' })
+  try {
+    const coord = await connect(o.databaseUrl, 'backup')
+    clients.push(coord)
+    const { rows: info } = await coord.query(
+      `SELECT current_database() AS db, current_setting('server_version') AS version, current_setting('server_version_num')::int AS num,
+              current_setting('block_size')::int AS block`,
+    )
+    const server = info[0] as { db: string; version: string; num: number; block: number }
+    let systemIdentifier = 'unknown'
+    try {
+      systemIdentifier = (await coord.query(`SELECT system_identifier::text AS id FROM pg_control_system()`)).rows[0].id
+    } catch {
+      /* needs privileges some roles lack; the set is still valid without it */
+    }
+
+    // Every session (coordinator and workers) takes its ACCESS SHARE locks before the snapshot is
+    // exported: LOCK does not fix a snapshot, so nothing can truncate between snapshot and read, and
+    // no worker has to queue a lock behind someone's waiting TRUNCATE later (that would hang).
+    const workers: pg.Client[] = []
+    for (let n = 0; n < parallelism; n++) {
+      const w = await connect(o.databaseUrl, `backup-${n}`)
+      clients.push(w)
+      workers.push(w)
+    }
+    const sessions = [coord, ...workers]
+    const lockTimeout = Math.round(o.lockTimeoutMs ?? 10_000)
+    let snapshot: { name: string; lsn: string; time: string } | null = null
+    let tables: { oid: number; schema: string; name: string; bytes: number; pages: number }[] = []
+    let lastLockError: unknown = null
+    for (let attempt = 1; attempt <= 5 && !snapshot; attempt++) {
+      ctx.signal.throwIfAborted()
+      const { rows: listed } = await coord.query<{ oid: number; schema: string; name: string }>(
+        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND c.relnamespace IN (${USER_SCHEMAS}) AND c.relpersistence <> 't' ORDER BY c.oid`,
+      )
+      const lock = listed.length ? `LOCK TABLE ${listed.map((t) => qname(t.schema, t.name)).join(', ')} IN ACCESS SHARE MODE` : 'SELECT'
+      const rollbackAll = () => Promise.all(sessions.map((x) => x.query('ROLLBACK').catch(() => {})))
+      try {
+        await Promise.all(
+          sessions.map(async (x) => {
+            await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+            await x.query(`SET LOCAL lock_timeout = ${lockTimeout}`)
+            if (listed.length) await x.query(lock)
+          }),
+        )
+      } catch (e) {
+        await rollbackAll()
+        const code = (e as { code?: string }).code
+        if (code === '55P03' || code === '42P01') {
+          lastLockError = e // someone holds or awaits a conflicting lock, or a table went: let them pass, then try again
+          await new Promise((r) => setTimeout(r, 200 * attempt))
+          continue
+        }
+        throw e
+      }
+      const { rows: snap } = await coord.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)
+      const { rows: inSnapshot } = await coord.query<{ oid: number; schema: string; name: string; bytes: string }>(
+        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::bigint AS bytes
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND c.relnamespace IN (${USER_SCHEMAS}) AND c.relpersistence <> 't' ORDER BY c.oid`,
+      )
+      if (inSnapshot.map((t) => t.oid).join() !== listed.map((t) => t.oid).join()) {
+        await rollbackAll() // a table appeared or went between listing and locking
+        continue
+      }
+      const name = String(snap[0].name).replace(/'/g, "''")
+      await Promise.all(workers.map((w) => w.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
+      snapshot = { name: snap[0].name, lsn: snap[0].lsn, time: new Date(snap[0].time).toISOString() }
+      tables = inSnapshot.map((t) => ({ ...t, bytes: Number(t.bytes), pages: Math.ceil(Number(t.bytes) / server.block) }))
+    }
+    if (!snapshot) {
+      if ((lastLockError as { code?: string })?.code === '55P03')
+        throw new OpsError(
+          'lock_timeout',
+          `Another session kept a conflicting lock on a table (a migration, VACUUM FULL or TRUNCATE?) for more than ${lockTimeout / 1000} s, five times. Wait for it to finish, then back up again.`,
+        )
+      throw new OpsError(
+        'schema_changing',
+        'Tables kept being created or dropped while the backup started; try again when schema changes are done.',
+      )
+    }
+
+    ctx.signal.throwIfAborted()
+    ctx.onProgress({ phase: 'capturing schema', done: 0, total: null, unit: 'bytes' })
+    const schema = await captureSchema(coord)
+    const { rows: cols } = await coord.query<{ oid: number; cols: string[] }>(
+      `SELECT a.attrelid::int AS oid, array_agg(a.attname::text ORDER BY a.attnum) AS cols FROM pg_attribute a
+        WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+        GROUP BY a.attrelid`,
+      [tables.map((t) => t.oid)],
+    )
+    const columns = new Map(cols.map((c) => [c.oid, c.cols]))
+
+    const transforms = () => [compressor(o.compression), o.encryption ? encryptStream(o.encryption.key) : null].filter((t) => t !== null)
+    const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
+    const objects: Manifest['objects'] = []
+    const schemaKey = `${setPrefix(setId)}schema.json${ext}`
+    const schemaObj = await storeObject(
+      o.storage,
+      schemaKey,
+      Readable.from([Buffer.from(JSON.stringify({ pre: schema.pre, post: schema.post }))]),
+      transforms(),
+      ctx.signal,
+    )
+    written.push(schemaKey)
+    objects.push({ key: schemaKey, kind: 'schema', ...schemaObj })
+
+    // Plan: split big tables into ctid ranges (PostgreSQL 14+ scans those directly); largest first.
+    const chunkPages = Math.max(1, Math.floor((o.chunkBytes ?? 64 * 1024 * 1024) / server.block))
+    const tasks: Task[] = []
+    tables.forEach((t, i) => {
+      if (server.num < 140000 || t.pages <= chunkPages) tasks.push({ table: i, chunk: 0, where: '', estBytes: t.bytes })
+      else
+        for (let p = 0, c = 0; p < t.pages; p += chunkPages, c++) {
+          const last = p + chunkPages >= t.pages
+          tasks.push({
+            table: i,
+            chunk: c,
+            // The last range is open-ended: the table may only grow (truncation needs a lock we hold off).
+            where: ` WHERE ctid >= '(${p},0)'::tid${last ? '' : ` AND ctid < '(${p + chunkPages},0)'::tid`}`,
+            estBytes: Math.min(chunkPages, t.pages - p) * server.block,
+          })
+        }
+    })
+    tasks.sort((a, b) => b.estBytes - a.estBytes)
+    const totalEst = tasks.reduce((n, t) => n + t.estBytes, 0)
+
+    const results = new Map<string, { key: string; rows: number; digest: string; rawBytes: number; stored: number }>()
+    let doneBytes = 0
+    let rowsDone = 0
+    const tablesLeft = new Map(tables.map((_, i) => [i, tasks.filter((t) => t.table === i).length]))
+    const report = (phase: string) =>
+      ctx.onProgress({
+        phase,
+        done: Math.min(doneBytes, totalEst),
+        total: totalEst,
+        unit: 'bytes',
+        message: `${tables.length - [...tablesLeft.values()].filter((n) => n > 0).length}/${tables.length} tables, ${rowsDone.toLocaleString('en-US')} rows`,
+      })
+    const worker = async (c: pg.Client) => {
+      for (let task = tasks.shift(); task; task = tasks.shift()) {
+        ctx.signal.throwIfAborted()
+        const t = tables[task.table]
+        const key = `${setPrefix(setId)}data/t${String(task.table).padStart(4, '0')}/c${String(task.chunk).padStart(4, '0')}.copy${ext}`
+        const digest = new RowDigest()
+        const colList = (columns.get(t.oid) ?? []).map(qi).join(', ')
+        const copy = c.query(copyTo(`COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`))
+        const tap = digestTap(digest)
+        tap.on('data', (b: Buffer) => (doneBytes += b.length))
+        const stored = await storeObject(o.storage, key, copy, [tap, ...transforms()], ctx.signal)
+        written.push(key)
+        objects.push({ key, kind: 'data', ...stored })
+        rowsDone += digest.rows
+        results.set(`${task.table}:${task.chunk}`, {
+          key,
+          rows: digest.rows,
+          digest: digest.value(),
+          rawBytes: digest.rawBytes,
+          stored: stored.size,
+        })
+        tablesLeft.set(task.table, (tablesLeft.get(task.table) ?? 1) - 1)
+        report(`copying ${t.schema}.${t.name}`)
+      }
+    }
+    await Promise.all(workers.map((w) => worker(w)))
+
+    // Sequences are not transactional: read at the end, they are at or above every value the data uses.
+    const { rows: seqs } = await coord.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND c.relnamespace IN (${USER_SCHEMAS}) ORDER BY c.oid`,
+    )
+    const sequences: Manifest['sequences'] = []
+    for (const s of seqs) {
+      const { rows } = await coord.query<{ last_value: string; is_called: boolean }>(
+        `SELECT last_value::text, is_called FROM ${qname(s.schema, s.name)}`,
+      )
+      sequences.push({ schema: s.schema, name: s.name, value: rows[0].last_value, isCalled: rows[0].is_called })
+    }
+    for (const c of clients) await c.query('COMMIT').catch(() => {})
+
+    const finished = new Date()
+    const manifest: Manifest = {
+      formatVersion: 1,
+      setId,
+      type: 'full',
+      parent: null,
+      database: server.db,
+      server: { version: server.version, versionNum: server.num, systemIdentifier },
+      snapshot: { lsn: snapshot.lsn, time: snapshot.time, method: 'exported-snapshot' },
+      tables: tables.map((t, i) => {
+        const chunks = [...results.entries()]
+          .filter(([k]) => k.startsWith(`${i}:`))
+          .sort((a, b) => Number(a[0].split(':')[1]) - Number(b[0].split(':')[1]))
+          .map(([, r]) => r)
+        return {
+          schema: t.schema,
+          name: t.name,
+          columns: columns.get(t.oid) ?? [],
+          rows: chunks.reduce((n, c) => n + c.rows, 0),
+          digest: combineDigests(chunks.map((c) => c.digest)),
+          rawBytes: chunks.reduce((n, c) => n + c.rawBytes, 0),
+          storedBytes: chunks.reduce((n, c) => n + c.stored, 0),
+          chunks: chunks.map(({ key, rows, digest, rawBytes }) => ({ key, rows, digest, rawBytes })),
+        }
+      }),
+      objects: objects.sort((a, b) => a.key.localeCompare(b.key)),
+      sequences,
+      compression: o.compression,
+      encryption: o.encryption?.params ?? null,
+      storage: { serverSideEncryption: o.serverSideEncryption ?? null },
+      timings: { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() },
+      tool: { name: 'examforge-ops', version, node: process.version },
+    }
+    ctx.signal.throwIfAborted()
+    ctx.onProgress({ phase: 'writing manifest', done: totalEst, total: totalEst, unit: 'bytes' })
+    await o.storage.putSmall(manifestKey(setId), JSON.stringify(manifest, null, 2))
+    return manifest
+  } catch (e) {
+    // No manifest was written: remove what this run stored (what cannot be removed now, cleanup removes later).
+    await o.storage.delete(written).catch(() => {})
+    throw e
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})))
+  }
+}

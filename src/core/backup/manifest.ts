@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto'
+import { z } from 'zod'
+
+export const MANIFEST_VERSION = 1
+export const SETS_PREFIX = 'sets/'
+
+export const manifestSchema = z.object({
+  formatVersion: z.literal(MANIFEST_VERSION),
+  setId: z.string(),
+  type: z.enum(['full', 'incremental', 'safety']),
+  parent: z.string().nullable(),
+  database: z.string(),
+  server: z.object({ version: z.string(), versionNum: z.number(), systemIdentifier: z.string() }),
+  snapshot: z.object({ lsn: z.string(), time: z.string(), method: z.enum(['exported-snapshot', 'replication-slot']) }),
+  tables: z.array(
+    z.object({
+      schema: z.string(),
+      name: z.string(),
+      columns: z.array(z.string()),
+      rows: z.number(),
+      digest: z.string(),
+      rawBytes: z.number(),
+      storedBytes: z.number(),
+      chunks: z.array(z.object({ key: z.string(), rows: z.number(), digest: z.string(), rawBytes: z.number() })),
+    }),
+  ),
+  objects: z.array(z.object({ key: z.string(), size: z.number(), sha256: z.string(), kind: z.enum(['schema', 'data', 'changes']) })),
+  sequences: z.array(z.object({ schema: z.string(), name: z.string(), value: z.string(), isCalled: z.boolean() })),
+  compression: z.object({ codec: z.enum(['gzip', 'zstd', 'none']), level: z.number() }),
+  encryption: z
+    .object({ algorithm: z.literal('aes-256-gcm'), kdf: z.enum(['none', 'scrypt']), salt: z.string().nullable(), keyCheck: z.string() })
+    .nullable(),
+  storage: z.object({ serverSideEncryption: z.string().nullable() }),
+  timings: z.object({ startedAt: z.string(), finishedAt: z.string(), durationMs: z.number() }),
+  tool: z.object({ name: z.literal('examforge-ops'), version: z.string(), node: z.string() }),
+})
+export type Manifest = z.infer<typeof manifestSchema>
+
+/** Set ids sort by time: 20261129T150102Z-full-3fa9. */
+export function newSetId(type: Manifest['type'], at = new Date()): string {
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
+  return `${stamp}-${type}-${randomBytes(2).toString('hex')}`
+}
+
+export const SET_ID = /^\d{8}T\d{6}Z-(full|incremental|safety)-[0-9a-f]{4}$/
+
+export const setPrefix = (setId: string) => `${SETS_PREFIX}${setId}/`
+export const manifestKey = (setId: string) => `${setPrefix(setId)}manifest.json`

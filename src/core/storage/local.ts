@@ -1,0 +1,159 @@
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, relative, resolve, sep } from 'node:path'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { StorageError, type BackupStorage, type StoredObject } from './storage'
+
+const PARTIAL = '.partial'
+
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/** A local folder: objects are written to "<key>.partial", fsynced, then renamed into place. */
+export class LocalStorage implements BackupStorage {
+  readonly kind = 'local' as const
+  readonly location: string
+
+  constructor(private root: string) {
+    this.location = resolve(root)
+  }
+
+  private path(key: string): string {
+    const p = resolve(this.location, ...key.split('/'))
+    if (!p.startsWith(this.location + sep)) throw new StorageError('bad_key', `Refusing a key outside the backup folder: ${key}`)
+    return p
+  }
+
+  private async prepare(key: string): Promise<string> {
+    const p = this.path(key)
+    try {
+      await mkdir(dirname(p), { recursive: true })
+    } catch (e) {
+      throw new StorageError(
+        'unwritable',
+        `Cannot create ${dirname(p)} (${(e as NodeJS.ErrnoException).code}): check LOCAL_BACKUP_PATH and its permissions.`,
+      )
+    }
+    return p
+  }
+
+  async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+    const p = await this.prepare(key)
+    const tmp = p + PARTIAL
+    let size = 0
+    body.on('data', (c: Buffer) => (size += c.length))
+    try {
+      await pipeline(body, createWriteStream(tmp), { signal })
+      await fsyncPath(tmp)
+      await rename(tmp, p)
+      await fsyncPath(dirname(p))
+    } catch (e) {
+      await rm(tmp, { force: true })
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC')
+        throw new StorageError('no_space', `The backup folder ${this.location} is full: free space or move LOCAL_BACKUP_PATH.`)
+      throw e
+    }
+    return { size }
+  }
+
+  async putSmall(key: string, data: Buffer | string): Promise<void> {
+    const p = await this.prepare(key)
+    const tmp = p + PARTIAL
+    await writeFile(tmp, data)
+    await fsyncPath(tmp)
+    await rename(tmp, p)
+    await fsyncPath(dirname(p))
+  }
+
+  async get(key: string): Promise<Readable> {
+    const p = this.path(key)
+    await stat(p).catch(() => {
+      throw new StorageError('not_found', `The object ${key} is missing from ${this.location}.`)
+    })
+    return createReadStream(p)
+  }
+
+  async getBuffer(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.path(key))
+    } catch {
+      throw new StorageError('not_found', `The object ${key} is missing from ${this.location}.`)
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return stat(this.path(key)).then(
+      () => true,
+      () => false,
+    )
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const out: StoredObject[] = []
+    const walk = async (dir: string) => {
+      let entries
+      try {
+        entries = await readdir(dir, { withFileTypes: true })
+      } catch {
+        return
+      }
+      for (const e of entries) {
+        const p = join(dir, e.name)
+        if (e.isDirectory()) await walk(p)
+        else if (!e.name.endsWith(PARTIAL)) {
+          const key = relative(this.location, p).split(sep).join('/')
+          if (!key.startsWith(prefix)) continue
+          const st = await stat(p)
+          out.push({ key, size: st.size, modified: st.mtime })
+        }
+      }
+    }
+    await walk(this.location)
+    return out.sort((a, b) => a.key.localeCompare(b.key))
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    const dirs = new Set<string>()
+    for (const k of keys) {
+      const p = this.path(k)
+      await rm(p, { force: true })
+      dirs.add(dirname(p))
+    }
+    // Remove folders the deletion emptied, up to the root.
+    for (let d of [...dirs].sort((a, b) => b.length - a.length)) {
+      while (d.startsWith(this.location + sep)) {
+        const left = await readdir(d).catch(() => null)
+        if (!left || left.length) break
+        await rm(d, { recursive: true, force: true })
+        d = dirname(d)
+      }
+    }
+  }
+
+  async cleanupIncomplete(olderThanMs: number): Promise<{ removed: number }> {
+    let removed = 0
+    const walk = async (dir: string) => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+      for (const e of entries) {
+        const p = join(dir, e.name)
+        if (e.isDirectory()) await walk(p)
+        else if (e.name.endsWith(PARTIAL)) {
+          const st = await stat(p)
+          if (Date.now() - st.mtimeMs >= olderThanMs) {
+            await rm(p, { force: true })
+            removed++
+          }
+        }
+      }
+    }
+    await walk(this.location)
+    return { removed }
+  }
+}

@@ -1,0 +1,36 @@
+import type { Readable } from 'node:stream'
+
+export interface StoredObject {
+  key: string
+  size: number
+  modified: Date
+}
+
+/**
+ * Where backup sets live: a local folder or an S3 bucket, behind one interface. Keys use "/".
+ * put() resolves only once the object is durably stored; an aborted or failed put leaves at
+ * most a partial that cleanupIncomplete() removes, never an object that looks complete.
+ */
+export interface BackupStorage {
+  readonly kind: 'local' | 's3'
+  /** Where, for people: a folder path or s3://bucket/prefix. */
+  readonly location: string
+  put(key: string, body: Readable, signal?: AbortSignal): Promise<{ size: number }>
+  putSmall(key: string, data: Buffer | string): Promise<void>
+  get(key: string, signal?: AbortSignal): Promise<Readable>
+  getBuffer(key: string): Promise<Buffer>
+  exists(key: string): Promise<boolean>
+  list(prefix: string): Promise<StoredObject[]>
+  delete(keys: string[]): Promise<void>
+  /** Remove partial writes (and abort stale multipart uploads) older than the given age. */
+  cleanupIncomplete(olderThanMs: number): Promise<{ removed: number }>
+}
+
+export class StorageError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
