@@ -24,7 +24,10 @@ async function once(root, dataDir) {
     await new Promise((r) => setTimeout(r, 20))
   }
   const urlPrintedMs = performance.now() - t0
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  })
   const page = await browser.newPage()
   await page.goto(url)
   await page.evaluate(() => (location.hash = '/health'))

@@ -29,6 +29,24 @@ export const handlers: Handlers = {
   'jobs.list': (ops) => ops.jobs.list(),
   'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
   'backups.list': async (ops) => ({ location: ops.backups.storage().location, sets: (await ops.backups.list()).map(summarise) }),
+  'backups.get': async (ops, input) => {
+    const set = (await ops.backups.list()).find((x) => x.setId === input.setId)
+    if (!set) throw new OpsError('unknown_set', `There is no backup set "${input.setId}" in ${ops.backups.storage().location}.`)
+    const m = set.manifest
+    return {
+      set: summarise(set),
+      snapshotLsn: m?.snapshot.lsn ?? null,
+      server: m ? `PostgreSQL ${m.server.version}` : null,
+      tables: (m?.tables ?? []).map((t) => ({
+        schema: t.schema,
+        name: t.name,
+        rows: t.rows,
+        rawBytes: t.rawBytes,
+        storedBytes: t.storedBytes,
+        chunks: t.chunks.length,
+      })),
+    }
+  },
   'backups.start': (ops, _input, ctx) => ops.backups.startFull(ctx.actor),
   'backups.verify': (ops, input, ctx) => ops.backups.startVerify(input.setId, ctx.actor),
   'sandbox.seed': (ops, input, ctx) => {

@@ -163,7 +163,7 @@ export async function createOps(opts: OpsOptions) {
     capabilities: {
       health: true,
       metrics: false,
-      backups: false,
+      backups: true,
       restore: false,
       errors: false,
       alerts: false,

@@ -6,7 +6,8 @@ import { createOps, type Ops } from '../core/ops'
 import { version } from '../core/version'
 import { OpsError } from '../shared/contract'
 import { serviceId, type HealthSnapshot } from '../shared/domain'
-import { healthExitCode, renderHealth } from './format'
+import { healthExitCode, renderHealth, renderSets } from './format'
+import { summarise } from '../core/backup/summary'
 import { startHostServer } from './server'
 
 const usage = `examforge-ops ${version}: the ExamForge operations console
@@ -17,25 +18,52 @@ Commands:
   serve [--port N]          Start the headless host on 127.0.0.1 (browser UI, agent schedules) and print the URL to open.
   health [--json] [--service NAME]
                             Run every health check once. Exit 0 all healthy, 1 any degraded, 2 any unhealthy.
+  backup full [--json]      Take a consistent full backup to LOCAL_BACKUP_PATH or BACKUP_S3_BUCKET, with progress.
+  backups list [--json]     The catalog, read from the manifests in storage (works while the database is down).
+  backups verify <set-id> [--json]
+                            Re-read every object of a set: size, SHA-256, decryption, decompression, row digests.
   seed --scale N            Regenerate the sandbox data (1 ≈ 10 MB, 200 ≈ 2 GB). Sandbox only.
   help                      This text.
 
 Configuration comes from the environment (DATABASE_URL, REDIS_URL, BACKUP_S3_BUCKET, AWS_REGION,
 S3_ENDPOINT, LOCAL_BACKUP_PATH, STRIPE_SECRET_KEY, APP_URL, ...) or a 0600 file named by
 OPS_SECRETS_FILE. With no DATABASE_URL, the embedded sandbox database is used.
-Coming in later releases: backup, backups, restore, restore-test, metrics.`
+Exit codes: 0 success, 1 failed (or a check found a problem), 2 unhealthy, 64 bad arguments, 70 internal error.
+Coming in later releases: backup incremental, backups prune, restore, restore-test, metrics.`
 
 function rendererDir(): string {
   return process.env.OPS_RENDERER_DIR ?? join(__dirname, '..', 'renderer')
 }
 
-async function withOps<T>(fn: (ops: Ops) => Promise<T>, sandboxActivity = false): Promise<T> {
+async function withOps<T>(fn: (ops: Ops) => Promise<T>, sandboxActivity = false, sandbox: 'auto' | 'off' = 'auto'): Promise<T> {
   const log = createLogger({ level: (process.env.OPS_LOG_LEVEL as 'info') ?? 'warn' })
-  const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: false, sandboxActivity })
+  const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: false, sandboxActivity, sandbox })
   try {
     return await fn(ops)
   } finally {
     await ops.close()
+  }
+}
+
+/** Wait for a job, drawing its progress on a terminal; Ctrl+C cancels it cleanly. */
+async function followJob(ops: Ops, jobId: string, draw: boolean) {
+  const tty = draw && process.stderr.isTTY
+  const off = ops.events.on('job.progress', (p) => {
+    if (p.jobId !== jobId || !tty) return
+    const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : ''
+    process.stderr.write(`\r\x1b[K${p.phase}${pct} ${p.message ?? ''}${p.etaS != null ? ` ETA ${p.etaS}s` : ''}`)
+  })
+  const cancel = () => {
+    process.stderr.write('\nCancelling...\n')
+    ops.jobs.cancel(jobId)
+  }
+  process.once('SIGINT', cancel)
+  try {
+    return await ops.jobs.wait(jobId)
+  } finally {
+    off()
+    process.off('SIGINT', cancel)
+    if (tty) process.stderr.write('\r\x1b[K')
   }
 }
 
@@ -64,6 +92,67 @@ export async function main(argv: string[]): Promise<number> {
       const shown = { ...snap, results }
       process.stdout.write(values.json ? JSON.stringify(shown, null, 2) + '\n' : renderHealth(shown, process.stdout.isTTY) + '\n')
       return healthExitCode(results)
+    }
+    case 'backup': {
+      const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, allowPositionals: true })
+      if (positionals[0] !== 'full')
+        throw new OpsError(
+          'bad_argument',
+          positionals[0] === 'incremental'
+            ? 'Incremental backups are not available yet: use "backup full".'
+            : 'Usage: examforge-ops backup full [--json]',
+        )
+      return withOps(async (ops) => {
+        const { jobId, setId } = ops.backups.startFull('cli')
+        if (!values.json) process.stderr.write(`Backing up to ${ops.backups.storage().location} as ${setId}\n`)
+        const info = await followJob(ops, jobId, !values.json)
+        const ok = info.state === 'succeeded'
+        if (values.json) process.stdout.write(JSON.stringify({ ok, ...info }, null, 2) + '\n')
+        else if (ok) process.stdout.write(`Backed up: ${JSON.stringify(info.result)}\n`)
+        else process.stderr.write(`Backup ${info.state}: ${info.error?.message}\n`)
+        return ok ? 0 : 1
+      })
+    }
+    case 'backups': {
+      const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, allowPositionals: true })
+      const [sub, id] = positionals
+      if (sub === 'list')
+        return withOps(
+          async (ops) => {
+            const sets = (await ops.backups.list()).map(summarise)
+            process.stdout.write(
+              values.json
+                ? JSON.stringify({ location: ops.backups.storage().location, sets }, null, 2) + '\n'
+                : renderSets(ops.backups.storage().location, sets) + '\n',
+            )
+            return 0
+          },
+          false,
+          'off',
+        )
+      if (sub === 'verify') {
+        if (!id) throw new OpsError('bad_argument', 'Usage: examforge-ops backups verify <set-id> [--json]')
+        return withOps(
+          async (ops) => {
+            const { jobId } = ops.backups.startVerify(id, 'cli')
+            const info = await followJob(ops, jobId, !values.json)
+            const report = info.result as { ok: boolean; objects: { key: string; ok: boolean; problem: string | null }[] } | undefined
+            if (values.json) process.stdout.write(JSON.stringify(report ?? { ok: false, error: info.error }, null, 2) + '\n')
+            else if (report) {
+              for (const o of report.objects) if (!o.ok) process.stdout.write(`BAD  ${o.key}: ${o.problem}\n`)
+              process.stdout.write(
+                report.ok
+                  ? `OK: all ${report.objects.length} objects of ${id} verified.\n`
+                  : `FAILED: ${report.objects.filter((o) => !o.ok).length} of ${report.objects.length} objects are bad.\n`,
+              )
+            } else process.stderr.write(`Verify ${info.state}: ${info.error?.message}\n`)
+            return report?.ok ? 0 : 1
+          },
+          false,
+          'off',
+        )
+      }
+      throw new OpsError('bad_argument', 'Usage: examforge-ops backups list|verify <set-id> [--json]')
     }
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })

@@ -1,4 +1,5 @@
-import { statusRank, type HealthResult, type HealthSnapshot } from '../shared/domain'
+import { statusRank, type BackupSetSummary, type HealthResult, type HealthSnapshot } from '../shared/domain'
+import { formatBytes } from '../core/health/probe'
 import { scrub } from '../core/log/scrub'
 
 /** 0 when every configured check is healthy, 1 when any is degraded, 2 when any is unhealthy. */
@@ -18,4 +19,22 @@ export function renderHealth(snap: HealthSnapshot, colour = false): string {
     return `${r.label.padEnd(label)}  ${s}${lat}  ${scrub(r.reason)}`
   })
   return [`Overall: ${snap.overall.replace('_', ' ')}`, ...lines].join('\n')
+}
+
+export function renderSets(location: string, sets: BackupSetSummary[]): string {
+  if (!sets.length) return `No backups in ${location} yet. Take one with "examforge-ops backup full".`
+  const lines = sets.map((s) =>
+    [
+      s.setId.padEnd(32),
+      s.status.padEnd(10),
+      (s.snapshotTime ?? '—').slice(0, 19).replace('T', ' ').padEnd(19),
+      `${s.tables} tables`.padStart(10),
+      `${s.rows.toLocaleString('en-US')} rows`.padStart(16),
+      formatBytes(s.storedBytes).padStart(9),
+      s.durationMs != null ? `${(s.durationMs / 1000).toFixed(1)} s`.padStart(8) : ''.padStart(8),
+      s.encrypted ? 'encrypted' : '',
+      s.problem ?? '',
+    ].join('  '),
+  )
+  return [`Backups in ${location}:`, ...lines].join('\n')
 }

@@ -39,6 +39,24 @@ export const methods = {
     input: none,
     output: z.object({ location: z.string(), sets: z.array(backupSetSummary) }),
   },
+  'backups.get': {
+    input: z.object({ setId: z.string().min(1).max(80) }).strict(),
+    output: z.object({
+      set: backupSetSummary,
+      snapshotLsn: z.string().nullable(),
+      server: z.string().nullable(),
+      tables: z.array(
+        z.object({
+          schema: z.string(),
+          name: z.string(),
+          rows: z.number(),
+          rawBytes: z.number(),
+          storedBytes: z.number(),
+          chunks: z.number(),
+        }),
+      ),
+    }),
+  },
   'backups.start': {
     input: z.object({ type: z.enum(['full']) }).strict(),
     output: z.object({ jobId: z.string(), setId: z.string() }),

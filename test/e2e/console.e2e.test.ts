@@ -101,7 +101,7 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.getByTestId('nav-overview').click()
     await expect.poll(() => page.locator('.tile.compact').count()).toBe(SERVICES.length)
     await page.screenshot({ path: join(shots, `${face}-overview.png`) })
-    await page.getByTestId('nav-backups').click()
+    await page.getByTestId('nav-metrics').click()
     await expect.poll(() => page.getByTestId('coming').textContent()).toMatch(/Not built yet/)
   })
 
@@ -132,6 +132,22 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     expect(html).not.toContain('sk_test_good0000000000')
     expect(html).not.toContain(`AWS_SECRET_ACCESS_KEY=${S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY}`)
     await page.screenshot({ path: join(shots, `${face}-settings.png`), fullPage: true })
+  })
+
+  it('backs up from the Backups page with live progress, lists the set, and verifies it', async () => {
+    await page.getByTestId('nav-backups').click()
+    await page.getByTestId('backup-sets').waitFor()
+    await page.getByTestId('backup-now').click()
+    await page.getByTestId('backup-progress').waitFor({ timeout: 10_000 })
+    await expect.poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 }).toMatch(/Backup succeeded/)
+    await expect.poll(() => page.getByTestId('backup-set').count()).toBe(1)
+    await page.getByTestId('backup-set').first().click()
+    await expect.poll(() => page.getByTestId('set-details').textContent()).toMatch(/public\.question_responses/)
+    await page.getByTestId('verify').click()
+    await expect
+      .poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 })
+      .toMatch(/Verify succeeded — all \d+ objects are intact/)
+    await page.screenshot({ path: join(shots, `${face}-backups.png`) })
   })
 
   it('regenerates the sandbox data as a job with live progress', async () => {

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { freePort } from '../../src/core/sandbox/cluster'
 import { createDatabase } from '../helpers/db'
 import { startHttp } from '../helpers/http'
+import { S3_CREDENTIALS } from '../helpers/s3'
+import { seedExamforge } from '../helpers/seed'
 
 const root = resolve(__dirname, '../..')
 
@@ -85,5 +87,61 @@ describe('examforge-ops CLI', () => {
     const r = await cli(['backupz'])
     expect(r.code).toBe(64)
     expect(r.stderr).toMatch(/Unknown command "backupz"/)
+  })
+})
+
+describe('examforge-ops backup and backups', () => {
+  let db: Awaited<ReturnType<typeof createDatabase>>
+  let dir: string
+  beforeAll(async () => {
+    db = await createDatabase(inject('pgUrl'), 'clibk')
+    await seedExamforge(db.url, 0.05)
+    dir = mkdtempSync(join(tmpdir(), 'ops-clibk-'))
+  })
+  afterAll(() => db?.drop())
+  const env = () => ({ DATABASE_URL: db.url, LOCAL_BACKUP_PATH: dir })
+
+  it('backup full, backups list and backups verify, with JSON and exit codes', async () => {
+    const b = await cli(['backup', 'full', '--json'], env())
+    expect(b.code).toBe(0)
+    const done = JSON.parse(b.stdout) as { ok: boolean; result: { setId: string; tables: number; rows: number } }
+    expect(done.ok).toBe(true)
+    expect(done.result.tables).toBe(11)
+    const list = await cli(['backups', 'list', '--json'], env())
+    expect(list.code).toBe(0)
+    const sets = (JSON.parse(list.stdout) as { sets: { setId: string; status: string; rows: number }[] }).sets
+    expect(sets.find((s) => s.setId === done.result.setId)).toMatchObject({ status: 'complete', rows: done.result.rows })
+    const human = await cli(['backups', 'list'], env())
+    expect(human.stdout).toContain(done.result.setId)
+    const v = await cli(['backups', 'verify', done.result.setId], env())
+    expect(v.code).toBe(0)
+    expect(v.stdout).toMatch(/OK: all \d+ objects/)
+  })
+
+  it('lists backups while the database is down', async () => {
+    const port = await freePort()
+    const r = await cli(['backups', 'list', '--json'], { DATABASE_URL: `postgres://x:y@127.0.0.1:${port}/gone`, LOCAL_BACKUP_PATH: dir })
+    expect(r.code).toBe(0)
+    expect((JSON.parse(r.stdout) as { sets: unknown[] }).sets.length).toBeGreaterThan(0)
+  })
+
+  it('an unknown set id, an unwritable folder and a missing bucket each say what to do', async () => {
+    const unknown = await cli(['backups', 'verify', '20200101T000000Z-full-0000'], env())
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr + unknown.stdout).toMatch(/There is no backup set "20200101T000000Z-full-0000".*backups list/)
+    const file = join(dir, 'not-a-folder')
+    writeFileSync(file, 'x')
+    const unwritable = await cli(['backup', 'full'], { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: join(file, 'backups') })
+    expect(unwritable.code).toBe(1)
+    expect(unwritable.stderr).toMatch(/Cannot create .*check LOCAL_BACKUP_PATH/)
+    const noBucket = await cli(['backup', 'full'], {
+      DATABASE_URL: db.url,
+      BACKUP_S3_BUCKET: 'no-such-bucket',
+      S3_ENDPOINT: inject('s3Endpoint'),
+      ...S3_CREDENTIALS,
+    })
+    expect(noBucket.code).toBe(1)
+    expect(noBucket.stderr).toMatch(/"no-such-bucket" does not exist/)
+    expect(noBucket.stderr).not.toContain(S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY + '@')
   })
 })

@@ -1,4 +1,5 @@
 import { Layout } from './components/Layout'
+import { Backups } from './pages/Backups'
 import { Coming } from './pages/Coming'
 import { Health } from './pages/Health'
 import { Overview } from './pages/Overview'
@@ -9,7 +10,17 @@ export function App() {
   const page = useApp((s) => s.page)
   return (
     <Layout>
-      {page === 'overview' ? <Overview /> : page === 'health' ? <Health /> : page === 'settings' ? <Settings /> : <Coming page={page} />}
+      {page === 'overview' ? (
+        <Overview />
+      ) : page === 'health' ? (
+        <Health />
+      ) : page === 'settings' ? (
+        <Settings />
+      ) : page === 'backups' ? (
+        <Backups />
+      ) : (
+        <Coming page={page} />
+      )}
     </Layout>
   )
 }

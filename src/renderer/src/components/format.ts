@@ -21,6 +21,7 @@ export function fmtNumber(n: number): string {
 
 export function fmtDuration(s: number | null): string {
   if (s == null) return '—'
+  if (s < 10) return `${s.toFixed(1)} s`
   if (s < 60) return `${Math.round(s)} s`
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`
 }

@@ -1,0 +1,179 @@
+// Full backup vs pg_dump -Fd -j2 vs raw COPY, on the machine's PostgreSQL (15 here), same run.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { to as copyTo } from 'pg-copy-streams'
+import { seedSandbox } from '../src/core/sandbox/seed'
+import { qname, STABLE_SESSION } from '../src/core/backup/full'
+import { USER_SCHEMAS } from '../src/core/backup/schema-capture'
+
+const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const dbUrl = (name: string) => {
+  const u = new URL(base)
+  u.pathname = `/${name}`
+  return u.toString()
+}
+
+async function q(url: string, sql: string) {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    return (await c.query(sql)).rows
+  } finally {
+    await c.end()
+  }
+}
+
+/** A database of the sandbox's schema at a scale, made once and kept between runs (marked complete by a comment). */
+export async function ensureBenchDatabase(scale: number): Promise<string> {
+  const name = `examforge_bench_${String(scale).replace('.', '_')}`
+  const marker = `examforge-ops bench scale=${scale} complete`
+  const exists = await q(base, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = '${name}'`)
+  if (exists[0]?.c === marker) return dbUrl(name)
+  if (!exists.length) await q(base, `CREATE DATABASE ${name}`)
+  const c = new pg.Client({ connectionString: dbUrl(name) })
+  await c.connect()
+  const t0 = Date.now()
+  await seedSandbox(c, scale, {
+    signal: new AbortController().signal,
+    onProgress: (p) => process.stderr.write(`\rseeding ${name}: ${p.phase} ${p.done}/${p.total}   `),
+  })
+  await c.query('VACUUM ANALYZE')
+  await c.end()
+  process.stderr.write(`\nseeded ${name} in ${Math.round((Date.now() - t0) / 1000)} s\n`)
+  await q(base, `COMMENT ON DATABASE ${name} IS '${marker}'`)
+  return dbUrl(name)
+}
+
+/** The ceiling: COPY TO STDOUT of every table over two connections, 64 MB ctid chunks, output discarded. */
+async function rawCopy(url: string): Promise<{ bytes: number; seconds: number }> {
+  const meta = await q(
+    url,
+    `SELECT n.nspname AS schema, c.relname AS name, (pg_relation_size(c.oid) / 8192)::int AS pages
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relnamespace IN (${USER_SCHEMAS})`,
+  )
+  const per = 8192
+  const tasks: string[] = []
+  for (const t of meta)
+    for (let p = 0; p <= t.pages; p += per)
+      tasks.push(`COPY (SELECT * FROM ${qname(t.schema, t.name)} WHERE ctid >= '(${p},0)'::tid AND ctid < '(${p + per},0)'::tid) TO STDOUT`)
+  let bytes = 0
+  const t0 = performance.now()
+  await Promise.all(
+    [0, 1].map(async () => {
+      const c = new pg.Client({ connectionString: url })
+      await c.connect()
+      await c.query(STABLE_SESSION)
+      for (let sql = tasks.shift(); sql; sql = tasks.shift())
+        for await (const chunk of c.query(copyTo(sql))) bytes += (chunk as Buffer).length
+      await c.end()
+    }),
+  )
+  return { bytes, seconds: (performance.now() - t0) / 1000 }
+}
+
+function pgDump(url: string): { seconds: number; version: string; bytesOnDisk: number } {
+  const version = spawnSync('pg_dump', ['--version'], { encoding: 'utf8' }).stdout.trim()
+  const dir = mkdtempSync(join(tmpdir(), 'bench-pgdump-'))
+  const out = join(dir, 'dump')
+  const u = new URL(url)
+  const t0 = performance.now()
+  // Arguments only, no password on the command line (trust auth locally; PGPASSWORD by environment otherwise).
+  const r = spawnSync(
+    'pg_dump',
+    ['-Fd', '-j2', '-Z6', '-f', out, '-h', u.hostname, '-p', u.port || '5432', '-U', u.username, u.pathname.slice(1)],
+    {
+      env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) },
+      encoding: 'utf8',
+    },
+  )
+  const seconds = (performance.now() - t0) / 1000
+  if (r.status !== 0) throw new Error(`pg_dump failed: ${r.stderr}`)
+  const du = spawnSync('du', ['-sb', out], { encoding: 'utf8' }).stdout.split('\t')[0]
+  rmSync(dir, { recursive: true, force: true })
+  return { seconds, version, bytesOnDisk: Number(du) }
+}
+
+/** Our full backup in its own process, as the CLI runs it, so its peak RSS is its own. */
+function ours(
+  root: string,
+  url: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{ seconds: number; maxRssMB: number; result: Record<string, number> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-ours-'))
+  const script = `const { main } = require(${JSON.stringify(join(root, 'out/host/cli.js'))});
+    main(['backup', 'full', '--json']).then((c) => { process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(c) })`
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const child = spawn(process.execPath, ['-e', script], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATABASE_URL: url,
+        LOCAL_BACKUP_PATH: dir,
+        OPS_DATA_DIR: dir,
+        BACKUP_COMPRESSION: 'gzip:6',
+        BACKUP_PARALLELISM: '2',
+        OPS_LOG_LEVEL: 'error',
+        ...extraEnv,
+      },
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('exit', (code) => {
+      const seconds = (performance.now() - t0) / 1000
+      rmSync(dir, { recursive: true, force: true })
+      if (code !== 0) return reject(new Error(`backup failed: ${err} ${out}`))
+      const rss = Number(/MAXRSS (\d+)/.exec(err)?.[1] ?? 0)
+      resolve({ seconds, maxRssMB: Math.round(rss / 1024), result: JSON.parse(out).result })
+    })
+  })
+}
+
+const mbps = (bytes: number, s: number) => Math.round((bytes / 1e6 / s) * 10) / 10
+
+export async function backupBench({ root }: { root: string }) {
+  const bigScale = Number(process.env.BENCH_SCALE ?? 200)
+  const smallScale = Math.max(1, Math.round(bigScale / 4))
+  const big = await ensureBenchDatabase(bigScale)
+  const small = await ensureBenchDatabase(smallScale)
+  const server = (await q(big, `SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size`))[0]
+  await q(base, 'CHECKPOINT')
+
+  const raw = await rawCopy(big)
+  const dump = pgDump(big)
+  const mine = await ours(root, big)
+  const mineSmall = await ours(root, small)
+  const tableBytes = mine.result.rawBytes
+  return {
+    what: 'full backup of the same database, one after another on one server: MB/s of table data (COPY text bytes) per second of wall time',
+    server: `PostgreSQL ${server.v}`,
+    databaseBytes: Number(server.size),
+    tableDataBytes: tableBytes,
+    rows: mine.result.rows,
+    rawCopy2Connections: { seconds: round(raw.seconds), mbPerS: mbps(raw.bytes, raw.seconds) },
+    pgDumpFd_j2_Z6: {
+      version: dump.version,
+      seconds: round(dump.seconds),
+      mbPerS: mbps(tableBytes, dump.seconds),
+      bytesOnDisk: dump.bytesOnDisk,
+    },
+    examforgeOps_gzip6_p2: {
+      seconds: round(mine.seconds),
+      mbPerS: mbps(tableBytes, mine.seconds),
+      storedBytes: mine.result.storedBytes,
+      peakRssMB: mine.maxRssMB,
+    },
+    ratioVsPgDump: round(dump.seconds / mine.seconds),
+    ratioOfCeiling: round(raw.seconds / mine.seconds),
+    peakRssBySize: [
+      { tableDataBytes: mineSmall.result.rawBytes, peakRssMB: mineSmall.maxRssMB },
+      { tableDataBytes: tableBytes, peakRssMB: mine.maxRssMB },
+    ],
+  }
+}
+const round = (n: number) => Math.round(n * 100) / 100

@@ -1,0 +1,95 @@
+import { create } from 'zustand'
+import type { MethodOutput } from '../../../shared/contract'
+import type { BackupSetSummary, JobInfo, JobProgress } from '../../../shared/domain'
+import { useApp } from './app'
+
+type Details = MethodOutput<'backups.get'>
+type Report = { setId: string; ok: boolean; objects: { key: string; ok: boolean; problem: string | null }[] }
+
+interface BackupsState {
+  location: string | null
+  sets: BackupSetSummary[] | null
+  selected: Details | null
+  running: { jobId: string; kind: 'backup' | 'verify'; setId: string; startedAt: number } | null
+  progress: JobProgress | null
+  outcome: { kind: 'backup' | 'verify'; job: JobInfo } | null
+  report: Report | null
+  load(): Promise<void>
+  open(setId: string | null): Promise<void>
+  backupNow(): Promise<void>
+  verify(setId: string): Promise<void>
+  cancel(): Promise<void>
+}
+
+const api = () => useApp.getState().api!
+const fail = (e: unknown) => useApp.setState({ error: (e as Error).message })
+
+export const useBackups = create<BackupsState>((set, get) => {
+  let subscribed = false
+  const subscribe = () => {
+    if (subscribed) return
+    subscribed = true
+    api().on('job.progress', (p) => {
+      if (p.jobId === get().running?.jobId) set({ progress: p })
+    })
+    api().on('job.finished', (j) => {
+      const r = get().running
+      if (!r || j.id !== r.jobId) return
+      set({
+        running: null,
+        progress: null,
+        outcome: { kind: r.kind, job: j },
+        report: r.kind === 'verify' ? ((j.result as Report) ?? null) : get().report,
+      })
+      void get().load()
+    })
+  }
+  return {
+    location: null,
+    sets: null,
+    selected: null,
+    running: null,
+    progress: null,
+    outcome: null,
+    report: null,
+    async load() {
+      subscribe()
+      try {
+        const r = await api().call('backups.list', {})
+        set({ location: r.location, sets: r.sets })
+      } catch (e) {
+        fail(e)
+      }
+    },
+    async open(setId) {
+      if (!setId) return set({ selected: null })
+      try {
+        set({ selected: await api().call('backups.get', { setId }) })
+      } catch (e) {
+        fail(e)
+      }
+    },
+    async backupNow() {
+      subscribe()
+      try {
+        const { jobId, setId } = await api().call('backups.start', { type: 'full' })
+        set({ running: { jobId, kind: 'backup', setId, startedAt: Date.now() }, progress: null, outcome: null })
+      } catch (e) {
+        fail(e)
+      }
+    },
+    async verify(setId) {
+      subscribe()
+      try {
+        const { jobId } = await api().call('backups.verify', { setId })
+        set({ running: { jobId, kind: 'verify', setId, startedAt: Date.now() }, progress: null, outcome: null, report: null })
+      } catch (e) {
+        fail(e)
+      }
+    },
+    async cancel() {
+      const r = get().running
+      if (r) await api().call('jobs.cancel', { jobId: r.jobId }).catch(fail)
+    },
+  }
+})
