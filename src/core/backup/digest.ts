@@ -2,8 +2,8 @@ import { Transform, type TransformCallback } from 'node:stream'
 
 /**
  * An order-independent digest of a table's rows, computed over COPY text (one row per line):
- * two independent 32-bit hashes per row (FNV-1a and a multiplicative mix, each finalised with
- * murmur3's fmix), summed modulo 2^32 across rows. Sums commute, so chunks read in any order, or
+ * two independent 32-bit hashes per row (murmur3's block mix and a multiplicative mix, each
+ * finalised with murmur3's fmix), summed modulo 2^32 across rows. Sums commute, so chunks read in any order, or
  * a restored table read back in another physical order, give the same digest for the same rows.
  * COPY escapes newlines inside values, so a raw "\n" always ends a row.
  */
@@ -12,33 +12,51 @@ export class RowDigest {
   rawBytes = 0
   private s1 = 0
   private s2 = 0
-  private h1 = 0x811c9dc5
-  private h2 = 0x9747b28c
-  private len = 0
+  /** The start of a row that continues in the next chunk. */
+  private carry: Buffer | null = null
 
   update(buf: Buffer): void {
-    let h1 = this.h1
-    let h2 = this.h2
-    let len = this.len
-    for (let i = 0; i < buf.length; i++) {
-      const c = buf[i]
-      if (c === 10) {
-        this.s1 = (this.s1 + fmix(h1 ^ len)) >>> 0
-        this.s2 = (this.s2 + fmix(h2 + Math.imul(len, 0x27d4eb2d))) >>> 0
-        this.rows++
-        h1 = 0x811c9dc5
-        h2 = 0x9747b28c
-        len = 0
-      } else {
-        h1 = Math.imul(h1 ^ c, 0x01000193)
-        h2 = Math.imul(h2 + c, 0x5bd1e995) ^ (h2 >>> 15)
-        len++
-      }
-    }
-    this.h1 = h1
-    this.h2 = h2
-    this.len = len
     this.rawBytes += buf.length
+    let start = 0
+    for (;;) {
+      // memchr in native code finds row ends; only the row bodies are hashed in JS.
+      const nl = buf.indexOf(10, start)
+      if (nl === -1) {
+        if (start < buf.length)
+          this.carry = this.carry ? Buffer.concat([this.carry, buf.subarray(start)]) : Buffer.from(buf.subarray(start))
+        return
+      }
+      if (this.carry) {
+        const row = Buffer.concat([this.carry, buf.subarray(start, nl)])
+        this.carry = null
+        this.row(row, 0, row.length)
+      } else this.row(buf, start, nl)
+      start = nl + 1
+    }
+  }
+
+  /** Two independent 32-bit hashes of one row, mixing four bytes per step (murmur3-style). */
+  private row(b: Buffer, s: number, e: number): void {
+    const len = e - s
+    let h1 = 0x811c9dc5 ^ len
+    let h2 = 0x9747b28c
+    let i = s
+    for (; i + 4 <= e; i += 4) {
+      let k = b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+      h2 = Math.imul(h2 ^ k, 0x5bd1e995)
+      k = Math.imul(k, 0xcc9e2d51)
+      k = (k << 15) | (k >>> 17)
+      h1 ^= Math.imul(k, 0x1b873593)
+      h1 = (h1 << 13) | (h1 >>> 19)
+      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0
+    }
+    let k = 0
+    for (let sh = 0; i < e; i++, sh += 8) k |= b[i] << sh
+    h1 ^= Math.imul((Math.imul(k, 0xcc9e2d51) << 15) | (Math.imul(k, 0xcc9e2d51) >>> 17), 0x1b873593)
+    h2 = Math.imul(h2 ^ k ^ len, 0x5bd1e995)
+    this.s1 = (this.s1 + fmix(h1)) >>> 0
+    this.s2 = (this.s2 + fmix(h2)) >>> 0
+    this.rows++
   }
 
   /** "rows:hex16". */
