@@ -1,7 +1,7 @@
 // Full backup vs pg_dump -Fd -j2 vs raw COPY, on the machine's PostgreSQL (15 here), same run.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import os, { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
@@ -150,6 +150,7 @@ export async function backupBench({ root }: { root: string }) {
   const mineSmall = await ours(root, small)
   const tableBytes = mine.result.rawBytes
   return {
+    parallelism: Math.max(2, Math.min(8, os.cpus().length + 1)),
     what: 'full backup of the same database, one after another on one server: MB/s of table data (COPY text bytes) per second of wall time',
     server: `PostgreSQL ${server.v}`,
     databaseBytes: Number(server.size),
@@ -162,7 +163,7 @@ export async function backupBench({ root }: { root: string }) {
       mbPerS: mbps(tableBytes, dump.seconds),
       bytesOnDisk: dump.bytesOnDisk,
     },
-    examforgeOps_gzip6_p2: {
+    examforgeOps_gzip6_defaultParallelism: {
       seconds: round(mine.seconds),
       mbPerS: mbps(tableBytes, mine.seconds),
       storedBytes: mine.result.storedBytes,

@@ -92,12 +92,31 @@ export function combineDigests(digests: string[]): string {
   return formatDigest(rows, s1, s2)
 }
 
-/** A pass-through stream that digests what flows by. */
-export function digestTap(d: RowDigest): Transform {
+/**
+ * Gathers COPY output (one small buffer per row) into large buffers, digesting each as it passes:
+ * every stage after it (compression, encryption, hashing, writing) then works per 256 KB, not per row.
+ */
+export function digestAndCoalesce(d: RowDigest, onBytes: (n: number) => void, size = 256 * 1024): Transform {
+  let parts: Buffer[] = []
+  let n = 0
+  const emit = (t: Transform) => {
+    const b = parts.length === 1 ? parts[0] : Buffer.concat(parts, n)
+    parts = []
+    n = 0
+    d.update(b)
+    onBytes(b.length)
+    t.push(b)
+  }
   return new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      d.update(chunk)
-      cb(null, chunk)
+      parts.push(chunk)
+      n += chunk.length
+      if (n >= size) emit(this)
+      cb()
+    },
+    flush(cb) {
+      if (n) emit(this)
+      cb()
     },
   })
 }

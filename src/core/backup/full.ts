@@ -9,7 +9,7 @@ import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
 import { compressor, extensionFor, type CompressionParams } from './compression'
 import { encryptStream, type EncryptionParams } from './crypto'
-import { combineDigests, digestTap, RowDigest } from './digest'
+import { combineDigests, digestAndCoalesce, RowDigest } from './digest'
 import { manifestKey, setPrefix, type Manifest } from './manifest'
 import { storeObject } from './pipeline'
 import { captureSchema, USER_SCHEMAS } from './schema-capture'
@@ -19,7 +19,7 @@ export interface BackupOptions {
   storage: BackupStorage
   compression: CompressionParams
   encryption: { key: Buffer; params: EncryptionParams } | null
-  /** Parallel connections reading tables (default: cores, 2 to 4). */
+  /** Parallel connections reading tables (default: cores + 1, from 2 to 8). */
   parallelism?: number
   /** Tables larger than this are split into chunks that restore can load in parallel. */
   chunkBytes?: number
@@ -31,7 +31,8 @@ export interface BackupOptions {
 /** Settings that make COPY text identical whenever and wherever it is produced, so digests compare. */
 export const STABLE_SESSION = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0`
 
-export const defaultParallelism = () => Math.max(2, Math.min(4, os.cpus().length))
+/** One more stream than cores: while one backend is producing rows, the others keep every core compressing. */
+export const defaultParallelism = () => Math.max(2, Math.min(8, os.cpus().length + 1))
 
 export const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
 export const qname = (schema: string, name: string) => `${qi(schema)}.${qi(name)}`
@@ -209,8 +210,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         const digest = new RowDigest()
         const colList = (columns.get(t.oid) ?? []).map(qi).join(', ')
         const copy = c.query(copyTo(`COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`))
-        const tap = digestTap(digest)
-        tap.on('data', (b: Buffer) => (doneBytes += b.length))
+        const tap = digestAndCoalesce(digest, (n) => (doneBytes += n))
         const stored = await storeObject(o.storage, key, copy, [tap, ...transforms()], ctx.signal)
         written.push(key)
         objects.push({ key, kind: 'data', ...stored })
