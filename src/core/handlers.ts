@@ -47,7 +47,13 @@ export const handlers: Handlers = {
       })),
     }
   },
-  'backups.start': (ops, _input, ctx) => ops.backups.startFull(ctx.actor),
+  'backups.start': (ops, input, ctx) =>
+    input.type === 'incremental' ? ops.backups.startIncremental(ctx.actor) : ops.backups.startFull(ctx.actor),
+  'backups.prerequisites': async (ops) => ({ ...(await ops.backups.prerequisites()), slots: await ops.backups.slots() }),
+  'backups.dropSlot': async (ops, input, ctx) => {
+    await ops.backups.dropSlot(input.slot, input.confirm, ctx.actor)
+    return { dropped: true }
+  },
   'backups.verify': (ops, input, ctx) => ops.backups.startVerify(input.setId, ctx.actor),
   'sandbox.seed': (ops, input, ctx) => {
     if (!ops.sandbox.active)

@@ -8,6 +8,7 @@ import { OpsError } from '../shared/contract'
 import { serviceId, type HealthSnapshot } from '../shared/domain'
 import { healthExitCode, renderHealth, renderSets } from './format'
 import { summarise } from '../core/backup/summary'
+import { formatBytes } from '../core/health/probe'
 import { startHostServer } from './server'
 
 const usage = `examforge-ops ${version}: the ExamForge operations console
@@ -18,10 +19,16 @@ Commands:
   serve [--port N]          Start the headless host on 127.0.0.1 (browser UI, agent schedules) and print the URL to open.
   health [--json] [--service NAME]
                             Run every health check once. Exit 0 all healthy, 1 any degraded, 2 any unhealthy.
-  backup full [--json]      Take a consistent full backup to LOCAL_BACKUP_PATH or BACKUP_S3_BUCKET, with progress.
+  backup full|incremental [--json]
+                            A consistent full backup to LOCAL_BACKUP_PATH or BACKUP_S3_BUCKET, or every change since the
+                            last set (a full instead when there is no chain yet or the schema changed; it says so).
   backups list [--json]     The catalog, read from the manifests in storage (works while the database is down).
   backups verify <set-id> [--json]
                             Re-read every object of a set: size, SHA-256, decryption, decompression, row digests.
+  backups prerequisites [--json]
+                            What incremental backups need (wal_level, privilege, publication, replica identities).
+  backups drop-slot <slot> --yes
+                            Drop the chain's replication slot (its chain ends; the next backup is a full).
   seed --scale N            Regenerate the sandbox data (1 ≈ 10 MB, 200 ≈ 2 GB). Sandbox only.
   help                      This text.
 
@@ -29,7 +36,7 @@ Configuration comes from the environment (DATABASE_URL, REDIS_URL, BACKUP_S3_BUC
 S3_ENDPOINT, LOCAL_BACKUP_PATH, STRIPE_SECRET_KEY, APP_URL, ...) or a 0600 file named by
 OPS_SECRETS_FILE. With no DATABASE_URL, the embedded sandbox database is used.
 Exit codes: 0 success, 1 failed (or a check found a problem), 2 unhealthy, 64 bad arguments, 70 internal error.
-Coming in later releases: backup incremental, backups prune, restore, restore-test, metrics.`
+Coming in later releases: backups prune, restore, restore-test, metrics.`
 
 function rendererDir(): string {
   return process.env.OPS_RENDERER_DIR ?? join(__dirname, '..', 'renderer')
@@ -95,20 +102,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'backup': {
       const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, allowPositionals: true })
-      if (positionals[0] !== 'full')
-        throw new OpsError(
-          'bad_argument',
-          positionals[0] === 'incremental'
-            ? 'Incremental backups are not available yet: use "backup full".'
-            : 'Usage: examforge-ops backup full [--json]',
-        )
+      const type = positionals[0]
+      if (type !== 'full' && type !== 'incremental')
+        throw new OpsError('bad_argument', 'Usage: examforge-ops backup full|incremental [--json]')
       return withOps(async (ops) => {
-        const { jobId, setId } = ops.backups.startFull('cli')
-        if (!values.json) process.stderr.write(`Backing up to ${ops.backups.storage().location} as ${setId}\n`)
+        const { jobId } = type === 'full' ? ops.backups.startFull('cli') : ops.backups.startIncremental('cli')
+        if (!values.json) process.stderr.write(`Backing up (${type}) to ${ops.backups.storage().location}\n`)
         const info = await followJob(ops, jobId, !values.json)
         const ok = info.state === 'succeeded'
+        const r = info.result as { setId: string; type: string; note: string | null } | undefined
         if (values.json) process.stdout.write(JSON.stringify({ ok, ...info }, null, 2) + '\n')
-        else if (ok) process.stdout.write(`Backed up: ${JSON.stringify(info.result)}\n`)
+        else if (ok)
+          process.stdout.write(
+            `Backed up (${r!.type}) as ${r!.setId}: ${JSON.stringify(info.result)}\n${r!.note ? `Note: ${r!.note}\n` : ''}`,
+          )
         else process.stderr.write(`Backup ${info.state}: ${info.error?.message}\n`)
         return ok ? 0 : 1
       })
@@ -152,7 +159,45 @@ export async function main(argv: string[]): Promise<number> {
           'off',
         )
       }
-      throw new OpsError('bad_argument', 'Usage: examforge-ops backups list|verify <set-id> [--json]')
+      if (sub === 'prerequisites')
+        return withOps(async (ops) => {
+          const p = await ops.backups.prerequisites()
+          const slots = await ops.backups.slots()
+          if (values.json) process.stdout.write(JSON.stringify({ ...p, slots }, null, 2) + '\n')
+          else {
+            process.stdout.write(
+              p.ok
+                ? 'Incremental backups are possible.\n'
+                : `Incremental backups are not possible yet:\n${p.problems.map((x) => `- ${x}`).join('\n')}\n`,
+            )
+            for (const s of slots)
+              process.stdout.write(`slot ${s.name}: ${s.walStatus}, retains ${formatBytes(s.retainedBytes)}${s.active ? ', active' : ''}\n`)
+          }
+          return p.ok ? 0 : 1
+        })
+      if (sub === 'drop-slot') {
+        const { values: v2, positionals: p2 } = parseArgs({
+          args: rest,
+          options: { yes: { type: 'boolean' }, json: { type: 'boolean' } },
+          allowPositionals: true,
+        })
+        const name = p2[1]
+        if (!name) throw new OpsError('bad_argument', 'Usage: examforge-ops backups drop-slot <slot-name> --yes')
+        return withOps(async (ops) => {
+          const slot = (await ops.backups.slots()).find((s) => s.name === name)
+          if (!slot) throw new OpsError('unknown_slot', `There is no slot "${name}" of ExamForge Ops in this database.`)
+          if (!v2.yes) {
+            process.stdout.write(
+              `Would drop ${name} (retaining ${formatBytes(slot.retainedBytes)} of WAL). Its chain ends and the next backup is a full. Add --yes to do it.\n`,
+            )
+            return 1
+          }
+          await ops.backups.dropSlot(name, name, 'cli')
+          process.stdout.write(`Dropped ${name}. The next backup will be a full one.\n`)
+          return 0
+        })
+      }
+      throw new OpsError('bad_argument', 'Usage: examforge-ops backups list|verify <set-id>|prerequisites|drop-slot <slot> --yes [--json]')
     }
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })

@@ -58,8 +58,32 @@ export const methods = {
     }),
   },
   'backups.start': {
-    input: z.object({ type: z.enum(['full']) }).strict(),
-    output: z.object({ jobId: z.string(), setId: z.string() }),
+    input: z.object({ type: z.enum(['full', 'incremental']) }).strict(),
+    output: z.object({ jobId: z.string() }),
+  },
+  'backups.prerequisites': {
+    input: none,
+    output: z.object({
+      ok: z.boolean(),
+      walLevel: z.string(),
+      canReplicate: z.boolean(),
+      publication: z.enum(['exists', 'will be created', 'cannot be created']),
+      tablesWithoutReplicaIdentity: z.array(z.object({ table: z.string(), fix: z.string() })),
+      problems: z.array(z.string()),
+      slots: z.array(
+        z.object({
+          name: z.string(),
+          active: z.boolean(),
+          walStatus: z.string().nullable(),
+          retainedBytes: z.number(),
+          confirmedFlushLsn: z.string().nullable(),
+        }),
+      ),
+    }),
+  },
+  'backups.dropSlot': {
+    input: z.object({ slot: z.string().regex(/^examforge_ops_[a-z0-9_]+$/), confirm: z.string().max(80) }).strict(),
+    output: z.object({ dropped: z.literal(true) }),
   },
   'backups.verify': {
     input: z.object({ setId: z.string().regex(/^\d{8}T\d{6}Z-(full|incremental|safety)-[0-9a-f]{4}$/, 'not a backup set id') }).strict(),

@@ -58,3 +58,27 @@ export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]>
   }
   return sets.sort((a, b) => b.setId.localeCompare(a.setId))
 }
+
+export interface Chain {
+  full: Manifest
+  /** The full and its incrementals, oldest first. */
+  sets: Manifest[]
+  /** The range a restore can reach: from the full's snapshot to the newest set's point. */
+  from: string
+  to: string
+}
+
+/** Complete sets grouped into chains (a full and the incrementals that follow it), newest chain first. */
+export function chains(sets: CatalogSet[]): Chain[] {
+  const complete = sets.filter((s) => s.status === 'complete' && s.manifest).map((s) => s.manifest!)
+  const byParent = new Map<string, Manifest[]>()
+  for (const m of complete) if (m.parent) byParent.set(m.parent, [...(byParent.get(m.parent) ?? []), m])
+  return complete
+    .filter((m) => m.type === 'full')
+    .map((full) => {
+      const list = [full]
+      for (let next = byParent.get(full.setId)?.[0]; next; next = byParent.get(next.setId)?.[0]) list.push(next)
+      return { full, sets: list, from: full.snapshot.time, to: list[list.length - 1].snapshot.time }
+    })
+    .sort((a, b) => b.full.setId.localeCompare(a.full.setId))
+}

@@ -12,7 +12,9 @@ import { encryptStream, type EncryptionParams } from './crypto'
 import { combineDigests, digestAndCoalesce, RowDigest } from './digest'
 import { manifestKey, setPrefix, type Manifest } from './manifest'
 import { storeObject } from './pipeline'
-import { captureSchema, USER_SCHEMAS } from './schema-capture'
+import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
+import { createSlotWithSnapshot, dropSlot, withClient } from './changes/slot'
+import { sha256Hex } from './crypto'
 
 export interface BackupOptions {
   databaseUrl: string
@@ -25,6 +27,8 @@ export interface BackupOptions {
   chunkBytes?: number
   lockTimeoutMs?: number
   serverSideEncryption?: string | null
+  /** Start a chain: take the snapshot from a new logical replication slot of this name, which incrementals then follow. */
+  slot?: string | null
   log: Logger
 }
 
@@ -33,6 +37,8 @@ export const STABLE_SESSION = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD';
 
 /** One more stream than cores: while one backend is producing rows, the others keep every core compressing. */
 export const defaultParallelism = () => Math.max(2, Math.min(8, os.cpus().length + 1))
+
+export const schemaHash = (s: Pick<CapturedSchema, 'pre' | 'post'>) => sha256Hex(JSON.stringify({ pre: s.pre, post: s.post }))
 
 export const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
 export const qname = (schema: string, name: string) => `${qi(schema)}.${qi(name)}`
@@ -62,6 +68,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
   const parallelism = o.parallelism ?? defaultParallelism()
   const clients: pg.Client[] = []
   const written: string[] = []
+  let slotCreated = false
   ctx.onProgress({ phase: 'connecting', done: 0, total: null, unit: 'bytes' })
   try {
     const coord = await connect(o.databaseUrl, 'backup')
@@ -118,7 +125,20 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         }
         throw e
       }
-      const { rows: snap } = await coord.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)
+      let snap: { name: string; lsn: string; time: Date }[]
+      if (o.slot) {
+        // The slot's exported snapshot is its consistent point: incrementals continue exactly from there.
+        const created = await createSlotWithSnapshot(o.databaseUrl, o.slot)
+        slotCreated = true
+        try {
+          const name = created.snapshot.replace(/'/g, "''")
+          await Promise.all(sessions.map((x) => x.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
+        } finally {
+          await created.conn.end().catch(() => {})
+        }
+        const { rows: t } = await coord.query(`SELECT now() AS time`)
+        snap = [{ name: created.snapshot, lsn: created.lsn, time: t[0].time }]
+      } else snap = (await coord.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)).rows
       const { rows: inSnapshot } = await coord.query<{ oid: number; schema: string; name: string; bytes: string }>(
         `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::bigint AS bytes
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -126,10 +146,16 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       )
       if (inSnapshot.map((t) => t.oid).join() !== listed.map((t) => t.oid).join()) {
         await rollbackAll() // a table appeared or went between listing and locking
+        if (slotCreated) {
+          await dropSlot(coord, o.slot!).catch(() => {})
+          slotCreated = false
+        }
         continue
       }
-      const name = String(snap[0].name).replace(/'/g, "''")
-      await Promise.all(workers.map((w) => w.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
+      if (!o.slot) {
+        const name = String(snap[0].name).replace(/'/g, "''")
+        await Promise.all(workers.map((w) => w.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
+      }
       snapshot = { name: snap[0].name, lsn: snap[0].lsn, time: new Date(snap[0].time).toISOString() }
       tables = inSnapshot.map((t) => ({ ...t, bytes: Number(t.bytes), pages: Math.ceil(Number(t.bytes) / server.block) }))
     }
@@ -250,7 +276,9 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       parent: null,
       database: server.db,
       server: { version: server.version, versionNum: server.num, systemIdentifier },
-      snapshot: { lsn: snapshot.lsn, time: snapshot.time, method: 'exported-snapshot' },
+      snapshot: { lsn: snapshot.lsn, time: snapshot.time, method: o.slot ? 'replication-slot' : 'exported-snapshot', slot: o.slot ?? null },
+      schemaHash: schemaHash(schema),
+      changes: null,
       tables: tables.map((t, i) => {
         const chunks = [...results.entries()]
           .filter(([k]) => k.startsWith(`${i}:`))
@@ -280,8 +308,15 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     await o.storage.putSmall(manifestKey(setId), JSON.stringify(manifest, null, 2))
     return manifest
   } catch (e) {
-    // No manifest was written: remove what this run stored (what cannot be removed now, cleanup removes later).
+    // No manifest was written: remove what this run stored (what cannot be removed now, cleanup removes later),
+    // and the slot it created, which no set would follow and which would otherwise hold WAL forever.
     await o.storage.delete(written).catch(() => {})
+    if (slotCreated) {
+      await Promise.all(clients.map((c) => c.end().catch(() => {})))
+      await withClient(o.databaseUrl, (c) => dropSlot(c, o.slot!)).catch((err) =>
+        o.log.warn('could not drop the slot of a failed backup', { slot: o.slot, error: String(err) }),
+      )
+    }
     throw e
   } finally {
     await Promise.all(clients.map((c) => c.end().catch(() => {})))

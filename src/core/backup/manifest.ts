@@ -11,7 +11,28 @@ export const manifestSchema = z.object({
   parent: z.string().nullable(),
   database: z.string(),
   server: z.object({ version: z.string(), versionNum: z.number(), systemIdentifier: z.string() }),
-  snapshot: z.object({ lsn: z.string(), time: z.string(), method: z.enum(['exported-snapshot', 'replication-slot']) }),
+  /** For a full: the snapshot. For an incremental: the point up to which it holds every committed change. */
+  snapshot: z.object({
+    lsn: z.string(),
+    time: z.string(),
+    method: z.enum(['exported-snapshot', 'replication-slot']),
+    slot: z.string().nullable(),
+  }),
+  /** SHA-256 of the captured schema: a different one at the next incremental turns it into a full. */
+  schemaHash: z.string(),
+  /** Incrementals: what the change stream held. */
+  changes: z
+    .object({
+      transactions: z.number(),
+      inserts: z.number(),
+      updates: z.number(),
+      deletes: z.number(),
+      truncates: z.number(),
+      firstCommitTime: z.string().nullable(),
+      lastCommitTime: z.string().nullable(),
+      tables: z.array(z.string()),
+    })
+    .nullable(),
   tables: z.array(
     z.object({
       schema: z.string(),

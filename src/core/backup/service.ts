@@ -1,19 +1,34 @@
 import { OpsError } from '../../shared/contract'
 import type { AuditLog } from '../audit/audit'
 import type { Config } from '../config/config'
-import type { JobRunner } from '../jobs/runner'
+import type { JobContext, JobRunner } from '../jobs/runner'
 import type { Logger } from '../log/logger'
 import { openStorage } from '../storage/open'
 import type { BackupStorage } from '../storage/storage'
-import { readCatalog, type CatalogSet } from './catalog'
+import { chains, readCatalog, type CatalogSet } from './catalog'
+import { checkPrerequisites, dropSlot, ensurePublication, ourSlots, slotNameFor, withClient, type Prerequisites } from './changes/slot'
 import { parseCompression } from './compression'
 import { resolveKey } from './crypto'
 import { runFullBackup } from './full'
-import { newSetId } from './manifest'
+import { runIncremental, SchemaChanged } from './incremental'
+import { newSetId, type Manifest } from './manifest'
 import { verifySet } from './verify'
 
 /** Partial writes younger than this may belong to a backup still running elsewhere (the agent): left alone. */
 const STALE_MS = 15 * 60_000
+
+export interface BackupResult {
+  setId: string
+  type: 'full' | 'incremental'
+  /** Why an incremental became a full, or why a full could not start a chain. */
+  note: string | null
+  tables: number
+  rows: number
+  changes: Manifest['changes']
+  rawBytes: number
+  storedBytes: number
+  durationMs: number
+}
 
 export class BackupService {
   private storage_: BackupStorage | null = null
@@ -27,6 +42,16 @@ export class BackupService {
 
   list(): Promise<CatalogSet[]> {
     return readCatalog(this.storage())
+  }
+
+  private url(): string {
+    const url = this.deps.databaseUrl()
+    if (!url) throw new OpsError('no_database', 'No database to back up: set DATABASE_URL.')
+    return url
+  }
+
+  prerequisites(): Promise<Prerequisites> {
+    return withClient(this.url(), checkPrerequisites)
   }
 
   /** Remove sets that never got a manifest and stale partial uploads (a killed or failed run). */
@@ -44,44 +69,32 @@ export class BackupService {
     return { removedSets, removedPartials: removed }
   }
 
-  startFull(actor: string): { jobId: string; setId: string } {
-    const url = this.deps.databaseUrl()
-    if (!url) throw new OpsError('no_database', 'No database to back up: set DATABASE_URL.')
-    if (this.running) throw new OpsError('backup_running', `A backup is already running (job ${this.running}); wait for it or cancel it.`)
+  private options() {
     const b = this.deps.config.backup
-    // Configuration errors are reported now, not minutes into the job.
-    const compression = parseCompression(b.compression)
-    const encryption = resolveKey({ key: b.encryptionKey, passphrase: b.encryptionPassphrase })
-    const storage = this.storage()
-    const setId = newSetId('full')
+    // Configuration errors are reported when the backup is asked for, not minutes into it.
+    return {
+      databaseUrl: this.url(),
+      storage: this.storage(),
+      compression: parseCompression(b.compression),
+      encryption: resolveKey({ key: b.encryptionKey, passphrase: b.encryptionPassphrase }),
+      serverSideEncryption: b.s3Sse,
+      log: this.deps.log,
+    }
+  }
+
+  private startJob(
+    kind: 'backup.full' | 'backup.incremental',
+    actor: string,
+    run: (ctx: JobContext) => Promise<BackupResult>,
+  ): { jobId: string } {
+    if (this.running) throw new OpsError('backup_running', `A backup is already running (job ${this.running}); wait for it or cancel it.`)
     const jobId = this.deps.jobs.start(
-      'backup.full',
-      { setId, storage: storage.location },
-      async (_input, ctx) => {
+      kind,
+      { storage: this.storage().location },
+      async (_i, ctx) => {
         try {
           await this.cleanup().catch((e) => this.deps.log.warn('cleanup before the backup failed', { error: (e as Error).message }))
-          const m = await runFullBackup(
-            setId,
-            {
-              databaseUrl: url,
-              storage,
-              compression,
-              encryption,
-              parallelism: b.parallelism ?? undefined,
-              chunkBytes: b.chunkBytes,
-              serverSideEncryption: b.s3Sse,
-              log: this.deps.log,
-            },
-            ctx,
-          )
-          return {
-            setId,
-            tables: m.tables.length,
-            rows: m.tables.reduce((n, t) => n + t.rows, 0),
-            rawBytes: m.tables.reduce((n, t) => n + t.rawBytes, 0),
-            storedBytes: m.objects.reduce((n, o) => n + o.size, 0),
-            durationMs: m.timings.durationMs,
-          }
+          return await run(ctx)
         } finally {
           this.running = null
         }
@@ -89,7 +102,57 @@ export class BackupService {
       actor,
     )
     this.running = jobId
-    return { jobId, setId }
+    return { jobId }
+  }
+
+  startFull(actor: string): { jobId: string } {
+    const o = this.options()
+    return this.startJob('backup.full', actor, (ctx) => this.full(o, ctx, null))
+  }
+
+  startIncremental(actor: string): { jobId: string } {
+    const o = this.options()
+    return this.startJob('backup.incremental', actor, async (ctx) => {
+      const chain = chains(await readCatalog(o.storage)).find((c) => c.full.snapshot.slot)
+      if (!chain) return this.full(o, ctx, 'There was no backup chain yet, so this is a full backup that starts one.')
+      const parent = chain.sets[chain.sets.length - 1]
+      const setId = newSetId('incremental')
+      try {
+        const m = await runIncremental(setId, { ...o, parent, afterStored: faultPoint }, ctx)
+        return result(m, null)
+      } catch (e) {
+        if (!(e instanceof SchemaChanged)) throw e
+        return this.full(o, ctx, `This is a full backup instead of an incremental: ${e.message}.`)
+      }
+    })
+  }
+
+  /** A full backup; it starts a chain (creates the slot incrementals follow) when the database allows it. */
+  private async full(o: ReturnType<BackupService['options']>, ctx: JobContext, note: string | null): Promise<BackupResult> {
+    const setId = newSetId('full')
+    let slot: string | null = null
+    let why = note
+    if (this.deps.config.backup.incremental !== 'off') {
+      const pre = await withClient(o.databaseUrl, async (c) => {
+        const p = await checkPrerequisites(c)
+        if (p.ok) await ensurePublication(c)
+        return p
+      })
+      if (pre.ok) slot = slotNameFor(setId)
+      else why = [note, `Incremental backups are not possible yet: ${pre.problems.join(' ')}`].filter(Boolean).join(' ')
+    }
+    const m = await runFullBackup(
+      setId,
+      { ...o, parallelism: this.deps.config.backup.parallelism ?? undefined, chunkBytes: this.deps.config.backup.chunkBytes, slot },
+      ctx,
+    )
+    if (slot) {
+      // A new chain supersedes the older ones: their slots would only hold WAL back. Their sets stay restorable.
+      await withClient(o.databaseUrl, async (c) => {
+        for (const s of await ourSlots(c)) if (s.name !== slot && !s.active) await dropSlot(c, s.name).catch(() => {})
+      })
+    }
+    return result(m, why)
   }
 
   startVerify(setId: string, actor: string): { jobId: string } {
@@ -102,4 +165,48 @@ export class BackupService {
     )
     return { jobId }
   }
+
+  slots() {
+    return withClient(this.url(), ourSlots)
+  }
+
+  /** Drop a slot of ours: its chain ends, and the next backup is a full. Needs the slot's name typed back. */
+  async dropSlot(name: string, confirm: string, actor: string): Promise<void> {
+    if (confirm !== name) throw new OpsError('not_confirmed', `Type the slot's name (${name}) to confirm dropping it.`)
+    const slots = await this.slots()
+    if (!slots.find((s) => s.name === name))
+      throw new OpsError('unknown_slot', `There is no slot "${name}" of ExamForge Ops in this database.`)
+    try {
+      await withClient(this.url(), (c) => dropSlot(c, name))
+      await this.deps.audit.record({ actor, action: 'backup.drop-slot', target: name, outcome: 'dropped' })
+    } catch (e) {
+      await this.deps.audit.record({
+        actor,
+        action: 'backup.drop-slot',
+        target: name,
+        outcome: 'failed',
+        details: { error: (e as Error).message },
+      })
+      throw new OpsError('drop_failed', `The slot could not be dropped: ${(e as Error).message}`)
+    }
+  }
+}
+
+function result(m: Manifest, note: string | null): BackupResult {
+  return {
+    setId: m.setId,
+    type: m.type === 'incremental' ? 'incremental' : 'full',
+    note,
+    tables: m.tables.length,
+    rows: m.tables.reduce((n, t) => n + t.rows, 0),
+    changes: m.changes,
+    rawBytes: m.tables.reduce((n, t) => n + t.rawBytes, 0),
+    storedBytes: m.objects.reduce((n, o) => n + o.size, 0),
+    durationMs: m.timings.durationMs,
+  }
+}
+
+/** OPS_FAULT=after-stored kills the process between storing a set and advancing the slot (tests of crash safety). */
+function faultPoint(): void {
+  if (process.env.OPS_FAULT === 'after-stored') process.kill(process.pid, 'SIGKILL')
 }

@@ -27,6 +27,13 @@ export const settingKeys: SettingKey[] = [
     secret: false,
     default: 'gzip:6',
   },
+  {
+    key: 'BACKUP_INCREMENTAL',
+    label: 'Incremental backups from a replication slot (auto: when the database allows; off)',
+    kind: 'text',
+    secret: false,
+    default: 'auto',
+  },
   { key: 'BACKUP_PARALLELISM', label: 'Parallel connections for backups', kind: 'number', secret: false },
   { key: 'BACKUP_CHUNK_MB', label: 'Split tables larger than this into chunks (MB)', kind: 'number', secret: false, default: '64' },
   { key: 'BACKUP_ENCRYPTION_KEY', label: 'Client-side encryption key (32 bytes, hex or base64)', kind: 'secret', secret: true },

@@ -20,7 +20,7 @@ function Progress() {
   return (
     <div className="job" data-testid="backup-progress">
       <div>
-        <b>{running.kind === 'backup' ? `Backing up ${running.setId}` : `Verifying ${running.setId}`}</b>
+        <b>{running.kind === 'backup' ? `Backing up (${running.setId})` : `Verifying ${running.setId}`}</b>
         <div className="muted">
           {progress?.phase ?? 'starting'}
           {progress?.message ? ` · ${progress.message}` : ''}
@@ -40,8 +40,11 @@ export function Backups() {
   return (
     <>
       <div className="toolbar">
-        <button className="primary" onClick={() => void backupNow()} disabled={!!running} data-testid="backup-now">
+        <button className="primary" onClick={() => void backupNow('full')} disabled={!!running} data-testid="backup-now">
           Back up now (full)
+        </button>
+        <button onClick={() => void backupNow('incremental')} disabled={!!running} data-testid="backup-incremental">
+          Incremental
         </button>
         <span className="muted">
           Stored in <code>{location ?? '…'}</code>. The list is read from the backups' manifests, so it works while the database is down.

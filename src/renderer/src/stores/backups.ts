@@ -16,7 +16,7 @@ interface BackupsState {
   report: Report | null
   load(): Promise<void>
   open(setId: string | null): Promise<void>
-  backupNow(): Promise<void>
+  backupNow(type: 'full' | 'incremental'): Promise<void>
   verify(setId: string): Promise<void>
   cancel(): Promise<void>
 }
@@ -69,11 +69,11 @@ export const useBackups = create<BackupsState>((set, get) => {
         fail(e)
       }
     },
-    async backupNow() {
+    async backupNow(type) {
       subscribe()
       try {
-        const { jobId, setId } = await api().call('backups.start', { type: 'full' })
-        set({ running: { jobId, kind: 'backup', setId, startedAt: Date.now() }, progress: null, outcome: null })
+        const { jobId } = await api().call('backups.start', { type })
+        set({ running: { jobId, kind: 'backup', setId: type, startedAt: Date.now() }, progress: null, outcome: null })
       } catch (e) {
         fail(e)
       }

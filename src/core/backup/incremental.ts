@@ -1,0 +1,238 @@
+import { PassThrough } from 'node:stream'
+import pg from 'pg'
+import { OpsError } from '../../shared/contract'
+import type { JobContext } from '../jobs/runner'
+import type { BackupStorage } from '../storage/storage'
+import { version } from '../version'
+import { PgoutputDecoder, lsnToBigInt, type Relation, type Tuple } from './changes/pgoutput'
+import { PUBLICATION } from './changes/slot'
+import { compressor, extensionFor, type CompressionParams } from './compression'
+import { encryptStream, type EncryptionParams } from './crypto'
+import { qname, schemaHash, STABLE_SESSION } from './full'
+import { manifestKey, setPrefix, type Manifest } from './manifest'
+import { storeObject } from './pipeline'
+import { captureSchema, USER_SCHEMAS } from './schema-capture'
+
+export interface IncrementalOptions {
+  databaseUrl: string
+  storage: BackupStorage
+  compression: CompressionParams
+  encryption: { key: Buffer; params: EncryptionParams } | null
+  serverSideEncryption?: string | null
+  /** The newest set of the chain: this incremental holds every change committed after it. */
+  parent: Manifest
+  /** Called once the set and its manifest are stored, before the slot moves (tests kill the process here). */
+  afterStored?: () => Promise<void> | void
+}
+
+export class SchemaChanged extends Error {}
+
+/**
+ * One line of the change stream (JSON Lines): a transaction's begin, its changes, its commit.
+ * Values are PostgreSQL's text output, so replay writes back exactly what was there.
+ */
+export type ChangeLine =
+  | { op: 'begin'; lsn: string; xid: number; time: string }
+  | { op: 'insert'; table: [string, string]; new: Tuple }
+  | { op: 'update'; table: [string, string]; key: Tuple; new: Tuple }
+  | { op: 'delete'; table: [string, string]; key: Tuple }
+  | { op: 'truncate'; tables: [string, string][]; cascade: boolean; restartIdentity: boolean }
+  | { op: 'commit'; lsn: string; end: string; time: string }
+
+/** The row's identity for replay: the old values when the table's replica identity is FULL, else its key. */
+function identity(r: Relation, key: Tuple | null, old: Tuple | null, fallback: Tuple): Tuple {
+  if (old) return old
+  if (key) {
+    const out: Tuple = {}
+    for (const c of r.columns) if (c.key) out[c.name] = key[c.name]
+    return out
+  }
+  // An UPDATE that did not change the key sends no old key: the new row carries it.
+  const out: Tuple = {}
+  for (const c of r.columns) if (c.key) out[c.name] = fallback[c.name]
+  return out
+}
+
+/**
+ * An incremental backup: every insert, update, delete and truncate committed since the parent set,
+ * read from the chain's slot without consuming it (peek). The slot advances only after the segment
+ * and the manifest are stored, so a crash can never lose a change; one that happens between the two
+ * is harmless, because transactions the parent already holds are skipped (nothing is stored twice).
+ */
+export async function runIncremental(setId: string, o: IncrementalOptions, ctx: JobContext): Promise<Manifest> {
+  const started = new Date()
+  const slot = o.parent.snapshot.slot
+  if (!slot) throw new OpsError('no_chain', 'The parent set was not taken with a replication slot: take a full backup to start a chain.')
+  const c = new pg.Client({ connectionString: o.databaseUrl, application_name: 'examforge-ops:incremental' })
+  c.on('error', () => {})
+  await c.connect()
+  const written: string[] = []
+  try {
+    await c.query(STABLE_SESSION)
+    const { rows: slotRows } = await c.query(`SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1`, [slot])
+    if (!slotRows.length) throw new SchemaChanged(`the chain's replication slot ${slot} is gone (dropped or lost)`)
+    if (slotRows[0].wal_status === 'lost') throw new SchemaChanged(`the chain's replication slot ${slot} lost WAL it needed`)
+
+    ctx.onProgress({ phase: 'checking the schema', done: 0, total: null, unit: 'rows' })
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    const schema = await captureSchema(c)
+    const { rows: seqNames } = await c.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND c.relnamespace IN (${USER_SCHEMAS}) ORDER BY c.oid`,
+    )
+    await c.query('COMMIT')
+    if (schemaHash(schema) !== o.parent.schemaHash) throw new SchemaChanged('the schema changed since the last backup')
+
+    const { rows: target } = await c.query(`SELECT pg_current_wal_lsn()::text AS lsn, now() AS time`)
+    const upTo = target[0].lsn as string
+    const parentPoint = lsnToBigInt(o.parent.snapshot.lsn)
+    const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
+    const key = `${setPrefix(setId)}changes/0000.jsonl${ext}`
+    const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
+    const transforms = [compressor(o.compression), o.encryption ? encryptStream(o.encryption.key) : null].filter((t) => t !== null)
+    const storing = storeObject(o.storage, key, lines, transforms, ctx.signal)
+    storing.catch(() => {}) // awaited below; a failure also ends the reading loop through the write
+    // Backpressure from storage; a storage failure ends the wait (and the run) instead of hanging on a drain that never comes.
+    const write = async (l: ChangeLine) => {
+      if (!lines.write(JSON.stringify(l) + '\n'))
+        await Promise.race([new Promise<void>((r) => lines.once('drain', r)), storing.then(() => {})])
+    }
+
+    const stats = {
+      transactions: 0,
+      inserts: 0,
+      updates: 0,
+      deletes: 0,
+      truncates: 0,
+      firstCommitTime: null as string | null,
+      lastCommitTime: null as string | null,
+    }
+    const tables = new Set<string>()
+    const decoder = new PgoutputDecoder()
+    let skipping = false
+    let inTxn = false
+    // A transaction's begin is written with its first change we keep: transactions that only touched ops are left out whole.
+    let pendingBegin: ChangeLine | null = null
+    const emit = async (l: ChangeLine) => {
+      if (pendingBegin) {
+        await write(pendingBegin)
+        pendingBegin = null
+      }
+      await write(l)
+    }
+    let messages = 0
+    const wanted = (r: Relation) => r.schema !== 'ops' && !r.schema.startsWith('pg_')
+    // Peek, never get: nothing is consumed until the set is safely stored.
+    await c.query('BEGIN READ ONLY')
+    await c.query(
+      `DECLARE changes NO SCROLL CURSOR FOR
+         SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}')`,
+      [slot, upTo],
+    )
+    for (;;) {
+      ctx.signal.throwIfAborted()
+      const { rows } = await c.query<{ data: Buffer }>('FETCH 5000 FROM changes')
+      if (!rows.length) break
+      for (const row of rows) {
+        const m = decoder.decode(row.data)
+        messages++
+        if (m.tag === 'begin') {
+          // Transactions at or before the parent's point are in the parent already (a crash after storing, before advancing).
+          skipping = lsnToBigInt(m.finalLsn) < parentPoint
+          inTxn = true
+          pendingBegin = skipping ? null : { op: 'begin', lsn: m.finalLsn, xid: m.xid, time: m.commitTime }
+        } else if (m.tag === 'commit') {
+          if (!skipping && !pendingBegin) {
+            await write({ op: 'commit', lsn: m.commitLsn, end: m.endLsn, time: m.commitTime })
+            stats.transactions++
+            stats.firstCommitTime ??= m.commitTime
+            stats.lastCommitTime = m.commitTime
+          }
+          inTxn = false
+          pendingBegin = null
+        } else if (skipping || !inTxn) continue
+        else if (m.tag === 'insert' && wanted(m.relation)) {
+          await emit({ op: 'insert', table: [m.relation.schema, m.relation.name], new: m.new })
+          stats.inserts++
+          tables.add(`${m.relation.schema}.${m.relation.name}`)
+        } else if (m.tag === 'update' && wanted(m.relation)) {
+          await emit({
+            op: 'update',
+            table: [m.relation.schema, m.relation.name],
+            key: identity(m.relation, m.key, m.old, m.new),
+            new: m.new,
+          })
+          stats.updates++
+          tables.add(`${m.relation.schema}.${m.relation.name}`)
+        } else if (m.tag === 'delete' && wanted(m.relation)) {
+          await emit({ op: 'delete', table: [m.relation.schema, m.relation.name], key: identity(m.relation, m.key, m.old, {}) })
+          stats.deletes++
+          tables.add(`${m.relation.schema}.${m.relation.name}`)
+        } else if (m.tag === 'truncate') {
+          const rels = m.relations.filter(wanted)
+          if (rels.length) {
+            await emit({
+              op: 'truncate',
+              tables: rels.map((r) => [r.schema, r.name]),
+              cascade: m.cascade,
+              restartIdentity: m.restartIdentity,
+            })
+            stats.truncates++
+            rels.forEach((r) => tables.add(`${r.schema}.${r.name}`))
+          }
+        }
+      }
+      ctx.onProgress({
+        phase: 'reading the change stream',
+        done: messages,
+        total: null,
+        unit: 'rows',
+        message: `${stats.transactions} transactions`,
+      })
+    }
+    await c.query('COMMIT')
+    lines.end()
+    const stored = await storing
+    written.push(key)
+
+    // Sequences are not in the change stream: their values at the end of the set.
+    const sequences: Manifest['sequences'] = []
+    for (const s of seqNames) {
+      const { rows } = await c.query(`SELECT last_value::text, is_called FROM ${qname(s.schema, s.name)}`)
+      sequences.push({ schema: s.schema, name: s.name, value: rows[0].last_value, isCalled: rows[0].is_called })
+    }
+    const { rows: info } = await c.query(`SELECT current_setting('server_version') AS v, current_setting('server_version_num')::int AS n`)
+    const finished = new Date()
+    const manifest: Manifest = {
+      formatVersion: 1,
+      setId,
+      type: 'incremental',
+      parent: o.parent.setId,
+      database: o.parent.database,
+      server: { version: info[0].v, versionNum: info[0].n, systemIdentifier: o.parent.server.systemIdentifier },
+      snapshot: { lsn: upTo, time: new Date(target[0].time).toISOString(), method: 'replication-slot', slot },
+      schemaHash: o.parent.schemaHash,
+      changes: { ...stats, tables: [...tables].sort() },
+      tables: [],
+      objects: [{ key, kind: 'changes', ...stored }],
+      sequences,
+      compression: o.compression,
+      encryption: o.encryption?.params ?? null,
+      storage: { serverSideEncryption: o.serverSideEncryption ?? null },
+      timings: { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() },
+      tool: { name: 'examforge-ops', version, node: process.version },
+    }
+    ctx.signal.throwIfAborted()
+    await o.storage.putSmall(manifestKey(setId), JSON.stringify(manifest, null, 2))
+    written.length = 0 // complete: nothing to clean up from here on
+    await o.afterStored?.()
+    // Only now may the slot forget these changes.
+    await c.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [slot, upTo])
+    return manifest
+  } catch (e) {
+    await o.storage.delete(written).catch(() => {})
+    throw e
+  } finally {
+    await c.end().catch(() => {})
+  }
+}
