@@ -9,6 +9,7 @@ import { OpsEvents } from './events'
 import { HealthService } from './health/service'
 import { appProbe } from './health/probes/app'
 import { hostProbe } from './health/probes/host'
+import { backupSlotProbe } from './health/probes/backup-slot'
 import { postgresProbe } from './health/probes/postgres'
 import { redisProbe } from './health/probes/redis'
 import { s3Probe } from './health/probes/s3'
@@ -92,6 +93,7 @@ export async function createOps(opts: OpsOptions) {
       stripeProbe({ secretKey: config.stripe.secretKey, apiBase: config.stripe.apiBase, timeoutMs: config.probeTimeoutMs }),
       appProbe({ url: config.app.url, healthPath: config.app.healthPath, keyword: config.app.keyword, timeoutMs: config.probeTimeoutMs }),
       hostProbe(),
+      backupSlotProbe({ url: databaseUrl, warnBytes: config.backup.slotWarnBytes }),
     ],
     timeoutMs: config.probeTimeoutMs,
     intervalS: config.healthIntervalS,

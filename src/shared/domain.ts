@@ -7,7 +7,7 @@ import { z } from 'zod'
 export const healthStatus = z.enum(['healthy', 'degraded', 'unhealthy', 'not_configured'])
 export type HealthStatus = z.infer<typeof healthStatus>
 
-export const serviceId = z.enum(['postgres', 'redis', 'storage', 's3', 'stripe', 'app', 'host'])
+export const serviceId = z.enum(['postgres', 'redis', 'storage', 's3', 'stripe', 'app', 'host', 'backup_slot'])
 export type ServiceId = z.infer<typeof serviceId>
 
 export const detailValue = z.union([z.string(), z.number(), z.boolean(), z.null()])
@@ -124,6 +124,9 @@ export const backupSetSummary = z.object({
   encrypted: z.boolean(),
   lastModified: z.string(),
   problem: z.string().nullable(),
+  changes: z
+    .object({ transactions: z.number(), inserts: z.number(), updates: z.number(), deletes: z.number(), truncates: z.number() })
+    .nullable(),
 })
 export type BackupSetSummary = z.infer<typeof backupSetSummary>
 

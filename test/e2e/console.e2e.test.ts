@@ -99,7 +99,8 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
 
   it('shows the overview tiles and marks the pages still to come, without faking them', async () => {
     await page.getByTestId('nav-overview').click()
-    await expect.poll(() => page.locator('.tile.compact').count()).toBe(SERVICES.length)
+    // Every probe has a tile (the backup slot's appears as not configured until a chain exists).
+    await expect.poll(() => page.locator('.tile.compact').count()).toBe(SERVICES.length + 1)
     await page.screenshot({ path: join(shots, `${face}-overview.png`) })
     await page.getByTestId('nav-metrics').click()
     await expect.poll(() => page.getByTestId('coming').textContent()).toMatch(/Not built yet/)
@@ -147,6 +148,14 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect
       .poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 })
       .toMatch(/Verify succeeded — all \d+ objects are intact/)
+    // The sandbox allows incrementals: the full started a chain, and the next incremental follows it.
+    await expect.poll(() => page.getByTestId('incrementals').textContent()).toMatch(/Ready: wal_level=logical/)
+    await expect.poll(() => page.getByTestId('incrementals').textContent()).toMatch(/examforge_ops_\w+ holds/)
+    await page.getByTestId('backup-incremental').click()
+    await expect.poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 }).toMatch(/Backup succeeded/)
+    await expect.poll(() => page.getByTestId('backup-set').count()).toBe(2)
+    await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/↳ incremental/)
+    await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/changes in \d+ tx/)
     await page.screenshot({ path: join(shots, `${face}-backups.png`) })
   })
 

@@ -155,6 +155,18 @@ describe('incremental backups from the change stream', () => {
     expect(await slotOf(db.url)).toHaveLength(1)
   })
 
+  it('Health watches the slot: healthy under the threshold, degraded over it with what to do', async () => {
+    const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
+    const signal = new AbortController().signal
+    const fine = await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3 }).run(signal)
+    expect(fine.status).toBe('healthy')
+    expect(fine.details?.walStatus).toBe('reserved')
+    await query(db.url, `INSERT INTO plans (id, code, name, "priceCents") VALUES (98, 'x', 'X', 1)`)
+    const over = await backupSlotProbe({ url: db.url, warnBytes: 1 }).run(signal)
+    expect(over.status).toBe('degraded')
+    expect(over.reason).toMatch(/holds .* of WAL .* run an incremental backup, or drop the slot/)
+  })
+
   it('dropping the slot needs its name typed, ends the chain, and the next backup is a full', async () => {
     const [slot] = await ops.backups.slots()
     await expect(ops.backups.dropSlot(slot.name, 'yes', 'test')).rejects.toThrow(/Type the slot's name/)
@@ -194,6 +206,8 @@ describe('incremental prerequisites', () => {
       expect(r.type).toBe('full')
       expect(r.note).toMatch(/not possible yet: .*REPLICA IDENTITY FULL/)
       expect(await slotOf(db.url)).toHaveLength(0)
+      const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
+      expect((await backupSlotProbe({ url: db.url, warnBytes: 1 }).run(new AbortController().signal)).status).toBe('not_configured')
       // No publication was created, so the keyless table's updates keep working.
       await query(db.url, `UPDATE "Keyless Table" SET v = 2`)
     } finally {

@@ -20,5 +20,14 @@ export function summarise(s: CatalogSet): BackupSetSummary {
     encrypted: !!m?.encryption,
     lastModified: s.lastModified,
     problem: s.problem,
+    changes: m?.changes
+      ? {
+          transactions: m.changes.transactions,
+          inserts: m.changes.inserts,
+          updates: m.changes.updates,
+          deletes: m.changes.deletes,
+          truncates: m.changes.truncates,
+        }
+      : null,
   }
 }

@@ -29,6 +29,7 @@ export interface Config {
   backup: {
     compression: string
     incremental: 'auto' | 'off'
+    slotWarnBytes: number
     parallelism: number | null
     chunkBytes: number
     encryptionKey: string | null
@@ -170,6 +171,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
     backupRetainDays: num(raw.BACKUP_RETAIN_DAYS, 'BACKUP_RETAIN_DAYS', 0, 36_500),
     backup: {
       compression: raw.BACKUP_COMPRESSION ?? 'gzip:6',
+      slotWarnBytes: num(raw.BACKUP_SLOT_WARN_MB, 'BACKUP_SLOT_WARN_MB', 1, 10_000_000) * 1024 * 1024,
       incremental: /^(off|no|false|0)$/i.test(raw.BACKUP_INCREMENTAL ?? 'auto') ? 'off' : 'auto',
       parallelism: raw.BACKUP_PARALLELISM ? num(raw.BACKUP_PARALLELISM, 'BACKUP_PARALLELISM', 1, 32) : null,
       chunkBytes: num(raw.BACKUP_CHUNK_MB, 'BACKUP_CHUNK_MB', 1, 65_536) * 1024 * 1024,

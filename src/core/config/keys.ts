@@ -34,6 +34,13 @@ export const settingKeys: SettingKey[] = [
     secret: false,
     default: 'auto',
   },
+  {
+    key: 'BACKUP_SLOT_WARN_MB',
+    label: 'Warn when the backup slot holds more WAL than this (MB)',
+    kind: 'number',
+    secret: false,
+    default: '1024',
+  },
   { key: 'BACKUP_PARALLELISM', label: 'Parallel connections for backups', kind: 'number', secret: false },
   { key: 'BACKUP_CHUNK_MB', label: 'Split tables larger than this into chunks (MB)', kind: 'number', secret: false, default: '64' },
   { key: 'BACKUP_ENCRYPTION_KEY', label: 'Client-side encryption key (32 bytes, hex or base64)', kind: 'secret', secret: true },

@@ -1,4 +1,4 @@
-import { useEffect } from 'react'
+import { useEffect, useState } from 'react'
 import { fmtDuration, fmtNumber } from '../components/format'
 import { useBackups } from '../stores/backups'
 
@@ -31,6 +31,76 @@ function Progress() {
       <progress max={progress?.total ?? 1} value={progress?.total ? Math.min(progress.done, progress.total) : undefined} />
       <button onClick={() => void cancel()}>Cancel</button>
     </div>
+  )
+}
+
+function Incrementals() {
+  const { prerequisites: p, dropSlot } = useBackups()
+  const [dropping, setDropping] = useState<string | null>(null)
+  const [typed, setTyped] = useState('')
+  if (!p) return null
+  return (
+    <section className="card" data-testid="incrementals">
+      <h3>Incremental backups</h3>
+      {p.ok ? (
+        <p className="ok">
+          Ready: wal_level=logical, replication privilege, publication {p.publication}, every table has a replica identity.
+        </p>
+      ) : (
+        <>
+          <p>Not possible yet (full backups work meanwhile):</p>
+          <ul data-testid="prerequisite-problems">
+            {p.problems.map((x) => (
+              <li key={x}>{x}</li>
+            ))}
+          </ul>
+          {p.tablesWithoutReplicaIdentity.length > 0 && (
+            <pre className="fix">{p.tablesWithoutReplicaIdentity.map((t) => t.fix).join('\n')}</pre>
+          )}
+        </>
+      )}
+      {p.slots.map((s) => (
+        <div key={s.name} className="slot">
+          <code>{s.name}</code> holds <b>{bytes(s.retainedBytes)}</b> of WAL ({s.walStatus}
+          {s.active ? ', in use' : ''}).{' '}
+          {dropping === s.name ? (
+            <form
+              className="edit inline"
+              onSubmit={(e) => {
+                e.preventDefault()
+                void dropSlot(s.name, typed).then((ok) => ok && setDropping(null))
+              }}
+            >
+              <input
+                value={typed}
+                onChange={(e) => setTyped(e.target.value)}
+                placeholder={`type ${s.name}`}
+                aria-label="Slot name to confirm"
+              />
+              <button className="danger" type="submit" disabled={typed !== s.name}>
+                Drop slot
+              </button>
+              <button type="button" onClick={() => setDropping(null)}>
+                Cancel
+              </button>
+            </form>
+          ) : (
+            <button
+              className="link"
+              onClick={() => {
+                setDropping(s.name)
+                setTyped('')
+              }}
+            >
+              Drop…
+            </button>
+          )}
+          {dropping === s.name && (
+            <div className="muted">Dropping ends this chain: the next backup will be a full one. Sets already taken stay restorable.</div>
+          )}
+        </div>
+      ))}
+    </section>
   )
 }
 
@@ -80,7 +150,7 @@ export function Backups() {
               <th>Set</th>
               <th>Snapshot</th>
               <th>Tables</th>
-              <th>Rows</th>
+              <th>Rows / changes</th>
               <th>Size</th>
               <th>Took</th>
               <th>Status</th>
@@ -101,17 +171,21 @@ export function Backups() {
                 onClick={() => void open(s.setId)}
                 data-testid="backup-set"
               >
-                <td>
+                <td className={s.type === 'incremental' ? 'incremental' : ''}>
                   <code>{s.setId}</code>
                   <div className="muted">
-                    {s.type}
+                    {s.type === 'incremental' ? '↳ incremental' : s.type}
                     {s.encrypted ? ' · encrypted' : ''}
                     {s.compression ? ` · ${s.compression}` : ''}
                   </div>
                 </td>
                 <td>{s.snapshotTime ? new Date(s.snapshotTime).toLocaleString() : '—'}</td>
-                <td>{s.tables}</td>
-                <td>{fmtNumber(s.rows)}</td>
+                <td>{s.type === 'incremental' ? '—' : s.tables}</td>
+                <td>
+                  {s.changes
+                    ? `${fmtNumber(s.changes.inserts + s.changes.updates + s.changes.deletes)} changes in ${fmtNumber(s.changes.transactions)} tx`
+                    : fmtNumber(s.rows)}
+                </td>
                 <td>{bytes(s.storedBytes)}</td>
                 <td>{s.durationMs != null ? fmtDuration(s.durationMs / 1000) : '—'}</td>
                 <td>
@@ -147,8 +221,8 @@ export function Backups() {
                   </td>
                 </tr>
                 <tr>
-                  <th>objects</th>
-                  <td>{selected.set.objects}</td>
+                  <th>stored objects</th>
+                  <td>{selected.set.objects} (data, schema and the manifest)</td>
                 </tr>
               </tbody>
             </table>
@@ -176,13 +250,14 @@ export function Backups() {
           </aside>
         )}
       </div>
+      <Incrementals />
       <div className="card coming-card">
         <h3>
-          Incremental backups, retention and schedules <span className="badge">coming</span>
+          Retention and schedules <span className="badge">coming</span>
         </h3>
         <p>
-          Change-stream incrementals from a logical replication slot, retention with a preview, and scheduled backups in the agent are the
-          next steps.
+          Retention (BACKUP_RETAIN_DAYS and keep-the-last-N-fulls, never breaking a chain) with a preview, and scheduled backups in the
+          agent, are next.
         </p>
       </div>
     </>

@@ -4,6 +4,7 @@ import type { BackupSetSummary, JobInfo, JobProgress } from '../../../shared/dom
 import { useApp } from './app'
 
 type Details = MethodOutput<'backups.get'>
+type Prerequisites = MethodOutput<'backups.prerequisites'>
 type Report = { setId: string; ok: boolean; objects: { key: string; ok: boolean; problem: string | null }[] }
 
 interface BackupsState {
@@ -14,7 +15,9 @@ interface BackupsState {
   progress: JobProgress | null
   outcome: { kind: 'backup' | 'verify'; job: JobInfo } | null
   report: Report | null
+  prerequisites: Prerequisites | null
   load(): Promise<void>
+  dropSlot(slot: string, confirm: string): Promise<boolean>
   open(setId: string | null): Promise<void>
   backupNow(type: 'full' | 'incremental'): Promise<void>
   verify(setId: string): Promise<void>
@@ -52,6 +55,7 @@ export const useBackups = create<BackupsState>((set, get) => {
     progress: null,
     outcome: null,
     report: null,
+    prerequisites: null,
     async load() {
       subscribe()
       try {
@@ -59,6 +63,21 @@ export const useBackups = create<BackupsState>((set, get) => {
         set({ location: r.location, sets: r.sets })
       } catch (e) {
         fail(e)
+      }
+      // The database may be down: the catalog above still shows; only this panel waits.
+      api()
+        .call('backups.prerequisites', {})
+        .then((prerequisites) => set({ prerequisites }))
+        .catch(() => set({ prerequisites: null }))
+    },
+    async dropSlot(slot, confirm) {
+      try {
+        await api().call('backups.dropSlot', { slot, confirm })
+        await get().load()
+        return true
+      } catch (e) {
+        fail(e)
+        return false
       }
     },
     async open(setId) {
