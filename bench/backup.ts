@@ -178,3 +178,125 @@ export async function backupBench({ root }: { root: string }) {
   }
 }
 const round = (n: number) => Math.round(n * 100) / 100
+
+/**
+ * Incremental after changing 1% of the rows vs the full it follows: stored size and time.
+ * On an embedded PostgreSQL with wal_level=logical (the machine's server is left as it is).
+ */
+export async function incrementalBench() {
+  const scale = Number(process.env.BENCH_INC_SCALE ?? 50)
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-inc-'))
+  const { chmodSync } = await import('node:fs')
+  chmodSync(dataDir, 0o755)
+  const { startSandboxCluster, sandboxClusterDir } = await import('../src/core/sandbox/cluster')
+  const { silentLogger } = await import('../src/core/log/logger')
+  const { createOps } = await import('../src/core/ops')
+  const { loadConfig } = await import('../src/core/config/config')
+  const cluster = await startSandboxCluster({ dataDir, log: silentLogger })
+  const c = new pg.Client({ connectionString: cluster.url })
+  c.on('error', () => {})
+  let ops: Awaited<ReturnType<typeof createOps>> | null = null
+  try {
+    await c.connect()
+    process.stderr.write(`seeding an embedded PostgreSQL at scale ${scale}...\n`)
+    await seedSandbox(c, scale, { signal: new AbortController().signal, onProgress: () => {} })
+    await c.query('VACUUM ANALYZE')
+    ops = await createOps({
+      config: loadConfig({
+        env: { DATABASE_URL: cluster.url, LOCAL_BACKUP_PATH: join(dataDir, 'backups'), BACKUP_COMPRESSION: 'gzip:6' },
+        dataDir,
+      }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
+    const run = async (type: 'full' | 'incremental') => {
+      const { jobId } = type === 'full' ? ops!.backups.startFull('bench') : ops!.backups.startIncremental('bench')
+      const t0 = performance.now()
+      const info = await ops!.jobs.wait(jobId)
+      if (info.state !== 'succeeded') throw new Error(`${type} ${info.state}: ${info.error?.message}`)
+      return {
+        seconds: (performance.now() - t0) / 1000,
+        result: info.result as {
+          type: string
+          storedBytes: number
+          rows: number
+          changes: unknown
+          phasesMs: Record<string, number>
+          durationMs: number
+        },
+      }
+    }
+    const full = await run('full')
+    // Change 1% of the rows of every table (updates of every hundredth row).
+    const { rows: total } = await c.query(`SELECT sum(n_live_tup)::bigint AS n FROM pg_stat_user_tables WHERE schemaname = 'public'`)
+    let changed = 0
+    for (const [table, key] of [
+      ['users', 'id'],
+      ['teams', 'id'],
+      ['team_members', '"userId"'],
+      ['subscriptions', 'id'],
+      ['quizzes', 'id'],
+      ['questions', 'id'],
+      ['question_options', 'id'],
+      ['quiz_responses', 'id'],
+      ['question_responses', 'id'],
+      ['"AuditEvent"', 'id'],
+    ]) {
+      const col =
+        table === 'team_members'
+          ? 'role'
+          : table === '"AuditEvent"'
+            ? '"eventType"'
+            : table === 'question_options'
+              ? 'label'
+              : table === 'question_responses'
+                ? '"isCorrect"'
+                : table === 'questions'
+                  ? 'prompt'
+                  : table === 'quiz_responses'
+                    ? 'score'
+                    : table === 'subscriptions'
+                      ? '"updatedAt"'
+                      : table === 'quizzes'
+                        ? 'title'
+                        : table === 'teams'
+                          ? 'name'
+                          : '"displayName"'
+      const expr =
+        col === '"isCorrect"'
+          ? 'NOT COALESCE("isCorrect", false)'
+          : col === 'score'
+            ? 'COALESCE(score, 0) + 1'
+            : col === '"updatedAt"'
+              ? 'now()'
+              : `${col} || ' (changed)'`
+      const r = await c.query(`UPDATE ${table} SET ${col} = ${expr} WHERE ${key} % 100 = 0`)
+      changed += r.rowCount ?? 0
+    }
+    const inc = await run('incremental')
+    return {
+      what: 'incremental backup after updating 1% of the rows, against the full it follows (embedded PostgreSQL 17, wal_level=logical, gzip:6)',
+      rowsInDatabase: Number(total[0].n),
+      rowsChanged: changed,
+      full: { seconds: round(full.seconds), storedBytes: full.result.storedBytes },
+      incremental: {
+        type: inc.result.type,
+        seconds: round(inc.seconds),
+        inSetMs: inc.result.durationMs,
+        phasesMs: inc.result.phasesMs,
+        storedBytes: inc.result.storedBytes,
+        changes: inc.result.changes,
+      },
+      sizeRatio: round(inc.result.storedBytes / full.result.storedBytes),
+      timeRatio: round(inc.seconds / full.seconds),
+      targets: { sizeRatioAtMost: 0.05, timeRatioAtMost: 0.1 },
+    }
+  } finally {
+    await c.end().catch(() => {})
+    await ops?.close()
+    await cluster.stop()
+    rmSync(sandboxClusterDir(dataDir), { recursive: true, force: true })
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}

@@ -61,6 +61,13 @@ function identity(r: Relation, key: Tuple | null, old: Tuple | null, fallback: T
  */
 export async function runIncremental(setId: string, o: IncrementalOptions, ctx: JobContext): Promise<Manifest> {
   const started = new Date()
+  const phasesMs: Record<string, number> = {}
+  let mark = performance.now()
+  const phase = (name: string) => {
+    const now = performance.now()
+    phasesMs[name] = Math.round(now - mark)
+    mark = now
+  }
   const slot = o.parent.snapshot.slot
   if (!slot) throw new OpsError('no_chain', 'The parent set was not taken with a replication slot: take a full backup to start a chain.')
   const c = new pg.Client({ connectionString: o.databaseUrl, application_name: 'examforge-ops:incremental' })
@@ -82,6 +89,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     )
     await c.query('COMMIT')
     if (schemaHash(schema) !== o.parent.schemaHash) throw new SchemaChanged('the schema changed since the last backup')
+    phase('schema check')
 
     const { rows: target } = await c.query(`SELECT pg_current_wal_lsn()::text AS lsn, now() AS time`)
     const upTo = target[0].lsn as string
@@ -93,9 +101,26 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const storing = storeObject(o.storage, key, lines, transforms, ctx.signal)
     storing.catch(() => {}) // awaited below; a failure also ends the reading loop through the write
     // Backpressure from storage; a storage failure ends the wait (and the run) instead of hanging on a drain that never comes.
-    const write = async (l: ChangeLine) => {
-      if (!lines.write(JSON.stringify(l) + '\n'))
+    // Lines are batched into ~256 KB writes: compression then works per batch, not per change.
+    let batch: string[] = []
+    let batchBytes = 0
+    let waitMs = 0
+    const flush = async () => {
+      if (!batch.length) return
+      const ok = lines.write(batch.join(''))
+      batch = []
+      batchBytes = 0
+      if (!ok) {
+        const w0 = performance.now()
         await Promise.race([new Promise<void>((r) => lines.once('drain', r)), storing.then(() => {})])
+        waitMs += performance.now() - w0
+      }
+    }
+    const write = async (l: ChangeLine) => {
+      const s = JSON.stringify(l) + '\n'
+      batch.push(s)
+      batchBytes += s.length
+      if (batchBytes >= 256 * 1024) await flush()
     }
 
     const stats = {
@@ -129,9 +154,12 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
          SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}')`,
       [slot, upTo],
     )
+    let fetchMs = 0
     for (;;) {
       ctx.signal.throwIfAborted()
+      const f0 = performance.now()
       const { rows } = await c.query<{ data: Buffer }>('FETCH 5000 FROM changes')
+      fetchMs += performance.now() - f0
       if (!rows.length) break
       for (const row of rows) {
         const m = decoder.decode(row.data)
@@ -191,9 +219,13 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       })
     }
     await c.query('COMMIT')
+    await flush()
     lines.end()
     const stored = await storing
     written.push(key)
+    phase('change stream')
+    phasesMs['of which decoding on the server'] = Math.round(fetchMs)
+    phasesMs['of which waiting for storage'] = Math.round(waitMs)
 
     // Sequences are not in the change stream: their values at the end of the set.
     const sequences: Manifest['sequences'] = []
@@ -202,6 +234,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       sequences.push({ schema: s.schema, name: s.name, value: rows[0].last_value, isCalled: rows[0].is_called })
     }
     const { rows: info } = await c.query(`SELECT current_setting('server_version') AS v, current_setting('server_version_num')::int AS n`)
+    phase('sequences')
     const finished = new Date()
     const manifest: Manifest = {
       formatVersion: 1,
@@ -219,7 +252,12 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       compression: o.compression,
       encryption: o.encryption?.params ?? null,
       storage: { serverSideEncryption: o.serverSideEncryption ?? null },
-      timings: { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() },
+      timings: {
+        startedAt: started.toISOString(),
+        finishedAt: finished.toISOString(),
+        durationMs: finished.getTime() - started.getTime(),
+        phasesMs,
+      },
       tool: { name: 'examforge-ops', version, node: process.version },
     }
     ctx.signal.throwIfAborted()

@@ -52,7 +52,12 @@ export const manifestSchema = z.object({
     .object({ algorithm: z.literal('aes-256-gcm'), kdf: z.enum(['none', 'scrypt']), salt: z.string().nullable(), keyCheck: z.string() })
     .nullable(),
   storage: z.object({ serverSideEncryption: z.string().nullable() }),
-  timings: z.object({ startedAt: z.string(), finishedAt: z.string(), durationMs: z.number() }),
+  timings: z.object({
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    durationMs: z.number(),
+    phasesMs: z.record(z.string(), z.number()).optional(),
+  }),
   tool: z.object({ name: z.literal('examforge-ops'), version: z.string(), node: z.string() }),
 })
 export type Manifest = z.infer<typeof manifestSchema>

@@ -28,6 +28,7 @@ export interface BackupResult {
   rawBytes: number
   storedBytes: number
   durationMs: number
+  phasesMs: Record<string, number>
 }
 
 export class BackupService {
@@ -113,7 +114,9 @@ export class BackupService {
   startIncremental(actor: string): { jobId: string } {
     const o = this.options()
     return this.startJob('backup.incremental', actor, async (ctx) => {
+      const t0 = performance.now()
       const chain = chains(await readCatalog(o.storage)).find((c) => c.full.snapshot.slot)
+      this.deps.log.debug('chain lookup', { ms: Math.round(performance.now() - t0) })
       if (!chain) return this.full(o, ctx, 'There was no backup chain yet, so this is a full backup that starts one.')
       const parent = chain.sets[chain.sets.length - 1]
       const setId = newSetId('incremental')
@@ -203,6 +206,7 @@ function result(m: Manifest, note: string | null): BackupResult {
     rawBytes: m.tables.reduce((n, t) => n + t.rawBytes, 0),
     storedBytes: m.objects.reduce((n, o) => n + o.size, 0),
     durationMs: m.timings.durationMs,
+    phasesMs: m.timings.phasesMs ?? {},
   }
 }
 
