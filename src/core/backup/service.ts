@@ -56,10 +56,10 @@ export class BackupService {
   }
 
   /** Remove sets that never got a manifest and stale partial uploads (a killed or failed run). */
-  async cleanup(olderThanMs = STALE_MS): Promise<{ removedSets: string[]; removedPartials: number }> {
+  async cleanup(olderThanMs = STALE_MS, catalog?: CatalogSet[]): Promise<{ removedSets: string[]; removedPartials: number }> {
     const storage = this.storage()
     const removedSets: string[] = []
-    for (const s of await readCatalog(storage)) {
+    for (const s of catalog ?? (await readCatalog(storage))) {
       if (s.status !== 'incomplete' || Date.now() - new Date(s.lastModified).getTime() < olderThanMs) continue
       const keys = (await storage.list(`sets/${s.setId}/`)).map((o) => o.key)
       await storage.delete(keys)
@@ -86,7 +86,7 @@ export class BackupService {
   private startJob(
     kind: 'backup.full' | 'backup.incremental',
     actor: string,
-    run: (ctx: JobContext) => Promise<BackupResult>,
+    run: (ctx: JobContext, catalog: CatalogSet[]) => Promise<BackupResult>,
   ): { jobId: string } {
     if (this.running) throw new OpsError('backup_running', `A backup is already running (job ${this.running}); wait for it or cancel it.`)
     const jobId = this.deps.jobs.start(
@@ -94,8 +94,10 @@ export class BackupService {
       { storage: this.storage().location },
       async (_i, ctx) => {
         try {
-          await this.cleanup().catch((e) => this.deps.log.warn('cleanup before the backup failed', { error: (e as Error).message }))
-          return await run(ctx)
+          // One read of the catalog serves the cleanup and the run (the chain to follow).
+          const catalog = await readCatalog(this.storage())
+          await this.cleanup(STALE_MS, catalog).catch((e) => this.deps.log.warn('cleanup before the backup failed', { error: (e as Error).message }))
+          return await run(ctx, catalog)
         } finally {
           this.running = null
         }
@@ -113,10 +115,8 @@ export class BackupService {
 
   startIncremental(actor: string): { jobId: string } {
     const o = this.options()
-    return this.startJob('backup.incremental', actor, async (ctx) => {
-      const t0 = performance.now()
-      const chain = chains(await readCatalog(o.storage)).find((c) => c.full.snapshot.slot)
-      this.deps.log.debug('chain lookup', { ms: Math.round(performance.now() - t0) })
+    return this.startJob('backup.incremental', actor, async (ctx, catalog) => {
+      const chain = chains(catalog).find((c) => c.full.snapshot.slot)
       if (!chain) return this.full(o, ctx, 'There was no backup chain yet, so this is a full backup that starts one.')
       const parent = chain.sets[chain.sets.length - 1]
       const setId = newSetId('incremental')
