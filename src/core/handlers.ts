@@ -50,6 +50,8 @@ export const handlers: Handlers = {
   'backups.start': (ops, input, ctx) =>
     input.type === 'incremental' ? ops.backups.startIncremental(ctx.actor) : ops.backups.startFull(ctx.actor),
   'backups.prerequisites': async (ops) => ({ ...(await ops.backups.prerequisites()), slots: await ops.backups.slots() }),
+  'backups.retention': (ops) => ops.backups.retentionPlan(),
+  'backups.prune': (ops, input, ctx) => ops.backups.prune(input.confirm, ctx.actor),
   'backups.dropSlot': async (ops, input, ctx) => {
     await ops.backups.dropSlot(input.slot, input.confirm, ctx.actor)
     return { dropped: true }

@@ -4,6 +4,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import type { AppInfo } from '../shared/domain'
 import { AuditLog } from './audit/audit'
 import { BackupService } from './backup/service'
+import { startBackupSchedule } from './backup/schedule'
 import type { Config } from './config/config'
 import { OpsEvents } from './events'
 import { HealthService } from './health/service'
@@ -33,6 +34,8 @@ export interface OpsOptions {
   sandbox?: 'auto' | 'off'
   /** Run the periodic health checks (the host/agent and the Electron shell do; a one-shot CLI does not). */
   schedule?: boolean
+  /** Run scheduled backups (the headless host/agent does; the Electron window does not, so the two never both run them). */
+  backupSchedule?: boolean
   /** Where secrets saved from the UI go (safeStorage in Electron); the host stores none. */
   secrets?: SecretStore
   /** Seed a new sandbox and run its traffic simulator (long-lived faces); one-shot commands skip it. */
@@ -150,6 +153,7 @@ export async function createOps(opts: OpsOptions) {
   }
 
   if (opts.schedule !== false) health.start()
+  const backupSchedule = opts.backupSchedule ? startBackupSchedule({ backups, jobs, config, log: log.child('schedule') }) : null
 
   const info = (): AppInfo => ({
     version,
@@ -192,6 +196,7 @@ export async function createOps(opts: OpsOptions) {
       if (closing) return
       closing = true
       health.stop()
+      backupSchedule?.stop()
       clearInterval(storeRetry)
       await jobs.drain()
       await sandbox.traffic?.stop()

@@ -25,6 +25,9 @@ Commands:
   backups list [--json]     The catalog, read from the manifests in storage (works while the database is down).
   backups verify <set-id> [--json]
                             Re-read every object of a set: size, SHA-256, decryption, decompression, row digests.
+  backups prune [--dry-run] [--yes] [--json]
+                            Retention (BACKUP_RETAIN_DAYS, BACKUP_KEEP_FULLS): lists what goes; --yes deletes it.
+                            A set another kept set depends on is never deleted.
   backups prerequisites [--json]
                             What incremental backups need (wal_level, privilege, publication, replica identities).
   backups drop-slot <slot> --yes
@@ -36,7 +39,8 @@ Configuration comes from the environment (DATABASE_URL, REDIS_URL, BACKUP_S3_BUC
 S3_ENDPOINT, LOCAL_BACKUP_PATH, STRIPE_SECRET_KEY, APP_URL, ...) or a 0600 file named by
 OPS_SECRETS_FILE. With no DATABASE_URL, the embedded sandbox database is used.
 Exit codes: 0 success, 1 failed (or a check found a problem), 2 unhealthy, 64 bad arguments, 70 internal error.
-Coming in later releases: backups prune, restore, restore-test, metrics.`
+Scheduled backups run in "serve" (BACKUP_FULL_EVERY, BACKUP_INCREMENTAL_EVERY).
+Coming in later releases: restore, restore-test, metrics.`
 
 function rendererDir(): string {
   return process.env.OPS_RENDERER_DIR ?? join(__dirname, '..', 'renderer')
@@ -121,7 +125,13 @@ export async function main(argv: string[]): Promise<number> {
       })
     }
     case 'backups': {
-      const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, allowPositionals: true })
+      // Sub-commands parse their own flags; here only the sub-command and --json are read.
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { json: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: false,
+      })
       const [sub, id] = positionals
       if (sub === 'list')
         return withOps(
@@ -175,6 +185,31 @@ export async function main(argv: string[]): Promise<number> {
           }
           return p.ok ? 0 : 1
         })
+      if (sub === 'prune') {
+        const { values: v2 } = parseArgs({
+          args: rest,
+          options: { yes: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+          allowPositionals: true,
+        })
+        return withOps(
+          async (ops) => {
+            const apply = v2.yes && !v2['dry-run']
+            const r = apply ? await ops.backups.prune('delete', 'cli') : await ops.backups.retentionPlan()
+            if (v2.json) process.stdout.write(JSON.stringify({ applied: !!apply, ...r }, null, 2) + '\n')
+            else {
+              const head = `Retention: keep ${r.policy.retainDays} days and the newest ${r.policy.keepFulls} full chain(s).`
+              const list = r.delete.map((d) => `  ${d.setId}  ${formatBytes(d.bytes)}  ${d.reason}`).join('\n')
+              process.stdout.write(
+                `${head}\n${r.delete.length ? `${apply ? 'Deleted' : 'Would delete'} ${r.delete.length} set(s), ${formatBytes(r.bytesFreed)}:\n${list}` : 'Nothing to delete.'}\n` +
+                  (!apply && r.delete.length ? 'Nothing was deleted: add --yes to delete these.\n' : ''),
+              )
+            }
+            return 0
+          },
+          false,
+          'off',
+        )
+      }
       if (sub === 'drop-slot') {
         const { values: v2, positionals: p2 } = parseArgs({
           args: rest,
@@ -197,7 +232,10 @@ export async function main(argv: string[]): Promise<number> {
           return 0
         })
       }
-      throw new OpsError('bad_argument', 'Usage: examforge-ops backups list|verify <set-id>|prerequisites|drop-slot <slot> --yes [--json]')
+      throw new OpsError(
+        'bad_argument',
+        'Usage: examforge-ops backups list|verify <set-id>|prune [--dry-run] [--yes]|prerequisites|drop-slot <slot> --yes [--json]',
+      )
     }
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })
@@ -225,7 +263,7 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, options: { port: { type: 'string' } } })
       const started = Date.now()
       const log = createLogger()
-      const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true })
+      const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true, backupSchedule: true })
       const port = Number(values.port ?? process.env.OPS_PORT ?? 7480)
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new OpsError('bad_argument', '--port must be a port number (0 picks a free one).')

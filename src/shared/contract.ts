@@ -17,6 +17,15 @@ import {
 
 const none = z.object({}).strict()
 
+const retentionPlan = z.object({
+  policy: z.object({ retainDays: z.number(), keepFulls: z.number() }),
+  delete: z.array(
+    z.object({ setId: z.string(), type: z.string(), snapshotTime: z.string().nullable(), bytes: z.number(), reason: z.string() }),
+  ),
+  keep: z.array(z.object({ setId: z.string(), reason: z.string() })),
+  bytesFreed: z.number(),
+})
+
 export const methods = {
   'app.info': { input: none, output: appInfo },
   'health.snapshot': { input: none, output: healthSnapshot },
@@ -80,6 +89,11 @@ export const methods = {
         }),
       ),
     }),
+  },
+  'backups.retention': { input: none, output: retentionPlan },
+  'backups.prune': {
+    input: z.object({ confirm: z.string().max(20) }).strict(),
+    output: retentionPlan.extend({ deleted: z.array(z.string()), objects: z.number() }),
   },
   'backups.dropSlot': {
     input: z.object({ slot: z.string().regex(/^examforge_ops_[a-z0-9_]+$/), confirm: z.string().max(80) }).strict(),

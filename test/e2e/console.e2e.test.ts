@@ -58,6 +58,9 @@ async function startServices(): Promise<Services> {
       HEALTH_INTERVAL_S: '1',
       PROBE_TIMEOUT_MS: '3000',
       SANDBOX_SCALE: '0.5',
+      // Retention keeps only the newest chain, so the e2e can watch it delete the older one.
+      BACKUP_RETAIN_DAYS: '0',
+      BACKUP_KEEP_FULLS: '1',
     },
     async close() {
       await redis.stop()
@@ -157,6 +160,21 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/↳ incremental/)
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/changes in \d+ tx/)
     await page.screenshot({ path: join(shots, `${face}-backups.png`) })
+  })
+
+  it('previews retention, and deletes the older chain only after "delete" is typed', async () => {
+    await page.getByTestId('backup-now').click()
+    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 60_000 }).toBe(3)
+    await page.getByTestId('retention-preview').click()
+    await expect.poll(() => page.getByTestId('retention-delete').locator('li').count()).toBe(2)
+    expect(await page.getByTestId('retention-apply').isDisabled()).toBe(true)
+    await page.getByLabel('Type delete to confirm').fill('delete')
+    await page.getByTestId('retention-apply').click()
+    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 30_000 }).toBe(1)
+    await expect.poll(() => page.getByTestId('retention').textContent()).toMatch(/Nothing to delete/)
+    await expect.poll(() => page.getByTestId('set-details').count()).toBe(0) // the deleted set's details closed
+    await page.getByTestId('retention').scrollIntoViewIfNeeded()
+    await page.screenshot({ path: join(shots, `${face}-retention.png`) })
   })
 
   it('regenerates the sandbox data as a job with live progress', async () => {

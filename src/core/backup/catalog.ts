@@ -56,7 +56,8 @@ export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]>
       })
     }
   }
-  return sets.sort((a, b) => b.setId.localeCompare(a.setId))
+  const at = (s: CatalogSet) => new Date(s.manifest?.snapshot.time ?? s.lastModified).getTime()
+  return sets.sort((a, b) => at(b) - at(a) || b.setId.localeCompare(a.setId))
 }
 
 export interface Chain {
@@ -73,12 +74,18 @@ export function chains(sets: CatalogSet[]): Chain[] {
   const complete = sets.filter((s) => s.status === 'complete' && s.manifest).map((s) => s.manifest!)
   const byParent = new Map<string, Manifest[]>()
   for (const m of complete) if (m.parent) byParent.set(m.parent, [...(byParent.get(m.parent) ?? []), m])
-  return complete
-    .filter((m) => m.type === 'full')
-    .map((full) => {
-      const list = [full]
-      for (let next = byParent.get(full.setId)?.[0]; next; next = byParent.get(next.setId)?.[0]) list.push(next)
-      return { full, sets: list, from: full.snapshot.time, to: list[list.length - 1].snapshot.time }
-    })
-    .sort((a, b) => b.full.setId.localeCompare(a.full.setId))
+  return (
+    complete
+      .filter((m) => m.type === 'full')
+      .map((full) => {
+        const list = [full]
+        for (let next = byParent.get(full.setId)?.[0]; next; next = byParent.get(next.setId)?.[0]) list.push(next)
+        return { full, sets: list, from: full.snapshot.time, to: list[list.length - 1].snapshot.time }
+      })
+      // Newest chain first, by snapshot time: set ids have one-second resolution.
+      .sort(
+        (a, b) =>
+          new Date(b.full.snapshot.time).getTime() - new Date(a.full.snapshot.time).getTime() || b.full.setId.localeCompare(a.full.setId),
+      )
+  )
 }

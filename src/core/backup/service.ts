@@ -13,6 +13,7 @@ import { runFullBackup } from './full'
 import { runIncremental, SchemaChanged } from './incremental'
 import { newSetId, type Manifest } from './manifest'
 import { verifySet } from './verify'
+import { applyRetention, planRetention, type RetentionPlan } from './retention'
 
 /** Partial writes younger than this may belong to a backup still running elsewhere (the agent): left alone. */
 const STALE_MS = 15 * 60_000
@@ -96,7 +97,9 @@ export class BackupService {
         try {
           // One read of the catalog serves the cleanup and the run (the chain to follow).
           const catalog = await readCatalog(this.storage())
-          await this.cleanup(STALE_MS, catalog).catch((e) => this.deps.log.warn('cleanup before the backup failed', { error: (e as Error).message }))
+          await this.cleanup(STALE_MS, catalog).catch((e) =>
+            this.deps.log.warn('cleanup before the backup failed', { error: (e as Error).message }),
+          )
           return await run(ctx, catalog)
         } finally {
           this.running = null
@@ -156,6 +159,38 @@ export class BackupService {
       })
     }
     return result(m, why)
+  }
+
+  /** What retention would delete now (a preview: nothing is touched). */
+  async retentionPlan(): Promise<RetentionPlan> {
+    return planRetention(await this.list(), { retainDays: this.deps.config.backupRetainDays, keepFulls: this.deps.config.backup.keepFulls })
+  }
+
+  /** Apply retention: really deletes the objects. Needs "delete" typed back (or --yes in the CLI). */
+  async prune(confirm: string, actor: string): Promise<RetentionPlan & { deleted: string[]; objects: number }> {
+    if (confirm !== 'delete') throw new OpsError('not_confirmed', 'Type "delete" to confirm deleting the listed backups.')
+    if (this.running) throw new OpsError('backup_running', 'A backup is running; prune when it is done.')
+    const plan = await this.retentionPlan()
+    try {
+      const r = await applyRetention(this.storage(), plan)
+      await this.deps.audit.record({
+        actor,
+        action: 'backup.prune',
+        target: this.storage().location,
+        outcome: 'deleted',
+        details: { sets: r.deleted, bytes: plan.bytesFreed },
+      })
+      return { ...plan, ...r }
+    } catch (e) {
+      await this.deps.audit.record({
+        actor,
+        action: 'backup.prune',
+        target: this.storage().location,
+        outcome: 'failed',
+        details: { error: (e as Error).message },
+      })
+      throw e
+    }
   }
 
   startVerify(setId: string, actor: string): { jobId: string } {

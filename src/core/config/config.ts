@@ -29,6 +29,9 @@ export interface Config {
   backup: {
     compression: string
     incremental: 'auto' | 'off'
+    keepFulls: number
+    fullEveryMs: number | null
+    incrementalEveryMs: number | null
     slotWarnBytes: number
     parallelism: number | null
     chunkBytes: number
@@ -108,6 +111,16 @@ function num(value: string | undefined, key: string, min: number, max: number): 
   return n
 }
 
+/** "30s", "15m", "24h", "7d" or "off". */
+export function every(v: string | undefined, key: string): number | null {
+  if (!v || /^(off|no|none|0)$/i.test(v)) return null
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/i.exec(v.trim())
+  if (!m) throw new OpsError('bad_setting', `${key} must be an interval like 15m, 6h or 1d, or "off"; it is "${v}".`)
+  const ms = Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2].toLowerCase() as 's']
+  if (ms < 1000) throw new OpsError('bad_setting', `${key} must be at least 1s.`)
+  return ms
+}
+
 function sse(v: string | undefined): 'AES256' | 'aws:kms' | null {
   if (!v) return null
   if (v === 'AES256' || v === 'aws:kms') return v
@@ -172,6 +185,9 @@ export function loadConfig(input: ConfigInput = {}): Config {
     backup: {
       compression: raw.BACKUP_COMPRESSION ?? 'gzip:6',
       slotWarnBytes: num(raw.BACKUP_SLOT_WARN_MB, 'BACKUP_SLOT_WARN_MB', 1, 10_000_000) * 1024 * 1024,
+      keepFulls: num(raw.BACKUP_KEEP_FULLS, 'BACKUP_KEEP_FULLS', 1, 1000),
+      fullEveryMs: every(raw.BACKUP_FULL_EVERY, 'BACKUP_FULL_EVERY'),
+      incrementalEveryMs: every(raw.BACKUP_INCREMENTAL_EVERY, 'BACKUP_INCREMENTAL_EVERY'),
       incremental: /^(off|no|false|0)$/i.test(raw.BACKUP_INCREMENTAL ?? 'auto') ? 'off' : 'auto',
       parallelism: raw.BACKUP_PARALLELISM ? num(raw.BACKUP_PARALLELISM, 'BACKUP_PARALLELISM', 1, 32) : null,
       chunkBytes: num(raw.BACKUP_CHUNK_MB, 'BACKUP_CHUNK_MB', 1, 65_536) * 1024 * 1024,

@@ -104,6 +104,62 @@ function Incrementals() {
   )
 }
 
+function Retention() {
+  const { retention, previewRetention, prune } = useBackups()
+  const [typed, setTyped] = useState('')
+  return (
+    <section className="card" data-testid="retention">
+      <h3>Retention</h3>
+      <p className="muted">
+        Keeps backups younger than BACKUP_RETAIN_DAYS and the newest BACKUP_KEEP_FULLS full backups with their incrementals; a set that a
+        kept set depends on is never deleted. The agent applies it after each scheduled full backup (BACKUP_FULL_EVERY,
+        BACKUP_INCREMENTAL_EVERY).
+      </p>
+      <button onClick={() => void previewRetention()} data-testid="retention-preview">
+        Preview what retention would delete
+      </button>
+      {retention && (
+        <div className="retention-plan">
+          <p>
+            Policy: {retention.policy.retainDays} days, newest {retention.policy.keepFulls} full chain(s).{' '}
+            {retention.delete.length
+              ? `${retention.delete.length} set(s) would go, freeing ${bytes(retention.bytesFreed)}:`
+              : 'Nothing to delete.'}
+          </p>
+          {retention.delete.length > 0 && (
+            <>
+              <ul data-testid="retention-delete">
+                {retention.delete.map((d) => (
+                  <li key={d.setId}>
+                    <code>{d.setId}</code> · {bytes(d.bytes)} · {d.reason}
+                  </li>
+                ))}
+              </ul>
+              <form
+                className="edit"
+                onSubmit={(e) => {
+                  e.preventDefault()
+                  void prune(typed).then(() => setTyped(''))
+                }}
+              >
+                <input
+                  value={typed}
+                  onChange={(e) => setTyped(e.target.value)}
+                  placeholder='type "delete"'
+                  aria-label="Type delete to confirm"
+                />
+                <button className="danger" type="submit" disabled={typed !== 'delete'} data-testid="retention-apply">
+                  Delete {retention.delete.length} set(s)
+                </button>
+              </form>
+            </>
+          )}
+        </div>
+      )}
+    </section>
+  )
+}
+
 export function Backups() {
   const { location, sets, selected, running, outcome, report, load, open, backupNow, verify } = useBackups()
   useEffect(() => void load(), [load])
@@ -251,15 +307,7 @@ export function Backups() {
         )}
       </div>
       <Incrementals />
-      <div className="card coming-card">
-        <h3>
-          Retention and schedules <span className="badge">coming</span>
-        </h3>
-        <p>
-          Retention (BACKUP_RETAIN_DAYS and keep-the-last-N-fulls, never breaking a chain) with a preview, and scheduled backups in the
-          agent, are next.
-        </p>
-      </div>
+      <Retention />
     </>
   )
 }

@@ -5,6 +5,7 @@ import { useApp } from './app'
 
 type Details = MethodOutput<'backups.get'>
 type Prerequisites = MethodOutput<'backups.prerequisites'>
+type RetentionPlan = MethodOutput<'backups.retention'>
 type Report = { setId: string; ok: boolean; objects: { key: string; ok: boolean; problem: string | null }[] }
 
 interface BackupsState {
@@ -16,6 +17,9 @@ interface BackupsState {
   outcome: { kind: 'backup' | 'verify'; job: JobInfo } | null
   report: Report | null
   prerequisites: Prerequisites | null
+  retention: RetentionPlan | null
+  previewRetention(): Promise<void>
+  prune(confirm: string): Promise<void>
   load(): Promise<void>
   dropSlot(slot: string, confirm: string): Promise<boolean>
   open(setId: string | null): Promise<void>
@@ -56,11 +60,35 @@ export const useBackups = create<BackupsState>((set, get) => {
     outcome: null,
     report: null,
     prerequisites: null,
+    retention: null,
+    async previewRetention() {
+      try {
+        set({ retention: await api().call('backups.retention', {}) })
+      } catch (e) {
+        fail(e)
+      }
+    },
+    async prune(confirm) {
+      try {
+        const r = await api().call('backups.prune', { confirm })
+        set({ retention: { ...r, delete: [] } })
+        useApp.setState({ error: null })
+        await get().load()
+      } catch (e) {
+        fail(e)
+      }
+    },
     async load() {
       subscribe()
       try {
         const r = await api().call('backups.list', {})
-        set({ location: r.location, sets: r.sets })
+        // A set that retention just deleted must not stay open in the details panel.
+        const selected = get().selected
+        set({
+          location: r.location,
+          sets: r.sets,
+          selected: selected && r.sets.some((x) => x.setId === selected.set.setId) ? selected : null,
+        })
       } catch (e) {
         fail(e)
       }
