@@ -64,7 +64,7 @@ export async function captureSchema(client: pg.ClientBase): Promise<CapturedSche
                        CASE WHEN t.typdefault IS NOT NULL THEN ' DEFAULT ' || t.typdefault ELSE '' END,
                        CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END,
                        COALESCE((SELECT string_agg(format(' CONSTRAINT %I %s', c.conname, pg_get_constraintdef(c.oid)), '' ORDER BY c.conname)
-                                   FROM pg_constraint c WHERE c.contypid = t.oid), ''))
+                                   FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c'), ''))
               END AS s
          FROM pg_type t
         WHERE t.typnamespace IN (${USER_SCHEMAS}) AND ${notExtensionMember('pg_type', 't.oid')}
