@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -31,6 +31,7 @@ async function systemPostgres(): Promise<string | null> {
 }
 
 let cluster: SandboxCluster | null = null
+const runStarted = Date.now()
 let s3: S3Server | null = null
 let dir: string | null = null
 
@@ -55,4 +56,14 @@ export async function teardown() {
   await s3?.close()
   await cluster?.stop()
   if (dir) rmSync(dir, { recursive: true, force: true })
+  // The tests' own temporary folders (all named ops-*) from this run: nothing accumulates on a reused machine.
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith('ops-')) continue
+    const p = join(tmpdir(), name)
+    try {
+      if (statSync(p).mtimeMs >= runStarted - 1000) rmSync(p, { recursive: true, force: true })
+    } catch {
+      /* already gone */
+    }
+  }
 }
