@@ -4,7 +4,9 @@ import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
-import { PgoutputDecoder, lsnToBigInt, type Relation, type Tuple } from './changes/pgoutput'
+import { LogicalReplicationService } from 'pg-logical-replication'
+import type pgTypes from 'pg'
+import { PgoutputDecoder, lsnToBigInt, lsnToString, type PgoutputMessage, type Relation, type Tuple } from './changes/pgoutput'
 import { PUBLICATION } from './changes/slot'
 import { compressor, extensionFor, type CompressionParams } from './compression'
 import { encryptStream, type EncryptionParams } from './crypto'
@@ -26,6 +28,20 @@ export interface IncrementalOptions {
 }
 
 export class SchemaChanged extends Error {}
+
+/** pgoutput through pg-logical-replication's streaming, decoded by our decoder (exact text values). */
+class RawPgoutputPlugin {
+  constructor(readonly options: { decoder: PgoutputDecoder }) {}
+  get name() {
+    return 'pgoutput'
+  }
+  parse(buffer: Buffer) {
+    return this.options.decoder.decode(buffer)
+  }
+  start(client: pgTypes.Client, slot: string, lsn: string) {
+    return client.query(`START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (proto_version '1', publication_names '${PUBLICATION}')`)
+  }
+}
 
 /**
  * One line of the change stream (JSON Lines): a transaction's begin, its changes, its commit.
@@ -74,6 +90,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   c.on('error', () => {})
   await c.connect()
   const written: string[] = []
+  let streamRef: LogicalReplicationService | null = null
   try {
     await c.query(STABLE_SESSION)
     const { rows: slotRows } = await c.query(`SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1`, [slot])
@@ -91,7 +108,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     if (schemaHash(schema) !== o.parent.schemaHash) throw new SchemaChanged('the schema changed since the last backup')
     phase('schema check')
 
-    const { rows: target } = await c.query(`SELECT pg_current_wal_lsn()::text AS lsn, now() AS time`)
+    // The flushed position: every synchronously committed transaction is at or below it, and the slot can reach it.
+    const { rows: target } = await c.query(`SELECT pg_current_wal_flush_lsn()::text AS lsn, now() AS time`)
     const upTo = target[0].lsn as string
     const parentPoint = lsnToBigInt(o.parent.snapshot.lsn)
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
@@ -99,28 +117,36 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
     const transforms = [compressor(o.compression), o.encryption ? encryptStream(o.encryption.key) : null].filter((t) => t !== null)
     const storing = storeObject(o.storage, key, lines, transforms, ctx.signal)
-    storing.catch(() => {}) // awaited below; a failure also ends the reading loop through the write
-    // Backpressure from storage; a storage failure ends the wait (and the run) instead of hanging on a drain that never comes.
-    // Lines are batched into ~256 KB writes: compression then works per batch, not per change.
+    storing.catch(() => {}) // awaited below; a failure also ends the streaming (see finish)
+    // Lines are batched into ~256 KB writes: compression then works per batch, not per change. When
+    // storage falls behind, the replication socket is paused until it drains (backpressure without a
+    // promise per message).
     let batch: string[] = []
     let batchBytes = 0
     let waitMs = 0
-    const flush = async () => {
+    let pausedAt: number | null = null
+    let pauseSource: () => void = () => {}
+    let resumeSource: () => void = () => {}
+    const flush = () => {
       if (!batch.length) return
       const ok = lines.write(batch.join(''))
       batch = []
       batchBytes = 0
-      if (!ok) {
-        const w0 = performance.now()
-        await Promise.race([new Promise<void>((r) => lines.once('drain', r)), storing.then(() => {})])
-        waitMs += performance.now() - w0
+      if (!ok && pausedAt === null) {
+        pausedAt = performance.now()
+        pauseSource()
+        lines.once('drain', () => {
+          waitMs += performance.now() - pausedAt!
+          pausedAt = null
+          resumeSource()
+        })
       }
     }
-    const write = async (l: ChangeLine) => {
+    const write = (l: ChangeLine) => {
       const s = JSON.stringify(l) + '\n'
       batch.push(s)
       batchBytes += s.length
-      if (batchBytes >= 256 * 1024) await flush()
+      if (batchBytes >= 256 * 1024) flush()
     }
 
     const stats = {
@@ -138,93 +164,130 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     let inTxn = false
     // A transaction's begin is written with its first change we keep: transactions that only touched ops are left out whole.
     let pendingBegin: ChangeLine | null = null
-    const emit = async (l: ChangeLine) => {
+    const emit = (l: ChangeLine) => {
       if (pendingBegin) {
-        await write(pendingBegin)
+        write(pendingBegin)
         pendingBegin = null
       }
-      await write(l)
+      write(l)
     }
     let messages = 0
     const wanted = (r: Relation) => r.schema !== 'ops' && !r.schema.startsWith('pg_')
-    // Peek, never get: nothing is consumed until the set is safely stored.
-    await c.query('BEGIN READ ONLY')
-    await c.query(
-      `DECLARE changes NO SCROLL CURSOR FOR
-         SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}')`,
-      [slot, upTo],
-    )
+    // Stream from the slot (decoded once on the server). Nothing is confirmed until the set is stored:
+    // the standby-status timer is off, and keepalives are answered with the parent's point.
+    const stream = (streamRef = new LogicalReplicationService(
+      { connectionString: o.databaseUrl, application_name: 'examforge-ops:incremental' },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+    ))
+    const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)
+    const targetLsn = lsnToBigInt(upTo)
     let fetchMs = 0
-    for (;;) {
-      ctx.signal.throwIfAborted()
-      const f0 = performance.now()
-      const { rows } = await c.query<{ data: Buffer }>('FETCH 5000 FROM changes')
-      fetchMs += performance.now() - f0
-      if (!rows.length) break
-      for (const row of rows) {
-        const m = decoder.decode(row.data)
-        messages++
-        if (m.tag === 'begin') {
-          // Transactions at or before the parent's point are in the parent already (a crash after storing, before advancing).
-          skipping = lsnToBigInt(m.finalLsn) < parentPoint
-          inTxn = true
-          pendingBegin = skipping ? null : { op: 'begin', lsn: m.finalLsn, xid: m.xid, time: m.commitTime }
-        } else if (m.tag === 'commit') {
-          if (!skipping && !pendingBegin) {
-            await write({ op: 'commit', lsn: m.commitLsn, end: m.endLsn, time: m.commitTime })
-            stats.transactions++
-            stats.firstCommitTime ??= m.commitTime
-            stats.lastCommitTime = m.commitTime
-          }
-          inTxn = false
-          pendingBegin = null
-        } else if (skipping || !inTxn) continue
-        else if (m.tag === 'insert' && wanted(m.relation)) {
-          await emit({ op: 'insert', table: [m.relation.schema, m.relation.name], new: m.new })
-          stats.inserts++
-          tables.add(`${m.relation.schema}.${m.relation.name}`)
-        } else if (m.tag === 'update' && wanted(m.relation)) {
-          await emit({
-            op: 'update',
-            table: [m.relation.schema, m.relation.name],
-            key: identity(m.relation, m.key, m.old, m.new),
-            new: m.new,
+    let lastMessageAt = performance.now()
+    /** Handle one message; true once everything committed before the target is in. */
+    const handle = (m: PgoutputMessage): boolean => {
+      messages++
+      if (m.tag === 'begin' && lsnToBigInt(m.finalLsn) >= targetLsn) return true
+      if (m.tag === 'begin') {
+        // Transactions at or before the parent's point are in the parent already (a crash after storing, before advancing).
+        skipping = lsnToBigInt(m.finalLsn) < parentPoint
+        inTxn = true
+        pendingBegin = skipping ? null : { op: 'begin', lsn: m.finalLsn, xid: m.xid, time: m.commitTime }
+      } else if (m.tag === 'commit') {
+        if (!skipping && !pendingBegin) {
+          write({ op: 'commit', lsn: m.commitLsn, end: m.endLsn, time: m.commitTime })
+          stats.transactions++
+          stats.firstCommitTime ??= m.commitTime
+          stats.lastCommitTime = m.commitTime
+        }
+        inTxn = false
+        pendingBegin = null
+      } else if (skipping || !inTxn) return false
+      else if (m.tag === 'insert' && wanted(m.relation)) {
+        emit({ op: 'insert', table: [m.relation.schema, m.relation.name], new: m.new })
+        stats.inserts++
+        tables.add(`${m.relation.schema}.${m.relation.name}`)
+      } else if (m.tag === 'update' && wanted(m.relation)) {
+        emit({
+          op: 'update',
+          table: [m.relation.schema, m.relation.name],
+          key: identity(m.relation, m.key, m.old, m.new),
+          new: m.new,
+        })
+        stats.updates++
+        tables.add(`${m.relation.schema}.${m.relation.name}`)
+      } else if (m.tag === 'delete' && wanted(m.relation)) {
+        emit({ op: 'delete', table: [m.relation.schema, m.relation.name], key: identity(m.relation, m.key, m.old, {}) })
+        stats.deletes++
+        tables.add(`${m.relation.schema}.${m.relation.name}`)
+      } else if (m.tag === 'truncate') {
+        const rels = m.relations.filter(wanted)
+        if (rels.length) {
+          emit({
+            op: 'truncate',
+            tables: rels.map((r) => [r.schema, r.name]),
+            cascade: m.cascade,
+            restartIdentity: m.restartIdentity,
           })
-          stats.updates++
-          tables.add(`${m.relation.schema}.${m.relation.name}`)
-        } else if (m.tag === 'delete' && wanted(m.relation)) {
-          await emit({ op: 'delete', table: [m.relation.schema, m.relation.name], key: identity(m.relation, m.key, m.old, {}) })
-          stats.deletes++
-          tables.add(`${m.relation.schema}.${m.relation.name}`)
-        } else if (m.tag === 'truncate') {
-          const rels = m.relations.filter(wanted)
-          if (rels.length) {
-            await emit({
-              op: 'truncate',
-              tables: rels.map((r) => [r.schema, r.name]),
-              cascade: m.cascade,
-              restartIdentity: m.restartIdentity,
-            })
-            stats.truncates++
-            rels.forEach((r) => tables.add(`${r.schema}.${r.name}`))
-          }
+          stats.truncates++
+          rels.forEach((r) => tables.add(`${r.schema}.${r.name}`))
         }
       }
-      ctx.onProgress({
-        phase: 'reading the change stream',
-        done: messages,
-        total: null,
-        unit: 'rows',
-        message: `${stats.transactions} transactions`,
-      })
+      if (messages % 5000 === 0)
+        ctx.onProgress({
+          phase: 'reading the change stream',
+          done: messages,
+          total: null,
+          unit: 'rows',
+          message: `${stats.transactions} transactions`,
+        })
+      return false
     }
-    await c.query('COMMIT')
-    await flush()
+    const socket = () => (stream as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
+    pauseSource = () => socket()?.pause()
+    resumeSource = () => socket()?.resume()
+    await new Promise<void>((resolve, reject) => {
+      let finished = false
+      const finish = (e?: unknown) => {
+        if (finished) return
+        finished = true
+        clearInterval(idle)
+        ctx.signal.removeEventListener('abort', onAbort)
+        if (e) reject(e)
+        else resolve()
+      }
+      const onAbort = () => finish(ctx.signal.reason ?? new Error('cancelled'))
+      ctx.signal.addEventListener('abort', onAbort, { once: true })
+      // Messages arrive in order and are handled synchronously, in order.
+      stream.on('data', (_lsn: string, m: PgoutputMessage) => {
+        if (finished) return
+        const f0 = performance.now()
+        fetchMs += f0 - lastMessageAt
+        try {
+          if (handle(m)) finish()
+        } catch (e) {
+          finish(e)
+        }
+        lastMessageAt = performance.now()
+      })
+      storing.catch((e) => finish(e))
+      // Caught up: the server's position passed the target outside a transaction.
+      stream.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
+        if (!finished && !inTxn && lsnToBigInt(lsn) >= targetLsn) finish()
+        else if (shouldRespond) void stream.acknowledge(holdAt)
+      })
+      stream.on('error', (e: Error) => finish(e))
+      // If the server is quiet, ask it where it is (the answer arrives as a heartbeat).
+      const idle = setInterval(() => {
+        if (!finished && performance.now() - lastMessageAt > 250) void stream.acknowledge(holdAt, true)
+      }, 100)
+      stream.subscribe(new RawPgoutputPlugin({ decoder }), slot, '0/0').catch((e) => finish(e))
+    })
+    flush()
     lines.end()
     const stored = await storing
     written.push(key)
     phase('change stream')
-    phasesMs['of which decoding on the server'] = Math.round(fetchMs)
+    phasesMs['of which waiting for the server'] = Math.round(fetchMs)
     phasesMs['of which waiting for storage'] = Math.round(waitMs)
 
     // Sequences are not in the change stream: their values at the end of the set.
@@ -264,13 +327,15 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     await o.storage.putSmall(manifestKey(setId), JSON.stringify(manifest, null, 2))
     written.length = 0 // complete: nothing to clean up from here on
     await o.afterStored?.()
-    // Only now may the slot forget these changes.
-    await c.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [slot, upTo])
+    // Only now may the slot forget these changes: confirm exactly up to the target (the library sends lsn + 1).
+    await stream.acknowledge(lsnToString(targetLsn - 1n))
+    await stream.stop()
     return manifest
   } catch (e) {
     await o.storage.delete(written).catch(() => {})
     throw e
   } finally {
+    await streamRef?.stop().catch(() => {})
     await c.end().catch(() => {})
   }
 }
