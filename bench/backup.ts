@@ -1,6 +1,6 @@
 // Full backup vs pg_dump -Fd -j2 vs raw COPY, on the machine's PostgreSQL (15 here), same run.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os, { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -134,6 +134,22 @@ function ours(
   })
 }
 
+/** Busy CPU-seconds of the whole machine (all processes, the database server included) from /proc/stat. */
+function machineBusy(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    const [user, nice, system, , , irq, softirq, steal] = f
+    return (user + nice + system + irq + softirq + steal) / 100
+  } catch {
+    return NaN
+  }
+}
+async function withCpu<T>(fn: () => Promise<T> | T): Promise<T & { machineCpuS: number }> {
+  const b = machineBusy()
+  const r = await fn()
+  return Object.assign(r as object, { machineCpuS: Math.round((machineBusy() - b) * 10) / 10 }) as T & { machineCpuS: number }
+}
+
 const mbps = (bytes: number, s: number) => Math.round((bytes / 1e6 / s) * 10) / 10
 
 export async function backupBench({ root }: { root: string }) {
@@ -146,13 +162,13 @@ export async function backupBench({ root }: { root: string }) {
 
   // Alternate the tools, three rounds, and report medians: one run on a shared 2-core machine varies by ±15%.
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
-  const raws: { bytes: number; seconds: number }[] = []
-  const dumps: ReturnType<typeof pgDump>[] = []
-  const mines: Awaited<ReturnType<typeof ours>>[] = []
+  const raws: { bytes: number; seconds: number; machineCpuS: number }[] = []
+  const dumps: (ReturnType<typeof pgDump> & { machineCpuS: number })[] = []
+  const mines: (Awaited<ReturnType<typeof ours>> & { machineCpuS: number })[] = []
   for (let i = 0; i < rounds; i++) {
-    raws.push(await rawCopy(big))
-    dumps.push(pgDump(big))
-    mines.push(await ours(root, big))
+    raws.push(await withCpu(() => rawCopy(big)))
+    dumps.push(await withCpu(() => pgDump(big)))
+    mines.push(await withCpu(() => ours(root, big)))
     process.stderr.write(
       `round ${i + 1}: raw ${raws[i].seconds.toFixed(1)} s, pg_dump ${dumps[i].seconds.toFixed(1)} s, ours ${mines[i].seconds.toFixed(1)} s\n`,
     )
@@ -189,6 +205,9 @@ export async function backupBench({ root }: { root: string }) {
       pgDump: dumps.map((d) => round(d.seconds)),
       examforgeOps: mines.map((m) => round(m.seconds)),
     },
+    // Whole-machine busy CPU-seconds per run (the database server included): steadier than wall time on a shared 2-core machine.
+    machineCpuSeconds: { pgDump: dumps.map((d) => d.machineCpuS), examforgeOps: mines.map((m) => m.machineCpuS) },
+    cpuRatioPgDumpOverOurs: round(med(dumps, (d) => d.machineCpuS).machineCpuS / med(mines, (m) => m.machineCpuS).machineCpuS),
     ratioVsPgDump: round(dump.seconds / mine.seconds),
     ratioOfCeiling: round(raw.seconds / mine.seconds),
     peakRssBySize: [
