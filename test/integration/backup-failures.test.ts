@@ -5,9 +5,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { readCatalog } from '../../src/core/backup/catalog'
 import { parseCompression, zstdAvailable } from '../../src/core/backup/compression'
-import { loadConfig } from '../../src/core/config/config'
-import { silentLogger } from '../../src/core/log/logger'
-import { createOps } from '../../src/core/ops'
+import { openOps } from '../helpers/ops'
 import { createDatabase } from '../helpers/db'
 import { startS3, S3_CREDENTIALS, TEST_BUCKET } from '../helpers/s3'
 import { seedExamforge } from '../helpers/seed'
@@ -49,7 +47,7 @@ describe('backups that fail part-way', () => {
       })
     })
     expect(killed).toBe('SIGKILL')
-    const ops = await createOps({ config: loadConfig({ env, dataDir: dir }), face: 'host', log: silentLogger, schedule: false })
+    const ops = await openOps(env, {}, dir)
     try {
       const before = await readCatalog(ops.backups.storage())
       expect(before).toHaveLength(1)
@@ -77,12 +75,7 @@ describe('backups that fail part-way', () => {
       BACKUP_CHUNK_MB: '1',
       BACKUP_PARALLELISM: '1',
     }
-    const ops = await createOps({
-      config: loadConfig({ env, dataDir: mkdtempSync(join(tmpdir(), 'ops-d-')) }),
-      face: 'host',
-      log: silentLogger,
-      schedule: false,
-    })
+    const ops = await openOps(env)
     try {
       const { jobId } = ops.backups.startFull('test')
       let closed = false

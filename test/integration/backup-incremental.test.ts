@@ -12,16 +12,10 @@ import { loadConfig } from '../../src/core/config/config'
 import { silentLogger } from '../../src/core/log/logger'
 import { createOps, type Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
+import { backupNow, openOps } from '../helpers/ops'
 import { seedExamforge } from '../helpers/seed'
 
 const root = resolve(__dirname, '../..')
-
-async function run(ops: Ops, type: 'full' | 'incremental'): Promise<BackupResult> {
-  const { jobId } = type === 'full' ? ops.backups.startFull('test') : ops.backups.startIncremental('test')
-  const info = await ops.jobs.wait(jobId)
-  if (info.state !== 'succeeded') throw new Error(`backup ${info.state}: ${info.error?.message}`)
-  return info.result as BackupResult
-}
 
 async function changeLines(ops: Ops, setId: string): Promise<ChangeLine[]> {
   const m = (await readCatalog(ops.backups.storage())).find((s) => s.setId === setId)!.manifest!
@@ -58,12 +52,7 @@ describe('incremental backups from the change stream', () => {
       `CREATE TABLE no_pk (a int, b text); ALTER TABLE no_pk REPLICA IDENTITY FULL; INSERT INTO no_pk VALUES (1, 'one'), (2, 'two')`,
     )
     dir = mkdtempSync(join(tmpdir(), 'ops-inc-'))
-    ops = await createOps({
-      config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-d-')) }),
-      face: 'host',
-      log: silentLogger,
-      schedule: false,
-    })
+    ops = await openOps(env())
   })
   afterAll(async () => {
     await ops?.close()
@@ -72,7 +61,7 @@ describe('incremental backups from the change stream', () => {
 
   let full: BackupResult
   it('with no chain yet, an incremental is a full that starts one, and says so', async () => {
-    full = await run(ops, 'incremental')
+    full = await backupNow(ops, 'incremental')
     expect(full.type).toBe('full')
     expect(full.note).toMatch(/no backup chain yet/)
     const slots = await slotOf(db.url)
@@ -94,7 +83,7 @@ describe('incremental backups from the change stream', () => {
        DELETE FROM no_pk WHERE a = 2;
        TRUNCATE "AuditEvent";`,
     )
-    firstInc = await run(ops, 'incremental')
+    firstInc = await backupNow(ops, 'incremental')
     expect(firstInc.type).toBe('incremental')
     expect(firstInc.changes).toMatchObject({ inserts: 1, truncates: 1 })
     expect(firstInc.changes!.updates).toBe(4)
@@ -140,7 +129,7 @@ describe('incremental backups from the change stream', () => {
     const crashed = chain.sets.at(-1)!
     expect(crashed.changes!.updates).toBe(1) // the killed run's set is complete
     await query(db.url, `UPDATE teams SET name = 'After Crash' WHERE id = 2`)
-    const next = await run(ops, 'incremental')
+    const next = await backupNow(ops, 'incremental')
     const lines = await changeLines(ops, next.setId)
     const updates = lines.filter((l) => l.op === 'update') as Extract<ChangeLine, { op: 'update' }>[]
     expect(updates.map((u) => u.new.name)).toEqual(['After Crash'])
@@ -148,7 +137,7 @@ describe('incremental backups from the change stream', () => {
 
   it('a schema change since the last set turns the next incremental into a full, and says so', async () => {
     await query(db.url, `ALTER TABLE teams ADD COLUMN region text`)
-    const r = await run(ops, 'incremental')
+    const r = await backupNow(ops, 'incremental')
     expect(r.type).toBe('full')
     expect(r.note).toMatch(/schema changed/)
     // The new chain's slot replaces the old one.
@@ -172,7 +161,7 @@ describe('incremental backups from the change stream', () => {
     await expect(ops.backups.dropSlot(slot.name, 'yes', 'test')).rejects.toThrow(/Type the slot's name/)
     await ops.backups.dropSlot(slot.name, slot.name, 'test')
     expect(await slotOf(db.url)).toHaveLength(0)
-    const r = await run(ops, 'incremental')
+    const r = await backupNow(ops, 'incremental')
     expect(r.type).toBe('full')
     expect(r.note).toMatch(/slot .* is gone/)
     const audit = await query<{ outcome: string }>(db.url, `SELECT outcome FROM ops.audit_log WHERE action = 'backup.drop-slot'`)
@@ -202,7 +191,7 @@ describe('incremental prerequisites', () => {
       expect(p.tablesWithoutReplicaIdentity).toEqual([
         { table: 'public."Keyless Table"', fix: 'ALTER TABLE public."Keyless Table" REPLICA IDENTITY FULL;  -- or add a primary key' },
       ])
-      const r = await run(ops, 'incremental')
+      const r = await backupNow(ops, 'incremental')
       expect(r.type).toBe('full')
       expect(r.note).toMatch(/not possible yet: .*REPLICA IDENTITY FULL/)
       expect(await slotOf(db.url)).toHaveLength(0)

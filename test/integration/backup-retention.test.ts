@@ -4,22 +4,15 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { readCatalog } from '../../src/core/backup/catalog'
-import { loadConfig } from '../../src/core/config/config'
-import { silentLogger } from '../../src/core/log/logger'
-import { createOps, type Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
+import { backupNow, openOps } from '../helpers/ops'
 import { S3_CREDENTIALS, TEST_BUCKET } from '../helpers/s3'
 import { seedExamforge } from '../helpers/seed'
 import { waitFor } from '../helpers/wait'
 
 const root = resolve(__dirname, '../..')
 
-async function backup(ops: Ops, type: 'full' | 'incremental') {
-  const { jobId } = type === 'full' ? ops.backups.startFull('test') : ops.backups.startIncremental('test')
-  const info = await ops.jobs.wait(jobId)
-  expect(info.state).toBe('succeeded')
-  return (info.result as { setId: string }).setId
-}
+const backup = async (ops: Parameters<typeof backupNow>[0], type: 'full' | 'incremental') => (await backupNow(ops, type)).setId
 
 describe('retention really deletes, and only what it previewed', () => {
   let db: Awaited<ReturnType<typeof createDatabase>>
@@ -43,12 +36,7 @@ describe('retention really deletes, and only what it previewed', () => {
   for (const [name, storageEnv] of Object.entries(storages)) {
     it(`on ${name}: keeps the newest chain, deletes the older one's objects, and the catalog agrees`, async () => {
       const env = { DATABASE_URL: db.url, BACKUP_RETAIN_DAYS: '0', BACKUP_KEEP_FULLS: '1', ...storageEnv() }
-      const ops = await createOps({
-        config: loadConfig({ env, dataDir: mkdtempSync(join(tmpdir(), 'ops-d-')) }),
-        face: 'host',
-        log: silentLogger,
-        schedule: false,
-      })
+      const ops = await openOps(env)
       try {
         const oldFull = await backup(ops, 'full')
         await query(db.url, `UPDATE users SET "displayName" = 'x' WHERE id = 1`)
@@ -74,12 +62,7 @@ describe('retention really deletes, and only what it previewed', () => {
   it('the CLI previews with --dry-run and without --yes, and deletes with --yes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ops-retcli-'))
     const env = { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: dir, BACKUP_RETAIN_DAYS: '0', BACKUP_KEEP_FULLS: '1', BACKUP_INCREMENTAL: 'off' }
-    const ops = await createOps({
-      config: loadConfig({ env, dataDir: mkdtempSync(join(tmpdir(), 'ops-d-')) }),
-      face: 'host',
-      log: silentLogger,
-      schedule: false,
-    })
+    const ops = await openOps(env)
     const first = await backup(ops, 'full')
     await backup(ops, 'full')
     await ops.close()
@@ -105,16 +88,7 @@ describe('retention really deletes, and only what it previewed', () => {
 
   it('the agent takes scheduled backups', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ops-sched-'))
-    const ops = await createOps({
-      config: loadConfig({
-        env: { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: dir, BACKUP_INCREMENTAL_EVERY: '1s' },
-        dataDir: mkdtempSync(join(tmpdir(), 'ops-d-')),
-      }),
-      face: 'host',
-      log: silentLogger,
-      schedule: false,
-      backupSchedule: true,
-    })
+    const ops = await openOps({ DATABASE_URL: db.url, LOCAL_BACKUP_PATH: dir, BACKUP_INCREMENTAL_EVERY: '1s' }, { backupSchedule: true })
     try {
       // The first scheduled incremental starts a chain with a full; the next ones follow it.
       await waitFor(
