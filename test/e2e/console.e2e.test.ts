@@ -151,12 +151,16 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect
       .poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 })
       .toMatch(/Verify succeeded — all \d+ objects are intact/)
-    // The sandbox allows incrementals: the full started a chain, and the next incremental follows it.
+    // The sandbox allows incrementals. A full on its own holds no WAL back (no slot); the first incremental
+    // starts a chain with a full, and the next one follows it.
     await expect.poll(() => page.getByTestId('incrementals').textContent()).toMatch(/Ready: wal_level=logical/)
+    await page.getByTestId('backup-incremental').click()
+    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 60_000 }).toBe(2)
+    await expect.poll(() => page.getByTestId('backup-outcome').textContent()).toMatch(/\(full\)\. There was no backup chain yet/)
     await expect.poll(() => page.getByTestId('incrementals').textContent()).toMatch(/examforge_ops_\w+ holds/)
     await page.getByTestId('backup-incremental').click()
-    await expect.poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 }).toMatch(/Backup succeeded/)
-    await expect.poll(() => page.getByTestId('backup-set').count()).toBe(2)
+    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 60_000 }).toBe(3)
+    await expect.poll(() => page.getByTestId('backup-outcome').textContent()).toMatch(/Backup succeeded/)
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/↳ incremental/)
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/changes in \d+ tx/)
     await page.screenshot({ path: join(shots, `${face}-backups.png`) })
@@ -164,9 +168,10 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
 
   it('previews retention, and deletes the older chain only after "delete" is typed', async () => {
     await page.getByTestId('backup-now').click()
-    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 60_000 }).toBe(3)
+    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 60_000 }).toBe(4)
     await page.getByTestId('retention-preview').click()
-    await expect.poll(() => page.getByTestId('retention-delete').locator('li').count()).toBe(2)
+    // Keep the newest full only: the first lone full and the older chain (its full and incremental) go.
+    await expect.poll(() => page.getByTestId('retention-delete').locator('li').count()).toBe(3)
     expect(await page.getByTestId('retention-apply').isDisabled()).toBe(true)
     await page.getByLabel('Type delete to confirm').fill('delete')
     await page.getByTestId('retention-apply').click()

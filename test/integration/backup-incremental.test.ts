@@ -169,6 +169,45 @@ describe('incremental backups from the change stream', () => {
   })
 })
 
+describe('a slot only when incrementals are in use', () => {
+  it('a full asked for on its own holds no WAL back; with incrementals scheduled, a full starts a chain', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'noslot')
+    await seedExamforge(db.url, 0.02)
+    const backups = mkdtempSync(join(tmpdir(), 'ops-noslot-'))
+    try {
+      const plain = await openOps({ DATABASE_URL: db.url, LOCAL_BACKUP_PATH: backups })
+      try {
+        const r = await backupNow(plain, 'full')
+        expect(r.type).toBe('full')
+        expect(await slotOf(db.url)).toHaveLength(0)
+      } finally {
+        await plain.close()
+      }
+      // Scheduled incrementals (not started here: schedules run only in the agent) make every full start a chain.
+      const scheduled = await openOps({ DATABASE_URL: db.url, LOCAL_BACKUP_PATH: backups, BACKUP_INCREMENTAL_EVERY: '1h' })
+      try {
+        await backupNow(scheduled, 'full')
+        expect(await slotOf(db.url)).toHaveLength(1)
+      } finally {
+        await scheduled.close()
+      }
+      // Once a chain is followed, a full asked for on its own moves it forward (a new slot replaces the old).
+      const again = await openOps({ DATABASE_URL: db.url, LOCAL_BACKUP_PATH: backups })
+      try {
+        const before = (await slotOf(db.url))[0].slot_name
+        await backupNow(again, 'full')
+        const after = await slotOf(db.url)
+        expect(after).toHaveLength(1)
+        expect(after[0].slot_name).not.toBe(before)
+      } finally {
+        await again.close()
+      }
+    } finally {
+      await dropSlotsAndDb(db)
+    }
+  })
+})
+
 describe('incremental prerequisites', () => {
   it('lists every table without a replica identity with the exact fix, and a full still works without a chain', async () => {
     const db = await createDatabase(inject('pgUrl'), 'pre')

@@ -113,14 +113,26 @@ export class BackupService {
 
   startFull(actor: string): { jobId: string } {
     const o = this.options()
-    return this.startJob('backup.full', actor, (ctx) => this.full(o, ctx, null))
+    return this.startJob('backup.full', actor, async (ctx) => this.full(o, ctx, null, await this.fullStartsChain(o.databaseUrl)))
+  }
+
+  /**
+   * A slot holds WAL back on the database server until it is read, so a full backup starts a chain only
+   * when incrementals are in use: BACKUP_INCREMENTAL=on, incrementals scheduled, or a chain already being
+   * followed (a new full then moves it forward). A full asked for on its own creates no slot.
+   */
+  private async fullStartsChain(url: string): Promise<boolean> {
+    const b = this.deps.config.backup
+    if (b.incremental === 'off') return false
+    if (b.incremental === 'on' || b.incrementalEveryMs) return true
+    return (await withClient(url, ourSlots)).length > 0
   }
 
   startIncremental(actor: string): { jobId: string } {
     const o = this.options()
     return this.startJob('backup.incremental', actor, async (ctx, catalog) => {
       const chain = chains(catalog).find((c) => c.full.snapshot.slot)
-      if (!chain) return this.full(o, ctx, 'There was no backup chain yet, so this is a full backup that starts one.')
+      if (!chain) return this.full(o, ctx, 'There was no backup chain yet, so this is a full backup that starts one.', true)
       const parent = chain.sets[chain.sets.length - 1]
       const setId = newSetId('incremental')
       try {
@@ -128,17 +140,22 @@ export class BackupService {
         return result(m, null)
       } catch (e) {
         if (!(e instanceof SchemaChanged)) throw e
-        return this.full(o, ctx, `This is a full backup instead of an incremental: ${e.message}.`)
+        return this.full(o, ctx, `This is a full backup instead of an incremental: ${e.message}.`, true)
       }
     })
   }
 
-  /** A full backup; it starts a chain (creates the slot incrementals follow) when the database allows it. */
-  private async full(o: ReturnType<BackupService['options']>, ctx: JobContext, note: string | null): Promise<BackupResult> {
+  /** A full backup; when asked to, it starts a chain (creates the slot incrementals follow) if the database allows it. */
+  private async full(
+    o: ReturnType<BackupService['options']>,
+    ctx: JobContext,
+    note: string | null,
+    startChain: boolean,
+  ): Promise<BackupResult> {
     const setId = newSetId('full')
     let slot: string | null = null
     let why = note
-    if (this.deps.config.backup.incremental !== 'off') {
+    if (startChain && this.deps.config.backup.incremental !== 'off') {
       const pre = await withClient(o.databaseUrl, async (c) => {
         const p = await checkPrerequisites(c)
         if (p.ok) await ensurePublication(c)

@@ -28,7 +28,7 @@ export interface Config {
   backupRetainDays: number
   backup: {
     compression: string
-    incremental: 'auto' | 'off'
+    incremental: 'auto' | 'on' | 'off'
     keepFulls: number
     fullEveryMs: number | null
     incrementalEveryMs: number | null
@@ -188,7 +188,11 @@ export function loadConfig(input: ConfigInput = {}): Config {
       keepFulls: num(raw.BACKUP_KEEP_FULLS, 'BACKUP_KEEP_FULLS', 1, 1000),
       fullEveryMs: every(raw.BACKUP_FULL_EVERY, 'BACKUP_FULL_EVERY'),
       incrementalEveryMs: every(raw.BACKUP_INCREMENTAL_EVERY, 'BACKUP_INCREMENTAL_EVERY'),
-      incremental: /^(off|no|false|0)$/i.test(raw.BACKUP_INCREMENTAL ?? 'auto') ? 'off' : 'auto',
+      incremental: /^(off|no|false|0)$/i.test(raw.BACKUP_INCREMENTAL ?? 'auto')
+        ? 'off'
+        : /^(on|yes|true|1)$/i.test(raw.BACKUP_INCREMENTAL ?? '')
+          ? 'on'
+          : 'auto',
       parallelism: raw.BACKUP_PARALLELISM ? num(raw.BACKUP_PARALLELISM, 'BACKUP_PARALLELISM', 1, 32) : null,
       chunkBytes: num(raw.BACKUP_CHUNK_MB, 'BACKUP_CHUNK_MB', 1, 65_536) * 1024 * 1024,
       encryptionKey: raw.BACKUP_ENCRYPTION_KEY ?? null,

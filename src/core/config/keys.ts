@@ -29,7 +29,8 @@ export const settingKeys: SettingKey[] = [
   },
   {
     key: 'BACKUP_INCREMENTAL',
-    label: 'Incremental backups from a replication slot (auto: when the database allows; off)',
+    label:
+      'Incremental backups (auto: a full starts a slot chain only when incrementals are scheduled, asked for or already followed; on: every full does; off)',
     kind: 'text',
     secret: false,
     default: 'auto',

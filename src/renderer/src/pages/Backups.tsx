@@ -181,6 +181,9 @@ export function Backups() {
         <p className={outcome.job.state === 'succeeded' ? 'ok' : 'danger-text'} data-testid="backup-outcome">
           {outcome.kind === 'backup' ? 'Backup' : 'Verify'} {outcome.job.state}
           {outcome.job.error ? `: ${outcome.job.error.message}` : ''}
+          {outcome.kind === 'backup' && (outcome.job.result as { type?: string; note?: string | null } | undefined)?.type
+            ? ` (${(outcome.job.result as { type: string }).type}). ${(outcome.job.result as { note?: string | null }).note ?? ''}`
+            : ''}
           {outcome.kind === 'verify' && report
             ? report.ok
               ? ` — all ${report.objects.length} objects are intact.`
