@@ -229,7 +229,7 @@ export async function incrementalBench() {
   const { chmodSync, mkdirSync } = await import('node:fs')
   mkdirSync(dataDir, { recursive: true })
   chmodSync(dataDir, 0o755)
-  const { startSandboxCluster, sandboxClusterDir } = await import('../src/core/sandbox/cluster')
+  const { startSandboxCluster } = await import('../src/core/sandbox/cluster')
   const { silentLogger } = await import('../src/core/log/logger')
   const { createOps } = await import('../src/core/ops')
   const { loadConfig } = await import('../src/core/config/config')
@@ -251,7 +251,13 @@ export async function incrementalBench() {
     }
     ops = await createOps({
       config: loadConfig({
-        env: { DATABASE_URL: cluster.url, LOCAL_BACKUP_PATH: join(dataDir, 'backups'), BACKUP_COMPRESSION: 'gzip:6' },
+        // The full starts the chain the incremental follows.
+        env: {
+          DATABASE_URL: cluster.url,
+          LOCAL_BACKUP_PATH: join(dataDir, 'backups'),
+          BACKUP_COMPRESSION: 'gzip:6',
+          BACKUP_INCREMENTAL: 'on',
+        },
         dataDir,
       }),
       face: 'host',
@@ -346,7 +352,6 @@ export async function incrementalBench() {
     const backups = ops?.config.localBackupPath
     await ops?.close()
     await cluster.stop()
-    if (backups) rmSync(backups, { recursive: true, force: true })
-    void sandboxClusterDir // the cluster is kept for the next run
+    if (backups) rmSync(backups, { recursive: true, force: true }) // the cluster itself is kept for the next run
   }
 }
