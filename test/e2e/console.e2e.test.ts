@@ -105,6 +105,10 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     // Every probe has a tile (the backup slot's appears as not configured until a chain exists).
     await expect.poll(() => page.locator('.tile.compact').count()).toBe(SERVICES.length + 1)
     await page.screenshot({ path: join(shots, `${face}-overview.png`) })
+    // Only what is not built yet is marked as coming.
+    const coming = await page.locator('.coming-card h3').allTextContents()
+    expect(coming.join(' ')).not.toMatch(/Backups/)
+    expect(coming.join(' ')).toMatch(/Restore/)
     await page.getByTestId('nav-metrics').click()
     await expect.poll(() => page.getByTestId('coming').textContent()).toMatch(/Not built yet/)
   })

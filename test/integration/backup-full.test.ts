@@ -191,7 +191,10 @@ describe('full backups', () => {
       onProgress: (p) => {
         if (!killed && p.unit === 'bytes' && p.done > 0) {
           killed = true
-          void query(db.url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'examforge-ops:backup%' AND datname = current_database()`)
+          void query(
+            db.url,
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'examforge-ops:backup%' AND datname = current_database()`,
+          )
         }
       },
     })

@@ -17,7 +17,7 @@ export function backupSlotProbe(o: { url: string | null; warnBytes: number }): P
       if (!slots.length)
         return {
           status: 'not_configured',
-          reason: 'No incremental chain yet: the first full backup on a database with wal_level=logical starts one.',
+          reason: 'No incremental chain yet: the first incremental backup (or a full while incrementals are scheduled) starts one.',
         }
       const worst = slots.reduce((a, b) => (b.retainedBytes > a.retainedBytes ? b : a))
       const details = {

@@ -2,8 +2,6 @@ import type { Page } from '../stores/app'
 
 const plans: Partial<Record<Page, string>> = {
   metrics: 'Live and historical charts (host, PostgreSQL, Redis, web app) with a tiered history that stays fast over weeks.',
-  backups:
-    'Consistent full and change-stream incremental backups to S3 or a folder, with a catalog that works while the database is down, verify and retention.',
   restore: 'A guided wizard: whole database, chosen tables or any point in time, with preview, safety backup, checks and undo.',
   errors: 'Grouped application errors with their breadcrumbs, from the ExamForge SDK.',
   alerts: 'Threshold alerts on the metric series, with history and notifications.',

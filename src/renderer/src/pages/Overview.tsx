@@ -3,11 +3,6 @@ import { useApp, type Page } from '../stores/app'
 
 const upcoming: { page: Page; title: string; text: string }[] = [
   {
-    page: 'backups',
-    title: 'Backups',
-    text: 'Consistent full and change-stream incremental backups to S3 or a folder, with verify and retention.',
-  },
-  {
     page: 'restore',
     title: 'Restore',
     text: 'A guided wizard for whole, selective and point-in-time restores, with preview, safety backup and checks.',
