@@ -1,12 +1,12 @@
 // Full backup vs pg_dump -Fd -j2 vs raw COPY, on the machine's PostgreSQL (15 here), same run.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import os, { tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
 import { seedSandbox } from '../src/core/sandbox/seed'
-import { qname, STABLE_SESSION } from '../src/core/backup/full'
+import { defaultParallelism, qname, STABLE_SESSION } from '../src/core/backup/full'
 import { USER_SCHEMAS } from '../src/core/backup/schema-capture'
 
 const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -180,7 +180,7 @@ export async function backupBench({ root }: { root: string }) {
   const mineSmall = await ours(root, small)
   const tableBytes = mine.result.rawBytes
   return {
-    parallelism: Math.max(2, Math.min(8, os.cpus().length + 1)),
+    parallelism: defaultParallelism(),
     what: 'full backup of the same database, one after another on one server: MB/s of table data (COPY text bytes) per second of wall time',
     server: `PostgreSQL ${server.v}`,
     databaseBytes: Number(server.size),

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { EventName, EventPayload } from '../shared/contract'
+import { eventNames, type EventName, type EventPayload } from '../shared/contract'
 
 /** Typed events from core to whichever face is listening (IPC, WebSocket, CLI). */
 export class OpsEvents {
@@ -15,9 +15,7 @@ export class OpsEvents {
     return () => this.ee.off(event, listener)
   }
   onAny(listener: (event: EventName, payload: unknown) => void): () => void {
-    const offs = (['health.updated', 'health.changed', 'job.progress', 'job.finished'] as EventName[]).map((e) =>
-      this.on(e, (p) => listener(e, p)),
-    )
+    const offs = eventNames.map((e) => this.on(e, (p) => listener(e, p)))
     return () => offs.forEach((off) => off())
   }
 }

@@ -4,6 +4,7 @@ import type { Ops } from './ops'
 import { settingsView } from './settings/view'
 import { updateSetting } from './settings/update'
 import { summarise } from './backup/summary'
+import { readSet } from './backup/catalog'
 
 export interface CallContext {
   /** Who is calling: the operator's identity where the face knows it. */
@@ -17,7 +18,8 @@ type Handlers = {
 /** One core function per contract method. Both transports dispatch through here after validating the input. */
 export const handlers: Handlers = {
   'app.info': (ops) => ops.info(),
-  'health.snapshot': (ops) => ops.health.snapshot(),
+  // Never report a service unhealthy only because it has not been checked yet.
+  'health.snapshot': (ops) => ops.health.ready(),
   'health.checkNow': (ops, input) => (input.service ? ops.health.checkOne(input.service) : ops.health.checkAll()),
   'health.history': (ops, input) => ops.health.history(input.service, input.limit),
   'settings.list': (ops) => settingsView(ops.config, ops.sandbox.active ? ops.databaseUrl : null),
@@ -30,7 +32,7 @@ export const handlers: Handlers = {
   'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
   'backups.list': async (ops) => ({ location: ops.backups.storage().location, sets: (await ops.backups.list()).map(summarise) }),
   'backups.get': async (ops, input) => {
-    const set = (await ops.backups.list()).find((x) => x.setId === input.setId)
+    const set = await readSet(ops.backups.storage(), input.setId)
     if (!set) throw new OpsError('unknown_set', `There is no backup set "${input.setId}" in ${ops.backups.storage().location}.`)
     const m = set.manifest
     return {

@@ -36,6 +36,24 @@ describe('health checks on a schedule, recorded in the ops store', () => {
     await db?.drop()
   })
 
+  it('the first snapshot a face asks for is a checked one, never "unhealthy" for want of a check', async () => {
+    const fresh = await createOps({
+      config: loadConfig({ env: env(), dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')) }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
+    try {
+      const { dispatch } = await import('../../src/core/dispatch')
+      const r = (await dispatch(fresh, 'health.snapshot', {}, { actor: 'test' })) as { ok: true; value: HealthSnapshot }
+      expect(r.value.checkedAt).not.toBeNull()
+      expect(r.value.results.find((x) => x.service === 'postgres')!.status).toBe('healthy')
+      expect(JSON.stringify(r.value)).not.toContain('Not checked yet')
+    } finally {
+      await fresh.close()
+    }
+  })
+
   it('uses the configured database, never the sandbox', () => {
     expect(ops.sandbox.active).toBe(false)
     expect(ops.info().sandbox.active).toBe(false)

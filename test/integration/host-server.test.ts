@@ -1,6 +1,6 @@
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
-import { tmpdir } from 'node:os'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import WebSocket from 'ws'
@@ -55,8 +55,17 @@ describe('the headless host lets in only the operator who holds the token', () =
     await db?.drop()
   })
 
-  it('binds to 127.0.0.1', () => {
-    expect(host.origin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+  // This machine's other addresses: the host must not answer on them.
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address
+  it.skipIf(!external)('listens on 127.0.0.1 only: the same port on another address of this machine refuses the connection', async () => {
+    expect((await get(`${host.origin}/`)).status).toBe(401) // it answers on loopback
+    const err = await get(`http://${external}:${host.port}/`).then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e.code,
+    )
+    expect(err).toBe('ECONNREFUSED')
   })
 
   it('refuses the UI and the API without a token (401)', async () => {

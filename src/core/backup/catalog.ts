@@ -1,4 +1,4 @@
-import type { BackupStorage } from '../storage/storage'
+import type { BackupStorage, StoredObject } from '../storage/storage'
 import { manifestSchema, SET_ID, SETS_PREFIX, type Manifest } from './manifest'
 
 export interface CatalogSet {
@@ -18,46 +18,48 @@ export interface CatalogSet {
  */
 export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]> {
   const objects = await storage.list(SETS_PREFIX)
-  const bySet = new Map<string, typeof objects>()
+  const bySet = new Map<string, StoredObject[]>()
   for (const o of objects) {
     const id = o.key.slice(SETS_PREFIX.length).split('/')[0]
     if (!SET_ID.test(id)) continue
     bySet.set(id, [...(bySet.get(id) ?? []), o])
   }
   const sets: CatalogSet[] = []
-  for (const [setId, objs] of bySet) {
-    const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
-    const base = {
-      setId,
-      type,
-      objects: objs.length,
-      storedBytes: objs.reduce((n, o) => n + o.size, 0),
-      lastModified: new Date(Math.max(...objs.map((o) => o.modified.getTime()))).toISOString(),
-    }
-    const m = objs.find((o) => o.key.endsWith('/manifest.json'))
-    if (!m) {
-      sets.push({
-        ...base,
-        status: 'incomplete',
-        manifest: null,
-        problem: 'No manifest: the backup did not finish. It is never offered for restore and is removed by cleanup.',
-      })
-      continue
-    }
-    try {
-      const manifest = manifestSchema.parse(JSON.parse((await storage.getBuffer(m.key)).toString('utf8')))
-      sets.push({ ...base, status: 'complete', manifest, problem: null })
-    } catch (e) {
-      sets.push({
-        ...base,
-        status: 'unreadable',
-        manifest: null,
-        problem: `The manifest cannot be read: ${(e as Error).message.slice(0, 200)}`,
-      })
-    }
-  }
+  for (const [setId, objs] of bySet) sets.push(await describeSet(storage, setId, objs))
   const at = (s: CatalogSet) => new Date(s.manifest?.snapshot.time ?? s.lastModified).getTime()
   return sets.sort((a, b) => at(b) - at(a) || b.setId.localeCompare(a.setId))
+}
+
+/** One set, reading only its own objects and manifest (not the whole catalog); null when there is no such set. */
+export async function readSet(storage: BackupStorage, setId: string): Promise<CatalogSet | null> {
+  if (!SET_ID.test(setId)) return null
+  const objs = await storage.list(`${SETS_PREFIX}${setId}/`)
+  return objs.length ? describeSet(storage, setId, objs) : null
+}
+
+async function describeSet(storage: BackupStorage, setId: string, objs: StoredObject[]): Promise<CatalogSet> {
+  const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
+  const base = {
+    setId,
+    type,
+    objects: objs.length,
+    storedBytes: objs.reduce((n, o) => n + o.size, 0),
+    lastModified: new Date(Math.max(...objs.map((o) => o.modified.getTime()))).toISOString(),
+  }
+  const m = objs.find((o) => o.key.endsWith('/manifest.json'))
+  if (!m)
+    return {
+      ...base,
+      status: 'incomplete',
+      manifest: null,
+      problem: 'No manifest: the backup did not finish. It is never offered for restore and is removed by cleanup.',
+    }
+  try {
+    const manifest = manifestSchema.parse(JSON.parse((await storage.getBuffer(m.key)).toString('utf8')))
+    return { ...base, status: 'complete', manifest, problem: null }
+  } catch (e) {
+    return { ...base, status: 'unreadable', manifest: null, problem: `The manifest cannot be read: ${(e as Error).message.slice(0, 200)}` }
+  }
 }
 
 export interface Chain {

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
-import { readCatalog } from './catalog'
+import { readSet } from './catalog'
 import { decompressor } from './compression'
 import { decryptStream, keyForSet } from './crypto'
 import { RowDigest } from './digest'
@@ -32,7 +32,7 @@ export async function verifySet(
   keys: { key: string | null; passphrase: string | null },
   ctx: JobContext,
 ): Promise<VerifyReport> {
-  const set = (await readCatalog(storage)).find((s) => s.setId === setId)
+  const set = await readSet(storage, setId)
   if (!set)
     throw new OpsError(
       'unknown_set',

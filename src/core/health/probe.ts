@@ -39,17 +39,7 @@ export const unhealthy = (reason: string, details?: Details, latencyMs?: number)
   latencyMs,
 })
 
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) return '?'
-  const units = ['B', 'KB', 'MB', 'GB', 'TB']
-  let i = 0
-  let v = n
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return `${v.toFixed(v >= 100 || i === 0 ? 0 : 1)} ${units[i]}`
-}
+export { formatBytes } from '../../shared/format'
 
 /** Turn a network error into a sentence an operator can act on. */
 export function describeNetError(e: unknown, what: string): string {

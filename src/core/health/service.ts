@@ -75,6 +75,11 @@ export class HealthService {
     return this.store.prune(days)
   }
 
+  /** The snapshot once every service has been checked at least once (joins the first cycle if it is still running). */
+  async ready(): Promise<HealthSnapshot> {
+    return this.lastCheckedAt ? this.snapshot() : this.checkAll()
+  }
+
   snapshot(): HealthSnapshot {
     const results = this.deps.probes.map((p) => this.latest.get(p.id) ?? this.pending(p))
     return { overall: overallStatus(results), results, checkedAt: this.lastCheckedAt, intervalS: this.deps.intervalS }

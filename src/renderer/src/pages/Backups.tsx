@@ -1,16 +1,7 @@
 import { useEffect, useState } from 'react'
+import { formatBytes as bytes } from '../../../shared/format'
 import { fmtDuration, fmtNumber } from '../components/format'
 import { useBackups } from '../stores/backups'
-
-export function bytes(n: number): string {
-  const u = ['B', 'KB', 'MB', 'GB', 'TB']
-  let i = 0
-  while (n >= 1024 && i < u.length - 1) {
-    n /= 1024
-    i++
-  }
-  return `${n.toFixed(n >= 100 || i === 0 ? 0 : 1)} ${u[i]}`
-}
 
 function Progress() {
   const { running, progress, cancel } = useBackups()

@@ -1,0 +1,12 @@
+/** Byte counts for people (1024-based), shared by the CLI, core messages and the UI. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return '?'
+  const units = ['B', 'KB', 'MB', 'GB', 'TB']
+  let i = 0
+  let v = n
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${v.toFixed(v >= 100 || i === 0 ? 0 : 1)} ${units[i]}`
+}
