@@ -30,13 +30,16 @@ export const handlers: Handlers = {
     }),
   'jobs.list': (ops) => ops.jobs.list(),
   'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
-  'backups.list': async (ops) => ({ location: ops.backups.storage().location, sets: (await ops.backups.list()).map(summarise) }),
+  'backups.list': async (ops) => {
+    const [sets, proven] = await Promise.all([ops.backups.list(), ops.restores.proven()])
+    return { location: ops.backups.storage().location, sets: sets.map((s) => summarise(s, proven.get(s.setId) ?? null)) }
+  },
   'backups.get': async (ops, input) => {
     const set = await readSet(ops.backups.storage(), input.setId)
     if (!set) throw new OpsError('unknown_set', `There is no backup set "${input.setId}" in ${ops.backups.storage().location}.`)
     const m = set.manifest
     return {
-      set: summarise(set),
+      set: summarise(set, (await ops.restores.proven()).get(set.setId) ?? null),
       snapshotLsn: m?.snapshot.lsn ?? null,
       server: m ? `PostgreSQL ${m.server.version}` : null,
       tables: (m?.tables ?? []).map((t) => ({
@@ -48,6 +51,21 @@ export const handlers: Handlers = {
         chunks: t.chunks.length,
       })),
     }
+  },
+  'restore.points': (ops) => ops.restores.points(),
+  'restore.plan': (ops, input) => ops.restores.plan(input),
+  'restore.start': async (ops, { confirm, operator, ...request }, ctx) => ({
+    jobId: (await ops.restores.start(request, confirm, { operator, actor: ctx.actor })).jobId,
+  }),
+  'restore.undo': async (ops, input, ctx) => ({
+    jobId: (await ops.restores.undo(input.restoreId, input.confirm, { operator: input.operator, actor: ctx.actor })).jobId,
+  }),
+  'restore.test': (ops, input, ctx) => ops.restores.startTest({ operator: input.operator, actor: ctx.actor }),
+  'restore.history': (ops) => ops.restores.history(),
+  'restore.get': async (ops, input) => {
+    const r = await ops.restores.record(input.restoreId)
+    if (!r) throw new OpsError('unknown_restore', `There is no restore "${input.restoreId}".`)
+    return r
   },
   'backups.start': (ops, input, ctx) =>
     input.type === 'incremental' ? ops.backups.startIncremental(ctx.actor) : ops.backups.startFull(ctx.actor),

@@ -4,6 +4,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import type { AppInfo } from '../shared/domain'
 import { AuditLog } from './audit/audit'
 import { BackupService } from './backup/service'
+import { RestoreService } from './restore/service'
 import { startBackupSchedule } from './backup/schedule'
 import type { Config } from './config/config'
 import { OpsEvents } from './events'
@@ -77,6 +78,15 @@ export async function createOps(opts: OpsOptions) {
   const jobs = new JobRunner({ events, log: log.child('jobs'), store: () => store.pool(), audit })
 
   const backups = new BackupService({ config, databaseUrl: () => databaseUrl, jobs, log: log.child('backup'), audit })
+  const restores = new RestoreService({
+    config,
+    databaseUrl: () => databaseUrl,
+    backups,
+    jobs,
+    audit,
+    store: () => store.pool(),
+    log: log.child('restore'),
+  })
 
   let s3: S3Client | null = null
   const s3Client = () => (s3 ??= createS3Client(config.s3, config.probeTimeoutMs))
@@ -153,7 +163,7 @@ export async function createOps(opts: OpsOptions) {
   }
 
   if (opts.schedule !== false) health.start()
-  const backupSchedule = opts.backupSchedule ? startBackupSchedule({ backups, jobs, config, log: log.child('schedule') }) : null
+  const backupSchedule = opts.backupSchedule ? startBackupSchedule({ backups, restores, jobs, config, log: log.child('schedule') }) : null
 
   const info = (): AppInfo => ({
     version,
@@ -170,7 +180,7 @@ export async function createOps(opts: OpsOptions) {
       health: true,
       metrics: false,
       backups: true,
-      restore: false,
+      restore: true,
       errors: false,
       alerts: false,
       incidents: false,
@@ -188,6 +198,7 @@ export async function createOps(opts: OpsOptions) {
     jobs,
     health,
     backups,
+    restores,
     sandbox,
     databaseUrl,
     info,

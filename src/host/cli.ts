@@ -10,8 +10,9 @@ import { healthExitCode, renderHealth, renderSets } from './format'
 import { summarise } from '../core/backup/summary'
 import { formatBytes } from '../core/health/probe'
 import { startHostServer } from './server'
+import { restoreCommand, restoreTestCommand, restoreUsage } from './cli-restore'
 
-const usage = `examforge-ops ${version}: the ExamForge operations console
+const usage = () => `examforge-ops ${version}: the ExamForge operations console
 
 Usage: examforge-ops <command> [options]
 
@@ -32,6 +33,7 @@ Commands:
                             What incremental backups need (wal_level, privilege, publication, replica identities).
   backups drop-slot <slot> --yes
                             Drop the chain's replication slot (its chain ends; the next backup is a full).
+${restoreUsage}
   seed --scale N            Regenerate the sandbox data (1 ≈ 10 MB, 200 ≈ 2 GB). Sandbox only.
   help                      This text.
 
@@ -39,8 +41,8 @@ Configuration comes from the environment (DATABASE_URL, REDIS_URL, BACKUP_S3_BUC
 S3_ENDPOINT, LOCAL_BACKUP_PATH, STRIPE_SECRET_KEY, APP_URL, ...) or a 0600 file named by
 OPS_SECRETS_FILE. With no DATABASE_URL, the embedded sandbox database is used.
 Exit codes: 0 success, 1 failed (or a check found a problem), 2 unhealthy, 64 bad arguments, 70 internal error.
-Scheduled backups run in "serve" (BACKUP_FULL_EVERY, BACKUP_INCREMENTAL_EVERY).
-Coming in later releases: restore, restore-test, metrics.`
+Scheduled backups and restore tests run in "serve" (BACKUP_FULL_EVERY, BACKUP_INCREMENTAL_EVERY, RESTORE_TEST_EVERY).
+Coming in later releases: metrics.`
 
 function rendererDir(): string {
   return process.env.OPS_RENDERER_DIR ?? join(__dirname, '..', 'renderer')
@@ -84,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(usage + '\n')
+      process.stdout.write(usage() + '\n')
       return 0
     case '--version':
     case 'version':
@@ -136,7 +138,8 @@ export async function main(argv: string[]): Promise<number> {
       if (sub === 'list')
         return withOps(
           async (ops) => {
-            const sets = (await ops.backups.list()).map(summarise)
+            const proven = await ops.restores.proven()
+            const sets = (await ops.backups.list()).map((s) => summarise(s, proven.get(s.setId) ?? null))
             process.stdout.write(
               values.json
                 ? JSON.stringify({ location: ops.backups.storage().location, sets }, null, 2) + '\n'
@@ -237,6 +240,10 @@ export async function main(argv: string[]): Promise<number> {
         'Usage: examforge-ops backups list|verify <set-id>|prune [--dry-run] [--yes]|prerequisites|drop-slot <slot> --yes [--json]',
       )
     }
+    case 'restore':
+      return restoreCommand(rest, withOps, followJob)
+    case 'restore-test':
+      return restoreTestCommand(rest, withOps, followJob)
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })
       const scale = Number(values.scale ?? '1')
@@ -293,7 +300,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     }
     default:
-      process.stderr.write(`Unknown command "${command}".\n\n${usage}\n`)
+      process.stderr.write(`Unknown command "${command}".\n\n${usage()}\n`)
       return 64
   }
 }
@@ -304,7 +311,8 @@ if (require.main === module) {
     (e: unknown) => {
       const msg = e instanceof OpsError ? e.message : `Unexpected error: ${(e as Error)?.stack ?? String(e)}`
       process.stderr.write(`examforge-ops: ${msg}\n`)
-      process.exit(e instanceof OpsError && e.code === 'bad_argument' ? 64 : 70)
+      // An OpsError is a failure explained to the operator (1), or bad arguments (64); anything else is a bug (70).
+      process.exit(e instanceof OpsError ? (e.code === 'bad_argument' ? 64 : 1) : 70)
     },
   )
 }

@@ -14,6 +14,7 @@ import {
   serviceId,
   settingView,
 } from './domain'
+import { restorePlan, restorePoints, restoreRecord, restoreRequest } from './restore'
 
 const none = z.object({}).strict()
 
@@ -103,6 +104,19 @@ export const methods = {
     input: z.object({ setId: z.string().regex(/^\d{8}T\d{6}Z-(full|incremental|safety)-[0-9a-f]{4}$/, 'not a backup set id') }).strict(),
     output: z.object({ jobId: z.string() }),
   },
+  'restore.points': { input: none, output: restorePoints },
+  'restore.plan': { input: restoreRequest, output: restorePlan },
+  'restore.start': {
+    input: restoreRequest.extend({ confirm: z.string().max(80), operator: z.string().max(254).optional() }).strict(),
+    output: z.object({ jobId: z.string() }),
+  },
+  'restore.undo': {
+    input: z.object({ restoreId: z.string().uuid(), confirm: z.string().max(80), operator: z.string().max(254).optional() }).strict(),
+    output: z.object({ jobId: z.string() }),
+  },
+  'restore.test': { input: z.object({ operator: z.string().max(254).optional() }).strict(), output: z.object({ jobId: z.string() }) },
+  'restore.history': { input: none, output: z.array(restoreRecord) },
+  'restore.get': { input: z.object({ restoreId: z.string().uuid() }).strict(), output: restoreRecord },
   'sandbox.seed': {
     input: z.object({ scale: z.number().min(0.01).max(1000) }).strict(),
     output: z.object({ jobId: z.string() }),

@@ -124,6 +124,8 @@ export const backupSetSummary = z.object({
   encrypted: z.boolean(),
   lastModified: z.string(),
   problem: z.string().nullable(),
+  /** When a restore test last proved this set restorable (null: never). */
+  provenAt: z.string().nullable(),
   changes: z
     .object({ transactions: z.number(), inserts: z.number(), updates: z.number(), deletes: z.number(), truncates: z.number() })
     .nullable(),

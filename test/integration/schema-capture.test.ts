@@ -2,65 +2,8 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { captureSchema } from '../../src/core/backup/schema-capture'
 import { createDatabase, query } from '../helpers/db'
+import { HARD_SCHEMA } from '../helpers/hard-schema'
 
-/** A schema with everything the issue lists, and the awkward cases around it. */
-const HARD_SCHEMA = `
-CREATE SCHEMA "Billing Ünïcode";
-CREATE SCHEMA app;
-CREATE TYPE app.mood AS ENUM ('sad', 'ok', 'happy');
-CREATE DOMAIN app.positive_int AS integer DEFAULT 1 NOT NULL CONSTRAINT positive CHECK (VALUE > 0);
-CREATE TYPE app.pair AS (a int, b text);
-CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW."updatedAt" := now(); RETURN NEW; END $$;
-CREATE FUNCTION app.double(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x * 2';
-CREATE SEQUENCE app.invoice_no AS bigint INCREMENT BY 5 START WITH 1000 CACHE 1;
-CREATE TABLE app.accounts (
-  id bigint GENERATED ALWAYS AS IDENTITY (START WITH 100 INCREMENT BY 10) PRIMARY KEY,
-  "Display Name" text NOT NULL COLLATE "C",
-  mood app.mood DEFAULT 'ok',
-  score app.positive_int,
-  doubled int GENERATED ALWAYS AS (app.double(score)) STORED,
-  tags text[] DEFAULT '{}',
-  meta jsonb NOT NULL DEFAULT '{"v": 1}',
-  balance numeric(12, 4) DEFAULT 0 CHECK (balance >= -1000),
-  "updatedAt" timestamptz DEFAULT now(),
-  invoice bigint DEFAULT nextval('app.invoice_no'),
-  UNIQUE ("Display Name")
-);
-ALTER SEQUENCE app.invoice_no OWNED BY app.accounts.invoice;
-CREATE TABLE "Billing Ünïcode"."Invoice Lines" (
-  id serial PRIMARY KEY,
-  account_id bigint NOT NULL REFERENCES app.accounts (id) ON DELETE CASCADE,
-  amount numeric NOT NULL,
-  note text
-);
--- A foreign key cycle.
-CREATE TABLE app.a (id int PRIMARY KEY, b_id int);
-CREATE TABLE app.b (id int PRIMARY KEY, a_id int REFERENCES app.a (id));
-ALTER TABLE app.a ADD CONSTRAINT a_b_fk FOREIGN KEY (b_id) REFERENCES app.b (id) DEFERRABLE INITIALLY DEFERRED;
--- No primary key, full replica identity.
-CREATE TABLE app.events (at timestamptz, payload jsonb);
-ALTER TABLE app.events REPLICA IDENTITY FULL;
--- Partitions.
-CREATE TABLE app.measurements (id bigint, taken date NOT NULL, value double precision) PARTITION BY RANGE (taken);
-CREATE TABLE app.measurements_2026 PARTITION OF app.measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
-CREATE TABLE app.measurements_rest PARTITION OF app.measurements DEFAULT;
-CREATE INDEX measurements_taken ON app.measurements (taken);
-CREATE INDEX accounts_meta ON app.accounts USING gin (meta);
-CREATE UNIQUE INDEX accounts_lower_name ON app.accounts (lower("Display Name")) WHERE mood <> 'sad';
-CREATE TRIGGER accounts_touch BEFORE UPDATE ON app.accounts FOR EACH ROW EXECUTE FUNCTION app.touch();
-ALTER TABLE app.accounts ENABLE ROW LEVEL SECURITY;
-ALTER TABLE app.accounts FORCE ROW LEVEL SECURITY;
-CREATE POLICY own_rows ON app.accounts AS PERMISSIVE FOR SELECT TO PUBLIC USING (mood <> 'sad');
-CREATE POLICY no_negative ON app.accounts AS RESTRICTIVE FOR INSERT TO PUBLIC WITH CHECK (balance >= 0);
-CREATE VIEW app.happy_accounts AS SELECT id, "Display Name" FROM app.accounts WHERE mood = 'happy';
-CREATE VIEW app.happy_count AS SELECT count(*) AS n FROM app.happy_accounts;
-CREATE MATERIALIZED VIEW app.totals AS SELECT account_id, sum(amount) AS total FROM "Billing Ünïcode"."Invoice Lines" GROUP BY account_id;
-COMMENT ON TABLE app.accounts IS 'Customer accounts, with ''quotes''';
-COMMENT ON COLUMN app.accounts."Display Name" IS 'Shown in the UI';
-COMMENT ON TYPE app.mood IS 'How it feels';
-COMMENT ON FUNCTION app.double(int) IS 'Twice';
-COMMENT ON SCHEMA app IS 'The application';
-`
 
 async function capture(url: string) {
   const c = new pg.Client({ connectionString: url })

@@ -29,6 +29,15 @@ export interface BackupOptions {
   serverSideEncryption?: string | null
   /** Start a chain: take the snapshot from a new logical replication slot of this name, which incrementals then follow. */
   slot?: string | null
+  /** Only these tables (a safety backup before a restore); all by default. */
+  tables?: { schema: string; name: string }[]
+  /**
+   * Read through a snapshot another session exported and keeps locked (the restore's own transaction,
+   * which holds SHARE locks on the tables): no locking or snapshot of our own.
+   */
+  externalSnapshot?: { name: string; lsn: string; time: string }
+  /** 'safety': taken by a restore before it replaced these tables (Undo restores it). */
+  type?: 'full' | 'safety'
   log: Logger
 }
 
@@ -99,12 +108,29 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     let snapshot: { name: string; lsn: string; time: string } | null = null
     let tables: { oid: number; schema: string; name: string; bytes: number; pages: number }[] = []
     let lastLockError: unknown = null
-    for (let attempt = 1; attempt <= 5 && !snapshot; attempt++) {
-      ctx.signal.throwIfAborted()
-      const { rows: listed } = await coord.query<{ oid: number; schema: string; name: string }>(
-        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    const only = o.tables ? new Set(o.tables.map((t) => `${t.schema}.${t.name}`)) : null
+    const listTables = async () => {
+      const { rows } = await coord.query<{ oid: number; schema: string; name: string; bytes: string }>(
+        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::bigint AS bytes
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind = 'r' AND c.relnamespace IN (${USER_SCHEMAS}) AND c.relpersistence <> 't' ORDER BY c.oid`,
       )
+      return only ? rows.filter((t) => only.has(`${t.schema}.${t.name}`)) : rows
+    }
+    if (o.externalSnapshot) {
+      const name = o.externalSnapshot.name.replace(/'/g, "''")
+      await Promise.all(
+        sessions.map(async (x) => {
+          await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+          await x.query(`SET TRANSACTION SNAPSHOT '${name}'`)
+        }),
+      )
+      snapshot = o.externalSnapshot
+      tables = (await listTables()).map((t) => ({ ...t, bytes: Number(t.bytes), pages: Math.ceil(Number(t.bytes) / server.block) }))
+    }
+    for (let attempt = 1; attempt <= 5 && !snapshot; attempt++) {
+      ctx.signal.throwIfAborted()
+      const listed = await listTables()
       const lock = listed.length ? `LOCK TABLE ${listed.map((t) => qname(t.schema, t.name)).join(', ')} IN ACCESS SHARE MODE` : 'SELECT'
       const rollbackAll = () => Promise.all(sessions.map((x) => x.query('ROLLBACK').catch(() => {})))
       try {
@@ -139,11 +165,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         const { rows: t } = await coord.query(`SELECT now() AS time`)
         snap = [{ name: created.snapshot, lsn: created.lsn, time: t[0].time }]
       } else snap = (await coord.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)).rows
-      const { rows: inSnapshot } = await coord.query<{ oid: number; schema: string; name: string; bytes: string }>(
-        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::bigint AS bytes
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind = 'r' AND c.relnamespace IN (${USER_SCHEMAS}) AND c.relpersistence <> 't' ORDER BY c.oid`,
-      )
+      const inSnapshot = await listTables()
       if (inSnapshot.map((t) => t.oid).join() !== listed.map((t) => t.oid).join()) {
         await rollbackAll() // a table appeared or went between listing and locking
         if (slotCreated) {
@@ -272,7 +294,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     const manifest: Manifest = {
       formatVersion: 1,
       setId,
-      type: 'full',
+      type: o.type ?? 'full',
       parent: null,
       database: server.db,
       server: { version: server.version, versionNum: server.num, systemIdentifier },

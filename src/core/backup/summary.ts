@@ -2,7 +2,7 @@ import type { BackupSetSummary } from '../../shared/domain'
 import type { CatalogSet } from './catalog'
 
 /** What the UI and CLI list for a set: no keys, no object listings. */
-export function summarise(s: CatalogSet): BackupSetSummary {
+export function summarise(s: CatalogSet, provenAt: string | null = null): BackupSetSummary {
   const m = s.manifest
   return {
     setId: s.setId,
@@ -20,6 +20,7 @@ export function summarise(s: CatalogSet): BackupSetSummary {
     encrypted: !!m?.encryption,
     lastModified: s.lastModified,
     problem: s.problem,
+    provenAt,
     changes: m?.changes
       ? {
           transactions: m.changes.transactions,

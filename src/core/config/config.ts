@@ -32,6 +32,7 @@ export interface Config {
     keepFulls: number
     fullEveryMs: number | null
     incrementalEveryMs: number | null
+    restoreTestEveryMs: number | null
     slotWarnBytes: number
     parallelism: number | null
     chunkBytes: number
@@ -188,6 +189,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
       keepFulls: num(raw.BACKUP_KEEP_FULLS, 'BACKUP_KEEP_FULLS', 1, 1000),
       fullEveryMs: every(raw.BACKUP_FULL_EVERY, 'BACKUP_FULL_EVERY'),
       incrementalEveryMs: every(raw.BACKUP_INCREMENTAL_EVERY, 'BACKUP_INCREMENTAL_EVERY'),
+      restoreTestEveryMs: every(raw.RESTORE_TEST_EVERY, 'RESTORE_TEST_EVERY'),
       incremental: /^(off|no|false|0)$/i.test(raw.BACKUP_INCREMENTAL ?? 'auto')
         ? 'off'
         : /^(on|yes|true|1)$/i.test(raw.BACKUP_INCREMENTAL ?? '')

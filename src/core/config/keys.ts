@@ -64,6 +64,13 @@ export const settingKeys: SettingKey[] = [
     secret: false,
     default: 'off',
   },
+  {
+    key: 'RESTORE_TEST_EVERY',
+    label: 'Scheduled restore tests in the agent (e.g. 7d, off)',
+    kind: 'text',
+    secret: false,
+    default: 'off',
+  },
   { key: 'ADMIN_EMAILS', label: 'Administrators (comma-separated e-mails)', kind: 'list', secret: false },
   { key: 'REDIS_URL', label: 'Redis', kind: 'url', secret: true },
   { key: 'STRIPE_SECRET_KEY', label: 'Stripe secret key', kind: 'secret', secret: true },

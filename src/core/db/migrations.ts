@@ -61,6 +61,31 @@ export const migrations: Migration[] = [
       CREATE INDEX audit_log_time ON ops.audit_log (at DESC);
     `,
   },
+  {
+    version: 2,
+    name: 'restores',
+    sql: `
+      CREATE TABLE ops.restores (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        actor text NOT NULL,
+        started_at timestamptz NOT NULL,
+        finished_at timestamptz,
+        outcome text NOT NULL,
+        point text NOT NULL,
+        target text NOT NULL,
+        tables text[] NOT NULL DEFAULT '{}',
+        safety_set_id text,
+        proven_set_id text,
+        duration_ms bigint,
+        error text,
+        report jsonb,
+        plan jsonb
+      );
+      CREATE INDEX restores_time ON ops.restores (started_at DESC);
+      CREATE INDEX restores_proven ON ops.restores (proven_set_id, finished_at DESC) WHERE outcome = 'succeeded';
+    `,
+  },
 ]
 
 /** Apply pending migrations under an advisory lock so two consoles starting together do not race. */

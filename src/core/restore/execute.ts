@@ -1,0 +1,399 @@
+import os from 'node:os'
+import { pipeline } from 'node:stream/promises'
+import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import { OpsError } from '../../shared/contract'
+import type { CheckReport } from '../../shared/restore'
+import type { JobContext } from '../jobs/runner'
+import type { Logger } from '../log/logger'
+import { runFullBackup, STABLE_SESSION } from '../backup/full'
+import type { CompressionParams } from '../backup/compression'
+import type { EncryptionParams } from '../backup/crypto'
+import { newSetId, type Manifest } from '../backup/manifest'
+import { ChangeApplier } from './apply'
+import { checkRestore } from './check'
+import { describeUrl, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
+import { foreignKeys, partitionParents, rootOf, splitPost } from './schema-graph'
+
+const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
+const rel = (k: string) => splitKey(k).map(qi).join('.')
+
+export interface ExecuteDeps {
+  /** Where the safety backup goes, written like any set. */
+  safety: {
+    storage: import('../storage/storage').BackupStorage
+    compression: CompressionParams
+    encryption: { key: Buffer; params: EncryptionParams } | null
+    serverSideEncryption: string | null
+  }
+  parallelism?: number
+  log: Logger
+}
+
+export interface RestoreOutcome {
+  report: CheckReport
+  safetySetId: string | null
+  mode: 'replace' | 'load'
+  rows: number
+  bytes: number
+  transactions: number
+  phasesMs: Record<string, number>
+}
+
+export class CheckFailed extends OpsError {
+  constructor(readonly report: CheckReport) {
+    const bad = [
+      ...report.tables.filter((t) => !t.ok).map((t) => `${t.table}: ${t.problem}`),
+      ...report.foreignKeys.filter((f) => !f.ok).map((f) => `${f.constraint}: ${f.note}`),
+      ...report.sequences.filter((s) => !s.ok).map((s) => `${s.sequence} is ${s.value}, below ${s.maxInUse}`),
+    ]
+    super('check_failed', `The restored data did not pass its check (${bad.slice(0, 3).join('; ')}${bad.length > 3 ? '; ...' : ''}).`)
+  }
+}
+
+async function connect(url: string, name: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url, application_name: `examforge-ops:${name}` })
+  c.on('error', () => {}) // surfaced by the statement that fails
+  await c.connect()
+  await c.query(STABLE_SESSION)
+  return c
+}
+
+/** Run a restore that has been planned and confirmed. Objects are checked first: a damaged one stops it before the target is touched. */
+export async function executeRestore(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext): Promise<RestoreOutcome> {
+  if (!p.plan.ok)
+    throw new OpsError('preflight_failed', `The restore cannot start: ${p.plan.preflight.filter((c) => c.status === 'failed').map((c) => c.detail).join(' ')}`)
+  const phasesMs: Record<string, number> = {}
+  let mark = performance.now()
+  const phase = (name: string) => {
+    phasesMs[name] = Math.round(performance.now() - mark)
+    mark = performance.now()
+  }
+  const readBytes = p.plan.bytesToRead
+  let checked = 0
+  await p.reader.verifyObjects(ctx.signal, (n) => {
+    checked += n
+    if (checked % (16 * 1024 * 1024) < n) ctx.onProgress({ phase: 'checking backup objects', done: checked, total: readBytes, unit: 'bytes' })
+  })
+  phase('verify objects')
+  const run = p.plan.target.mode === 'replace' ? replace : load
+  const out = await run(p, deps, ctx, phase)
+  return { ...out, phasesMs }
+}
+
+interface Progress {
+  bytes: number
+  rows: number
+  total: number
+  tablesDone: number
+}
+
+function reporter(p: PreparedRestore, ctx: JobContext) {
+  const total = p.scope.reduce((n, k) => n + (p.sets[0].tables.find((t) => tableKey(t) === k)?.rawBytes ?? 0), 0)
+  const st: Progress = { bytes: 0, rows: 0, total, tablesDone: 0 }
+  const left = new Map(p.scope.map((k) => [k, p.sets[0].tables.find((t) => tableKey(t) === k)?.chunks.length ?? 0]))
+  return {
+    st,
+    chunkDone(table: string, rows: number, bytes: number) {
+      st.rows += rows
+      st.bytes += bytes
+      const n = (left.get(table) ?? 1) - 1
+      left.set(table, n)
+      if (n <= 0) st.tablesDone++
+      ctx.onProgress({
+        phase: `loading ${table}`,
+        done: Math.min(st.bytes, total),
+        total,
+        unit: 'bytes',
+        message: `${st.tablesDone}/${p.scope.length} tables, ${st.rows.toLocaleString('en-US')} rows`,
+      })
+    },
+  }
+}
+
+async function copyChunk(c: pg.ClientBase, p: PreparedRestore, table: string, chunkKey: string, signal: AbortSignal): Promise<void> {
+  const tm = p.sets[0].tables.find((t) => tableKey(t) === table)!
+  const cols = tm.columns.map(qi).join(', ')
+  const source = await p.reader.open(p.sets[0], chunkKey, signal)
+  await pipeline(source, c.query(copyFrom(`COPY ${rel(table)} (${cols}) FROM STDIN`)), { signal })
+}
+
+/** The last applied set's sequence values, raised to the largest value in use (and, in place, never lowered). */
+async function setSequences(c: pg.ClientBase, p: PreparedRestore, inPlace: boolean): Promise<void> {
+  const last = p.sets[p.sets.length - 1]
+  const { rows } = await c.query<{ seq: string; key: string; incr: string; owners: { tbl: string; col: string; tkey: string }[] | null }>(
+    `SELECT s.oid::regclass::text AS seq, n.nspname || '.' || s.relname AS key, q.seqincrement::text AS incr,
+            (SELECT json_agg(json_build_object('tbl', c.oid::regclass::text, 'col', a.attname, 'tkey', cn.nspname || '.' || c.relname))
+               FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid
+              WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) AS owners
+       FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace JOIN pg_sequence q ON q.seqrelid = s.oid WHERE s.relkind = 'S'`,
+  )
+  const scope = new Set(p.scope)
+  const parents = partitionParents(p.schema.pre)
+  const roots = new Set(p.scope.map((k) => rootOf(k, parents)))
+  for (const s of rows) {
+    const backed = last.sequences.find((x) => `${x.schema}.${x.name}` === s.key)
+    const owned = (s.owners ?? []).filter((o) => scope.has(o.tkey) || roots.has(o.tkey))
+    // A partial restore moves only the sequences of the tables it restored.
+    if (!p.plan.wholeDatabase && !owned.length) continue
+    if (!backed && !owned.length) continue
+    const ascending = BigInt(s.incr) > 0n
+    const candidates: { v: bigint; called: boolean }[] = []
+    if (backed) candidates.push({ v: BigInt(backed.value), called: backed.isCalled })
+    for (const o of owned) {
+      const { rows: m } = await c.query(`SELECT max(${qi(o.col)})::text AS m FROM ${o.tbl}`)
+      if (m[0].m !== null) candidates.push({ v: BigInt(m[0].m), called: true })
+    }
+    if (inPlace) {
+      const { rows: cur } = await c.query(`SELECT last_value::text AS v, is_called FROM ${s.seq}`)
+      candidates.push({ v: BigInt(cur[0].v), called: cur[0].is_called })
+    }
+    if (!candidates.length) continue
+    const next = (x: { v: bigint; called: boolean }) => (x.called ? x.v + (ascending ? 1n : -1n) : x.v)
+    const best = candidates.reduce((a, b) => (ascending ? (next(b) > next(a) ? b : a) : next(b) < next(a) ? b : a))
+    await c.query(`SELECT setval($1::regclass, $2::bigint, $3)`, [s.seq, best.v.toString(), best.called])
+  }
+}
+
+/**
+ * In place: one transaction. SHARE locks keep writers out; the safety backup reads the current rows through
+ * this transaction's snapshot; then the tables are emptied, loaded, the changes replayed, sequences set and
+ * everything checked before COMMIT. A failure, a cancel or a killed process at any moment rolls it all back.
+ */
+async function replace(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phase: (n: string) => void) {
+  const c = await connect(p.targetUrl, 'restore')
+  const rep = reporter(p, ctx)
+  let safetySetId: string | null = null
+  let applier: ChangeApplier | null = null
+  try {
+    await c.query('BEGIN')
+    await c.query(`SET LOCAL lock_timeout = '30s'`)
+    ctx.onProgress({ phase: 'locking tables', done: 0, total: null, unit: 'steps' })
+    try {
+      await c.query(`LOCK TABLE ${p.scope.map(rel).join(', ')} IN SHARE MODE`)
+    } catch (e) {
+      if ((e as { code?: string }).code === '55P03')
+        throw new OpsError('lock_timeout', 'Another session kept a lock on the tables for 30 s (a migration or a long transaction?): try again when it is done.')
+      throw e
+    }
+    await c.query(`SET LOCAL lock_timeout = 0`)
+    const { rows: snap } = await c.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)
+    ctx.signal.throwIfAborted()
+    phase('lock')
+    safetySetId = newSetId('safety')
+    ctx.onProgress({ phase: 'safety backup of the tables being replaced', done: 0, total: null, unit: 'bytes' })
+    await runFullBackup(
+      safetySetId,
+      {
+        databaseUrl: p.targetUrl,
+        storage: deps.safety.storage,
+        compression: deps.safety.compression,
+        encryption: deps.safety.encryption,
+        serverSideEncryption: deps.safety.serverSideEncryption,
+        tables: p.scope.map((k) => ({ schema: splitKey(k)[0], name: splitKey(k)[1] })),
+        externalSnapshot: { name: snap[0].name, lsn: snap[0].lsn, time: new Date(snap[0].time).toISOString() },
+        type: 'safety',
+        parallelism: deps.parallelism,
+        log: deps.log,
+      },
+      { signal: ctx.signal, onProgress: (pr) => ctx.onProgress({ ...pr, phase: `safety backup: ${pr.phase}` }) },
+    )
+    phase('safety backup')
+    await c.query('SET LOCAL session_replication_role = replica')
+    await c.query('SAVEPOINT empty')
+    try {
+      await c.query(`TRUNCATE ONLY ${p.scope.map(rel).join(', ')}`)
+    } catch {
+      // Referenced from a table that is not restored: delete instead (foreign keys are checked before commit).
+      await c.query('ROLLBACK TO SAVEPOINT empty')
+      for (const k of p.scope) await c.query(`DELETE FROM ONLY ${rel(k)}`)
+    }
+    phase('empty tables')
+    for (const k of p.scope) {
+      const tm = p.sets[0].tables.find((t) => tableKey(t) === k)!
+      for (const ch of tm.chunks) {
+        ctx.signal.throwIfAborted()
+        await copyChunk(c, p, k, ch.key, ctx.signal)
+        rep.chunkDone(k, ch.rows, ch.rawBytes)
+      }
+    }
+    phase('load')
+    applier = new ChangeApplier(c, new Set(p.scope))
+    await replayChanges(applier, p, ctx)
+    phase('replay')
+    await setSequences(c, p, true)
+    ctx.onProgress({ phase: 'checking the restored data', done: 0, total: p.scope.length, unit: 'tables' })
+    let n = 0
+    const report = await checkRestore(c, {
+      scope: p.scope,
+      full: p.sets[0],
+      compareDigests: p.sets.length === 1,
+      rowsAfter: p.rowsAfter,
+      signal: ctx.signal,
+      onTable: () => ctx.onProgress({ phase: 'checking the restored data', done: ++n, total: p.scope.length, unit: 'tables' }),
+    })
+    phase('check')
+    if (!report.ok) throw new CheckFailed(report)
+    ctx.signal.throwIfAborted()
+    await c.query('COMMIT')
+    phase('commit')
+    return { report, safetySetId, mode: 'replace' as const, rows: rep.st.rows, bytes: rep.st.bytes, transactions: applier.transactions }
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => {})
+    throw e
+  } finally {
+    await c.end().catch(() => {})
+  }
+}
+
+async function replayChanges(applier: ChangeApplier, p: PreparedRestore, ctx: JobContext) {
+  if (p.sets.length < 2) return
+  ctx.onProgress({ phase: 'replaying changes', done: 0, total: p.plan.transactions, unit: 'rows' })
+  let n = 0
+  await applier.replay(p.reader, p.sets, p.stopAfter, ctx.signal, () => {
+    if (++n % 500 === 0)
+      ctx.onProgress({ phase: 'replaying changes', done: n, total: p.plan.transactions, unit: 'rows', message: `${n} transactions` })
+  })
+}
+
+const MARK = 'examforge-ops restore'
+
+/**
+ * Into an empty or new database: the schema first, then the data over parallel connections, keys and
+ * indexes, the change stream, sequences, then foreign keys, triggers and policies, then the check. Not one
+ * transaction (that would forbid the parallel load): until it finishes the database is marked incomplete.
+ */
+async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phase: (n: string) => void) {
+  const where = describeUrl(p.targetUrl)
+  if (p.plan.target.createsDatabase) {
+    const m = await connect(withDatabase(p.targetUrl, 'postgres'), 'restore')
+    try {
+      await m.query(`CREATE DATABASE ${qi(where.database)}`)
+    } finally {
+      await m.end().catch(() => {})
+    }
+  }
+  const comment = (c: pg.ClientBase, text: string) =>
+    c.query(`COMMENT ON DATABASE ${qi(where.database)} IS '${`${MARK}: ${text}`.replace(/'/g, "''")}'`)
+  const c = await connect(p.targetUrl, 'restore')
+  const parallelism = deps.parallelism ?? Math.max(2, Math.min(6, os.cpus().length + 1))
+  const workers: pg.Client[] = []
+  const rep = reporter(p, ctx)
+  try {
+    await comment(
+      c,
+      `INCOMPLETE: a restore of ${p.plan.point.label} started ${new Date().toISOString()} and has not finished. Drop this database and restore again.`,
+    )
+    ctx.onProgress({ phase: 'creating the schema', done: 0, total: p.schema.pre.length, unit: 'steps' })
+    await c.query('SET check_function_bodies = off')
+    await c.query('BEGIN')
+    for (const st of p.schema.pre) await c.query(st)
+    await c.query('COMMIT')
+    phase('schema')
+
+    for (let i = 0; i < parallelism; i++) {
+      const w = await connect(p.targetUrl, `restore-${i}`)
+      await w.query(`SET synchronous_commit = off; SET maintenance_work_mem = '256MB'`)
+      workers.push(w)
+    }
+    const tasks = p.scope.flatMap((k) =>
+      (p.sets[0].tables.find((t) => tableKey(t) === k)?.chunks ?? []).map((ch) => ({ table: k, key: ch.key, rows: ch.rows, bytes: ch.rawBytes })),
+    )
+    tasks.sort((a, b) => b.bytes - a.bytes)
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let t = tasks.shift(); t; t = tasks.shift()) {
+          ctx.signal.throwIfAborted()
+          await copyChunk(w, p, t.table, t.key, ctx.signal)
+          rep.chunkDone(t.table, t.rows, t.bytes)
+        }
+      }),
+    )
+    phase('load')
+
+    const post = splitPost(p.schema.post)
+    const idx = [...post.indexes]
+    let built = 0
+    ctx.onProgress({ phase: 'building keys and indexes', done: 0, total: idx.length, unit: 'steps' })
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let st = idx.shift(); st; st = idx.shift()) {
+          ctx.signal.throwIfAborted()
+          await w.query(st)
+          ctx.onProgress({ phase: 'building keys and indexes', done: ++built, total: post.indexes.length, unit: 'steps' })
+        }
+      }),
+    )
+    for (const st of post.early) await c.query(st)
+    phase('indexes')
+
+    const applier = new ChangeApplier(c, new Set(p.scope))
+    await replayChanges(applier, p, ctx)
+    phase('replay')
+    await setSequences(c, p, false)
+
+    // Foreign keys to or from tables that were not restored cannot hold: they come back NOT VALID.
+    const parents = partitionParents(p.schema.pre)
+    const restored = new Set(p.scope.map((k) => rootOf(k, parents)))
+    const partial = new Set(
+      foreignKeys(p.schema.post)
+        .filter((f) => !restored.has(f.table) || !restored.has(f.references))
+        .map((f) => f.statement),
+    )
+    ctx.onProgress({ phase: 'foreign keys, triggers and policies', done: 0, total: post.late.length, unit: 'steps' })
+    for (const st of post.late) {
+      ctx.signal.throwIfAborted()
+      await c.query(partial.has(st) && !p.plan.wholeDatabase ? st.replace(/;\s*$/, ' NOT VALID;') : st)
+    }
+    phase('constraints')
+
+    ctx.onProgress({ phase: 'checking the restored data', done: 0, total: p.scope.length, unit: 'tables' })
+    const scope = [...p.scope]
+    const results: CheckReport[] = []
+    let n = 0
+    // Table digests in parallel; foreign keys and sequences once.
+    await Promise.all(
+      workers.map(async (w, i) => {
+        const mine = scope.filter((_, j) => j % workers.length === i)
+        if (!mine.length) return
+        results.push(
+          await checkRestore(w, {
+            scope: mine,
+            full: p.sets[0],
+            compareDigests: p.sets.length === 1,
+            rowsAfter: p.rowsAfter,
+            signal: ctx.signal,
+            onTable: () => ctx.onProgress({ phase: 'checking the restored data', done: ++n, total: p.scope.length, unit: 'tables' }),
+            skipRelations: true,
+          }),
+        )
+      }),
+    )
+    const relations = await checkRestore(c, {
+      scope: p.scope,
+      full: p.sets[0],
+      compareDigests: false,
+      rowsAfter: p.rowsAfter,
+      signal: ctx.signal,
+      skipTables: true,
+      restoredOnly: !p.plan.wholeDatabase,
+    })
+    const report: CheckReport = {
+      ok: results.every((r) => r.ok) && relations.ok,
+      checkedAt: new Date().toISOString(),
+      tables: p.scope.map((k) => results.flatMap((r) => r.tables).find((t) => t.table === k)!),
+      foreignKeys: relations.foreignKeys,
+      sequences: relations.sequences,
+    }
+    phase('check')
+    if (!report.ok) {
+      await comment(c, `CHECK FAILED: restored from ${p.plan.point.label}; the data does not match the backup. Do not use it.`)
+      throw new CheckFailed(report)
+    }
+    await comment(c, `restored from ${p.plan.point.label} on ${new Date().toISOString()}; check passed`)
+    return { report, safetySetId: null, mode: 'load' as const, rows: rep.st.rows, bytes: rep.st.bytes, transactions: applier.transactions }
+  } finally {
+    await Promise.all([c, ...workers].map((x) => x.end().catch(() => {})))
+  }
+}

@@ -1,0 +1,474 @@
+import fs from 'node:fs'
+import pg from 'pg'
+import { OpsError } from '../../shared/contract'
+import { formatBytes } from '../../shared/format'
+import type { PreflightCheck, RestorePlan, RestorePoint } from '../../shared/restore'
+import { chains, readCatalog, readSet } from '../backup/catalog'
+import type { Manifest } from '../backup/manifest'
+import { USER_SCHEMAS } from '../backup/schema-capture'
+import type { BackupStorage } from '../storage/storage'
+import { foreignKeys, partitionParents, rootOf, type ForeignKey } from './schema-graph'
+import { SetReader, type Keys } from './source'
+
+export type ResolvedTarget =
+  | { kind: 'in-place' }
+  | { kind: 'existing'; database: string }
+  | { kind: 'new'; database: string }
+  /** The CLI's --target: any database URL (created when it does not exist). */
+  | { kind: 'url'; url: string }
+
+export interface PlanInput {
+  point: RestorePoint
+  tables?: string[]
+  target: ResolvedTarget
+}
+
+/** A plan with what executing it needs (the target's URL holds credentials: it never leaves core). */
+export interface PreparedRestore {
+  plan: RestorePlan
+  sets: Manifest[]
+  reader: SetReader
+  schema: { pre: string[]; post: string[] }
+  /** "schema.name" of every table restored. */
+  scope: string[]
+  /** Replay stops after the last transaction committed at or before this time (null: everything in the sets). */
+  stopAfter: Date | null
+  targetUrl: string
+  /** Rows per table after the restore, as the manifests and the change stream say. */
+  rowsAfter: Map<string, number>
+  fks: ForeignKey[]
+}
+
+export const tableKey = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`
+export const splitKey = (k: string): [string, string] => {
+  const i = k.indexOf('.')
+  return [k.slice(0, i), k.slice(i + 1)]
+}
+
+/** postgres://...@host:port/db with another database name. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url)
+  u.pathname = `/${encodeURIComponent(database)}`
+  return u.toString()
+}
+
+export function describeUrl(url: string): { database: string; server: string } {
+  const u = new URL(url)
+  return { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', server: `${u.hostname || 'localhost'}:${u.port || '5432'}` }
+}
+
+/** Which sets a point needs: the full, then every incremental up to the one that covers the point. */
+export async function resolvePoint(
+  storage: BackupStorage,
+  point: RestorePoint,
+): Promise<{ sets: Manifest[]; stopAfter: Date | null; label: string; chain: { fullSetId: string; from: string; to: string } }> {
+  if ('setId' in point) {
+    const set = await readSet(storage, point.setId)
+    if (!set)
+      throw new OpsError('unknown_set', `There is no backup set "${point.setId}" in ${storage.location}. List them with "examforge-ops backups list".`)
+    if (!set.manifest)
+      throw new OpsError('incomplete_set', `The set ${point.setId} cannot be restored: ${set.problem}`)
+    const m = set.manifest
+    if (m.type !== 'incremental')
+      return {
+        sets: [m],
+        stopAfter: null,
+        label: `${m.type === 'safety' ? 'safety backup' : 'full backup'} ${m.setId} (${m.snapshot.time})`,
+        chain: { fullSetId: m.setId, from: m.snapshot.time, to: m.snapshot.time },
+      }
+    const chain = chains(await readCatalog(storage)).find((c) => c.sets.some((s) => s.setId === m.setId))
+    if (!chain)
+      throw new OpsError('broken_chain', `The incremental ${m.setId} has no complete chain back to its full backup: a set it needs is missing.`)
+    const upTo = chain.sets.findIndex((s) => s.setId === m.setId)
+    return {
+      sets: chain.sets.slice(0, upTo + 1),
+      stopAfter: null,
+      label: `incremental ${m.setId} (${m.snapshot.time})`,
+      chain: { fullSetId: chain.full.setId, from: chain.from, to: chain.to },
+    }
+  }
+  const at = new Date(point.time)
+  const all = chains(await readCatalog(storage))
+  const chain = all.find((c) => new Date(c.from) <= at && at <= new Date(c.to))
+  if (!chain) {
+    const ranges = all.map((c) => `${c.from} to ${c.to}`)
+    throw new OpsError(
+      'time_not_covered',
+      ranges.length
+        ? `No backup chain covers ${at.toISOString()}. The backups cover: ${ranges.join('; ')}.`
+        : `No backup chain covers ${at.toISOString()}: there are no complete backups yet.`,
+    )
+  }
+  const sets: Manifest[] = [chain.sets[0]]
+  for (const s of chain.sets.slice(1)) {
+    sets.push(s)
+    if (new Date(s.snapshot.time) >= at) break
+  }
+  return {
+    sets,
+    stopAfter: at,
+    label: `point in time ${at.toISOString()}`,
+    chain: { fullSetId: chain.full.setId, from: chain.from, to: chain.to },
+  }
+}
+
+/** The user's table names, matched against the manifest by name (never used as SQL). */
+export function resolveTables(names: string[] | undefined, full: Manifest, parents: Map<string, string>): string[] {
+  const all = full.tables.map(tableKey)
+  if (!names || !names.length) return all
+  const out = new Set<string>()
+  for (const raw of names) {
+    const name = raw.trim().replace(/^"(.*)"$/, '$1').replace(/"\."/g, '.')
+    // A partitioned parent stands for its partitions.
+    const matches = all.filter((t) => t === name || t.slice(t.indexOf('.') + 1) === name || rootOf(t, parents) === name || rootOf(t, parents).endsWith(`.${name}`))
+    const exact = matches.filter((t) => t === name || rootOf(t, parents) === name)
+    const chosen = exact.length ? exact : matches
+    const schemas = new Set(chosen.map((t) => rootOf(t, parents).split('.')[0]))
+    if (!chosen.length)
+      throw new OpsError(
+        'unknown_table',
+        `The backup holds no table "${raw.slice(0, 80)}". Tables in it: ${all.slice(0, 30).join(', ')}${all.length > 30 ? ', ...' : ''}.`,
+      )
+    if (schemas.size > 1)
+      throw new OpsError('ambiguous_table', `"${raw.slice(0, 80)}" is in several schemas (${[...schemas].join(', ')}): name it as schema.table.`)
+    chosen.forEach((t) => out.add(t))
+  }
+  return all.filter((t) => out.has(t))
+}
+
+/** Rows per table after replaying the sets' change streams onto the full (exact: one message per row). */
+async function countAfter(
+  reader: SetReader,
+  sets: Manifest[],
+  stopAfter: Date | null,
+  signal: AbortSignal,
+): Promise<{ rows: Map<string, number>; transactions: number }> {
+  const rows = new Map(sets[0].tables.map((t) => [tableKey(t), t.rows]))
+  let transactions = 0
+  for (const m of sets.slice(1)) {
+    let pending = new Map<string, number>()
+    let truncated = new Set<string>()
+    let stop = false
+    for await (const l of reader.changes(m, signal)) {
+      if (l.op === 'begin') {
+        if (stopAfter && new Date(l.time) > stopAfter) {
+          stop = true
+          break
+        }
+        pending = new Map()
+        truncated = new Set()
+      } else if (l.op === 'insert' || l.op === 'delete') {
+        const k = `${l.table[0]}.${l.table[1]}`
+        pending.set(k, (pending.get(k) ?? 0) + (l.op === 'insert' ? 1 : -1))
+      } else if (l.op === 'truncate') {
+        for (const [s, n] of l.tables) {
+          truncated.add(`${s}.${n}`)
+          pending.set(`${s}.${n}`, 0)
+        }
+      } else if (l.op === 'commit') {
+        transactions++
+        for (const k of truncated) rows.set(k, 0)
+        for (const [k, d] of pending) rows.set(k, (rows.get(k) ?? 0) + d)
+      }
+    }
+    if (stop) break
+  }
+  return { rows, transactions }
+}
+
+async function tryConnect(url: string): Promise<{ client: pg.Client | null; missing: boolean; error: string | null }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'examforge-ops:restore-plan', connectionTimeoutMillis: 10_000 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return { client, missing: false, error: null }
+  } catch (e) {
+    await client.end().catch(() => {})
+    const code = (e as { code?: string }).code
+    return { client: null, missing: code === '3D000', error: (e as Error).message }
+  }
+}
+
+/** Free bytes on the target server's disk, when it is this machine and its data directory is visible. */
+async function serverFreeBytes(c: pg.Client, url: string): Promise<number | null> {
+  const host = new URL(url).hostname
+  if (host && !['localhost', '127.0.0.1', '::1', '[::1]'].includes(host) && !host.startsWith('/')) return null
+  try {
+    const dir = (await c.query(`SELECT current_setting('data_directory') AS d`)).rows[0].d as string
+    const st = fs.statfsSync(dir)
+    return st.bavail * st.bsize
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Plan a restore without touching anything: the sets to read, the scope, the target and what will
+ * happen to it, per-table rows now and after, and preflight checks. Nothing here writes.
+ */
+export async function planRestore(
+  input: PlanInput,
+  deps: { storage: BackupStorage; keys: Keys; databaseUrl: string | null; signal?: AbortSignal },
+): Promise<PreparedRestore> {
+  const signal = deps.signal ?? new AbortController().signal
+  const point = await resolvePoint(deps.storage, input.point)
+  const sets = point.sets
+  const full = sets[0]
+  const preflight: PreflightCheck[] = []
+  const reader = new SetReader(deps.storage, sets, deps.keys) // a wrong key is refused here
+  preflight.push({
+    check: 'Backup objects',
+    status: 'ok',
+    detail: `${sets.reduce((n, s) => n + s.objects.length, 0)} objects, ${formatBytes(sets.reduce((n, s) => n + s.objects.reduce((a, o) => a + o.size, 0), 0))}; each is checked against its SHA-256 before the target is touched${full.encryption ? '; the decryption key matches' : ''}.`,
+  })
+  const schema = await reader.schema(full, signal)
+  const parents = partitionParents(schema.pre)
+  const fks = foreignKeys(schema.post)
+  const scope = resolveTables(input.tables, full, parents)
+  const whole = scope.length === full.tables.length
+  const { rows: rowsAfter, transactions } = await countAfter(reader, sets, point.stopAfter, signal)
+
+  // The target.
+  let targetUrl: string
+  const t = input.target
+  if (t.kind === 'url') targetUrl = t.url
+  else {
+    if (!deps.databaseUrl) throw new OpsError('no_database', 'No database is configured: set DATABASE_URL, or give a target database URL.')
+    targetUrl = t.kind === 'in-place' ? deps.databaseUrl : withDatabase(deps.databaseUrl, t.database)
+  }
+  const where = describeUrl(targetUrl)
+  if (t.kind === 'new' || t.kind === 'existing') {
+    if (deps.databaseUrl && describeUrl(deps.databaseUrl).database === t.database && describeUrl(deps.databaseUrl).server === where.server)
+      throw new OpsError('target_is_source', `"${t.database}" is the database being watched: choose "in place" to restore into it.`)
+  }
+  const conn = await tryConnect(targetUrl)
+  let mode: 'replace' | 'load' = 'load'
+  let createsDatabase = false
+  const rowsNow = new Map<string, { rows: number; exact: boolean }>()
+  const scopeSet = new Set(scope)
+  try {
+    if (!conn.client) {
+      if (conn.missing && (t.kind === 'new' || t.kind === 'url')) {
+        createsDatabase = true
+        preflight.push({ check: 'Target', status: 'ok', detail: `The database ${where.database} on ${where.server} will be created.` })
+        const maint = await tryConnect(withDatabase(targetUrl, 'postgres'))
+        if (!maint.client)
+          preflight.push({ check: 'Target reachable', status: 'failed', detail: `Cannot reach the server ${where.server}: ${maint.error}` })
+        else {
+          try {
+            const { rows } = await maint.client.query(
+              `SELECT rolcreatedb OR rolsuper AS ok, current_setting('server_version_num')::int AS num FROM pg_roles WHERE rolname = current_user`,
+            )
+            preflight.push(
+              rows[0]?.ok
+                ? { check: 'Privileges', status: 'ok', detail: 'The role may create databases.' }
+                : { check: 'Privileges', status: 'failed', detail: 'The role may not create databases: grant CREATEDB, or create the database first.' },
+            )
+            preflight.push(versionCheck(full, rows[0]?.num))
+          } finally {
+            await maint.client.end().catch(() => {})
+          }
+        }
+      } else if (conn.missing)
+        preflight.push({
+          check: 'Target reachable',
+          status: 'failed',
+          detail: `The database ${where.database} does not exist on ${where.server}: choose "new database" to create it.`,
+        })
+      else preflight.push({ check: 'Target reachable', status: 'failed', detail: `Cannot connect to ${where.database} on ${where.server}: ${conn.error}` })
+    } else {
+      const c = conn.client
+      if (t.kind === 'new')
+        throw new OpsError('database_exists', `The database ${t.database} already exists: choose "existing database", or another name.`)
+      preflight.push({ check: 'Target reachable', status: 'ok', detail: `Connected to ${where.database} on ${where.server}.` })
+      const { rows: info } = await c.query(
+        `SELECT current_setting('server_version_num')::int AS num,
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+                has_database_privilege(current_database(), 'CREATE') AS can_create`,
+      )
+      preflight.push(versionCheck(full, info[0].num))
+      const { rows: existing } = await c.query<{ t: string; cols: string[]; bytes: string; est: string }>(
+        `SELECT n.nspname || '.' || c.relname AS t, pg_relation_size(c.oid)::bigint AS bytes, c.reltuples::bigint AS est,
+                ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum) AS cols
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND c.relnamespace IN (${USER_SCHEMAS})`,
+      )
+      const byName = new Map(existing.map((r) => [r.t, r]))
+      mode = existing.length ? 'replace' : 'load'
+      if (mode === 'load') {
+        preflight.push(
+          info[0].can_create || info[0].superuser
+            ? { check: 'Privileges', status: 'ok', detail: 'The database is empty: the schema and the data will be created in it.' }
+            : { check: 'Privileges', status: 'failed', detail: 'The role may not create schemas or tables in this database: grant CREATE on it.' },
+        )
+      } else {
+        // Schema: every restored table must be there with the backup's columns.
+        const problems: string[] = []
+        for (const k of scope) {
+          const tm = full.tables.find((x) => tableKey(x) === k)!
+          const cur = byName.get(k)
+          if (!cur) {
+            problems.push(`${k} is missing`)
+            continue
+          }
+          const missing = tm.columns.filter((col) => !cur.cols.includes(col))
+          const extra = cur.cols.filter((col) => !tm.columns.includes(col))
+          if (missing.length || extra.length)
+            problems.push(
+              `${k} differs (${[missing.length ? `no column ${missing.join(', ')}` : '', extra.length ? `new column ${extra.join(', ')}` : ''].filter(Boolean).join('; ')})`,
+            )
+        }
+        preflight.push(
+          problems.length
+            ? {
+                check: 'Schema compatible',
+                status: 'failed',
+                detail: `The target's tables do not match the backup: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? '; ...' : ''}. Restore into a new database instead, then move what you need.`,
+              }
+            : { check: 'Schema compatible', status: 'ok', detail: `All ${scope.length} tables exist with the backup's columns.` },
+        )
+        if (whole) {
+          const others = existing.filter((r) => !full.tables.some((x) => tableKey(x) === r.t)).map((r) => r.t)
+          if (others.length)
+            preflight.push({
+              check: 'Tables not in the backup',
+              status: 'warning',
+              detail: `${others.length} table(s) of the target are not in the backup and are left as they are: ${others.slice(0, 10).join(', ')}.`,
+            })
+        }
+        // Privileges: replacing in one transaction with triggers and FK checks off needs session_replication_role.
+        let canReplica = info[0].superuser as boolean
+        if (!canReplica) {
+          try {
+            await c.query('BEGIN')
+            await c.query('SET LOCAL session_replication_role = replica')
+            canReplica = true
+          } catch {
+            canReplica = false
+          } finally {
+            await c.query('ROLLBACK').catch(() => {})
+          }
+        }
+        const { rows: privs } = await c.query<{ t: string; ok: boolean }>(
+          `SELECT t, has_table_privilege(t::regclass, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE') AS ok FROM unnest($1::text[]) t`,
+          [scope.filter((k) => byName.has(k)).map((k) => splitKey(k).map((p) => `"${p.replace(/"/g, '""')}"`).join('.'))],
+        )
+        const denied = privs.filter((p) => !p.ok).map((p) => p.t)
+        preflight.push(
+          !canReplica
+            ? {
+                check: 'Privileges',
+                status: 'failed',
+                detail:
+                  'Replacing tables in place needs a superuser, or a role granted SET on session_replication_role (PostgreSQL 15+: GRANT SET ON PARAMETER session_replication_role TO <role>), so triggers do not fire during the restore.',
+              }
+            : denied.length
+              ? { check: 'Privileges', status: 'failed', detail: `The role lacks SELECT/INSERT/UPDATE/DELETE/TRUNCATE on ${denied.slice(0, 5).join(', ')}.` }
+              : { check: 'Privileges', status: 'ok', detail: 'The role may replace these tables with triggers off for the restore.' },
+        )
+        // Rows now: exact for tables up to 256 MB, the planner's estimate beyond.
+        for (const k of scope) {
+          const cur = byName.get(k)
+          if (!cur) continue
+          if (Number(cur.bytes) <= 256 * 1024 * 1024) {
+            const [s, n] = splitKey(k)
+            const { rows } = await c.query(`SELECT count(*)::bigint AS n FROM ONLY "${s.replace(/"/g, '""')}"."${n.replace(/"/g, '""')}"`)
+            rowsNow.set(k, { rows: Number(rows[0].n), exact: true })
+          } else rowsNow.set(k, { rows: Math.max(0, Number(cur.est)), exact: false })
+        }
+      }
+      // Space: the data, its indexes (roughly as much again), and, in place, the old rows until commit.
+      const need = scope.reduce((n, k) => n + (full.tables.find((x) => tableKey(x) === k)?.rawBytes ?? 0), 0) * (mode === 'replace' ? 3 : 2)
+      const free = await serverFreeBytes(c, targetUrl)
+      preflight.push(
+        free === null
+          ? {
+              check: 'Space',
+              status: 'warning',
+              detail: `About ${formatBytes(need)} is needed on the server; its free space cannot be seen from here.`,
+            }
+          : free < need
+            ? { check: 'Space', status: 'failed', detail: `About ${formatBytes(need)} is needed; the server's disk has ${formatBytes(free)} free.` }
+            : { check: 'Space', status: 'ok', detail: `About ${formatBytes(need)} is needed; ${formatBytes(free)} is free.` },
+      )
+    }
+  } finally {
+    await conn.client?.end().catch(() => {})
+  }
+
+  // Foreign keys that tie the scope to tables outside it.
+  const related = new Map<string, string>()
+  if (!whole) {
+    const roots = new Map(full.tables.map((x) => [tableKey(x), rootOf(tableKey(x), parents)]))
+    const scopeRoots = new Set(scope.map((k) => roots.get(k)!))
+    const leavesOf = (root: string) => full.tables.map(tableKey).filter((k) => roots.get(k) === root)
+    for (const fk of fks) {
+      const a = scopeRoots.has(fk.table)
+      const b = scopeRoots.has(fk.references)
+      if (a && !b) leavesOf(fk.references).forEach((k) => related.set(k, `${fk.table} references it`))
+      if (b && !a) leavesOf(fk.table).forEach((k) => related.set(k, `it references ${fk.references}`))
+    }
+  }
+  const available = full.tables.map((x) => {
+    const k = tableKey(x)
+    const root = rootOf(k, parents)
+    return {
+      table: k,
+      rows: x.rows,
+      references: [...new Set(fks.filter((f) => f.table === root && f.references !== root).map((f) => f.references))],
+      referencedBy: [...new Set(fks.filter((f) => f.references === root && f.table !== root).map((f) => f.table))],
+    }
+  })
+
+  const bytes = scope.reduce((n, k) => n + (full.tables.find((x) => tableKey(x) === k)?.rawBytes ?? 0), 0)
+  const readBytes = sets.reduce((n, s) => n + s.objects.reduce((a, o) => a + o.size, 0), 0)
+  // Rough rates from this project's bench (parallel load ~60 MB/s; one transaction ~30 MB/s plus the safety backup).
+  const estimatedSeconds = Math.ceil(
+    (mode === 'load' ? bytes / 60e6 : bytes / 30e6 + bytes / 60e6) + transactions / 2000 + readBytes / 500e6 + 2,
+  )
+  const plan: RestorePlan = {
+    point: {
+      kind: 'setId' in input.point ? 'set' : 'time',
+      label: point.label,
+      setId: 'setId' in input.point ? input.point.setId : null,
+      time: 'time' in input.point ? new Date(input.point.time).toISOString() : null,
+    },
+    chain: point.chain,
+    sets: sets.map((s) => ({
+      setId: s.setId,
+      type: s.type,
+      snapshotTime: s.snapshot.time,
+      storedBytes: s.objects.reduce((n, o) => n + o.size, 0),
+    })),
+    bytesToRead: readBytes,
+    transactions,
+    target: { kind: t.kind, database: where.database, server: where.server, mode, createsDatabase },
+    wholeDatabase: whole,
+    tables: scope.map((k) => ({
+      table: k,
+      rowsNow: mode === 'load' ? 0 : (rowsNow.get(k)?.rows ?? null),
+      rowsNowExact: mode === 'load' ? true : (rowsNow.get(k)?.exact ?? false),
+      rowsAfter: rowsAfter.get(k) ?? 0,
+      bytes: full.tables.find((x) => tableKey(x) === k)?.rawBytes ?? 0,
+    })),
+    available,
+    related: [...related].filter(([k]) => !scopeSet.has(k)).map(([table, why]) => ({ table, why })),
+    safetyBackup: mode === 'replace',
+    estimatedSeconds,
+    preflight,
+    ok: preflight.every((p) => p.status !== 'failed'),
+  }
+  return { plan, sets, reader, schema, scope, stopAfter: point.stopAfter, targetUrl, rowsAfter, fks }
+}
+
+function versionCheck(full: Manifest, targetNum: number | undefined): PreflightCheck {
+  const from = Math.floor(full.server.versionNum / 10000)
+  const to = Math.floor((targetNum ?? 0) / 10000)
+  return to >= from
+    ? { check: 'Server version', status: 'ok', detail: `PostgreSQL ${from} backup into PostgreSQL ${to}.` }
+    : {
+        check: 'Server version',
+        status: 'failed',
+        detail: `The backup is from PostgreSQL ${from}; the target runs ${to}. Restore into PostgreSQL ${from} or later.`,
+      }
+}

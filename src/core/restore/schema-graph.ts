@@ -1,0 +1,101 @@
+/**
+ * What a restore needs to know of the captured schema without a database: which tables foreign keys
+ * tie together, which partitions belong to which parent, and which statements run when.
+ */
+
+/** Read one identifier (quoted or plain) at pos; returns [name, next]. */
+function ident(s: string, pos: number): [string, number] {
+  if (s[pos] === '"') {
+    let out = ''
+    let i = pos + 1
+    for (;;) {
+      if (i >= s.length) throw new Error('unterminated identifier')
+      if (s[i] === '"') {
+        if (s[i + 1] === '"') {
+          out += '"'
+          i += 2
+          continue
+        }
+        return [out, i + 1]
+      }
+      out += s[i++]
+    }
+  }
+  const m = /^[\p{L}_][\p{L}\p{N}_$]*/u.exec(s.slice(pos))
+  if (!m) throw new Error(`no identifier at ${pos}`)
+  return [m[0], pos + m[0].length]
+}
+
+/** "schema"."name" at pos (the captured schema always qualifies names). */
+export function qualified(s: string, pos: number): [string, number] {
+  const [a, i] = ident(s, pos)
+  if (s[i] !== '.') return [`public.${a}`, i]
+  const [b, j] = ident(s, i + 1)
+  return [`${a}.${b}`, j]
+}
+
+export interface ForeignKey {
+  table: string
+  references: string
+  statement: string
+}
+
+export function foreignKeys(post: string[]): ForeignKey[] {
+  const out: ForeignKey[] = []
+  for (const st of post) {
+    if (!st.startsWith('ALTER TABLE ') || !st.includes(' FOREIGN KEY (')) continue
+    const [table] = qualified(st, 'ALTER TABLE '.length)
+    const at = st.indexOf(' REFERENCES ')
+    if (at < 0) continue
+    const [references] = qualified(st, at + ' REFERENCES '.length)
+    out.push({ table, references, statement: st })
+  }
+  return out
+}
+
+/** Partition → its parent (from CREATE TABLE ... PARTITION OF ...). */
+export function partitionParents(pre: string[]): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const st of pre) {
+    const m = /^CREATE (?:UNLOGGED )?TABLE /.exec(st)
+    if (!m) continue
+    const [child, i] = qualified(st, m[0].length)
+    if (!st.startsWith(' PARTITION OF ', i)) continue
+    const [parent] = qualified(st, i + ' PARTITION OF '.length)
+    out.set(child, parent)
+  }
+  return out
+}
+
+/** The partitioned root of a table (itself when it is no partition). */
+export function rootOf(table: string, parents: Map<string, string>): string {
+  let t = table
+  for (let n = 0; parents.has(t) && n < 100; n++) t = parents.get(t)!
+  return t
+}
+
+/**
+ * The post-data statements in two phases. Early (before the change stream is replayed, so replay finds
+ * rows by key fast): keys, checks, indexes. Late (after replay, so nothing fires or refuses mid-restore):
+ * foreign keys, triggers, row-level security, materialized view refreshes, comments.
+ */
+export function splitPost(post: string[]): { early: string[]; indexes: string[]; late: string[] } {
+  const early: string[] = []
+  const indexes: string[] = []
+  const late: string[] = []
+  for (const st of post) {
+    if (
+      (st.startsWith('ALTER TABLE ') && st.includes(' FOREIGN KEY (')) ||
+      /^CREATE (CONSTRAINT )?TRIGGER /.test(st) ||
+      st.includes(' ROW LEVEL SECURITY;') ||
+      st.startsWith('CREATE POLICY ') ||
+      st.startsWith('REFRESH MATERIALIZED VIEW ') ||
+      st.startsWith('COMMENT ON ')
+    )
+      late.push(st)
+    else if (/^CREATE (UNIQUE )?INDEX /.test(st) || (st.startsWith('ALTER TABLE ') && / ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE|EXCLUDE|CHECK)/.test(st)))
+      indexes.push(st)
+    else early.push(st)
+  }
+  return { early, indexes, late }
+}

@@ -1,0 +1,139 @@
+import { parseArgs } from 'node:util'
+import os from 'node:os'
+import { OpsError } from '../shared/contract'
+import { formatBytes } from '../shared/format'
+import type { CheckReport, RestorePlan } from '../shared/restore'
+import type { Ops } from '../core/ops'
+import type { JobInfo } from '../shared/domain'
+import type { PlanInput } from '../core/restore/plan'
+
+type WithOps = <T>(fn: (ops: Ops) => Promise<T>) => Promise<T>
+type Follow = (ops: Ops, jobId: string, draw: boolean) => Promise<JobInfo>
+
+export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <database url>] [--yes] [--json] [--as <email>]
+                            Plan a restore and print it (changes nothing); with --yes, run it. Without --target it
+                            restores in place, atomically, after a safety backup. --target restores into another
+                            database (created when missing). --as names the operator (checked against ADMIN_EMAILS).
+  restore --undo <restore-id> [--yes] [--as <email>]
+                            Undo an in-place restore by restoring the safety backup it took.
+  restore-test [--json]     Restore the newest backup chain into a scratch database, check it, drop it, and record
+                            the set as proven restorable.`
+
+export function renderPlan(p: RestorePlan): string {
+  const lines = [
+    `Restore ${p.point.label}`,
+    `  chain ${p.chain.fullSetId} covers ${p.chain.from} to ${p.chain.to}`,
+    `  reads ${p.sets.length} set(s), ${formatBytes(p.bytesToRead)}${p.transactions ? `; replays ${p.transactions} transaction(s)` : ''}`,
+    `  into ${p.target.database} on ${p.target.server}: ${
+      p.target.mode === 'replace'
+        ? 'replaces the tables in one transaction, after a safety backup of them'
+        : `${p.target.createsDatabase ? 'creates the database, then ' : ''}loads the schema and data into the empty database`
+    }`,
+    `  scope: ${p.wholeDatabase ? 'the whole database' : `${p.tables.length} table(s)`}; about ${p.estimatedSeconds} s`,
+    '',
+    '  table                                      rows now     rows after',
+    ...p.tables.map(
+      (t) =>
+        `  ${t.table.padEnd(40).slice(0, 40)} ${(t.rowsNow === null ? '-' : `${t.rowsNowExact ? '' : '~'}${t.rowsNow}`).padStart(10)} ${String(t.rowsAfter).padStart(14)}`,
+    ),
+    '',
+    ...p.preflight.map((c) => `  ${c.status === 'ok' ? 'ok  ' : c.status === 'warning' ? 'warn' : 'FAIL'}  ${c.check}: ${c.detail}`),
+    ...(p.related.length ? ['', `  Tied by foreign keys (not included): ${p.related.map((r) => `${r.table} (${r.why})`).join(', ')}`] : []),
+  ]
+  return lines.join('\n')
+}
+
+export function renderReport(r: CheckReport): string {
+  const bad = [
+    ...r.tables.filter((t) => !t.ok).map((t) => `  BAD  ${t.table}: ${t.problem}`),
+    ...r.foreignKeys.filter((f) => !f.ok).map((f) => `  BAD  ${f.constraint}: ${f.note}`),
+    ...r.sequences.filter((s) => !s.ok).map((s) => `  BAD  ${s.sequence}: ${s.value} < ${s.maxInUse}`),
+  ]
+  return [
+    `Check ${r.ok ? 'passed' : 'FAILED'}: ${r.tables.length} table(s) (rows${r.tables.some((t) => t.digestExpected) ? ' and digests' : ''}), ${r.foreignKeys.length} foreign key(s), ${r.sequences.length} sequence(s).`,
+    ...bad,
+  ].join('\n')
+}
+
+export async function restoreCommand(rest: string[], withOps: WithOps, follow: Follow): Promise<number> {
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      backup: { type: 'string' },
+      'to-time': { type: 'string' },
+      tables: { type: 'string' },
+      target: { type: 'string' },
+      undo: { type: 'string' },
+      yes: { type: 'boolean' },
+      json: { type: 'boolean' },
+      as: { type: 'string' },
+    },
+  })
+  const operator = values.as ?? process.env.OPS_OPERATOR ?? null
+  const actor = `cli:${os.userInfo().username}`
+  if (values.undo) {
+    return withOps(async (ops) => {
+      const rec = await ops.restores.record(values.undo!)
+      if (!rec) throw new OpsError('unknown_restore', `There is no restore "${values.undo}": see the Restore page's history.`)
+      if (!values.yes) {
+        process.stdout.write(`Would undo restore ${rec.id} (${rec.point} into ${rec.target}) by restoring its safety backup ${rec.safetySetId}. Add --yes to do it.\n`)
+        return 0
+      }
+      const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', { operator, actor })
+      return finish(ops, jobId, plan, values.json ?? false, follow)
+    })
+  }
+  if (!!values.backup === !!values['to-time'])
+    throw new OpsError('bad_argument', 'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <url>] [--yes] [--json]')
+  if (values['to-time'] && Number.isNaN(Date.parse(values['to-time'])))
+    throw new OpsError('bad_argument', `--to-time "${values['to-time']}" is not a time: use ISO 8601, e.g. 2026-11-29T14:05:00Z.`)
+  if (values.target && !/^postgres(ql)?:\/\//.test(values.target))
+    throw new OpsError('bad_argument', '--target must be a database URL, e.g. postgres://user@host:5432/examforge_restored.')
+  const input: PlanInput = {
+    point: values.backup ? { setId: values.backup } : { time: new Date(values['to-time']!).toISOString() },
+    tables: values.tables
+      ?.split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+    target: values.target ? { kind: 'url', url: values.target } : { kind: 'in-place' },
+  }
+  return withOps(async (ops) => {
+    if (!values.yes) {
+      const plan = await ops.restores.plan(input)
+      process.stdout.write(values.json ? JSON.stringify({ applied: false, plan }, null, 2) + '\n' : `${renderPlan(plan)}\n\nNothing was changed: add --yes to restore.\n`)
+      return plan.ok ? 0 : 1
+    }
+    const plan = await ops.restores.plan(input)
+    const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor })
+    if (!values.json) process.stderr.write(`${renderPlan(plan)}\n\nRestoring...\n`)
+    return finish(ops, jobId, plan, values.json ?? false, follow)
+  })
+}
+
+async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean, follow: Follow): Promise<number> {
+  const info = await follow(ops, jobId, !json)
+  const ok = info.state === 'succeeded'
+  const r = info.result as { restoreId: string; report: CheckReport; safetySetId: string | null; durationMs: number } | undefined
+  if (json) process.stdout.write(JSON.stringify({ ok, plan, job: info }, null, 2) + '\n')
+  else if (ok && r)
+    process.stdout.write(
+      `Restored ${plan.point.label} into ${plan.target.database} in ${(r.durationMs / 1000).toFixed(1)} s (restore ${r.restoreId}).\n${renderReport(r.report)}\n` +
+        (r.safetySetId ? `Safety backup: ${r.safetySetId}. Undo with: examforge-ops restore --undo ${r.restoreId} --yes\n` : ''),
+    )
+  else process.stderr.write(`Restore ${info.state}: ${info.error?.message}\n`)
+  return ok ? 0 : 1
+}
+
+export async function restoreTestCommand(rest: string[], withOps: WithOps, follow: Follow): Promise<number> {
+  const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, as: { type: 'string' } } })
+  return withOps(async (ops) => {
+    const { jobId } = ops.restores.startTest({ operator: values.as ?? process.env.OPS_OPERATOR ?? null, actor: `cli:${os.userInfo().username}` })
+    const info = await follow(ops, jobId, !values.json)
+    const ok = info.state === 'succeeded'
+    const r = info.result as { report: CheckReport; durationMs: number; target: string } | undefined
+    if (values.json) process.stdout.write(JSON.stringify({ ok, job: info }, null, 2) + '\n')
+    else if (ok && r) process.stdout.write(`Restore test passed in ${(r.durationMs / 1000).toFixed(1)} s (scratch database dropped).\n${renderReport(r.report)}\n`)
+    else process.stderr.write(`Restore test ${info.state}: ${info.error?.message}\n`)
+    return ok ? 0 : 1
+  })
+}

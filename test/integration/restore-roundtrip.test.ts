@@ -1,0 +1,112 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { captureSchema } from '../../src/core/backup/schema-capture'
+import type { Ops } from '../../src/core/ops'
+import type { RestoreResult } from '../../src/core/restore/service'
+import { createDatabase, query } from '../helpers/db'
+import { HARD_DATA, HARD_SCHEMA } from '../helpers/hard-schema'
+import { backupNow, openOps } from '../helpers/ops'
+import { restoreNow, tableRows } from '../helpers/restore'
+
+async function schemaOf(url: string) {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
+    const s = await captureSchema(c)
+    return { pre: s.pre, post: s.post }
+  } finally {
+    await c.end()
+  }
+}
+
+const servers = [
+  { name: 'embedded PostgreSQL 17', url: inject('pgUrl') },
+  { name: "the machine's PostgreSQL 15", url: inject('systemPgUrl') },
+]
+
+describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) => {
+  let src: Awaited<ReturnType<typeof createDatabase>>
+  let ops: Ops
+  let setId: string
+  const created: string[] = []
+  beforeAll(async () => {
+    src = await createDatabase(url, 'rt')
+    await query(src.url, HARD_SCHEMA)
+    await query(src.url, HARD_DATA)
+    ops = await openOps({ DATABASE_URL: src.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-restore-')), BACKUP_INCREMENTAL: 'off' })
+    setId = (await backupNow(ops, 'full')).setId
+  })
+  afterAll(async () => {
+    await ops?.close()
+    for (const name of created) await query(url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
+    await src?.drop()
+  })
+
+  it('restores into a new database: the same schema, and every row equal to the source, row by row', async () => {
+    const name = `rt_new_${Date.now().toString(36)}`
+    created.push(name)
+    const plan = await ops.restores.plan({ point: { setId }, target: { kind: 'new', database: name } })
+    expect(plan.ok).toBe(true)
+    expect(plan.target).toMatchObject({ mode: 'load', createsDatabase: true, database: name })
+    const r: RestoreResult = await restoreNow(ops, { point: { setId }, target: { kind: 'new', database: name } }, name)
+    expect(r.report.ok).toBe(true)
+    expect(r.report.tables.every((t) => t.digestExpected && t.digestExpected === t.digestFound)).toBe(true)
+    const restored = new URL(src.url)
+    restored.pathname = `/${name}`
+    // Row by row: every table's rows, in a stable order, as PostgreSQL prints them.
+    for (const t of plan.tables) expect(await tableRows(restored.toString(), t.table), t.table).toEqual(await tableRows(src.url, t.table))
+    expect(await schemaOf(restored.toString())).toEqual(await schemaOf(src.url))
+    // Generated columns were computed again, sequences continue after the values in use, the matview is populated.
+    const [acc] = await query(restored.toString(), `SELECT count(*)::int AS n FROM app.accounts WHERE doubled = score * 2`)
+    expect(acc.n).toBe(300)
+    const [seq] = await query(restored.toString(), `SELECT nextval(pg_get_serial_sequence('"Billing Ünïcode"."Invoice Lines"', 'id'))::int AS v`)
+    const [max] = await query(src.url, `SELECT max(id)::int AS m FROM "Billing Ünïcode"."Invoice Lines"`)
+    expect(seq.v).toBeGreaterThan(max.m)
+    expect((await query(restored.toString(), 'SELECT count(*)::int AS n FROM app.totals'))[0].n).toBeGreaterThan(0)
+    // The database is marked as a checked restore.
+    const [mark] = await query(url, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [name])
+    expect(mark.c).toMatch(/check passed/)
+  })
+
+  it('restores in place atomically after a safety backup, and Undo brings back what was replaced', async () => {
+    const before = await tableRows(src.url, 'app.oddities')
+    await query(src.url, `DELETE FROM app.oddities WHERE id > 2; UPDATE app.accounts SET balance = -1 WHERE id < 150; DELETE FROM "Billing Ünïcode"."Invoice Lines" WHERE id % 2 = 0`)
+    const changed = {
+      oddities: await tableRows(src.url, 'app.oddities'),
+      accounts: await tableRows(src.url, 'app.accounts'),
+      lines: await tableRows(src.url, 'Billing Ünïcode.Invoice Lines'),
+    }
+    const db = new URL(src.url).pathname.slice(1)
+    const plan = await ops.restores.plan({ point: { setId }, target: { kind: 'in-place' } })
+    expect(plan.target.mode).toBe('replace')
+    expect(plan.safetyBackup).toBe(true)
+    const odd = plan.tables.find((t) => t.table === 'app.oddities')!
+    expect(odd).toMatchObject({ rowsNow: 2, rowsNowExact: true, rowsAfter: 4 })
+    const r = await restoreNow(ops, { point: { setId }, target: { kind: 'in-place' } }, db)
+    expect(r.report.ok).toBe(true)
+    expect(r.safetySetId).toMatch(/-safety-/)
+    expect(await tableRows(src.url, 'app.oddities')).toEqual(before)
+    // The safety backup is catalogued as such, and Undo restores it.
+    const sets = await ops.backups.list()
+    expect(sets.find((s) => s.setId === r.safetySetId)?.manifest?.type).toBe('safety')
+    const undo = await ops.restores.undo(r.restoreId, db, { actor: 'test' })
+    const info = await ops.jobs.wait(undo.jobId)
+    expect(info.state, info.error?.message).toBe('succeeded')
+    expect(await tableRows(src.url, 'app.oddities')).toEqual(changed.oddities)
+    expect(await tableRows(src.url, 'app.accounts')).toEqual(changed.accounts)
+    expect(await tableRows(src.url, 'Billing Ünïcode.Invoice Lines')).toEqual(changed.lines)
+    // Both are recorded with who and what, and in the audit log.
+    const history = await ops.restores.history()
+    expect(history.slice(0, 2).map((h) => [h.kind, h.outcome])).toEqual([
+      ['undo', 'succeeded'],
+      ['restore', 'succeeded'],
+    ])
+    const audit = await query(src.url, `SELECT actor, action, outcome, details FROM ops.audit_log WHERE action LIKE 'restore.%' ORDER BY id`)
+    expect(audit.slice(-2).map((a) => `${a.actor} ${a.action}:${a.outcome}`)).toEqual(['test restore.run:succeeded', 'test restore.undo:succeeded'])
+    expect(audit.at(-2)!.details).toMatchObject({ restoreId: r.restoreId, safetySet: r.safetySetId })
+  })
+})
