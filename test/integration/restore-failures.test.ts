@@ -1,0 +1,207 @@
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import type { Ops } from '../../src/core/ops'
+import { createDatabase, query } from '../helpers/db'
+import { backupNow, openOps } from '../helpers/ops'
+import { databaseRows, restoreNow } from '../helpers/restore'
+import { seedExamforge } from '../helpers/seed'
+import { waitFor } from '../helpers/wait'
+
+const root = resolve(__dirname, '../..')
+const TABLES = ['public.users', 'public.teams', 'public.subscriptions', 'public.quizzes', 'public.questions', 'public.quiz_responses', 'public.question_responses']
+
+function cli(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [join(root, 'out/host/cli.js'), ...args], {
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_DATA_DIR: mkdtempSync(join(tmpdir(), 'ops-cli-')), ...env },
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((ok) =>
+    child.on('close', (code, signal) => ok({ code, signal, stdout, stderr })),
+  )
+  return { child, done }
+}
+
+describe('restores that fail, are refused or are killed', () => {
+  let src: Awaited<ReturnType<typeof createDatabase>>
+  let ops: Ops
+  let dir: string
+  let setId: string
+  let env: Record<string, string>
+  /** The state the database is in (it differs from the backup, so any partial restore would show). */
+  let current: Record<string, string[]>
+  const dbName = () => new URL(src.url).pathname.slice(1)
+  beforeAll(async () => {
+    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The CLI is not built: run "npm run build" (npm test does it first).')
+    src = await createDatabase(inject('pgUrl'), 'rfail')
+    await seedExamforge(src.url, 0.3)
+    dir = mkdtempSync(join(tmpdir(), 'ops-rfail-'))
+    env = { DATABASE_URL: src.url, LOCAL_BACKUP_PATH: dir, BACKUP_INCREMENTAL: 'off', BACKUP_CHUNK_MB: '1' }
+    ops = await openOps(env)
+    setId = (await backupNow(ops, 'full')).setId
+    await query(src.url, `DELETE FROM quiz_responses WHERE id % 3 = 0; UPDATE users SET "displayName" = 'changed' WHERE id % 4 = 0; DELETE FROM subscriptions WHERE id % 5 = 0`)
+    current = await databaseRows(src.url, TABLES)
+  }, 60_000)
+  afterAll(async () => {
+    await ops?.close()
+    await src?.drop()
+  })
+
+  it('a killed restore process leaves the database exactly as it was, at every point it was killed', async () => {
+    // How long a whole in-place restore takes through the CLI, to kill it at random points within.
+    const t0 = Date.now()
+    const first = cli(['restore', '--backup', setId, '--yes', '--json'], env)
+    const firstResult = await first.done
+    expect(firstResult.code, firstResult.stderr).toBe(0)
+    const whole = Date.now() - t0
+    const restoredState = await databaseRows(src.url, TABLES)
+    expect(restoredState).not.toEqual(current)
+    // Put the changed state back (the safety backup of that restore holds it), then kill restores of the backup.
+    const undo = await ops.restores.undo(JSON.parse(firstResult.stdout).job.result.restoreId, dbName(), { actor: 'test' })
+    expect((await ops.jobs.wait(undo.jobId)).state).toBe('succeeded')
+    expect(await databaseRows(src.url, TABLES)).toEqual(current)
+    const started = async () => (await query<{ n: number }>(src.url, `SELECT count(*)::int AS n FROM ops.restores WHERE outcome = 'running'`))[0].n
+    const startedBefore = await started()
+    const points = [0.15, 0.35, 0.5, 0.65, 0.8, 0.95].map((f) => Math.round(whole * (f + (Math.random() - 0.5) * 0.1)))
+    for (const ms of points) {
+      const run = cli(['restore', '--backup', setId, '--yes'], env)
+      await new Promise((r) => setTimeout(r, ms))
+      run.child.kill('SIGKILL')
+      const r = await run.done
+      // A run that finished before the kill restored the backup entirely; any other left the database untouched.
+      const state = await databaseRows(src.url, TABLES)
+      if (r.code === 0) {
+        expect(state).toEqual(restoredState)
+        const back = await ops.restores.undo((await ops.restores.history())[0].id, dbName(), { actor: 'test' })
+        expect((await ops.jobs.wait(back.jobId)).state).toBe('succeeded')
+      } else expect(state, `killed after ${ms} ms`).toEqual(current)
+    }
+    // Most kills landed inside the restore (it had recorded itself as running), not before it began.
+    expect((await started()) - startedBefore).toBeGreaterThanOrEqual(3)
+    // Nothing is left holding locks: the next restore succeeds.
+    const r = await restoreNow(ops, { point: { setId }, target: { kind: 'in-place' } }, dbName())
+    expect(r.report.ok).toBe(true)
+    const back = await ops.restores.undo(r.restoreId, dbName(), { actor: 'test' })
+    expect((await ops.jobs.wait(back.jobId)).state).toBe('succeeded')
+  }, 180_000)
+
+  it('a dropped connection mid-restore leaves the database unchanged and says what happened', async () => {
+    const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })
+    await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
+    await query(src.url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'examforge-ops:restore' AND datname = current_database()`)
+    const info = await ops.jobs.wait(jobId)
+    expect(info.state).toBe('failed')
+    expect(info.error?.message).toMatch(/The database is unchanged/)
+    expect(await databaseRows(src.url, TABLES)).toEqual(current)
+  }, 60_000)
+
+  it('cancel mid-restore rolls everything back', async () => {
+    const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })
+    await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
+    ops.jobs.cancel(jobId)
+    const info = await ops.jobs.wait(jobId)
+    expect(info.state).toBe('cancelled')
+    expect(await databaseRows(src.url, TABLES)).toEqual(current)
+    const [rec] = await ops.restores.history()
+    expect(rec.outcome).toBe('cancelled')
+  }, 60_000)
+
+  it('a corrupted object is refused before the target is touched, and named', async () => {
+    const copy = mkdtempSync(join(tmpdir(), 'ops-corrupt-'))
+    const ops2 = await openOps({ ...env, LOCAL_BACKUP_PATH: copy })
+    try {
+      const id = (await backupNow(ops2, 'full')).setId
+      const m = (await ops2.backups.list()).find((s) => s.setId === id)!.manifest!
+      const victim = m.objects.filter((o) => o.kind === 'data').sort((a, b) => b.size - a.size)[0]
+      const file = join(copy, victim.key)
+      const bytes = readFileSync(file)
+      bytes[Math.floor(bytes.length / 2)] ^= 0x01
+      writeFileSync(file, bytes)
+      await query(src.url, `UPDATE teams SET name = name || '!' WHERE id = 1`)
+      const before = await databaseRows(src.url, TABLES)
+      const { jobId } = await ops2.restores.start({ point: { setId: id }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })
+      const info = await ops2.jobs.wait(jobId)
+      expect(info.state).toBe('failed')
+      expect(info.error?.message).toContain(victim.key)
+      expect(info.error?.message).toMatch(/altered or damaged/)
+      expect(await databaseRows(src.url, TABLES)).toEqual(before)
+      await query(src.url, `UPDATE teams SET name = left(name, -1) WHERE id = 1`)
+    } finally {
+      await ops2.close()
+    }
+  }, 60_000)
+
+  it('a wrong key is named as such', async () => {
+    const encDir = mkdtempSync(join(tmpdir(), 'ops-enc-'))
+    const a = await openOps({ ...env, LOCAL_BACKUP_PATH: encDir, BACKUP_ENCRYPTION_KEY: 'a'.repeat(64) })
+    const id = (await backupNow(a, 'full')).setId
+    await a.close()
+    const b = await openOps({ ...env, LOCAL_BACKUP_PATH: encDir, BACKUP_ENCRYPTION_KEY: 'b'.repeat(64) })
+    try {
+      await expect(b.restores.plan({ point: { setId: id }, target: { kind: 'new', database: 'never_made' } })).rejects.toThrow(
+        /The encryption key is wrong for this backup/,
+      )
+    } finally {
+      await b.close()
+    }
+  }, 60_000)
+
+  it('restores need the target database typed back, and an administrator when ADMIN_EMAILS is set', async () => {
+    await expect(ops.restores.start({ point: { setId }, target: { kind: 'in-place' } }, 'wrong', { actor: 'test' })).rejects.toThrow(
+      `Type the target database's name (${dbName()})`,
+    )
+    const guarded = await openOps({ ...env, ADMIN_EMAILS: 'ops@examforge.test, lead@examforge.test' })
+    try {
+      await expect(guarded.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })).rejects.toThrow(
+        /operator's e-mail/,
+      )
+      await expect(
+        guarded.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test', operator: 'intruder@example.com' }),
+      ).rejects.toThrow(/intruder@example.com is not an administrator/)
+      // An administrator may: a restore test, recorded with who did it.
+      const { jobId } = guarded.restores.startTest({ actor: 'test', operator: 'Lead@ExamForge.test' })
+      const info = await guarded.jobs.wait(jobId)
+      expect(info.state, info.error?.message).toBe('succeeded')
+      const [rec] = await guarded.restores.history()
+      expect(rec).toMatchObject({ kind: 'restore-test', outcome: 'succeeded', actor: 'lead@examforge.test (test)', provenSetId: setId })
+    } finally {
+      await guarded.close()
+    }
+    expect(await databaseRows(src.url, TABLES)).toEqual(current)
+  }, 60_000)
+
+  it('the restore test restores into a scratch database, checks it, drops it, and the set shows as proven', async () => {
+    const { jobId } = ops.restores.startTest({ actor: 'test' })
+    const info = await ops.jobs.wait(jobId)
+    expect(info.state, info.error?.message).toBe('succeeded')
+    const scratch = (info.result as { target: string }).target.split('@')[0]
+    expect(scratch).toMatch(/^examforge_ops_restore_test_/)
+    expect(await query(inject('pgUrl'), `SELECT 1 FROM pg_database WHERE datname = $1`, [scratch])).toEqual([])
+    const proven = await ops.restores.proven()
+    expect(proven.get(setId)).toBeTruthy()
+    // The CLI shows it too, and exits 0.
+    const r = await cli(['restore-test', '--json'], env).done
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout).job.result.report.ok).toBe(true)
+  }, 60_000)
+
+  it('the CLI prints the plan and changes nothing without --yes', async () => {
+    const r = await cli(['restore', '--backup', setId, '--tables', 'users,subscriptions'], env).done
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/replaces the tables in one transaction, after a safety backup/)
+    expect(r.stdout).toMatch(/public\.users\s+\d+\s+\d+/)
+    expect(r.stdout).toMatch(/Tied by foreign keys \(not included\): .*public\.teams/)
+    expect(r.stdout).toMatch(/Nothing was changed: add --yes to restore/)
+    expect(await databaseRows(src.url, TABLES)).toEqual(current)
+    const bad = await cli(['restore', '--to-time', '1999-01-01T00:00:00Z'], env).done
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/No backup chain covers 1999-01-01T00:00:00.000Z/)
+    const usage = await cli(['restore'], env).done
+    expect(usage.code).toBe(64)
+  }, 60_000)
+})
