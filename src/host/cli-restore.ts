@@ -76,7 +76,9 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
       const rec = await ops.restores.record(values.undo!)
       if (!rec) throw new OpsError('unknown_restore', `There is no restore "${values.undo}": see the Restore page's history.`)
       if (!values.yes) {
-        process.stdout.write(`Would undo restore ${rec.id} (${rec.point} into ${rec.target}) by restoring its safety backup ${rec.safetySetId}. Add --yes to do it.\n`)
+        process.stdout.write(
+          `Would undo restore ${rec.id} (${rec.point} into ${rec.target}) by restoring its safety backup ${rec.safetySetId}. Add --yes to do it.\n`,
+        )
         return 0
       }
       const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', { operator, actor })
@@ -84,7 +86,10 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
     })
   }
   if (!!values.backup === !!values['to-time'])
-    throw new OpsError('bad_argument', 'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <url>] [--yes] [--json]')
+    throw new OpsError(
+      'bad_argument',
+      'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <url>] [--yes] [--json]',
+    )
   if (values['to-time'] && Number.isNaN(Date.parse(values['to-time'])))
     throw new OpsError('bad_argument', `--to-time "${values['to-time']}" is not a time: use ISO 8601, e.g. 2026-11-29T14:05:00Z.`)
   if (values.target && !/^postgres(ql)?:\/\//.test(values.target))
@@ -100,7 +105,11 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
   return withOps(async (ops) => {
     if (!values.yes) {
       const plan = await ops.restores.plan(input)
-      process.stdout.write(values.json ? JSON.stringify({ applied: false, plan }, null, 2) + '\n' : `${renderPlan(plan)}\n\nNothing was changed: add --yes to restore.\n`)
+      process.stdout.write(
+        values.json
+          ? JSON.stringify({ applied: false, plan }, null, 2) + '\n'
+          : `${renderPlan(plan)}\n\nNothing was changed: add --yes to restore.\n`,
+      )
       return plan.ok ? 0 : 1
     }
     const plan = await ops.restores.plan(input)
@@ -127,12 +136,18 @@ async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean,
 export async function restoreTestCommand(rest: string[], withOps: WithOps, follow: Follow): Promise<number> {
   const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, as: { type: 'string' } } })
   return withOps(async (ops) => {
-    const { jobId } = ops.restores.startTest({ operator: values.as ?? process.env.OPS_OPERATOR ?? null, actor: `cli:${os.userInfo().username}` })
+    const { jobId } = ops.restores.startTest({
+      operator: values.as ?? process.env.OPS_OPERATOR ?? null,
+      actor: `cli:${os.userInfo().username}`,
+    })
     const info = await follow(ops, jobId, !values.json)
     const ok = info.state === 'succeeded'
     const r = info.result as { report: CheckReport; durationMs: number; target: string } | undefined
     if (values.json) process.stdout.write(JSON.stringify({ ok, job: info }, null, 2) + '\n')
-    else if (ok && r) process.stdout.write(`Restore test passed in ${(r.durationMs / 1000).toFixed(1)} s (scratch database dropped).\n${renderReport(r.report)}\n`)
+    else if (ok && r)
+      process.stdout.write(
+        `Restore test passed in ${(r.durationMs / 1000).toFixed(1)} s (scratch database dropped).\n${renderReport(r.report)}\n`,
+      )
     else process.stderr.write(`Restore test ${info.state}: ${info.error?.message}\n`)
     return ok ? 0 : 1
   })

@@ -87,7 +87,14 @@ export const checkReport = z.object({
     }),
   ),
   foreignKeys: z.array(
-    z.object({ constraint: z.string(), table: z.string(), references: z.string(), violations: z.number(), ok: z.boolean(), note: z.string().nullable() }),
+    z.object({
+      constraint: z.string(),
+      table: z.string(),
+      references: z.string(),
+      violations: z.number(),
+      ok: z.boolean(),
+      note: z.string().nullable(),
+    }),
   ),
   sequences: z.array(z.object({ sequence: z.string(), value: z.string(), maxInUse: z.string().nullable(), ok: z.boolean() })),
 })

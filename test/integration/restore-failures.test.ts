@@ -11,7 +11,15 @@ import { seedExamforge } from '../helpers/seed'
 import { waitFor } from '../helpers/wait'
 
 const root = resolve(__dirname, '../..')
-const TABLES = ['public.users', 'public.teams', 'public.subscriptions', 'public.quizzes', 'public.questions', 'public.quiz_responses', 'public.question_responses']
+const TABLES = [
+  'public.users',
+  'public.teams',
+  'public.subscriptions',
+  'public.quizzes',
+  'public.questions',
+  'public.quiz_responses',
+  'public.question_responses',
+]
 
 function cli(args: string[], env: Record<string, string>) {
   const child = spawn(process.execPath, [join(root, 'out/host/cli.js'), ...args], {
@@ -44,7 +52,10 @@ describe('restores that fail, are refused or are killed', () => {
     env = { DATABASE_URL: src.url, LOCAL_BACKUP_PATH: dir, BACKUP_INCREMENTAL: 'off', BACKUP_CHUNK_MB: '1' }
     ops = await openOps(env)
     setId = (await backupNow(ops, 'full')).setId
-    await query(src.url, `DELETE FROM quiz_responses WHERE id % 3 = 0; UPDATE users SET "displayName" = 'changed' WHERE id % 4 = 0; DELETE FROM subscriptions WHERE id % 5 = 0`)
+    await query(
+      src.url,
+      `DELETE FROM quiz_responses WHERE id % 3 = 0; UPDATE users SET "displayName" = 'changed' WHERE id % 4 = 0; DELETE FROM subscriptions WHERE id % 5 = 0`,
+    )
     current = await databaseRows(src.url, TABLES)
   }, 60_000)
   afterAll(async () => {
@@ -65,7 +76,8 @@ describe('restores that fail, are refused or are killed', () => {
     const undo = await ops.restores.undo(JSON.parse(firstResult.stdout).job.result.restoreId, dbName(), { actor: 'test' })
     expect((await ops.jobs.wait(undo.jobId)).state).toBe('succeeded')
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
-    const started = async () => (await query<{ n: number }>(src.url, `SELECT count(*)::int AS n FROM ops.restores WHERE outcome = 'running'`))[0].n
+    const started = async () =>
+      (await query<{ n: number }>(src.url, `SELECT count(*)::int AS n FROM ops.restores WHERE outcome = 'running'`))[0].n
     const startedBefore = await started()
     const points = [0.15, 0.35, 0.5, 0.65, 0.8, 0.95].map((f) => Math.round(whole * (f + (Math.random() - 0.5) * 0.1)))
     for (const ms of points) {
@@ -93,7 +105,10 @@ describe('restores that fail, are refused or are killed', () => {
   it('a dropped connection mid-restore leaves the database unchanged and says what happened', async () => {
     const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })
     await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
-    await query(src.url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'examforge-ops:restore' AND datname = current_database()`)
+    await query(
+      src.url,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'examforge-ops:restore' AND datname = current_database()`,
+    )
     const info = await ops.jobs.wait(jobId)
     expect(info.state).toBe('failed')
     expect(info.error?.message).toMatch(/The database is unchanged/)
@@ -161,7 +176,10 @@ describe('restores that fail, are refused or are killed', () => {
         /operator's e-mail/,
       )
       await expect(
-        guarded.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test', operator: 'intruder@example.com' }),
+        guarded.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), {
+          actor: 'test',
+          operator: 'intruder@example.com',
+        }),
       ).rejects.toThrow(/intruder@example.com is not an administrator/)
       // An administrator may: a restore test, recorded with who did it.
       const { jobId } = guarded.restores.startTest({ actor: 'test', operator: 'Lead@ExamForge.test' })

@@ -8,7 +8,14 @@ import { backupNow, openOps } from '../helpers/ops'
 import { databaseRows, restoreNow } from '../helpers/restore'
 import { seedExamforge } from '../helpers/seed'
 
-const TABLES = ['public.users', 'public.subscriptions', 'public.quiz_responses', 'public.question_responses', 'public.AuditEvent', 'public.teams']
+const TABLES = [
+  'public.users',
+  'public.subscriptions',
+  'public.quiz_responses',
+  'public.question_responses',
+  'public.AuditEvent',
+  'public.teams',
+]
 
 /** One burst of ExamForge-like writes, chosen at random: inserts, updates, deletes (with cascades), now and then a truncate. */
 async function workload(url: string, step: number): Promise<void> {
@@ -23,9 +30,13 @@ async function workload(url: string, step: number): Promise<void> {
                INSERT INTO question_responses ("responseId", "questionId", answer, "isCorrect")
                SELECT q.id, qs.id, '{"choice": 2}', true FROM q JOIN questions qs ON qs."quizId" = q."quizId" LIMIT 2`)
     else if (pick < 0.6)
-      sql.push(`UPDATE subscriptions SET status = 'past_due', "updatedAt" = now() WHERE id IN (SELECT id FROM subscriptions ORDER BY random() LIMIT ${1 + Math.floor(r() * 5)})`)
-    else if (pick < 0.8) sql.push(`DELETE FROM quiz_responses WHERE id IN (SELECT id FROM quiz_responses ORDER BY random() LIMIT ${1 + Math.floor(r() * 3)})`)
-    else if (pick < 0.95) sql.push(`UPDATE users SET "displayName" = "displayName" || ' ✓' WHERE id IN (SELECT id FROM users ORDER BY random() LIMIT 2)`)
+      sql.push(
+        `UPDATE subscriptions SET status = 'past_due', "updatedAt" = now() WHERE id IN (SELECT id FROM subscriptions ORDER BY random() LIMIT ${1 + Math.floor(r() * 5)})`,
+      )
+    else if (pick < 0.8)
+      sql.push(`DELETE FROM quiz_responses WHERE id IN (SELECT id FROM quiz_responses ORDER BY random() LIMIT ${1 + Math.floor(r() * 3)})`)
+    else if (pick < 0.95)
+      sql.push(`UPDATE users SET "displayName" = "displayName" || ' ✓' WHERE id IN (SELECT id FROM users ORDER BY random() LIMIT 2)`)
     else sql.push(`TRUNCATE "AuditEvent"`)
   }
   // Several transactions per burst, as an application makes them.
@@ -59,7 +70,10 @@ describe('point-in-time restore', () => {
   afterAll(async () => {
     await ops?.close()
     for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
-    for (const s of await query<{ slot_name: string }>(src.url, `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`))
+    for (const s of await query<{ slot_name: string }>(
+      src.url,
+      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
+    ))
       await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await src?.drop()
   })

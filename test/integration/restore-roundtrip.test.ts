@@ -37,7 +37,11 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
     src = await createDatabase(url, 'rt')
     await query(src.url, HARD_SCHEMA)
     await query(src.url, HARD_DATA)
-    ops = await openOps({ DATABASE_URL: src.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-restore-')), BACKUP_INCREMENTAL: 'off' })
+    ops = await openOps({
+      DATABASE_URL: src.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-restore-')),
+      BACKUP_INCREMENTAL: 'off',
+    })
     setId = (await backupNow(ops, 'full')).setId
   })
   afterAll(async () => {
@@ -63,7 +67,10 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
     // Generated columns were computed again, sequences continue after the values in use, the matview is populated.
     const [acc] = await query(restored.toString(), `SELECT count(*)::int AS n FROM app.accounts WHERE doubled = score * 2`)
     expect(acc.n).toBe(300)
-    const [seq] = await query(restored.toString(), `SELECT nextval(pg_get_serial_sequence('"Billing Ünïcode"."Invoice Lines"', 'id'))::int AS v`)
+    const [seq] = await query(
+      restored.toString(),
+      `SELECT nextval(pg_get_serial_sequence('"Billing Ünïcode"."Invoice Lines"', 'id'))::int AS v`,
+    )
     const [max] = await query(src.url, `SELECT max(id)::int AS m FROM "Billing Ünïcode"."Invoice Lines"`)
     expect(seq.v).toBeGreaterThan(max.m)
     expect((await query(restored.toString(), 'SELECT count(*)::int AS n FROM app.totals'))[0].n).toBeGreaterThan(0)
@@ -74,7 +81,10 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
 
   it('restores in place atomically after a safety backup, and Undo brings back what was replaced', async () => {
     const before = await tableRows(src.url, 'app.oddities')
-    await query(src.url, `DELETE FROM app.oddities WHERE id > 2; UPDATE app.accounts SET balance = -1 WHERE id < 150; DELETE FROM "Billing Ünïcode"."Invoice Lines" WHERE id % 2 = 0`)
+    await query(
+      src.url,
+      `DELETE FROM app.oddities WHERE id > 2; UPDATE app.accounts SET balance = -1 WHERE id < 150; DELETE FROM "Billing Ünïcode"."Invoice Lines" WHERE id % 2 = 0`,
+    )
     const changed = {
       oddities: await tableRows(src.url, 'app.oddities'),
       accounts: await tableRows(src.url, 'app.accounts'),
@@ -105,8 +115,14 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
       ['undo', 'succeeded'],
       ['restore', 'succeeded'],
     ])
-    const audit = await query(src.url, `SELECT actor, action, outcome, details FROM ops.audit_log WHERE action LIKE 'restore.%' ORDER BY id`)
-    expect(audit.slice(-2).map((a) => `${a.actor} ${a.action}:${a.outcome}`)).toEqual(['test restore.run:succeeded', 'test restore.undo:succeeded'])
+    const audit = await query(
+      src.url,
+      `SELECT actor, action, outcome, details FROM ops.audit_log WHERE action LIKE 'restore.%' ORDER BY id`,
+    )
+    expect(audit.slice(-2).map((a) => `${a.actor} ${a.action}:${a.outcome}`)).toEqual([
+      'test restore.run:succeeded',
+      'test restore.undo:succeeded',
+    ])
     expect(audit.at(-2)!.details).toMatchObject({ restoreId: r.restoreId, safetySet: r.safetySetId })
   })
 })

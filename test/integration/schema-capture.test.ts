@@ -4,7 +4,6 @@ import { captureSchema } from '../../src/core/backup/schema-capture'
 import { createDatabase, query } from '../helpers/db'
 import { HARD_SCHEMA } from '../helpers/hard-schema'
 
-
 async function capture(url: string) {
   const c = new pg.Client({ connectionString: url })
   await c.connect()

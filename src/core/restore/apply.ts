@@ -48,7 +48,9 @@ export class ChangeApplier {
       if (v === null) return `${qi(c)} IS NULL`
       values.push(v)
       // FULL identity: compare the text form (some types, such as json, have no equality operator).
-      return this.fullIdentity.has(table) ? `format('%s', ${qi(c)}) = $${first + values.length - 1}::text` : `${qi(c)} = $${first + values.length - 1}`
+      return this.fullIdentity.has(table)
+        ? `format('%s', ${qi(c)}) = $${first + values.length - 1}::text`
+        : `${qi(c)} = $${first + values.length - 1}`
     })
     return { sql: parts.join(' AND ') || 'true', values }
   }
@@ -71,7 +73,8 @@ export class ChangeApplier {
       const cols = Object.keys(l.new).filter((c) => l.new[c] !== undefined)
       await this.run(
         `i|${table}|${cols.join(',')}`,
-        () => `INSERT INTO ${rel} (${cols.map(qi).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+        () =>
+          `INSERT INTO ${rel} (${cols.map(qi).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
         cols.map((c) => l.new[c] as string | null),
       )
       return

@@ -95,7 +95,14 @@ export async function checkRestore(
     if (!touched.has(fk.childKey) && !touched.has(fk.parentKey)) continue
     if (o.restoredOnly && (!touched.has(fk.childKey) || !touched.has(fk.parentKey))) {
       const missing = touched.has(fk.childKey) ? fk.parent : fk.child
-      foreignKeys.push({ constraint: fk.name, table: fk.child, references: fk.parent, violations: 0, ok: true, note: `not checked: ${missing} was not restored (the key is NOT VALID)` })
+      foreignKeys.push({
+        constraint: fk.name,
+        table: fk.child,
+        references: fk.parent,
+        violations: 0,
+        ok: true,
+        note: `not checked: ${missing} was not restored (the key is NOT VALID)`,
+      })
       continue
     }
     o.signal.throwIfAborted()
@@ -111,7 +118,9 @@ export async function checkRestore(
       references: fk.parent,
       violations,
       ok: violations === 0,
-      note: violations ? `${violations >= 1000 ? 'at least 1000' : violations} row(s) of ${fk.child} point at missing rows of ${fk.parent}` : null,
+      note: violations
+        ? `${violations >= 1000 ? 'at least 1000' : violations} row(s) of ${fk.child} point at missing rows of ${fk.parent}`
+        : null,
     })
   }
 

@@ -9,7 +9,7 @@ import type { Logger } from '../log/logger'
 import { runFullBackup, STABLE_SESSION } from '../backup/full'
 import type { CompressionParams } from '../backup/compression'
 import type { EncryptionParams } from '../backup/crypto'
-import { newSetId, type Manifest } from '../backup/manifest'
+import { newSetId } from '../backup/manifest'
 import { ChangeApplier } from './apply'
 import { checkRestore } from './check'
 import { describeUrl, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
@@ -62,7 +62,13 @@ async function connect(url: string, name: string): Promise<pg.Client> {
 /** Run a restore that has been planned and confirmed. Objects are checked first: a damaged one stops it before the target is touched. */
 export async function executeRestore(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext): Promise<RestoreOutcome> {
   if (!p.plan.ok)
-    throw new OpsError('preflight_failed', `The restore cannot start: ${p.plan.preflight.filter((c) => c.status === 'failed').map((c) => c.detail).join(' ')}`)
+    throw new OpsError(
+      'preflight_failed',
+      `The restore cannot start: ${p.plan.preflight
+        .filter((c) => c.status === 'failed')
+        .map((c) => c.detail)
+        .join(' ')}`,
+    )
   const phasesMs: Record<string, number> = {}
   let mark = performance.now()
   const phase = (name: string) => {
@@ -73,7 +79,8 @@ export async function executeRestore(p: PreparedRestore, deps: ExecuteDeps, ctx:
   let checked = 0
   await p.reader.verifyObjects(ctx.signal, (n) => {
     checked += n
-    if (checked % (16 * 1024 * 1024) < n) ctx.onProgress({ phase: 'checking backup objects', done: checked, total: readBytes, unit: 'bytes' })
+    if (checked % (16 * 1024 * 1024) < n)
+      ctx.onProgress({ phase: 'checking backup objects', done: checked, total: readBytes, unit: 'bytes' })
   })
   phase('verify objects')
   const run = p.plan.target.mode === 'replace' ? replace : load
@@ -174,7 +181,10 @@ async function replace(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, p
       await c.query(`LOCK TABLE ${p.scope.map(rel).join(', ')} IN SHARE MODE`)
     } catch (e) {
       if ((e as { code?: string }).code === '55P03')
-        throw new OpsError('lock_timeout', 'Another session kept a lock on the tables for 30 s (a migration or a long transaction?): try again when it is done.')
+        throw new OpsError(
+          'lock_timeout',
+          'Another session kept a lock on the tables for 30 s (a migration or a long transaction?): try again when it is done.',
+        )
       throw e
     }
     await c.query(`SET LOCAL lock_timeout = 0`)
@@ -298,7 +308,12 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       workers.push(w)
     }
     const tasks = p.scope.flatMap((k) =>
-      (p.sets[0].tables.find((t) => tableKey(t) === k)?.chunks ?? []).map((ch) => ({ table: k, key: ch.key, rows: ch.rows, bytes: ch.rawBytes })),
+      (p.sets[0].tables.find((t) => tableKey(t) === k)?.chunks ?? []).map((ch) => ({
+        table: k,
+        key: ch.key,
+        rows: ch.rows,
+        bytes: ch.rawBytes,
+      })),
     )
     tasks.sort((a, b) => b.bytes - a.bytes)
     await Promise.all(

@@ -65,9 +65,11 @@ export async function resolvePoint(
   if ('setId' in point) {
     const set = await readSet(storage, point.setId)
     if (!set)
-      throw new OpsError('unknown_set', `There is no backup set "${point.setId}" in ${storage.location}. List them with "examforge-ops backups list".`)
-    if (!set.manifest)
-      throw new OpsError('incomplete_set', `The set ${point.setId} cannot be restored: ${set.problem}`)
+      throw new OpsError(
+        'unknown_set',
+        `There is no backup set "${point.setId}" in ${storage.location}. List them with "examforge-ops backups list".`,
+      )
+    if (!set.manifest) throw new OpsError('incomplete_set', `The set ${point.setId} cannot be restored: ${set.problem}`)
     const m = set.manifest
     if (m.type !== 'incremental')
       return {
@@ -78,7 +80,10 @@ export async function resolvePoint(
       }
     const chain = chains(await readCatalog(storage)).find((c) => c.sets.some((s) => s.setId === m.setId))
     if (!chain)
-      throw new OpsError('broken_chain', `The incremental ${m.setId} has no complete chain back to its full backup: a set it needs is missing.`)
+      throw new OpsError(
+        'broken_chain',
+        `The incremental ${m.setId} has no complete chain back to its full backup: a set it needs is missing.`,
+      )
     const upTo = chain.sets.findIndex((s) => s.setId === m.setId)
     return {
       sets: chain.sets.slice(0, upTo + 1),
@@ -118,9 +123,14 @@ export function resolveTables(names: string[] | undefined, full: Manifest, paren
   if (!names || !names.length) return all
   const out = new Set<string>()
   for (const raw of names) {
-    const name = raw.trim().replace(/^"(.*)"$/, '$1').replace(/"\."/g, '.')
+    const name = raw
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .replace(/"\."/g, '.')
     // A partitioned parent stands for its partitions.
-    const matches = all.filter((t) => t === name || t.slice(t.indexOf('.') + 1) === name || rootOf(t, parents) === name || rootOf(t, parents).endsWith(`.${name}`))
+    const matches = all.filter(
+      (t) => t === name || t.slice(t.indexOf('.') + 1) === name || rootOf(t, parents) === name || rootOf(t, parents).endsWith(`.${name}`),
+    )
     const exact = matches.filter((t) => t === name || rootOf(t, parents) === name)
     const chosen = exact.length ? exact : matches
     const schemas = new Set(chosen.map((t) => rootOf(t, parents).split('.')[0]))
@@ -130,7 +140,10 @@ export function resolveTables(names: string[] | undefined, full: Manifest, paren
         `The backup holds no table "${raw.slice(0, 80)}". Tables in it: ${all.slice(0, 30).join(', ')}${all.length > 30 ? ', ...' : ''}.`,
       )
     if (schemas.size > 1)
-      throw new OpsError('ambiguous_table', `"${raw.slice(0, 80)}" is in several schemas (${[...schemas].join(', ')}): name it as schema.table.`)
+      throw new OpsError(
+        'ambiguous_table',
+        `"${raw.slice(0, 80)}" is in several schemas (${[...schemas].join(', ')}): name it as schema.table.`,
+      )
     chosen.forEach((t) => out.add(t))
   }
   return all.filter((t) => out.has(t))
@@ -262,7 +275,11 @@ export async function planRestore(
             preflight.push(
               rows[0]?.ok
                 ? { check: 'Privileges', status: 'ok', detail: 'The role may create databases.' }
-                : { check: 'Privileges', status: 'failed', detail: 'The role may not create databases: grant CREATEDB, or create the database first.' },
+                : {
+                    check: 'Privileges',
+                    status: 'failed',
+                    detail: 'The role may not create databases: grant CREATEDB, or create the database first.',
+                  },
             )
             preflight.push(versionCheck(full, rows[0]?.num))
           } finally {
@@ -275,7 +292,12 @@ export async function planRestore(
           status: 'failed',
           detail: `The database ${where.database} does not exist on ${where.server}: choose "new database" to create it.`,
         })
-      else preflight.push({ check: 'Target reachable', status: 'failed', detail: `Cannot connect to ${where.database} on ${where.server}: ${conn.error}` })
+      else
+        preflight.push({
+          check: 'Target reachable',
+          status: 'failed',
+          detail: `Cannot connect to ${where.database} on ${where.server}: ${conn.error}`,
+        })
     } else {
       const c = conn.client
       if (t.kind === 'new')
@@ -299,7 +321,11 @@ export async function planRestore(
         preflight.push(
           info[0].can_create || info[0].superuser
             ? { check: 'Privileges', status: 'ok', detail: 'The database is empty: the schema and the data will be created in it.' }
-            : { check: 'Privileges', status: 'failed', detail: 'The role may not create schemas or tables in this database: grant CREATE on it.' },
+            : {
+                check: 'Privileges',
+                status: 'failed',
+                detail: 'The role may not create schemas or tables in this database: grant CREATE on it.',
+              },
         )
       } else {
         // Schema: every restored table must be there with the backup's columns.
@@ -325,7 +351,11 @@ export async function planRestore(
                 status: 'failed',
                 detail: `The target's tables do not match the backup: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? '; ...' : ''}. Restore into a new database instead, then move what you need.`,
               }
-            : { check: 'Schema compatible', status: 'ok', detail: `All ${scope.length} tables exist with the backup's columns.` },
+            : {
+                check: 'Schema compatible',
+                status: 'ok',
+                detail: `${scope.length === 1 ? 'The table exists' : `All ${scope.length} tables exist`} with the backup's columns.`,
+              },
         )
         if (whole) {
           const others = existing.filter((r) => !full.tables.some((x) => tableKey(x) === r.t)).map((r) => r.t)
@@ -351,7 +381,15 @@ export async function planRestore(
         }
         const { rows: privs } = await c.query<{ t: string; ok: boolean }>(
           `SELECT t, has_table_privilege(t::regclass, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE') AS ok FROM unnest($1::text[]) t`,
-          [scope.filter((k) => byName.has(k)).map((k) => splitKey(k).map((p) => `"${p.replace(/"/g, '""')}"`).join('.'))],
+          [
+            scope
+              .filter((k) => byName.has(k))
+              .map((k) =>
+                splitKey(k)
+                  .map((p) => `"${p.replace(/"/g, '""')}"`)
+                  .join('.'),
+              ),
+          ],
         )
         const denied = privs.filter((p) => !p.ok).map((p) => p.t)
         preflight.push(
@@ -363,7 +401,11 @@ export async function planRestore(
                   'Replacing tables in place needs a superuser, or a role granted SET on session_replication_role (PostgreSQL 15+: GRANT SET ON PARAMETER session_replication_role TO <role>), so triggers do not fire during the restore.',
               }
             : denied.length
-              ? { check: 'Privileges', status: 'failed', detail: `The role lacks SELECT/INSERT/UPDATE/DELETE/TRUNCATE on ${denied.slice(0, 5).join(', ')}.` }
+              ? {
+                  check: 'Privileges',
+                  status: 'failed',
+                  detail: `The role lacks SELECT/INSERT/UPDATE/DELETE/TRUNCATE on ${denied.slice(0, 5).join(', ')}.`,
+                }
               : { check: 'Privileges', status: 'ok', detail: 'The role may replace these tables with triggers off for the restore.' },
         )
         // Rows now: exact for tables up to 256 MB, the planner's estimate beyond.
@@ -388,7 +430,11 @@ export async function planRestore(
               detail: `About ${formatBytes(need)} is needed on the server; its free space cannot be seen from here.`,
             }
           : free < need
-            ? { check: 'Space', status: 'failed', detail: `About ${formatBytes(need)} is needed; the server's disk has ${formatBytes(free)} free.` }
+            ? {
+                check: 'Space',
+                status: 'failed',
+                detail: `About ${formatBytes(need)} is needed; the server's disk has ${formatBytes(free)} free.`,
+              }
             : { check: 'Space', status: 'ok', detail: `About ${formatBytes(need)} is needed; ${formatBytes(free)} is free.` },
       )
     }

@@ -93,7 +93,10 @@ export function splitPost(post: string[]): { early: string[]; indexes: string[];
       st.startsWith('COMMENT ON ')
     )
       late.push(st)
-    else if (/^CREATE (UNIQUE )?INDEX /.test(st) || (st.startsWith('ALTER TABLE ') && / ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE|EXCLUDE|CHECK)/.test(st)))
+    else if (
+      /^CREATE (UNIQUE )?INDEX /.test(st) ||
+      (st.startsWith('ALTER TABLE ') && / ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE|EXCLUDE|CHECK)/.test(st))
+    )
       indexes.push(st)
     else early.push(st)
   }

@@ -89,14 +89,19 @@ export class RestoreService {
     const admins = this.deps.config.adminEmails.map((e) => e.toLowerCase())
     const op = o.operator?.trim().toLowerCase() || null
     if (admins.length) {
-      if (!op) throw new OpsError('operator_required', 'Restores need the operator\'s e-mail (one of ADMIN_EMAILS): give it to confirm.')
+      if (!op) throw new OpsError('operator_required', "Restores need the operator's e-mail (one of ADMIN_EMAILS): give it to confirm.")
       if (!admins.includes(op)) throw new OpsError('not_admin', `${op} is not an administrator (ADMIN_EMAILS): restores need one.`)
     }
     return op ? `${op} (${o.actor})` : o.actor
   }
 
   /** Start a restore: re-planned at start (preflight again), confirmed by the target database's name typed back. */
-  async start(r: RestoreRequest | PlanInput, confirm: string, o: Operator, kind: 'restore' | 'undo' = 'restore'): Promise<{ jobId: string; plan: RestorePlan }> {
+  async start(
+    r: RestoreRequest | PlanInput,
+    confirm: string,
+    o: Operator,
+    kind: 'restore' | 'undo' = 'restore',
+  ): Promise<{ jobId: string; plan: RestorePlan }> {
     const actor = this.who(o)
     if (this.running) throw new OpsError('restore_running', `A restore is already running (job ${this.running}); wait for it or cancel it.`)
     const prepared = await this.prepare(r)
@@ -105,7 +110,10 @@ export class RestoreService {
     if (!prepared.plan.ok)
       throw new OpsError(
         'preflight_failed',
-        `The restore cannot start: ${prepared.plan.preflight.filter((c) => c.status === 'failed').map((c) => `${c.check}: ${c.detail}`).join(' ')}`,
+        `The restore cannot start: ${prepared.plan.preflight
+          .filter((c) => c.status === 'failed')
+          .map((c) => `${c.check}: ${c.detail}`)
+          .join(' ')}`,
       )
     const jobId = this.run(kind, prepared, actor, null)
     return { jobId, plan: prepared.plan }
@@ -119,7 +127,10 @@ export class RestoreService {
       throw new OpsError('no_undo', 'Only a restore that replaced tables and succeeded can be undone (it has a safety backup).')
     const t = rec.plan.target
     if (t.kind === 'url')
-      throw new OpsError('no_undo', `This restore went to a database given by URL: undo it with "examforge-ops restore --backup ${rec.safetySetId} --target <url>".`)
+      throw new OpsError(
+        'no_undo',
+        `This restore went to a database given by URL: undo it with "examforge-ops restore --backup ${rec.safetySetId} --target <url>".`,
+      )
     const target: ResolvedTarget = t.kind === 'in-place' ? { kind: 'in-place' } : { kind: 'existing', database: t.database }
     return this.start({ point: { setId: rec.safetySetId }, target }, confirm, o, 'undo')
   }
@@ -144,7 +155,10 @@ export class RestoreService {
           if (!prepared.plan.ok)
             throw new OpsError(
               'preflight_failed',
-              `The restore test cannot run: ${prepared.plan.preflight.filter((c) => c.status === 'failed').map((c) => c.detail).join(' ')}`,
+              `The restore test cannot run: ${prepared.plan.preflight
+                .filter((c) => c.status === 'failed')
+                .map((c) => c.detail)
+                .join(' ')}`,
             )
           try {
             return await this.execute('restore-test', prepared, actor, point.setId, ctx)
@@ -228,13 +242,16 @@ export class RestoreService {
     } catch (e) {
       const cancelled = ctx.signal.aborted
       const message = scrub((e as Error).message)
-      await this.write(`UPDATE ops.restores SET finished_at = now(), outcome = $2, duration_ms = $3, error = $4, report = $5 WHERE id = $1`, [
-        id,
-        cancelled ? 'cancelled' : 'failed',
-        Date.now() - startedAt.getTime(),
-        message,
-        e instanceof CheckFailed ? JSON.stringify(e.report) : null,
-      ])
+      await this.write(
+        `UPDATE ops.restores SET finished_at = now(), outcome = $2, duration_ms = $3, error = $4, report = $5 WHERE id = $1`,
+        [
+          id,
+          cancelled ? 'cancelled' : 'failed',
+          Date.now() - startedAt.getTime(),
+          message,
+          e instanceof CheckFailed ? JSON.stringify(e.report) : null,
+        ],
+      )
       await this.deps.audit.record({
         actor,
         action: `restore.${kind === 'restore-test' ? 'test' : kind === 'undo' ? 'undo' : 'run'}`,
@@ -257,7 +274,9 @@ export class RestoreService {
   private async write(sql: string, values: unknown[]): Promise<void> {
     const pool = this.deps.store()
     if (!pool) return
-    await pool.query(sql, values).catch((e) => this.deps.log.warn('could not record the restore in ops.restores', { error: (e as Error).message }))
+    await pool
+      .query(sql, values)
+      .catch((e) => this.deps.log.warn('could not record the restore in ops.restores', { error: (e as Error).message }))
   }
 
   async history(limit = 50): Promise<RestoreRecord[]> {

@@ -81,7 +81,10 @@ export class SetReader {
           )
         } catch (e) {
           if (signal.aborted) throw e
-          throw new OpsError('object_missing', `The backup object ${obj.key} cannot be read (${(e as Error).message}): nothing was restored.`)
+          throw new OpsError(
+            'object_missing',
+            `The backup object ${obj.key} cannot be read (${(e as Error).message}): nothing was restored.`,
+          )
         }
         if (size !== obj.size || sha.digest('hex') !== obj.sha256)
           throw new OpsError(

@@ -3,6 +3,7 @@ import { Backups } from './pages/Backups'
 import { Coming } from './pages/Coming'
 import { Health } from './pages/Health'
 import { Overview } from './pages/Overview'
+import { Restore } from './pages/restore/Restore'
 import { Settings } from './pages/Settings'
 import { useApp } from './stores/app'
 
@@ -18,6 +19,8 @@ export function App() {
         <Settings />
       ) : page === 'backups' ? (
         <Backups />
+      ) : page === 'restore' ? (
+        <Restore />
       ) : (
         <Coming page={page} />
       )}

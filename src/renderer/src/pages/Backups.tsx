@@ -1,7 +1,9 @@
 import { useEffect, useState } from 'react'
 import { formatBytes as bytes } from '../../../shared/format'
-import { fmtDuration, fmtNumber } from '../components/format'
+import { ago, fmtDuration, fmtNumber } from '../components/format'
+import { useApp } from '../stores/app'
 import { useBackups } from '../stores/backups'
+import { useRestore } from '../stores/restore'
 
 function Progress() {
   const { running, progress, cancel } = useBackups()
@@ -241,6 +243,11 @@ export function Backups() {
                 <td>
                   <span className={`pill small status-${s.status === 'complete' ? 'healthy' : 'unhealthy'}`}>{s.status}</span>
                   {s.problem && <div className="muted">{s.problem}</div>}
+                  {s.provenAt && (
+                    <div className="ok" data-testid="proven" title={new Date(s.provenAt).toLocaleString()}>
+                      proven restorable {ago(s.provenAt)}
+                    </div>
+                  )}
                 </td>
               </tr>
             ))}
@@ -277,9 +284,21 @@ export function Backups() {
               </tbody>
             </table>
             {selected.set.status === 'complete' && (
-              <button onClick={() => void verify(selected.set.setId)} disabled={!!running} data-testid="verify">
-                Verify every object
-              </button>
+              <div className="wizard-nav">
+                <button onClick={() => void verify(selected.set.setId)} disabled={!!running} data-testid="verify">
+                  Verify every object
+                </button>
+                <button
+                  onClick={() => {
+                    useRestore.getState().reset()
+                    void useRestore.getState().choosePoint({ setId: selected.set.setId })
+                    useApp.getState().go('restore')
+                  }}
+                  data-testid="restore-this"
+                >
+                  Restore…
+                </button>
+              </div>
             )}
             <h3>Tables</h3>
             <table className="kv">

@@ -16,7 +16,9 @@ const upcoming: { page: Page; title: string; text: string }[] = [
 ]
 
 export function Overview() {
-  const { health, go, select } = useApp()
+  const { health, go, select, info } = useApp()
+  // Only capabilities not built yet are announced; the list shrinks as they land.
+  const coming = upcoming.filter((u) => info && !info.capabilities[u.page])
   return (
     <>
       <section>
@@ -35,19 +37,21 @@ export function Overview() {
           )) ?? <p className="muted">Loading…</p>}
         </div>
       </section>
-      <section>
-        <h2>Coming next</h2>
-        <div className="cards">
-          {upcoming.map((u) => (
-            <div className="card coming-card" key={u.page}>
-              <h3>
-                {u.title} <span className="badge">coming</span>
-              </h3>
-              <p>{u.text}</p>
-            </div>
-          ))}
-        </div>
-      </section>
+      {coming.length > 0 && (
+        <section>
+          <h2>Coming next</h2>
+          <div className="cards">
+            {coming.map((u) => (
+              <div className="card coming-card" key={u.page}>
+                <h3>
+                  {u.title} <span className="badge">coming</span>
+                </h3>
+                <p>{u.text}</p>
+              </div>
+            ))}
+          </div>
+        </section>
+      )}
     </>
   )
 }

@@ -1,0 +1,156 @@
+import { useState } from 'react'
+import type { RestorePoints } from '../../../../shared/restore'
+import { useRestore } from '../../stores/restore'
+
+type Chain = RestorePoints['chains'][number]
+
+const fmt = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' })
+/** A local datetime-local value (seconds) for an ISO time, and back. */
+const toLocalInput = (iso: string) => {
+  const d = new Date(iso)
+  const pad = (n: number) => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+}
+
+/** One chain on a line: from its full backup to its newest incremental; click a set, or anywhere on the line for that moment. */
+function ChainTimeline({ chain }: { chain: Chain }) {
+  const { point, choosePoint } = useRestore()
+  const from = new Date(chain.from).getTime()
+  const to = new Date(chain.to).getTime()
+  const span = Math.max(1, to - from)
+  const pos = (iso: string) => (to === from ? 50 : ((new Date(iso).getTime() - from) / span) * 100)
+  const chosenTime = point && 'time' in point ? new Date(point.time).getTime() : null
+  const chosenHere = chosenTime !== null && chosenTime >= from && chosenTime <= to
+  return (
+    <div className="chain" data-testid="restore-chain">
+      <div className="chain-head">
+        <b>Chain of {chain.fullSetId}</b>
+        <span className="muted">
+          {' '}
+          · {fmt(chain.from)} → {fmt(chain.to)} · {chain.sets.length} set(s)
+        </span>
+      </div>
+      <div
+        className="chain-bar"
+        title="Click to restore to that moment"
+        onClick={(e) => {
+          if (to === from) return
+          const r = e.currentTarget.getBoundingClientRect()
+          const t = from + ((e.clientX - r.left) / r.width) * span
+          void choosePoint({ time: new Date(Math.round(t / 1000) * 1000).toISOString() })
+        }}
+      >
+        {chain.sets.map((s) => {
+          const chosen = point && 'setId' in point && point.setId === s.setId
+          return (
+            <button
+              key={s.setId}
+              className={`marker ${s.type}${chosen ? ' chosen' : ''}`}
+              style={{ left: `${pos(s.snapshotTime)}%` }}
+              title={`${s.type} ${s.setId}\n${fmt(s.snapshotTime)}`}
+              aria-label={`Restore ${s.type} ${s.setId}`}
+              onClick={(e) => {
+                e.stopPropagation()
+                void choosePoint({ setId: s.setId })
+              }}
+              data-testid="restore-marker"
+            />
+          )
+        })}
+        {chosenHere && <div className="time-cursor" style={{ left: `${pos(new Date(chosenTime!).toISOString())}%` }} />}
+      </div>
+    </div>
+  )
+}
+
+export function PointStep({ points }: { points: RestorePoints }) {
+  const { point, choosePoint, setStep, plan, planning, planError } = useRestore()
+  const [time, setTime] = useState('')
+  const ranges = points.chains
+  if (!ranges.length && !points.safety.length)
+    return (
+      <section className="card">
+        <h3>Nothing to restore yet</h3>
+        <p>
+          There is no complete backup. Take a full backup on the Backups page first; a restore can then reach it, and with incrementals any
+          moment after it.
+        </p>
+      </section>
+    )
+  return (
+    <section className="card" data-testid="restore-point">
+      <h3>1. Choose the point to restore</h3>
+      <p className="muted">
+        A backup set (a marker), or any moment a chain covers: click its line, or type a time. Times are your local time.
+      </p>
+      {ranges.map((c) => (
+        <ChainTimeline key={c.fullSetId} chain={c} />
+      ))}
+      <form
+        className="edit"
+        onSubmit={(e) => {
+          e.preventDefault()
+          if (time) void choosePoint({ time: new Date(time).toISOString() })
+        }}
+      >
+        <label>
+          Moment{' '}
+          <input
+            type="datetime-local"
+            step={1}
+            value={time}
+            onChange={(e) => setTime(e.target.value)}
+            aria-label="Point in time"
+            data-testid="restore-time"
+          />
+        </label>
+        <button type="submit" disabled={!time}>
+          Use this moment
+        </button>
+        {ranges[0] && (
+          <button type="button" className="link" onClick={() => setTime(toLocalInput(ranges[0].to))}>
+            latest covered moment
+          </button>
+        )}
+      </form>
+      {points.safety.length > 0 && (
+        <details className="safety-list">
+          <summary>Safety backups taken before earlier restores ({points.safety.length})</summary>
+          <ul>
+            {points.safety.map((s) => (
+              <li key={s.setId}>
+                <button className="link" onClick={() => void choosePoint({ setId: s.setId })}>
+                  {s.setId}
+                </button>{' '}
+                <span className="muted">
+                  {fmt(s.snapshotTime)} · {s.tables} table(s)
+                </span>
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+      <div className="chosen" data-testid="restore-chosen">
+        {point ? (
+          planning ? (
+            'Reading the backup…'
+          ) : plan ? (
+            <>
+              Chosen: <b>{plan.point.label}</b> · reads {plan.sets.length} set(s)
+              {plan.transactions ? `, replays ${plan.transactions} transaction(s)` : ''}
+            </>
+          ) : (
+            <span className="danger-text">{planError}</span>
+          )
+        ) : (
+          <span className="muted">Nothing chosen yet.</span>
+        )}
+      </div>
+      <div className="wizard-nav">
+        <button className="primary" disabled={!plan || planning} onClick={() => setStep('scope')} data-testid="restore-next">
+          Next: scope
+        </button>
+      </div>
+    </section>
+  )
+}

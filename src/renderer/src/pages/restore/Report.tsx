@@ -1,0 +1,230 @@
+import { useState } from 'react'
+import { formatBytes as bytes } from '../../../../shared/format'
+import type { CheckReport, RestoreRecord } from '../../../../shared/restore'
+import { ago, fmtDuration, fmtNumber } from '../../components/format'
+import { useApp } from '../../stores/app'
+import { useRestore } from '../../stores/restore'
+
+/** Save JSON as a file from the page (the report holds no secrets: target as db@host, no credentials). */
+function download(name: string, data: unknown) {
+  const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }))
+  const a = document.createElement('a')
+  a.href = url
+  a.download = name
+  a.click()
+  setTimeout(() => URL.revokeObjectURL(url), 1000)
+}
+
+export function CheckTable({ report }: { report: CheckReport }) {
+  return (
+    <>
+      <table className="settings" data-testid="check-tables">
+        <thead>
+          <tr>
+            <th>Table</th>
+            <th className="num">Rows expected</th>
+            <th className="num">Rows found</th>
+            <th>Digest</th>
+            <th>Result</th>
+          </tr>
+        </thead>
+        <tbody>
+          {report.tables.map((t) => (
+            <tr key={t.table}>
+              <td>
+                <code>{t.table}</code>
+              </td>
+              <td className="num">{fmtNumber(t.rowsExpected)}</td>
+              <td className="num">{fmtNumber(t.rowsFound)}</td>
+              <td className="muted">
+                {t.digestExpected ? (t.digestExpected === t.digestFound ? 'matches the backup' : 'differs') : 'count only (point in time)'}
+              </td>
+              <td>{t.ok ? <span className="ok">ok</span> : <span className="danger-text">{t.problem}</span>}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="muted">
+        Foreign keys: {report.foreignKeys.filter((f) => f.ok).length} of {report.foreignKeys.length} hold
+        {report.foreignKeys.some((f) => !f.ok) ? '' : '.'}{' '}
+        {report.foreignKeys
+          .filter((f) => !f.ok || f.note)
+          .map((f) => (
+            <span key={f.constraint} className={f.ok ? 'muted' : 'danger-text'}>
+              {f.constraint}: {f.note}.{' '}
+            </span>
+          ))}
+        Sequences: {report.sequences.filter((s) => s.ok).length} of {report.sequences.length} at or above the values in use.
+      </p>
+    </>
+  )
+}
+
+export function ResultStep() {
+  const { finished, shown, undo, reset } = useRestore()
+  const [typed, setTyped] = useState('')
+  const [operator, setOperator] = useState('')
+  const [undoing, setUndoing] = useState(false)
+  if (!finished) return null
+  const job = finished.job
+  const database = shown?.target.split('@')[0] ?? ''
+  return (
+    <section className="card" data-testid="restore-result">
+      <h3>
+        {job.state === 'succeeded'
+          ? `${finished.kind === 'undo' ? 'Undo' : 'Restore'} done: check ${shown?.report.ok ? 'passed' : 'FAILED'}`
+          : `${finished.kind === 'undo' ? 'Undo' : 'Restore'} ${job.state}`}
+      </h3>
+      {job.error && (
+        <p className="danger-text" data-testid="restore-error">
+          {job.error.message}
+        </p>
+      )}
+      {shown && (
+        <>
+          <p>
+            {fmtNumber(shown.rows)} rows ({bytes(shown.bytes)}) into <code>{shown.target}</code>
+            {shown.transactions ? `, ${fmtNumber(shown.transactions)} transaction(s) replayed` : ''} in{' '}
+            {fmtDuration(shown.durationMs / 1000)}.
+          </p>
+          <CheckTable report={shown.report} />
+          <div className="wizard-nav">
+            <button onClick={() => download(`restore-${shown.restoreId}.json`, shown)} data-testid="restore-export">
+              Download the report (JSON)
+            </button>
+            {shown.safetySetId && !undoing && (
+              <button onClick={() => setUndoing(true)} data-testid="restore-undo">
+                Undo…
+              </button>
+            )}
+            <button onClick={reset}>New restore</button>
+          </div>
+          {shown.safetySetId && undoing && (
+            <form
+              className="edit column"
+              onSubmit={(e) => {
+                e.preventDefault()
+                void undo(typed, operator.trim())
+              }}
+            >
+              <p>
+                Undo restores the safety backup <code>{shown.safetySetId}</code>: the tables go back to what they held just before this
+                restore.
+              </p>
+              <input
+                value={operator}
+                onChange={(e) => setOperator(e.target.value)}
+                placeholder="your e-mail (required when ADMIN_EMAILS is set)"
+                aria-label="Operator e-mail"
+              />
+              <input
+                value={typed}
+                onChange={(e) => setTyped(e.target.value)}
+                placeholder={`type ${database} to confirm`}
+                aria-label="Database name to confirm undo"
+                data-testid="undo-confirm-name"
+              />
+              <div className="wizard-nav">
+                <button type="button" onClick={() => setUndoing(false)}>
+                  Keep the restore
+                </button>
+                <button className="danger" type="submit" disabled={typed !== database} data-testid="undo-start">
+                  Undo the restore
+                </button>
+              </div>
+            </form>
+          )}
+        </>
+      )}
+      {!shown && (
+        <div className="wizard-nav">
+          <button onClick={reset}>Start again</button>
+        </div>
+      )}
+    </section>
+  )
+}
+
+export function History({ history }: { history: RestoreRecord[] }) {
+  const { runTest, running, finished } = useRestore()
+  const api = useApp((s) => s.api)
+  const lastTest = history.find((h) => h.kind === 'restore-test')
+  return (
+    <section className="card" data-testid="restore-history">
+      <h3>Restore tests and history</h3>
+      <p>
+        A restore test restores the newest chain into a scratch database, checks it and drops it; the set is then shown as proven restorable
+        on the Backups page. The agent runs it on RESTORE_TEST_EVERY (e.g. 7d).{' '}
+        {lastTest ? (
+          <>
+            Last test: <b className={lastTest.outcome === 'succeeded' ? 'ok' : 'danger-text'}>{lastTest.outcome}</b>{' '}
+            {ago(lastTest.startedAt)}.
+          </>
+        ) : (
+          'No restore test yet.'
+        )}{' '}
+        <button onClick={() => void runTest()} disabled={!!running} data-testid="restore-test">
+          Run a restore test now
+        </button>
+      </p>
+      {finished?.kind === 'test' && (
+        <p className={finished.job.state === 'succeeded' ? 'ok' : 'danger-text'} data-testid="restore-test-outcome">
+          Restore test {finished.job.state}
+          {finished.job.error ? `: ${finished.job.error.message}` : ': the backup restored and every check passed.'}
+        </p>
+      )}
+      <table className="settings" data-testid="restore-history-table">
+        <thead>
+          <tr>
+            <th>When</th>
+            <th>What</th>
+            <th>Who</th>
+            <th>Into</th>
+            <th>Outcome</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {history.length === 0 && (
+            <tr>
+              <td colSpan={6} className="muted">
+                No restores yet.
+              </td>
+            </tr>
+          )}
+          {history.map((h) => (
+            <tr key={h.id}>
+              <td>{new Date(h.startedAt).toLocaleString()}</td>
+              <td>
+                {h.kind} · {h.point}
+                {h.tables.length ? <div className="muted">{h.tables.length} table(s)</div> : null}
+              </td>
+              <td>{h.actor}</td>
+              <td>
+                <code>{h.target}</code>
+              </td>
+              <td>
+                <span
+                  className={`pill small status-${h.outcome === 'succeeded' ? 'healthy' : h.outcome === 'running' ? 'degraded' : 'unhealthy'}`}
+                >
+                  {h.outcome}
+                </span>
+                {h.durationMs !== null ? <span className="muted"> {fmtDuration(h.durationMs / 1000)}</span> : null}
+                {h.error ? <div className="muted">{h.error}</div> : null}
+              </td>
+              <td>
+                <button
+                  className="link"
+                  onClick={() => void api?.call('restore.get', { restoreId: h.id }).then((r) => download(`restore-${h.id}.json`, r))}
+                  aria-label={`Download the report of ${h.id}`}
+                >
+                  report
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  )
+}
