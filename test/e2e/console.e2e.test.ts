@@ -196,7 +196,9 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     // Scope: one table; the wizard names the tables foreign keys tie it to and offers them.
     await page.getByTestId('scope-chosen').check()
     await page.getByLabel('Restore public.subscriptions').check()
-    await expect.poll(() => page.getByTestId('scope-related').textContent()).toMatch(/public\.plans.*public\.teams|public\.teams.*public\.plans/)
+    await expect
+      .poll(() => page.getByTestId('scope-related').textContent())
+      .toMatch(/public\.plans.*public\.teams|public\.teams.*public\.plans/)
     await page.screenshot({ path: join(shots, `${face}-restore-scope.png`) })
     await page.getByTestId('restore-next').click()
     await page.getByTestId('restore-target').waitFor()

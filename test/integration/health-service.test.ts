@@ -2,7 +2,9 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import pg from 'pg'
 import { loadConfig } from '../../src/core/config/config'
+import { migrate, migrations } from '../../src/core/db/migrations'
 import { silentLogger } from '../../src/core/log/logger'
 import { createOps, type Ops } from '../../src/core/ops'
 import type { HealthChange, HealthSnapshot } from '../../src/shared/domain'
@@ -144,7 +146,14 @@ describe('health checks on a schedule, recorded in the ops store', () => {
 
   it('migrations are versioned and idempotent', async () => {
     const rows = await query<{ version: number }>(db.url, 'SELECT version FROM ops.schema_migrations ORDER BY version')
-    expect(rows.map((r) => r.version)).toEqual([1])
+    expect(rows.map((r) => r.version)).toEqual(migrations.map((m) => m.version))
+    // Running them again applies nothing.
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 })
+    try {
+      expect(await migrate(pool)).toEqual([])
+    } finally {
+      await pool.end()
+    }
   })
 })
 

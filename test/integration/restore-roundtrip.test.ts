@@ -34,6 +34,7 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
   let setId: string
   const created: string[] = []
   beforeAll(async () => {
+    if (!url) return // the machine has no PostgreSQL of its own (CI): those tests are skipped, saying so
     src = await createDatabase(url, 'rt')
     await query(src.url, HARD_SCHEMA)
     await query(src.url, HARD_DATA)
@@ -46,11 +47,11 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
   })
   afterAll(async () => {
     await ops?.close()
-    for (const name of created) await query(url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
+    for (const name of created) await query(url!, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
     await src?.drop()
   })
 
-  it('restores into a new database: the same schema, and every row equal to the source, row by row', async () => {
+  it.skipIf(!url)('restores into a new database: the same schema, and every row equal to the source, row by row', async () => {
     const name = `rt_new_${Date.now().toString(36)}`
     created.push(name)
     const plan = await ops.restores.plan({ point: { setId }, target: { kind: 'new', database: name } })
@@ -72,14 +73,14 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
       `SELECT nextval(pg_get_serial_sequence('"Billing Ünïcode"."Invoice Lines"', 'id'))::int AS v`,
     )
     const [max] = await query(src.url, `SELECT max(id)::int AS m FROM "Billing Ünïcode"."Invoice Lines"`)
-    expect(seq.v).toBeGreaterThan(max.m)
+    expect(seq.v).toBeGreaterThan(max.m as number)
     expect((await query(restored.toString(), 'SELECT count(*)::int AS n FROM app.totals'))[0].n).toBeGreaterThan(0)
     // The database is marked as a checked restore.
-    const [mark] = await query(url, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [name])
+    const [mark] = await query(url!, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [name])
     expect(mark.c).toMatch(/check passed/)
   })
 
-  it('restores in place atomically after a safety backup, and Undo brings back what was replaced', async () => {
+  it.skipIf(!url)('restores in place atomically after a safety backup, and Undo brings back what was replaced', async () => {
     const before = await tableRows(src.url, 'app.oddities')
     await query(
       src.url,

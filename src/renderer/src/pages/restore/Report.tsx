@@ -86,6 +86,12 @@ export function ResultStep() {
             {fmtNumber(shown.rows)} rows ({bytes(shown.bytes)}) into <code>{shown.target}</code>
             {shown.transactions ? `, ${fmtNumber(shown.transactions)} transaction(s) replayed` : ''} in{' '}
             {fmtDuration(shown.durationMs / 1000)}.
+            {shown.safetySetId ? (
+              <>
+                {' '}
+                The rows it replaced are in the safety backup <code>{shown.safetySetId}</code>.
+              </>
+            ) : null}
           </p>
           <CheckTable report={shown.report} />
           <div className="wizard-nav">
