@@ -2,7 +2,8 @@
 // npm run bench [suite...]: the project's benchmarks. Each suite writes JSON under bench/results/.
 // Suites: startup (npm run serve -> green Health page in Chromium, cold and warm sandbox);
 // backup (full backup vs pg_dump -Fd -j2 vs raw COPY on the machine's PostgreSQL; BENCH_PG_URL, BENCH_SCALE=200 ≈ 2 GB);
-// incremental (1% of rows changed: incremental vs full, on an embedded PostgreSQL with wal_level=logical; BENCH_INC_SCALE=50).
+// incremental (1% of rows changed: incremental vs full, on an embedded PostgreSQL with wal_level=logical; BENCH_INC_SCALE=50);
+// restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +13,13 @@ import { startup } from './startup.mjs'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 // The backup suites are TypeScript built with the CLI (npm run build), so they run the real core code.
 const built = () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench.js'))
-const suites = { startup, backup: (o) => built().backupBench(o), incremental: () => built().incrementalBench() }
+const builtRestore = () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-restore.js'))
+const suites = {
+  startup,
+  backup: (o) => built().backupBench(o),
+  incremental: () => built().incrementalBench(),
+  restore: (o) => builtRestore().restoreBench(o),
+}
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const names = wanted.length ? wanted : Object.keys(suites)
 mkdirSync(join(root, 'bench', 'results'), { recursive: true })

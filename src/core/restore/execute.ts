@@ -13,7 +13,8 @@ import { newSetId } from '../backup/manifest'
 import { ChangeApplier } from './apply'
 import { checkRestore } from './check'
 import { describeUrl, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
-import { foreignKeys, partitionParents, rootOf, splitPost } from './schema-graph'
+import { foreignKeys, partitionParents, rootOf, splitPost, statementTable } from './schema-graph'
+import { runPool } from './pool'
 
 const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
 const rel = (k: string) => splitKey(k).map(qi).join('.')
@@ -307,41 +308,61 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       await w.query(`SET synchronous_commit = off; SET maintenance_work_mem = '256MB'`)
       workers.push(w)
     }
-    const tasks = p.scope.flatMap((k) =>
+    // Data and indexes on one pool: a table's keys and indexes are built as soon as its last chunk is in,
+    // while other tables still load (as pg_restore schedules them). Biggest chunks first.
+    const post = splitPost(p.schema.post)
+    const parents = partitionParents(p.schema.pre)
+    const chunks = p.scope.flatMap((k) =>
       (p.sets[0].tables.find((t) => tableKey(t) === k)?.chunks ?? []).map((ch) => ({
+        kind: 'chunk' as const,
         table: k,
         key: ch.key,
         rows: ch.rows,
         bytes: ch.rawBytes,
       })),
     )
-    tasks.sort((a, b) => b.bytes - a.bytes)
-    await Promise.all(
-      workers.map(async (w) => {
-        for (let t = tasks.shift(); t; t = tasks.shift()) {
-          ctx.signal.throwIfAborted()
-          await copyChunk(w, p, t.table, t.key, ctx.signal)
-          rep.chunkDone(t.table, t.rows, t.bytes)
-        }
-      }),
-    )
-    phase('load')
-
-    const post = splitPost(p.schema.post)
-    const idx = [...post.indexes]
+    chunks.sort((a, b) => b.bytes - a.bytes)
+    const chunksLeft = new Map<string, number>()
+    for (const ch of chunks) {
+      const root = rootOf(ch.table, parents)
+      chunksLeft.set(ch.table, (chunksLeft.get(ch.table) ?? 0) + 1)
+      if (root !== ch.table) chunksLeft.set(root, (chunksLeft.get(root) ?? 0) + 1)
+    }
+    const indexes = post.indexes.map((st) => ({ kind: 'index' as const, st, table: statementTable(st) }))
+    const loaded = (t: string | null) => !t || !chunksLeft.get(t)
+    let inFlight = 0
     let built = 0
-    ctx.onProgress({ phase: 'building keys and indexes', done: 0, total: idx.length, unit: 'steps' })
-    await Promise.all(
-      workers.map(async (w) => {
-        for (let st = idx.shift(); st; st = idx.shift()) {
-          ctx.signal.throwIfAborted()
-          await w.query(st)
-          ctx.onProgress({ phase: 'building keys and indexes', done: ++built, total: post.indexes.length, unit: 'steps' })
+    const next = () => {
+      const i = indexes.findIndex((x) => loaded(x.table))
+      if (i >= 0) return indexes.splice(i, 1)[0]
+      if (chunks.length) return chunks.shift()!
+      if (!indexes.length) return null
+      return inFlight ? ('wait' as const) : indexes.shift()! // nothing left to wait for: never stall
+    }
+    await runPool(
+      workers,
+      next,
+      async (w, t) => {
+        inFlight++
+        try {
+          if (t.kind === 'chunk') {
+            await copyChunk(w, p, t.table, t.key, ctx.signal)
+            rep.chunkDone(t.table, t.rows, t.bytes)
+            for (const k of new Set([t.table, rootOf(t.table, parents)])) chunksLeft.set(k, (chunksLeft.get(k) ?? 1) - 1)
+          } else {
+            await w.query(t.st)
+            built++
+            if (!chunks.length)
+              ctx.onProgress({ phase: 'building keys and indexes', done: built, total: post.indexes.length, unit: 'steps' })
+          }
+        } finally {
+          inFlight--
         }
-      }),
+      },
+      ctx.signal,
     )
+    phase('load and index')
     for (const st of post.early) await c.query(st)
-    phase('indexes')
 
     const applier = new ChangeApplier(c, new Set(p.scope))
     await replayChanges(applier, p, ctx)
@@ -349,7 +370,6 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     await setSequences(c, p, false)
 
     // Foreign keys to or from tables that were not restored cannot hold: they come back NOT VALID.
-    const parents = partitionParents(p.schema.pre)
     const restored = new Set(p.scope.map((k) => rootOf(k, parents)))
     const partial = new Set(
       foreignKeys(p.schema.post)
@@ -357,9 +377,29 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
         .map((f) => f.statement),
     )
     ctx.onProgress({ phase: 'foreign keys, triggers and policies', done: 0, total: post.late.length, unit: 'steps' })
+    const fkStatements = post.late.filter((st) => st.startsWith('ALTER TABLE ') && st.includes(' FOREIGN KEY ('))
+    const fkQueue = [...fkStatements]
+    // Foreign keys validate in parallel; two that lock the same tables in opposite order may deadlock: the loser retries.
+    await runPool(
+      workers,
+      () => fkQueue.shift() ?? null,
+      async (w, st) => {
+        const sql = partial.has(st) && !p.plan.wholeDatabase ? st.replace(/;\s*$/, ' NOT VALID;') : st
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await w.query(sql)
+            return
+          } catch (e) {
+            if ((e as { code?: string }).code !== '40P01' || attempt >= 5) throw e
+          }
+        }
+      },
+      ctx.signal,
+    )
     for (const st of post.late) {
+      if (fkStatements.includes(st)) continue
       ctx.signal.throwIfAborted()
-      await c.query(partial.has(st) && !p.plan.wholeDatabase ? st.replace(/;\s*$/, ' NOT VALID;') : st)
+      await c.query(st)
     }
     phase('constraints')
 

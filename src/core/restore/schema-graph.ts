@@ -74,6 +74,24 @@ export function rootOf(table: string, parents: Map<string, string>): string {
   return t
 }
 
+/** The table a key, constraint or index statement builds on (null when it is not one). */
+export function statementTable(st: string): string | null {
+  try {
+    if (st.startsWith('ALTER TABLE ')) {
+      const at = st.startsWith('ALTER TABLE ONLY ') ? 'ALTER TABLE ONLY '.length : 'ALTER TABLE '.length
+      return qualified(st, at)[0]
+    }
+    const m = /^CREATE (UNIQUE )?INDEX /.exec(st)
+    if (!m) return null
+    const [, i] = ident(st, m[0].length)
+    if (!st.startsWith(' ON ', i)) return null
+    const j = st.startsWith(' ON ONLY ', i) ? i + ' ON ONLY '.length : i + ' ON '.length
+    return qualified(st, j)[0]
+  } catch {
+    return null
+  }
+}
+
 /**
  * The post-data statements in two phases. Early (before the change stream is replayed, so replay finds
  * rows by key fast): keys, checks, indexes. Late (after replay, so nothing fires or refuses mid-restore):
@@ -93,11 +111,11 @@ export function splitPost(post: string[]): { early: string[]; indexes: string[];
       st.startsWith('COMMENT ON ')
     )
       late.push(st)
-    else if (
-      /^CREATE (UNIQUE )?INDEX /.test(st) ||
-      (st.startsWith('ALTER TABLE ') && / ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE|EXCLUDE|CHECK)/.test(st))
-    )
-      indexes.push(st)
+    else if (/^CREATE (UNIQUE )?INDEX /.test(st))
+      // pg_get_indexdef says "ON ONLY" for a partitioned table's index (pg_dump then attaches each partition's);
+      // created without ONLY, it cascades to every partition and is valid.
+      indexes.push(st.replace(/^(CREATE (?:UNIQUE )?INDEX (?:"(?:[^"]|"")*"|\S+)) ON ONLY /, '$1 ON '))
+    else if (st.startsWith('ALTER TABLE ') && / ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE|EXCLUDE|CHECK)/.test(st)) indexes.push(st)
     else early.push(st)
   }
   return { early, indexes, late }

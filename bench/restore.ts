@@ -1,0 +1,132 @@
+// Restore of the same ~2 GB database into an empty database: ours vs pg_restore -j2 from a pg_dump -Fd made in the same run.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { ensureBenchDatabase } from './backup'
+
+const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const withDb = (url: string, name: string) => {
+  const u = new URL(url)
+  u.pathname = `/${name}`
+  return u.toString()
+}
+async function q(url: string, sql: string) {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    return (await c.query(sql)).rows
+  } finally {
+    await c.end()
+  }
+}
+const pgArgs = (url: string) => {
+  const u = new URL(url)
+  return {
+    args: ['-h', u.hostname, '-p', u.port || '5432', '-U', u.username],
+    env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) },
+  }
+}
+
+/** The CLI in its own process, as an operator runs it; returns its JSON output. */
+function cli(root: string, args: string[], env: Record<string, string>): Promise<{ seconds: number; out: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const child = spawn(process.execPath, [join(root, 'out/host/cli.js'), ...args], {
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_LOG_LEVEL: 'error', ...env },
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('exit', (code) => {
+      const seconds = (performance.now() - t0) / 1000
+      if (code !== 0) return reject(new Error(`examforge-ops ${args[0]} failed (${code}): ${err} ${out.slice(0, 2000)}`))
+      resolve({ seconds, out: JSON.parse(out) })
+    })
+  })
+}
+
+const round = (n: number) => Math.round(n * 100) / 100
+const mbps = (bytes: number, s: number) => Math.round((bytes / 1e6 / s) * 10) / 10
+
+export async function restoreBench({ root }: { root: string }) {
+  const scale = Number(process.env.BENCH_SCALE ?? 200)
+  const rounds = Number(process.env.BENCH_RESTORE_ROUNDS ?? 2)
+  const src = await ensureBenchDatabase(scale)
+  const server = (await q(src, `SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size`))[0]
+  const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'bench-restore-'))
+  try {
+    // The two backups, made in this run.
+    const dumpDir = join(work, 'dump')
+    const { args, env } = pgArgs(src)
+    const d = spawnSync('pg_dump', ['-Fd', '-j2', '-Z6', '-f', dumpDir, ...args, new URL(src).pathname.slice(1)], { env, encoding: 'utf8' })
+    if (d.status !== 0) throw new Error(`pg_dump failed: ${d.stderr}`)
+    const backupDir = join(work, 'ours')
+    const ourEnv = {
+      DATABASE_URL: src,
+      LOCAL_BACKUP_PATH: backupDir,
+      OPS_DATA_DIR: join(work, 'data'),
+      BACKUP_INCREMENTAL: 'off',
+      BACKUP_COMPRESSION: 'gzip:6',
+    }
+    const backup = await cli(root, ['backup', 'full', '--json'], ourEnv)
+    const result = backup.out.result as { setId: string; rawBytes: number; rows: number }
+    const tableBytes = result.rawBytes
+    process.stderr.write(`backups made: pg_dump -Fd and ${result.setId}\n`)
+
+    const pgRuns: number[] = []
+    const ourRuns: { wallS: number; toConstraintsS: number; toCheckPassedS: number; phasesMs: Record<string, number> }[] = []
+    for (let i = 0; i < rounds; i++) {
+      const pgDb = `bench_restore_pg_${i}`
+      await q(base, `DROP DATABASE IF EXISTS ${pgDb} WITH (FORCE)`)
+      await q(base, `CREATE DATABASE ${pgDb}`)
+      await q(base, 'CHECKPOINT')
+      const t0 = performance.now()
+      const r = spawnSync('pg_restore', ['-j2', '-d', pgDb, ...args, dumpDir], { env, encoding: 'utf8' })
+      pgRuns.push((performance.now() - t0) / 1000)
+      if (r.status !== 0) throw new Error(`pg_restore failed: ${r.stderr}`)
+      await q(base, `DROP DATABASE ${pgDb} WITH (FORCE)`)
+
+      const ourDb = `bench_restore_ours_${i}`
+      await q(base, `DROP DATABASE IF EXISTS ${ourDb} WITH (FORCE)`)
+      await q(base, 'CHECKPOINT')
+      const ours = await cli(root, ['restore', '--backup', result.setId, '--target', withDb(base, ourDb), '--yes', '--json'], ourEnv)
+      const job = ours.out.job as { result: { durationMs: number; phasesMs: Record<string, number>; report: { ok: boolean } } }
+      if (!job.result.report.ok) throw new Error('our restore check failed')
+      ourRuns.push({
+        wallS: round(ours.seconds),
+        toConstraintsS: round((job.result.durationMs - (job.result.phasesMs.check ?? 0)) / 1000),
+        toCheckPassedS: round(job.result.durationMs / 1000),
+        phasesMs: job.result.phasesMs,
+      })
+      await q(base, `DROP DATABASE ${ourDb} WITH (FORCE)`)
+      process.stderr.write(
+        `round ${i + 1}: pg_restore ${pgRuns[i].toFixed(1)} s, ours ${ourRuns[i].toConstraintsS} s (check passed at ${ourRuns[i].toCheckPassedS} s)\n`,
+      )
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+    const pgS = med(pgRuns)
+    const oursS = med(ourRuns.map((r) => r.toConstraintsS))
+    const checkS = med(ourRuns.map((r) => r.toCheckPassedS))
+    return {
+      what: 'restore into an empty database on the same server: MB/s of table data (COPY text bytes); ours includes checking every object against its SHA-256 first',
+      server: `PostgreSQL ${server.v}`,
+      databaseBytes: Number(server.size),
+      tableDataBytes: tableBytes,
+      rows: result.rows,
+      pgRestore_j2: { seconds: round(pgS), mbPerS: mbps(tableBytes, pgS) },
+      examforgeOps: {
+        secondsToDataKeysIndexesConstraints: oursS,
+        mbPerS: mbps(tableBytes, oursS),
+        secondsFromStartToCheckPassed: checkS,
+      },
+      ratioVsPgRestore: round(pgS / oursS),
+      rounds,
+      all: { pgRestore: pgRuns.map(round), examforgeOps: ourRuns },
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}
