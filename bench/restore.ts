@@ -70,6 +70,7 @@ export async function restoreBench({ root }: { root: string }) {
       OPS_DATA_DIR: join(work, 'data'),
       BACKUP_INCREMENTAL: 'off',
       BACKUP_COMPRESSION: 'gzip:6',
+      ...(JSON.parse(process.env.BENCH_OURS_ENV ?? '{}') as Record<string, string>),
     }
     const backup = await cli(root, ['backup', 'full', '--json'], ourEnv)
     const result = backup.out.result as { setId: string; rawBytes: number; rows: number }
