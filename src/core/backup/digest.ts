@@ -1,5 +1,3 @@
-import { Transform, type TransformCallback } from 'node:stream'
-
 /**
  * An order-independent digest of a table's rows, computed over COPY text (one row per line):
  * two independent 32-bit hashes per row (murmur3's block mix and a multiplicative mix, each
@@ -33,6 +31,12 @@ export class RowDigest {
       } else this.row(buf, start, nl)
       start = nl + 1
     }
+  }
+
+  /** One whole row (its bytes from s to e, without the newline), whose COPY text takes raw bytes with it. */
+  addRow(b: Buffer, s: number, e: number, raw: number): void {
+    this.rawBytes += raw
+    this.row(b, s, e)
   }
 
   /** Two independent 32-bit hashes of one row, mixing four bytes per step (murmur3-style). */
@@ -90,33 +94,4 @@ export function combineDigests(digests: string[]): string {
     s2 = (s2 + parseInt(hex.slice(8, 16), 16)) >>> 0
   }
   return formatDigest(rows, s1, s2)
-}
-
-/**
- * Gathers COPY output (one small buffer per row) into large buffers, digesting each as it passes:
- * every stage after it (compression, encryption, hashing, writing) then works per 256 KB, not per row.
- */
-export function digestAndCoalesce(d: RowDigest, onBytes: (n: number) => void, size = 256 * 1024): Transform {
-  let parts: Buffer[] = []
-  let n = 0
-  const emit = (t: Transform) => {
-    const b = parts.length === 1 ? parts[0] : Buffer.concat(parts, n)
-    parts = []
-    n = 0
-    d.update(b)
-    onBytes(b.length)
-    t.push(b)
-  }
-  return new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      parts.push(chunk)
-      n += chunk.length
-      if (n >= size) emit(this)
-      cb()
-    },
-    flush(cb) {
-      if (n) emit(this)
-      cb()
-    },
-  })
 }

@@ -1,7 +1,6 @@
 import os from 'node:os'
 import { Readable } from 'node:stream'
 import pg from 'pg'
-import { to as copyTo } from 'pg-copy-streams'
 import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { Logger } from '../log/logger'
@@ -9,7 +8,8 @@ import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
 import { compressor, extensionFor, type CompressionParams } from './compression'
 import { encryptStream, type EncryptionParams } from './crypto'
-import { combineDigests, digestAndCoalesce, RowDigest } from './digest'
+import { CopyOut } from './copy-out'
+import { combineDigests, RowDigest } from './digest'
 import { manifestKey, setPrefix, type Manifest } from './manifest'
 import { storeObject } from './pipeline'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
@@ -257,9 +257,11 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         const key = `${setPrefix(setId)}data/t${String(task.table).padStart(4, '0')}/c${String(task.chunk).padStart(4, '0')}.copy${ext}`
         const digest = new RowDigest()
         const colList = (columns.get(t.oid) ?? []).map(qi).join(', ')
-        const copy = c.query(copyTo(`COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`))
-        const tap = digestAndCoalesce(digest, (n) => (doneBytes += n))
-        const stored = await storeObject(o.storage, key, copy, [tap, ...transforms()], ctx.signal)
+        // Rows are digested and gathered into 256 KB buffers as they come off the socket.
+        const copy = c.query(
+          new CopyOut(`COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`, digest, (n) => (doneBytes += n)),
+        )
+        const stored = await storeObject(o.storage, key, copy, transforms(), ctx.signal)
         written.push(key)
         objects.push({ key, kind: 'data', ...stored })
         rowsDone += digest.rows

@@ -1,0 +1,159 @@
+import { Readable } from 'node:stream'
+import type { RowDigest } from './digest'
+
+/** The parts of pg's Connection a submittable query uses. */
+interface PgConnection {
+  stream: Omit<NodeJS.ReadableStream, 'read'> & { read(): Buffer | null; pause(): void; resume(): void }
+  query(text: string): void
+}
+
+const COPY_DATA = 0x64 // 'd'
+const ERROR_RESPONSE = 0x45 // 'E'
+/** Messages that may come between CopyData messages: CopyOutResponse, ParameterStatus, NoticeResponse, NotificationResponse. */
+const INTERSPERSED = new Set([0x48, 0x53, 0x4e, 0x41])
+
+/**
+ * COPY ... TO STDOUT read straight off the connection's socket: each CopyData message (one row in text
+ * format) is digested and copied into 256 KB output buffers in a single pass, so nothing downstream
+ * sees per-row buffers and no per-row object is made. Takes over the socket the way pg-copy-streams does
+ * (pg's own parser is detached for the COPY and handed back after CopyDone or an error).
+ */
+export class CopyOut extends Readable {
+  rowCount = 0
+  private connection: PgConnection | null = null
+  private pgDataHandler: ((b: Buffer) => void) | null = null
+  private onReadableEvent = () => this.forward()
+  private drained = false
+  private forwarding = false
+  /** Bytes of an incomplete message, and how many the message needs in all (0: its header is not in yet). */
+  private pending: Buffer[] = []
+  private pendingSize = 0
+  private need = 0
+  private out: Buffer
+  private outPos = 0
+
+  constructor(
+    private text: string,
+    private digest: RowDigest,
+    private onBytes: (n: number) => void,
+    private outSize = 256 * 1024,
+  ) {
+    super({ highWaterMark: 4 })
+    this.out = Buffer.allocUnsafe(outSize)
+  }
+
+  /** Called by pg's client.query(submittable). */
+  submit(connection: PgConnection): void {
+    this.connection = connection
+    const stream = connection.stream
+    const listeners = stream.listeners('data') as ((b: Buffer) => void)[]
+    if (listeners.length !== 1) throw new Error('unexpected connection state for COPY')
+    this.pgDataHandler = listeners[0]
+    stream.removeListener('data', this.pgDataHandler)
+    stream.pause()
+    stream.on('readable', this.onReadableEvent)
+    connection.query(this.text)
+  }
+
+  override _read(): void {
+    this.drained = true
+    this.forward()
+  }
+
+  private forward(): void {
+    if (this.forwarding || !this.drained || !this.connection) return
+    this.forwarding = true
+    const stream = this.connection.stream
+    let chunk: Buffer | null
+    while (this.drained && this.connection && (chunk = stream.read()) !== null) this.drained = this.parse(chunk)
+    this.forwarding = false
+  }
+
+  private flushOut(): boolean {
+    if (!this.outPos) return true
+    const b = this.out.subarray(0, this.outPos)
+    this.out = Buffer.allocUnsafe(this.outSize)
+    this.outPos = 0
+    this.onBytes(b.length)
+    return this.push(b)
+  }
+
+  /** Returns whether the consumer wants more now. */
+  private parse(chunk: Buffer): boolean {
+    let buf = chunk
+    if (this.pendingSize) {
+      this.pending.push(chunk)
+      this.pendingSize += chunk.length
+      if (this.need && this.pendingSize < this.need) return true // a long row: gather its pieces, join them once
+      buf = Buffer.concat(this.pending, this.pendingSize)
+      this.pending = []
+      this.pendingSize = 0
+    }
+    let drained = true
+    let pos = 0
+    const end = buf.length
+    while (end - pos >= 5) {
+      const code = buf[pos]
+      const len = buf.readUInt32BE(pos + 1)
+      if (code === ERROR_RESPONSE) return this.detach(buf.subarray(pos), false)
+      if (end - pos < 1 + len) break
+      const s = pos + 5
+      const e = pos + 1 + len
+      pos = e
+      if (code === COPY_DATA) {
+        const n = e - s
+        this.digest.addRow(buf, s, buf[e - 1] === 10 ? e - 1 : e, n)
+        this.rowCount++
+        if (n > this.out.length - this.outPos) {
+          drained = this.flushOut() && drained
+          if (n > this.out.length) {
+            this.onBytes(n)
+            drained = this.push(Buffer.from(buf.subarray(s, e))) && drained
+            continue
+          }
+        }
+        buf.copy(this.out, this.outPos, s, e)
+        this.outPos += n
+        if (this.outPos === this.out.length) drained = this.flushOut() && drained
+      } else if (!INTERSPERSED.has(code)) {
+        // CopyDone (or anything else): the rest belongs to pg (CommandComplete, ReadyForQuery).
+        return this.detach(buf.subarray(pos), true)
+      }
+    }
+    if (pos < end) {
+      const rest = buf.subarray(pos)
+      this.pending = [rest]
+      this.pendingSize = rest.length
+      this.need = rest.length >= 5 ? 1 + rest.readUInt32BE(1) : 0
+    } else this.need = 0
+    return drained
+  }
+
+  private detach(rest: Buffer, done: boolean): boolean {
+    const stream = this.connection!.stream
+    stream.removeListener('readable', this.onReadableEvent)
+    stream.addListener('data', this.pgDataHandler!)
+    const handler = this.pgDataHandler!
+    this.connection = null
+    if (done) {
+      this.flushOut()
+      this.push(null)
+    }
+    handler(rest)
+    // pg's handler may pause the stream while handling: resume once it is done.
+    process.nextTick(() => stream.resume())
+    return false
+  }
+
+  /** pg calls these as the query completes or fails. */
+  handleError(err: Error): void {
+    this.destroy(err)
+  }
+
+  handleCommandComplete(msg: { text?: string }): void {
+    const m = /COPY (\d+)/.exec(msg?.text ?? '')
+    if (m) this.rowCount = Number(m[1])
+  }
+
+  handleReadyForQuery(): void {}
+}

@@ -1,0 +1,61 @@
+import pg from 'pg'
+import { to as copyTo } from 'pg-copy-streams'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { CopyOut } from '../../src/core/backup/copy-out'
+import { RowDigest } from '../../src/core/backup/digest'
+import { createDatabase, query } from '../helpers/db'
+
+async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const c of s) parts.push(c as Buffer)
+  return Buffer.concat(parts)
+}
+
+describe('COPY read straight off the socket', () => {
+  let db: Awaited<ReturnType<typeof createDatabase>>
+  let c: pg.Client
+  beforeAll(async () => {
+    db = await createDatabase(inject('pgUrl'), 'copyout')
+    // Small rows, rows that span socket reads, and rows bigger than the 256 KB output buffers.
+    await query(
+      db.url,
+      `CREATE TABLE t (id int, body text);
+       INSERT INTO t SELECT g, repeat(md5(g::text), (g % 7) * 50) FROM generate_series(1, 20000) g;
+       INSERT INTO t SELECT 100000 + g, repeat(E'x\\ty\\\\z\\n', 200000 * g) FROM generate_series(1, 3) g;`,
+    )
+    c = new pg.Client({ connectionString: db.url })
+    await c.connect()
+  })
+  afterAll(async () => {
+    await c?.end()
+    await db?.drop()
+  })
+
+  it('gives the same bytes, rows and digest as pg-copy-streams with a digest over its output, in few large buffers', async () => {
+    const sql = 'COPY (SELECT * FROM t ORDER BY id) TO STDOUT'
+    const reference = await readAll(c.query(copyTo(sql)))
+    const expected = new RowDigest()
+    expected.update(reference)
+    const d = new RowDigest()
+    let counted = 0
+    const sizes: number[] = []
+    const out = c.query(new CopyOut(sql, d, (n) => (counted += n)))
+    out.on('data', (b: Buffer) => sizes.push(b.length))
+    const got = await readAll(out)
+    expect(got.equals(reference)).toBe(true)
+    expect(d.rows).toBe(20003)
+    expect(d.value()).toBe(expected.value())
+    expect(d.rawBytes).toBe(reference.length)
+    expect(counted).toBe(reference.length)
+    expect(sizes.filter((s) => s < 200 * 1024).length).toBeLessThanOrEqual(8) // coalesced, not one buffer per row
+    // The connection is usable afterwards.
+    expect((await c.query('SELECT 42 AS n')).rows[0].n).toBe(42)
+  })
+
+  it('fails with the server error when the query fails mid-COPY, and the connection stays usable', async () => {
+    const d = new RowDigest()
+    const out = c.query(new CopyOut('COPY (SELECT 1 / (g - 15000) FROM generate_series(1, 20000) g) TO STDOUT', d, () => {}))
+    await expect(readAll(out)).rejects.toThrow(/division by zero/)
+    expect((await c.query('SELECT 7 AS n')).rows[0].n).toBe(7)
+  })
+})
