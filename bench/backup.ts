@@ -115,7 +115,7 @@ function ours(
         LOCAL_BACKUP_PATH: dir,
         OPS_DATA_DIR: dir,
         BACKUP_COMPRESSION: 'gzip:6',
-        BACKUP_PARALLELISM: '2',
+        BACKUP_PARALLELISM: process.env.BENCH_OURS_PARALLELISM ?? String(defaultParallelism()),
         OPS_LOG_LEVEL: 'error',
         ...extraEnv,
       },

@@ -31,7 +31,7 @@ describe('COPY read straight off the socket', () => {
     await db?.drop()
   })
 
-  it('gives the same bytes, rows and digest as pg-copy-streams with a digest over its output, in few large buffers', async () => {
+  it('gives the same bytes, rows and digest as pg-copy-streams with a digest over its output, in few buffers', async () => {
     const sql = 'COPY (SELECT * FROM t ORDER BY id) TO STDOUT'
     const reference = await readAll(c.query(copyTo(sql)))
     const expected = new RowDigest()
@@ -47,7 +47,7 @@ describe('COPY read straight off the socket', () => {
     expect(d.value()).toBe(expected.value())
     expect(d.rawBytes).toBe(reference.length)
     expect(counted).toBe(reference.length)
-    expect(sizes.filter((s) => s < 200 * 1024).length).toBeLessThanOrEqual(8) // coalesced, not one buffer per row
+    expect(sizes.filter((s) => s < 200 * 1024).length).toBeLessThanOrEqual(8) // gathered, not one buffer per row
     // The connection is usable afterwards.
     expect((await c.query('SELECT 42 AS n')).rows[0].n).toBe(42)
   })

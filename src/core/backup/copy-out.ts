@@ -14,8 +14,9 @@ const INTERSPERSED = new Set([0x48, 0x53, 0x4e, 0x41])
 
 /**
  * COPY ... TO STDOUT read straight off the connection's socket: each CopyData message (one row in text
- * format) is digested and copied into 256 KB output buffers in a single pass, so nothing downstream
- * sees per-row buffers and no per-row object is made. Takes over the socket the way pg-copy-streams does
+ * format) is digested and moved down over the message headers in the same buffer, in a single pass;
+ * socket reads are then gathered into 256 KB buffers. Nothing downstream sees per-row buffers, and no
+ * per-row object is made. Takes over the socket the way pg-copy-streams does
  * (pg's own parser is detached for the COPY and handed back after CopyDone or an error).
  */
 export class CopyOut extends Readable {
@@ -29,17 +30,13 @@ export class CopyOut extends Readable {
   private pending: Buffer[] = []
   private pendingSize = 0
   private need = 0
-  private out: Buffer
-  private outPos = 0
 
   constructor(
     private text: string,
     private digest: RowDigest,
     private onBytes: (n: number) => void,
-    private outSize = 256 * 1024,
   ) {
     super({ highWaterMark: 4 })
-    this.out = Buffer.allocUnsafe(outSize)
   }
 
   /** Called by pg's client.query(submittable). */
@@ -69,15 +66,6 @@ export class CopyOut extends Readable {
     this.forwarding = false
   }
 
-  private flushOut(): boolean {
-    if (!this.outPos) return true
-    const b = this.out.subarray(0, this.outPos)
-    this.out = Buffer.allocUnsafe(this.outSize)
-    this.outPos = 0
-    this.onBytes(b.length)
-    return this.push(b)
-  }
-
   /** Returns whether the consumer wants more now. */
   private parse(chunk: Buffer): boolean {
     let buf = chunk
@@ -89,44 +77,68 @@ export class CopyOut extends Readable {
       this.pending = []
       this.pendingSize = 0
     }
-    let drained = true
+    // Rows are moved down over the 5-byte message headers inside this buffer (a native memmove, no
+    // allocation per row), so the buffer's front becomes plain COPY text, passed on as one view.
+    let first = -1
+    let w = 0
     let pos = 0
     const end = buf.length
     while (end - pos >= 5) {
       const code = buf[pos]
       const len = buf.readUInt32BE(pos + 1)
-      if (code === ERROR_RESPONSE) return this.detach(buf.subarray(pos), false)
+      if (code === ERROR_RESPONSE) {
+        this.emit_(buf, first, w)
+        return this.detach(buf.subarray(pos), false)
+      }
       if (end - pos < 1 + len) break
       const s = pos + 5
       const e = pos + 1 + len
       pos = e
       if (code === COPY_DATA) {
-        const n = e - s
-        this.digest.addRow(buf, s, buf[e - 1] === 10 ? e - 1 : e, n)
+        this.digest.addRow(buf, s, buf[e - 1] === 10 ? e - 1 : e, e - s)
         this.rowCount++
-        if (n > this.out.length - this.outPos) {
-          drained = this.flushOut() && drained
-          if (n > this.out.length) {
-            this.onBytes(n)
-            drained = this.push(Buffer.from(buf.subarray(s, e))) && drained
-            continue
-          }
+        if (first < 0) {
+          first = s
+          w = e
+        } else {
+          buf.copyWithin(w, s, e)
+          w += e - s
         }
-        buf.copy(this.out, this.outPos, s, e)
-        this.outPos += n
-        if (this.outPos === this.out.length) drained = this.flushOut() && drained
       } else if (!INTERSPERSED.has(code)) {
         // CopyDone (or anything else): the rest belongs to pg (CommandComplete, ReadyForQuery).
+        this.emit_(buf, first, w)
         return this.detach(buf.subarray(pos), true)
       }
     }
+    // What is left is the start of a message (rows were only moved below it).
     if (pos < end) {
       const rest = buf.subarray(pos)
       this.pending = [rest]
       this.pendingSize = rest.length
       this.need = rest.length >= 5 ? 1 + rest.readUInt32BE(1) : 0
     } else this.need = 0
-    return drained
+    return this.emit_(buf, first, w)
+  }
+
+  /** Socket reads' rows, gathered to 256 KB (one memcpy per read, not per row) before they go downstream. */
+  private parts: Buffer[] = []
+  private partsSize = 0
+
+  private emit_(buf: Buffer, first: number, w: number): boolean {
+    if (first >= 0 && w > first) {
+      this.parts.push(buf.subarray(first, w))
+      this.partsSize += w - first
+    }
+    return this.partsSize >= 256 * 1024 ? this.flushParts() : true
+  }
+
+  private flushParts(): boolean {
+    if (!this.partsSize) return true
+    const b = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsSize)
+    this.parts = []
+    this.partsSize = 0
+    this.onBytes(b.length)
+    return this.push(b)
   }
 
   private detach(rest: Buffer, done: boolean): boolean {
@@ -136,7 +148,7 @@ export class CopyOut extends Readable {
     const handler = this.pgDataHandler!
     this.connection = null
     if (done) {
-      this.flushOut()
+      this.flushParts()
       this.push(null)
     }
     handler(rest)

