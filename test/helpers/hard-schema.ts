@@ -96,4 +96,10 @@ INSERT INTO app.oddities VALUES
   (3, NULL, NULL, 'NULL', 'NaN', '1999-12-31 23:59:59.999999+00', '0001-01-01 BC', NULL, '"\\\\u00e9 \\\\t"', NULL, NULL),
   (4, decode(repeat('00010203fefdfc', 4000), 'hex'), repeat(E'\\\\N\\t\\r', 5000), E'\\\\N', 1e100, now(), now()::date, ARRAY[2147483647, -2147483648], '{"big": 12345678901234567890}', '{t}', '0');
 REFRESH MATERIALIZED VIEW app.totals;
+-- Triggers that would change rows, or add some, if a restore let them fire on its inserts.
+CREATE TABLE app.trigger_log (at timestamptz DEFAULT now(), what text);
+CREATE FUNCTION app.stamp_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.body := 'changed by a trigger'; RETURN NEW; END $$;
+CREATE FUNCTION app.log_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO app.trigger_log (what) VALUES ('inserted ' || NEW.id); RETURN NULL; END $$;
+CREATE TRIGGER oddities_stamp BEFORE INSERT ON app.oddities FOR EACH ROW EXECUTE FUNCTION app.stamp_insert();
+CREATE TRIGGER oddities_log AFTER INSERT ON app.oddities FOR EACH ROW EXECUTE FUNCTION app.log_insert();
 `

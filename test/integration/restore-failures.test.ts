@@ -115,6 +115,43 @@ describe('restores that fail, are refused or are killed', () => {
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
   }, 60_000)
 
+  it('a dropped connection mid-restore into a new database leaves it clearly marked incomplete, with what to do', async () => {
+    const name = `rfail_new_${Date.now().toString(36)}`
+    try {
+      const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'new', database: name } }, name, { actor: 'test' })
+      await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
+      await query(
+        src.url,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'examforge-ops:restore%'`,
+        [name],
+      )
+      const info = await ops.jobs.wait(jobId)
+      expect(info.state).toBe('failed')
+      expect(info.error?.message).toMatch(new RegExp(`The database ${name} is incomplete and marked so: drop it and restore again`))
+      const [mark] = await query(src.url, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [name])
+      expect(mark.c).toMatch(/INCOMPLETE: a restore of .* has not finished\. Drop this database and restore again/)
+    } finally {
+      await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    }
+  }, 60_000)
+
+  it('the agent runs restore tests on RESTORE_TEST_EVERY', async () => {
+    const agent = await openOps({ ...env, RESTORE_TEST_EVERY: '2s' }, { backupSchedule: true })
+    try {
+      const before = (await agent.restores.history()).filter((h) => h.kind === 'restore-test').length
+      await waitFor(
+        async () => (await agent.restores.history()).filter((h) => h.kind === 'restore-test' && h.outcome === 'succeeded').length > before,
+        'a scheduled restore test',
+        30_000,
+        200,
+      )
+      const [rec] = (await agent.restores.history()).filter((h) => h.kind === 'restore-test')
+      expect(rec.actor).toBe('schedule')
+    } finally {
+      await agent.close()
+    }
+  }, 60_000)
+
   it('cancel mid-restore rolls everything back', async () => {
     const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })
     await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)

@@ -80,6 +80,12 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
     const [max] = await query(src.url, `SELECT max(id)::int AS m FROM "Billing Ünïcode"."Invoice Lines"`)
     expect(seq.v).toBeGreaterThan(max.m as number)
     expect((await query(restored.toString(), 'SELECT count(*)::int AS n FROM app.totals'))[0].n).toBeGreaterThan(0)
+    // The insert triggers exist and did not fire during the restore.
+    expect((await query(restored.toString(), `SELECT count(*)::int AS n FROM app.trigger_log`))[0].n).toBe(0)
+    expect((await query(restored.toString(), `SELECT count(*)::int AS n FROM app.oddities WHERE body = 'changed by a trigger'`))[0].n).toBe(
+      0,
+    )
+    expect((await query(restored.toString(), `SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE 'oddities_%'`))[0].n).toBe(2)
     // The database is marked as a checked restore.
     const [mark] = await query(url!, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [name])
     expect(mark.c).toMatch(/check passed/)
@@ -106,6 +112,7 @@ describe.each(servers)('restore round trip on a hard schema ($name)', ({ url }) 
     expect(r.report.ok).toBe(true)
     expect(r.safetySetId).toMatch(/-safety-/)
     expect(await tableRows(src.url, 'app.oddities')).toEqual(before)
+    expect(await tableRows(src.url, 'app.trigger_log')).toEqual([]) // the insert triggers did not fire
     // The safety backup is catalogued as such, and Undo restores it.
     const sets = await ops.backups.list()
     expect(sets.find((s) => s.setId === r.safetySetId)?.manifest?.type).toBe('safety')

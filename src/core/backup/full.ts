@@ -81,6 +81,12 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
   const clients: pg.Client[] = []
   const written: string[] = []
   let slotCreated = false
+  const phasesMs: Record<string, number> = {}
+  let mark = performance.now()
+  const phase = (name: string) => {
+    phasesMs[name] = Math.round(performance.now() - mark)
+    mark = performance.now()
+  }
   ctx.onProgress({ phase: 'connecting', done: 0, total: null, unit: 'bytes' })
   try {
     const coord = await connect(o.databaseUrl, 'backup')
@@ -197,6 +203,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     }
 
     ctx.signal.throwIfAborted()
+    phase('connect, lock and snapshot')
     ctx.onProgress({ phase: 'capturing schema', done: 0, total: null, unit: 'bytes' })
     const schema = await captureSchema(coord)
     const { rows: cols } = await coord.query<{ oid: number; cols: string[] }>(
@@ -262,7 +269,11 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         const colList = (columns.get(t.oid) ?? []).map(qi).join(', ')
         // Rows are digested and gathered into 256 KB buffers as they come off the socket.
         const copy = c.query(
-          new CopyOut(`COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`, digest, (n) => (doneBytes += n)),
+          new CopyOut(
+            `COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`,
+            digest,
+            (n) => (doneBytes += n),
+          ),
         )
         const stored = await storeObject(o.storage, key, copy, transforms(), ctx.signal)
         written.push(key)
@@ -279,7 +290,9 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         report(`copying ${t.schema}.${t.name}`)
       }
     }
+    phase('schema')
     await Promise.all(workers.map((w) => worker(w)))
+    phase('data')
 
     // Sequences are not transactional: read at the end, they are at or above every value the data uses.
     const { rows: seqs } = await coord.query<{ schema: string; name: string }>(
@@ -327,7 +340,12 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       compression: o.compression,
       encryption: o.encryption?.params ?? null,
       storage: { serverSideEncryption: o.serverSideEncryption ?? null },
-      timings: { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() },
+      timings: {
+        startedAt: started.toISOString(),
+        finishedAt: finished.toISOString(),
+        durationMs: finished.getTime() - started.getTime(),
+        phasesMs,
+      },
       tool: { name: 'examforge-ops', version, node: process.version },
     }
     ctx.signal.throwIfAborted()
