@@ -67,6 +67,15 @@ export const handlers: Handlers = {
     if (!r) throw new OpsError('unknown_restore', `There is no restore "${input.restoreId}".`)
     return r
   },
+  'metrics.series': async (ops) => ({
+    series: ops.metrics.series(),
+    host: ops.metrics.host,
+    hosts: await ops.metrics.hosts(),
+    intervalMs: ops.metrics.intervalMs,
+  }),
+  'metrics.latest': (ops) => ops.metrics.latest(),
+  'metrics.history': (ops, i) => ops.metrics.history(i.series, i.from, i.to, i.points, i.host),
+  'metrics.watch': (ops) => ops.metrics.watch(),
   'backups.start': (ops, input, ctx) =>
     input.type === 'incremental' ? ops.backups.startIncremental(ctx.actor) : ops.backups.startFull(ctx.actor),
   'backups.prerequisites': async (ops) => ({ ...(await ops.backups.prerequisites()), slots: await ops.backups.slots() }),

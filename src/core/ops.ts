@@ -5,6 +5,11 @@ import type { AppInfo } from '../shared/domain'
 import { AuditLog } from './audit/audit'
 import { BackupService } from './backup/service'
 import { RestoreService } from './restore/service'
+import { MetricsService } from './metrics/service'
+import { hostCollector } from './metrics/collectors/host'
+import { postgresCollector } from './metrics/collectors/postgres'
+import { redisCollector } from './metrics/collectors/redis'
+import { appCollector } from './metrics/collectors/app'
 import { startBackupSchedule } from './backup/schedule'
 import type { Config } from './config/config'
 import { OpsEvents } from './events'
@@ -162,7 +167,23 @@ export async function createOps(opts: OpsOptions) {
     else startTraffic()
   }
 
-  if (opts.schedule !== false) health.start()
+  const metrics = new MetricsService({
+    collectors: [
+      hostCollector(),
+      postgresCollector(databaseUrl),
+      redisCollector(config.redisUrl),
+      appCollector({ url: config.app.url, healthPath: config.app.healthPath, timeoutMs: config.probeTimeoutMs }),
+    ],
+    intervalMs: config.metricsIntervalMs,
+    pool: () => store.pool(),
+    events,
+    log: log.child('metrics'),
+  })
+
+  if (opts.schedule !== false) {
+    health.start()
+    metrics.start()
+  }
   const backupSchedule = opts.backupSchedule ? startBackupSchedule({ backups, restores, jobs, config, log: log.child('schedule') }) : null
 
   const info = (): AppInfo => ({
@@ -178,7 +199,7 @@ export async function createOps(opts: OpsOptions) {
     hostname: os.hostname(),
     capabilities: {
       health: true,
-      metrics: false,
+      metrics: true,
       backups: true,
       restore: true,
       errors: false,
@@ -199,6 +220,7 @@ export async function createOps(opts: OpsOptions) {
     health,
     backups,
     restores,
+    metrics,
     sandbox,
     databaseUrl,
     info,
@@ -209,6 +231,7 @@ export async function createOps(opts: OpsOptions) {
       health.stop()
       backupSchedule?.stop()
       clearInterval(storeRetry)
+      await metrics.stop()
       await jobs.drain()
       await sandbox.traffic?.stop()
       await trafficPool?.end().catch(() => {})

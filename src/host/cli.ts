@@ -6,7 +6,7 @@ import { createOps, type Ops } from '../core/ops'
 import { version } from '../core/version'
 import { OpsError } from '../shared/contract'
 import { serviceId, type HealthSnapshot } from '../shared/domain'
-import { healthExitCode, renderHealth, renderSets } from './format'
+import { healthExitCode, renderHealth, renderMetrics, renderSets } from './format'
 import { summarise } from '../core/backup/summary'
 import { formatBytes } from '../core/health/probe'
 import { startHostServer } from './server'
@@ -33,6 +33,7 @@ Commands:
                             What incremental backups need (wal_level, privilege, publication, replica identities).
   backups drop-slot <slot> --yes
                             Drop the chain's replication slot (its chain ends; the next backup is a full).
+  metrics [--json]          The newest value of every metric series (host, database, Redis, web app), with units.
 ${restoreUsage}
   seed --scale N            Regenerate the sandbox data (1 ≈ 10 MB, 200 ≈ 2 GB). Sandbox only.
   help                      This text.
@@ -42,7 +43,7 @@ S3_ENDPOINT, LOCAL_BACKUP_PATH, STRIPE_SECRET_KEY, APP_URL, ...) or a 0600 file 
 OPS_SECRETS_FILE. With no DATABASE_URL, the embedded sandbox database is used.
 Exit codes: 0 success, 1 failed (or a check found a problem), 2 unhealthy, 64 bad arguments, 70 internal error.
 Scheduled backups and restore tests run in "serve" (BACKUP_FULL_EVERY, BACKUP_INCREMENTAL_EVERY, RESTORE_TEST_EVERY).
-Coming in later releases: metrics.`
+The host also serves /metrics in Prometheus' text format (Authorization: Bearer $OPS_API_TOKEN).`
 
 function rendererDir(): string {
   return process.env.OPS_RENDERER_DIR ?? join(__dirname, '..', 'renderer')
@@ -239,6 +240,18 @@ export async function main(argv: string[]): Promise<number> {
         'bad_argument',
         'Usage: examforge-ops backups list|verify <set-id>|prune [--dry-run] [--yes]|prerequisites|drop-slot <slot> --yes [--json]',
       )
+    }
+    case 'metrics': {
+      const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } } })
+      return withOps(async (ops) => {
+        // Rates need two samples: collect, wait a second, collect again.
+        await ops.metrics.collect()
+        await new Promise((r) => setTimeout(r, 1000))
+        await ops.metrics.collect()
+        const latest = ops.metrics.latest()
+        process.stdout.write(values.json ? JSON.stringify(latest, null, 2) + '\n' : renderMetrics(latest) + '\n')
+        return 0
+      })
     }
     case 'restore':
       return restoreCommand(rest, withOps, followJob)

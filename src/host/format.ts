@@ -1,4 +1,5 @@
 import { statusRank, type BackupSetSummary, type HealthResult, type HealthSnapshot } from '../shared/domain'
+import type { LatestValue } from '../shared/metrics'
 import { formatBytes } from '../core/health/probe'
 import { scrub } from '../core/log/scrub'
 
@@ -37,4 +38,14 @@ export function renderSets(location: string, sets: BackupSetSummary[]): string {
     ].join('  '),
   )
   return [`Backups in ${location}:`, ...lines].join('\n')
+}
+
+export function renderMetrics(latest: LatestValue[]): string {
+  const value = (l: LatestValue) =>
+    l.v === null
+      ? `—  (${l.note ?? 'no value'})`
+      : l.unit === 'bytes' || l.unit === 'bytes/s'
+        ? `${formatBytes(l.v)}${l.unit === 'bytes/s' ? '/s' : ''}`
+        : `${l.v} ${l.unit}`
+  return latest.map((l) => `${l.id.padEnd(44)} ${value(l)}`).join('\n')
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { SESSION_COOKIE, WS_PATH, type ClientFrame, type ServerFrame } from '../shared/ws-protocol'
+import { prometheusText } from '../core/metrics/prometheus'
 import { dispatch } from '../core/dispatch'
 import type { Ops } from '../core/ops'
 import { HostAuth } from './auth'
@@ -87,6 +88,11 @@ export async function startHostServer(o: {
       return res.end(JSON.stringify(reply))
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'Only GET is served here.')
+    // For Prometheus: "Authorization: Bearer $OPS_API_TOKEN" (or a signed-in browser).
+    if (url.pathname === '/metrics') {
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' })
+      return res.end(prometheusText(o.ops.metrics.latest()))
+    }
     if (!serveStatic(o.rendererDir, url.pathname, res))
       refuse(res, 404, `The UI is not built: run "npm run build" (looked in ${o.rendererDir}).`)
   }

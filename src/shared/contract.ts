@@ -15,6 +15,7 @@ import {
   settingView,
 } from './domain'
 import { restorePlan, restorePoints, restoreRecord, restoreRequest } from './restore'
+import { historyResult, latestValue, seriesInfo } from './metrics'
 
 const none = z.object({}).strict()
 
@@ -117,6 +118,25 @@ export const methods = {
   'restore.test': { input: z.object({ operator: z.string().max(254).optional() }).strict(), output: z.object({ jobId: z.string() }) },
   'restore.history': { input: none, output: z.array(restoreRecord) },
   'restore.get': { input: z.object({ restoreId: z.string().uuid() }).strict(), output: restoreRecord },
+  'metrics.series': {
+    input: none,
+    output: z.object({ series: z.array(seriesInfo), host: z.string(), hosts: z.array(z.string()), intervalMs: z.number() }),
+  },
+  'metrics.latest': { input: none, output: z.array(latestValue) },
+  'metrics.history': {
+    input: z
+      .object({
+        series: z.string().min(1).max(200),
+        host: z.string().min(1).max(255).optional(),
+        from: z.number().int().nonnegative(),
+        to: z.number().int().nonnegative(),
+        points: z.number().int().min(10).max(5000).default(1000),
+      })
+      .strict()
+      .refine((v) => v.from < v.to, 'from must be before to'),
+    output: historyResult,
+  },
+  'metrics.watch': { input: none, output: z.object({ intervalMs: z.number() }) },
   'sandbox.seed': {
     input: z.object({ scale: z.number().min(0.01).max(1000) }).strict(),
     output: z.object({ jobId: z.string() }),
@@ -128,6 +148,8 @@ export const events = {
   'health.changed': healthChange,
   'job.progress': jobProgress,
   'job.finished': jobInfo,
+  /** Every collection: this host's newest value of each series. */
+  'metrics.tick': z.object({ host: z.string(), t: z.number(), values: z.record(z.string(), z.number().nullable()) }),
 } as const
 
 export type Methods = typeof methods

@@ -42,6 +42,7 @@ export interface Config {
     s3KmsKeyId: string | null
   }
   adminEmails: string[]
+  metricsIntervalMs: number
   sandbox: { scale: number; traffic: boolean }
   /** Where each value came from, for the Settings page. */
   sources: Record<string, Source>
@@ -202,6 +203,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
       s3Sse: sse(raw.S3_SSE),
       s3KmsKeyId: raw.S3_SSE_KMS_KEY_ID ?? null,
     },
+    metricsIntervalMs: num(raw.METRICS_INTERVAL_S, 'METRICS_INTERVAL_S', 1, 60) * 1000,
     adminEmails: (raw.ADMIN_EMAILS ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())

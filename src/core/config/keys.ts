@@ -78,6 +78,7 @@ export const settingKeys: SettingKey[] = [
   { key: 'APP_URL', label: 'ExamForge web app URL', kind: 'url', secret: false },
   { key: 'APP_HEALTH_PATH', label: 'Web app health path', kind: 'text', secret: false, default: '/api/health' },
   { key: 'APP_HEALTH_KEYWORD', label: 'Expected keyword in the health response', kind: 'text', secret: false },
+  { key: 'METRICS_INTERVAL_S', label: 'Metrics collection interval (s, 1 to 60)', kind: 'number', secret: false, default: '5' },
   { key: 'HEALTH_INTERVAL_S', label: 'Health check interval (s)', kind: 'number', secret: false, default: '30' },
   { key: 'PROBE_TIMEOUT_MS', label: 'Probe timeout (ms)', kind: 'number', secret: false, default: '5000' },
   { key: 'SANDBOX_SCALE', label: 'Sandbox data size (1 ≈ 10 MB, 200 ≈ 2 GB)', kind: 'number', secret: false, default: '1' },

@@ -86,6 +86,32 @@ export const migrations: Migration[] = [
       CREATE INDEX restores_proven ON ops.restores (proven_set_id, finished_at DESC) WHERE outcome = 'succeeded';
     `,
   },
+  {
+    version: 3,
+    name: 'metrics',
+    sql: `
+      CREATE TABLE ops.metric_samples (
+        series text NOT NULL,
+        host text NOT NULL,
+        ts timestamptz NOT NULL,
+        value double precision
+      );
+      CREATE INDEX metric_samples_series_time ON ops.metric_samples (series, host, ts);
+      CREATE INDEX metric_samples_time ON ops.metric_samples (ts);
+      CREATE TABLE ops.metric_rollups (
+        tier text NOT NULL,
+        series text NOT NULL,
+        host text NOT NULL,
+        bucket timestamptz NOT NULL,
+        min double precision NOT NULL,
+        max double precision NOT NULL,
+        sum double precision NOT NULL,
+        count integer NOT NULL,
+        PRIMARY KEY (tier, series, host, bucket)
+      );
+      CREATE INDEX metric_rollups_time ON ops.metric_rollups (tier, bucket);
+    `,
+  },
 ]
 
 /** Apply pending migrations under an advisory lock so two consoles starting together do not race. */

@@ -3,6 +3,7 @@ import { Backups } from './pages/Backups'
 import { Coming } from './pages/Coming'
 import { Health } from './pages/Health'
 import { Overview } from './pages/Overview'
+import { Metrics } from './pages/Metrics'
 import { Restore } from './pages/restore/Restore'
 import { Settings } from './pages/Settings'
 import { useApp } from './stores/app'
@@ -21,6 +22,8 @@ export function App() {
         <Backups />
       ) : page === 'restore' ? (
         <Restore />
+      ) : page === 'metrics' ? (
+        <Metrics />
       ) : (
         <Coming page={page} />
       )}

@@ -1,5 +1,16 @@
+import { useEffect } from 'react'
 import { HealthTile } from '../components/HealthTile'
+import { Sparkline } from '../components/MetricChart'
 import { useApp, type Page } from '../stores/app'
+import { useMetrics } from '../stores/metrics'
+
+/** The key series drawn under a service's tile. */
+const SPARK: Partial<Record<string, string>> = {
+  postgres: 'pg.tps',
+  redis: 'redis.ops_per_s',
+  app: 'app.p95_ms',
+  host: 'host.cpu_percent',
+}
 
 const upcoming: { page: Page; title: string; text: string }[] = [
   {
@@ -17,6 +28,8 @@ const upcoming: { page: Page; title: string; text: string }[] = [
 
 export function Overview() {
   const { health, go, select, info } = useApp()
+  const { live, init } = useMetrics()
+  useEffect(() => void init(), [init])
   // Only capabilities not built yet are announced; the list shrinks as they land.
   const coming = upcoming.filter((u) => info && !info.capabilities[u.page])
   return (
@@ -25,15 +38,21 @@ export function Overview() {
         <h2>Services</h2>
         <div className="tiles compact-grid">
           {health?.results.map((r) => (
-            <HealthTile
-              key={r.service}
-              r={r}
-              compact
-              onOpen={() => {
-                void select(r.service)
-                go('health')
-              }}
-            />
+            <div key={r.service} className="tile-with-spark" data-testid={`spark-${r.service}`}>
+              <HealthTile
+                r={r}
+                compact
+                onOpen={() => {
+                  void select(r.service)
+                  go('health')
+                }}
+              />
+              {SPARK[r.service] && (
+                <div className="tile-spark" title={SPARK[r.service]}>
+                  <Sparkline points={(live[SPARK[r.service]!] ?? []).slice(-120)} />
+                </div>
+              )}
+            </div>
           )) ?? <p className="muted">Loading…</p>}
         </div>
       </section>

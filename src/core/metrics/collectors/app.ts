@@ -1,0 +1,45 @@
+import { round } from './host'
+import type { Collector, Sample } from './collector'
+
+/**
+ * The web app from its health URL: one request per collection; percentiles, throughput and error rate
+ * over the last minute of those requests (the window).
+ */
+export function appCollector(o: { url: string | null; healthPath: string; timeoutMs: number; windowMs?: number }): Collector {
+  const windowMs = o.windowMs ?? 60_000
+  const seen: { t: number; ms: number; ok: boolean }[] = []
+  return {
+    id: 'app',
+    configured: !!o.url,
+    async collect(now) {
+      const target = new URL(o.healthPath, o.url!).toString()
+      const t0 = performance.now()
+      let ok = false
+      try {
+        const r = await fetch(target, { signal: AbortSignal.timeout(o.timeoutMs), redirect: 'manual' })
+        await r.arrayBuffer().catch(() => null)
+        ok = r.status < 500
+      } catch {
+        ok = false
+      }
+      seen.push({ t: now, ms: performance.now() - t0, ok })
+      while (seen.length && seen[0].t < now - windowMs) seen.shift()
+      const answered = seen
+        .filter((s) => s.ok)
+        .map((s) => s.ms)
+        .sort((a, b) => a - b)
+      const pct = (p: number): Sample['v'] =>
+        answered.length ? round(answered[Math.min(answered.length - 1, Math.ceil((p / 100) * answered.length) - 1)]) : null
+      const span = Math.max(1000, seen.length > 1 ? now - seen[0].t : windowMs)
+      const none = answered.length ? {} : { note: 'no successful request in the window' }
+      return [
+        { name: 'app.p50_ms', v: pct(50), ...none },
+        { name: 'app.p95_ms', v: pct(95), ...none },
+        { name: 'app.p99_ms', v: pct(99), ...none },
+        { name: 'app.throughput_rpm', v: round((answered.length * 60_000) / span) },
+        { name: 'app.error_rate', v: round((100 * (seen.length - answered.length)) / seen.length) },
+      ]
+    },
+    async close() {},
+  }
+}

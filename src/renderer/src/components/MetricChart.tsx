@@ -1,0 +1,137 @@
+import { CartesianGrid, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
+import { formatBytes } from '../../../shared/format'
+import type { MetricPoint, SeriesInfo } from '../../../shared/metrics'
+
+const COLORS = ['#4c9aff', '#2ea043', '#d29922', '#f85149', '#a371f7', '#39c5cf']
+
+export function formatValue(v: number | null | undefined, unit: SeriesInfo['unit']): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '—'
+  if (unit === 'bytes') return formatBytes(v)
+  if (unit === 'bytes/s') return `${formatBytes(v)}/s`
+  if (unit === '%') return `${v.toFixed(v < 10 ? 1 : 0)} %`
+  if (unit === 'ms') return `${v.toFixed(v < 10 ? 1 : 0)} ms`
+  if (unit === 's') return `${v.toFixed(1)} s`
+  if (unit === 'count') return String(Math.round(v))
+  return `${Number(v.toPrecision(3))} ${unit}`
+}
+
+const shortTime = (t: number, span: number) =>
+  new Date(t).toLocaleString(
+    undefined,
+    span > 2 * 86_400_000
+      ? { month: 'short', day: 'numeric' }
+      : { hour: '2-digit', minute: '2-digit', ...(span <= 900_000 ? { second: '2-digit' } : {}) },
+  )
+
+export interface ChartLine {
+  id: string
+  label: string
+  points: MetricPoint[]
+}
+
+/**
+ * One chart of one or more series with the same unit: exact times and units in the tooltip, the y axis
+ * in the unit, and reference lines where alert thresholds will be drawn.
+ */
+export function MetricChart({
+  title,
+  unit,
+  lines,
+  thresholds = [],
+  height = 150,
+}: {
+  title: string
+  unit: SeriesInfo['unit']
+  lines: ChartLine[]
+  thresholds?: { value: number; label: string }[]
+  height?: number
+}) {
+  // Rows by time: each line's value under its id (lines sampled together share their times).
+  const rows = new Map<number, Record<string, number | null>>()
+  for (const l of lines)
+    for (const p of l.points) {
+      const r = rows.get(p.t) ?? { t: p.t }
+      r[l.id] = p.v
+      rows.set(p.t, r)
+    }
+  const data = [...rows.values()].sort((a, b) => (a.t as number) - (b.t as number))
+  const span = data.length > 1 ? (data[data.length - 1].t as number) - (data[0].t as number) : 0
+  const last = lines.map((l) => l.points.at(-1)?.v ?? null)
+  return (
+    <figure className="chart" data-testid={`chart-${lines[0]?.id ?? title}`} data-points={data.length}>
+      <figcaption>
+        <span>{title}</span>
+        <span className="chart-now">
+          {lines.map((l, i) => (lines.length > 1 ? `${l.label} ` : '') + formatValue(last[i], unit)).join(' · ')}
+        </span>
+      </figcaption>
+      {data.length === 0 ? (
+        <div className="chart-empty" style={{ height }}>
+          No data in this range yet.
+        </div>
+      ) : (
+        <ResponsiveContainer width="100%" height={height}>
+          <LineChart data={data} margin={{ top: 6, right: 10, bottom: 0, left: 0 }}>
+            <CartesianGrid stroke="#2a343f" strokeDasharray="3 3" />
+            <XAxis
+              dataKey="t"
+              type="number"
+              domain={['dataMin', 'dataMax']}
+              scale="time"
+              tickFormatter={(t: number) => shortTime(t, span)}
+              stroke="#8b98a5"
+              fontSize={11}
+              minTickGap={40}
+            />
+            <YAxis
+              stroke="#8b98a5"
+              fontSize={11}
+              width={64}
+              tickFormatter={(v: number) => formatValue(v, unit)}
+              domain={unit === '%' ? [0, (max: number) => Math.max(100, max)] : ['auto', 'auto']}
+            />
+            <Tooltip
+              contentStyle={{ background: '#171d24', border: '1px solid #2a343f', fontSize: 12 }}
+              labelFormatter={(t) => new Date(Number(t)).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' })}
+              formatter={(v, name) => [formatValue(Number(v), unit), lines.find((l) => l.id === name)?.label ?? String(name)]}
+            />
+            {thresholds.map((th) => (
+              <ReferenceLine
+                key={th.label}
+                y={th.value}
+                stroke="#f85149"
+                strokeDasharray="4 4"
+                label={{ value: th.label, fill: '#f85149', fontSize: 11 }}
+              />
+            ))}
+            {lines.map((l, i) => (
+              <Line
+                key={l.id}
+                dataKey={l.id}
+                name={l.id}
+                stroke={COLORS[i % COLORS.length]}
+                dot={false}
+                isAnimationActive={false}
+                strokeWidth={1.6}
+                connectNulls
+              />
+            ))}
+          </LineChart>
+        </ResponsiveContainer>
+      )}
+    </figure>
+  )
+}
+
+/** A small line for a health tile. */
+export function Sparkline({ points }: { points: MetricPoint[] }) {
+  if (points.length < 2) return null
+  return (
+    <ResponsiveContainer width="100%" height={28}>
+      <LineChart data={points} margin={{ top: 2, right: 0, bottom: 2, left: 0 }}>
+        <YAxis hide domain={['auto', 'auto']} />
+        <Line dataKey="v" stroke="#4c9aff" dot={false} isAnimationActive={false} strokeWidth={1.4} connectNulls />
+      </LineChart>
+    </ResponsiveContainer>
+  )
+}

@@ -1,0 +1,128 @@
+import { useEffect, useLayoutEffect, useMemo, useRef } from 'react'
+import type { RangeName, SeriesInfo } from '../../../shared/metrics'
+import { RANGES } from '../../../shared/metrics'
+import { MetricChart, type ChartLine } from '../components/MetricChart'
+import { LIVE_POINTS, useMetrics } from '../stores/metrics'
+
+/** Charts by group: series drawn together share a unit. */
+const LAYOUT: {
+  group: SeriesInfo['group']
+  title: string
+  charts: { title: string; ids: string[] | ((s: SeriesInfo[]) => string[]) }[]
+}[] = [
+  {
+    group: 'host',
+    title: 'Host',
+    charts: [
+      { title: 'CPU', ids: ['host.cpu_percent'] },
+      { title: 'Load (1 min)', ids: ['host.load1'] },
+      { title: 'Memory and swap', ids: ['host.mem_percent', 'host.swap_percent'] },
+      { title: 'Disk space used', ids: (s) => s.filter((x) => x.name === 'host.disk_used_percent').map((x) => x.id) },
+      { title: 'Disk I/O', ids: ['host.disk_read_bps', 'host.disk_write_bps'] },
+      { title: 'Network', ids: ['host.net_rx_bps', 'host.net_tx_bps'] },
+    ],
+  },
+  {
+    group: 'database',
+    title: 'PostgreSQL',
+    charts: [
+      { title: 'Transactions', ids: ['pg.tps'] },
+      { title: 'Cache hit ratio', ids: ['pg.cache_hit_ratio'] },
+      { title: 'Connections (of max_connections)', ids: ['pg.connections_percent'] },
+      { title: 'Database size', ids: ['pg.db_size_bytes'] },
+      { title: 'Longest transaction', ids: ['pg.longest_tx_s'] },
+      { title: 'Deadlocks', ids: ['pg.deadlocks_per_s'] },
+      { title: 'Temporary files', ids: ['pg.temp_bytes_per_s'] },
+      { title: 'Replication lag and slot WAL', ids: ['pg.replication_lag_bytes', 'pg.slot_retained_bytes'] },
+    ],
+  },
+  {
+    group: 'redis',
+    title: 'Redis',
+    charts: [
+      { title: 'Commands', ids: ['redis.ops_per_s'] },
+      { title: 'Memory used', ids: ['redis.mem_used_bytes'] },
+      { title: 'Clients', ids: ['redis.clients'] },
+      { title: 'Keyspace hit rate', ids: ['redis.hit_rate'] },
+      { title: 'Evictions', ids: ['redis.evicted_per_s'] },
+    ],
+  },
+  {
+    group: 'app',
+    title: 'Web app',
+    charts: [
+      { title: 'Response time', ids: ['app.p50_ms', 'app.p95_ms', 'app.p99_ms'] },
+      { title: 'Throughput', ids: ['app.throughput_rpm'] },
+      { title: 'Error rate', ids: ['app.error_rate'] },
+    ],
+  },
+]
+
+export function Metrics() {
+  const { series, host, hosts, selectedHost, range, live, history, loading, requestedAt, init, setRange, setHost, load } = useMetrics()
+  useEffect(() => void init(), [init])
+  const byId = useMemo(() => new Map(series.map((s) => [s.id, s])), [series])
+  const isLive = range === 'live' && selectedHost === host
+  const groups = LAYOUT.map((g) => ({
+    ...g,
+    charts: g.charts
+      .map((c) => ({ ...c, ids: (typeof c.ids === 'function' ? c.ids(series) : c.ids).filter((id) => byId.has(id)) }))
+      .filter((c) => c.ids.length),
+  })).filter((g) => g.charts.length && (selectedHost === host || g.group === 'host'))
+  const shownIds = groups.flatMap((g) => g.charts.flatMap((c) => c.ids))
+  const key = shownIds.join('|')
+  useEffect(() => {
+    if (!isLive && key) void load(key.split('|'), 800)
+  }, [key, isLive, load, range, selectedHost])
+  // How long the charts took from asking to drawn (the bench reads it).
+  const drawn = useRef<HTMLDivElement>(null)
+  useLayoutEffect(() => {
+    if (!loading && requestedAt && drawn.current) drawn.current.dataset.renderMs = String(Math.round(performance.now() - requestedAt))
+  }, [loading, requestedAt, history])
+  const pointsOf = (id: string) => (isLive ? (live[id] ?? []).slice(-LIVE_POINTS) : (history[id]?.points ?? []))
+  const tier = history[shownIds[0]]?.tier
+  return (
+    <div ref={drawn} data-testid="metrics" data-range={range}>
+      <div className="toolbar">
+        <div className="segmented" role="group" aria-label="Range">
+          {(Object.keys(RANGES) as RangeName[]).map((r) => (
+            <button key={r} className={r === range ? 'active' : ''} onClick={() => void setRange(r)} data-testid={`range-${r}`}>
+              {r === 'live' ? 'Live' : r}
+            </button>
+          ))}
+        </div>
+        <label>
+          Host{' '}
+          <select value={selectedHost ?? ''} onChange={(e) => void setHost(e.target.value)} aria-label="Host" data-testid="host-picker">
+            {hosts.map((h) => (
+              <option key={h} value={h}>
+                {h}
+                {h === host ? ' (this one)' : ''}
+              </option>
+            ))}
+          </select>
+        </label>
+        <span className="muted">
+          {isLive
+            ? 'Live: updated at every collection, the last ten minutes.'
+            : `${loading ? 'Loading… ' : ''}${tier === 'raw' ? 'raw samples' : tier === '1m' ? '1-minute rollups (min, max, average)' : tier === '1h' ? 'hourly rollups (min, max, average)' : tier === 'live' ? 'from memory' : ''}, spikes kept when thinned.`}
+        </span>
+      </div>
+      {groups.map((g) => (
+        <section key={g.group} className="metric-group" data-testid={`metrics-${g.group}`}>
+          <h2>{g.title}</h2>
+          <div className="charts">
+            {g.charts.map((c) => {
+              const lines: ChartLine[] = c.ids.map((id) => ({
+                id,
+                label: byId.get(id)!.labels.mount ?? byId.get(id)!.help.split(',')[0],
+                points: pointsOf(id),
+              }))
+              return <MetricChart key={c.title} title={c.title} unit={byId.get(c.ids[0])!.unit} lines={lines} />
+            })}
+          </div>
+        </section>
+      ))}
+    </div>
+  )
+}
