@@ -56,6 +56,7 @@ async function startServices(): Promise<Services> {
       STRIPE_API_BASE: stripe.url,
       APP_URL: app.url,
       HEALTH_INTERVAL_S: '1',
+      METRICS_INTERVAL_S: '1',
       PROBE_TIMEOUT_MS: '3000',
       SANDBOX_SCALE: '0.5',
       // Retention keeps only the newest chain, so the e2e can watch it delete the older one.
@@ -107,10 +108,37 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.screenshot({ path: join(shots, `${face}-overview.png`) })
     // Only what is not built yet is marked as coming.
     const coming = await page.locator('.coming-card h3').allTextContents()
-    expect(coming.join(' ')).not.toMatch(/Backups|Restore/)
-    expect(coming.join(' ')).toMatch(/Metrics/)
-    await page.getByTestId('nav-metrics').click()
+    expect(coming.join(' ')).not.toMatch(/Backups|Restore|Metrics/)
+    expect(coming.join(' ')).toMatch(/Errors/)
+    await page.getByTestId('nav-errors').click()
     await expect.poll(() => page.getByTestId('coming').textContent()).toMatch(/Not built yet/)
+  })
+
+  it('draws live metric charts that move, sparklines on the overview, and history by range', async () => {
+    await page.getByTestId('nav-overview').click()
+    // The key series under the tiles (PostgreSQL transactions, Redis commands, app response time, host CPU).
+    await expect.poll(() => page.getByTestId('spark-postgres').locator('path.recharts-curve').count(), { timeout: 15_000 }).toBe(1)
+    await page.getByTestId('nav-metrics').click()
+    const cpu = page.getByTestId('chart-host.cpu_percent')
+    await expect.poll(async () => Number(await cpu.getAttribute('data-points')), { timeout: 15_000 }).toBeGreaterThan(2)
+    const before = Number(await cpu.getAttribute('data-points'))
+    const pathBefore = await cpu.locator('path.recharts-curve').first().getAttribute('d')
+    // Live: new points arrive without reloading, and the line is redrawn.
+    await expect.poll(async () => Number(await cpu.getAttribute('data-points')), { timeout: 10_000 }).toBeGreaterThan(before + 1)
+    expect(await cpu.locator('path.recharts-curve').first().getAttribute('d')).not.toBe(pathBefore)
+    for (const g of ['host', 'database', 'redis', 'app']) await page.getByTestId(`metrics-${g}`).waitFor()
+    await expect.poll(() => page.getByTestId('chart-redis.ops_per_s').textContent()).toMatch(/ops\/s/)
+    await page.screenshot({ path: join(shots, `${face}-metrics.png`), fullPage: true })
+    // The tooltip gives the exact time and the unit.
+    const box = (await cpu.locator('.recharts-wrapper').boundingBox())!
+    await page.mouse.move(box.x + box.width * 0.8, box.y + box.height / 2)
+    await expect.poll(() => cpu.locator('.recharts-tooltip-wrapper').textContent()).toMatch(/\d{1,2}:\d{2}:\d{2}.*%/)
+    // A range from the ops store (raw samples for the last hour).
+    await page.getByTestId('range-1h').click()
+    await expect.poll(() => page.getByTestId('metrics').textContent(), { timeout: 10_000 }).toMatch(/raw samples/)
+    await expect.poll(async () => Number(await cpu.getAttribute('data-points')), { timeout: 10_000 }).toBeGreaterThan(0)
+    expect(await page.getByTestId('host-picker').locator('option').count()).toBeGreaterThanOrEqual(1)
+    await page.getByTestId('range-live').click()
   })
 
   it('turns the Redis tile red when Redis stops, with the reason, and recovers on "check now"', async () => {

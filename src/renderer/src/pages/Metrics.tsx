@@ -58,6 +58,21 @@ const LAYOUT: {
   },
 ]
 
+/** Line names where a chart draws several series. */
+const SHORT: Record<string, string> = {
+  'host.mem_percent': 'memory',
+  'host.swap_percent': 'swap',
+  'host.disk_read_bps': 'read',
+  'host.disk_write_bps': 'write',
+  'host.net_rx_bps': 'in',
+  'host.net_tx_bps': 'out',
+  'pg.replication_lag_bytes': 'replica lag',
+  'pg.slot_retained_bytes': 'slot WAL',
+  'app.p50_ms': 'p50',
+  'app.p95_ms': 'p95',
+  'app.p99_ms': 'p99',
+}
+
 export function Metrics() {
   const { series, host, hosts, selectedHost, range, live, history, loading, requestedAt, init, setRange, setHost, load } = useMetrics()
   useEffect(() => void init(), [init])
@@ -115,7 +130,7 @@ export function Metrics() {
             {g.charts.map((c) => {
               const lines: ChartLine[] = c.ids.map((id) => ({
                 id,
-                label: byId.get(id)!.labels.mount ?? byId.get(id)!.help.split(',')[0],
+                label: byId.get(id)!.labels.mount ?? SHORT[byId.get(id)!.name] ?? byId.get(id)!.help,
                 points: pointsOf(id),
               }))
               return <MetricChart key={c.title} title={c.title} unit={byId.get(c.ids[0])!.unit} lines={lines} />
