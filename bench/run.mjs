@@ -3,7 +3,8 @@
 // Suites: startup (npm run serve -> green Health page in Chromium, cold and warm sandbox);
 // backup (full backup vs pg_dump -Fd -j2 vs raw COPY on the machine's PostgreSQL; BENCH_PG_URL, BENCH_SCALE=200 ≈ 2 GB);
 // incremental (1% of rows changed: incremental vs full, on an embedded PostgreSQL with wal_level=logical; BENCH_INC_SCALE=50);
-// restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200).
+// restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200);
+// metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +20,7 @@ const suites = {
   backup: (o) => built().backupBench(o),
   incremental: () => built().incrementalBench(),
   restore: (o) => builtRestore().restoreBench(o),
+  metrics: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-metrics.js')).metricsBench(o),
 }
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const names = wanted.length ? wanted : Object.keys(suites)

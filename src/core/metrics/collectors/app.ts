@@ -1,3 +1,5 @@
+import http from 'node:http'
+import https from 'node:https'
 import { round } from './host'
 import type { Collector, Sample } from './collector'
 
@@ -5,6 +7,23 @@ import type { Collector, Sample } from './collector'
  * The web app from its health URL: one request per collection; percentiles, throughput and error rate
  * over the last minute of those requests (the window).
  */
+// node:http with kept-alive connections: a fraction of fetch's cost per request, which matters at one request a second.
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 1 }), https: new https.Agent({ keepAlive: true, maxSockets: 1 }) }
+
+/** True when the app answered below 500 within the timeout. */
+function get(url: URL, timeoutMs: number): Promise<boolean> {
+  const mod = url.protocol === 'https:' ? https : http
+  return new Promise((resolve) => {
+    const req = mod.get(url, { agent: url.protocol === 'https:' ? agents.https : agents.http, timeout: timeoutMs }, (res) => {
+      res.resume()
+      res.on('end', () => resolve((res.statusCode ?? 599) < 500))
+      res.on('error', () => resolve(false))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', () => resolve(false))
+  })
+}
+
 export function appCollector(o: { url: string | null; healthPath: string; timeoutMs: number; windowMs?: number }): Collector {
   const windowMs = o.windowMs ?? 60_000
   const seen: { t: number; ms: number; ok: boolean }[] = []
@@ -12,16 +31,9 @@ export function appCollector(o: { url: string | null; healthPath: string; timeou
     id: 'app',
     configured: !!o.url,
     async collect(now) {
-      const target = new URL(o.healthPath, o.url!).toString()
+      const target = new URL(o.healthPath, o.url!)
       const t0 = performance.now()
-      let ok = false
-      try {
-        const r = await fetch(target, { signal: AbortSignal.timeout(o.timeoutMs), redirect: 'manual' })
-        await r.arrayBuffer().catch(() => null)
-        ok = r.status < 500
-      } catch {
-        ok = false
-      }
+      const ok = await get(target, o.timeoutMs)
       seen.push({ t: now, ms: performance.now() - t0, ok })
       while (seen.length && seen[0].t < now - windowMs) seen.shift()
       const answered = seen

@@ -1,4 +1,5 @@
 import { useEffect, useLayoutEffect, useMemo, useRef } from 'react'
+import { useShallow } from 'zustand/react/shallow'
 import type { RangeName, SeriesInfo } from '../../../shared/metrics'
 import { RANGES } from '../../../shared/metrics'
 import { MetricChart, type ChartLine } from '../components/MetricChart'
@@ -58,6 +59,8 @@ const LAYOUT: {
   },
 ]
 
+const NO_LIVE: Record<string, never> = {}
+
 /** Line names where a chart draws several series. */
 const SHORT: Record<string, string> = {
   'host.mem_percent': 'memory',
@@ -74,7 +77,24 @@ const SHORT: Record<string, string> = {
 }
 
 export function Metrics() {
-  const { series, host, hosts, selectedHost, range, live, history, loading, requestedAt, init, setRange, setHost, load } = useMetrics()
+  const { series, host, hosts, selectedHost, range, history, loading, requestedAt, init, setRange, setHost, load } = useMetrics(
+    useShallow((s) => ({
+      series: s.series,
+      host: s.host,
+      hosts: s.hosts,
+      selectedHost: s.selectedHost,
+      range: s.range,
+      history: s.history,
+      loading: s.loading,
+      requestedAt: s.requestedAt,
+      init: s.init,
+      setRange: s.setRange,
+      setHost: s.setHost,
+      load: s.load,
+    })),
+  )
+  // Live points re-render the page only while it shows them.
+  const live = useMetrics((s) => (s.range === 'live' && s.selectedHost === s.host ? s.live : NO_LIVE))
   useEffect(() => void init(), [init])
   const byId = useMemo(() => new Map(series.map((s) => [s.id, s])), [series])
   const isLive = range === 'live' && selectedHost === host

@@ -29,7 +29,7 @@ const api = () => useApp.getState().api!
 
 export const useMetrics = create<MetricsState>((set, get) => {
   let started = false
-  let shown: string[] = []
+  let latestAsk = ''
   return {
     series: [],
     host: null,
@@ -77,17 +77,17 @@ export const useMetrics = create<MetricsState>((set, get) => {
           .then((r) => set({ series: r.series }))
       set({ live })
     },
+    // The Metrics page loads what a range or host needs when it changes (one request per shown series).
     async setRange(range) {
       set({ range })
-      if (range !== 'live' || get().selectedHost !== get().host) await get().load(shown, 800)
     },
     async setHost(h) {
       set({ selectedHost: h, range: h === get().host ? get().range : get().range === 'live' ? '1h' : get().range })
-      await get().load(shown, 800)
     },
     async load(ids, points) {
-      shown = ids
       const { range, selectedHost, host } = get()
+      const ask = `${range}|${selectedHost}|${ids.join(',')}`
+      latestAsk = ask
       const to = Date.now()
       const from = to - RANGES[range]
       set({ loading: true, requestedAt: performance.now() })
@@ -95,6 +95,7 @@ export const useMetrics = create<MetricsState>((set, get) => {
         const results = await Promise.all(
           ids.map((series) => api().call('metrics.history', { series, from, to, points, host: selectedHost ?? undefined })),
         )
+        if (latestAsk !== ask) return // a newer range or host was asked for meanwhile
         if (range === 'live' && selectedHost === host) {
           const live = { ...get().live }
           for (const r of results) if (!live[r.series]?.length) live[r.series] = r.points.slice(-LIVE_POINTS)
@@ -115,6 +116,7 @@ export function installBenchHook(): void {
   } catch {
     return
   }
+  ;(window as unknown as { __opsMetricsStore: typeof useMetrics }).__opsMetricsStore = useMetrics
   ;(window as unknown as { __opsMetricsSimulate: (n: number) => Promise<void> }).__opsMetricsSimulate = async (n) => {
     const ids = useMetrics.getState().series.map((s) => s.id)
     let t = Date.now()
