@@ -106,7 +106,8 @@ export const restoreRecord = z.object({
   actor: z.string(),
   startedAt: z.string(),
   finishedAt: z.string().nullable(),
-  outcome: z.enum(['running', 'succeeded', 'failed', 'cancelled']),
+  /** interrupted: the process ended (killed, crashed) before it could record the outcome. */
+  outcome: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'interrupted']),
   point: z.string(),
   target: z.string(),
   tables: z.array(z.string()),

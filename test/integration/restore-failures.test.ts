@@ -80,21 +80,33 @@ describe('restores that fail, are refused or are killed', () => {
       (await query<{ n: number }>(src.url, `SELECT count(*)::int AS n FROM ops.restores WHERE outcome = 'running'`))[0].n
     const startedBefore = await started()
     const points = [0.15, 0.35, 0.5, 0.65, 0.8, 0.95].map((f) => Math.round(whole * (f + (Math.random() - 0.5) * 0.1)))
+    let committed = 0
     for (const ms of points) {
       const run = cli(['restore', '--backup', setId, '--yes'], env)
       await new Promise((r) => setTimeout(r, ms))
       run.child.kill('SIGKILL')
       const r = await run.done
-      // A run that finished before the kill restored the backup entirely; any other left the database untouched.
+      // All or nothing: a run that committed before the kill (it may be killed while it finishes its
+      // bookkeeping) restored the backup entirely; any other left the database exactly as it was.
       const state = await databaseRows(src.url, TABLES)
-      if (r.code === 0) {
-        expect(state).toEqual(restoredState)
-        const back = await ops.restores.undo((await ops.restores.history())[0].id, dbName(), { actor: 'test' })
-        expect((await ops.jobs.wait(back.jobId)).state).toBe('succeeded')
+      if (r.code === 0 || JSON.stringify(state) === JSON.stringify(restoredState)) {
+        expect(state, `${r.code === 0 ? 'finished' : `killed after ${ms} ms, after its commit`}`).toEqual(restoredState)
+        committed++
+        // Put the changed state back from the safety backup that run took.
+        const safety = (await ops.restores.points()).safety.sort((a, b) => b.snapshotTime.localeCompare(a.snapshotTime))[0]
+        const back = await restoreNow(ops, { point: { setId: safety.setId }, target: { kind: 'in-place' } }, dbName())
+        expect(back.report.ok).toBe(true)
+        expect(await databaseRows(src.url, TABLES)).toEqual(current)
       } else expect(state, `killed after ${ms} ms`).toEqual(current)
     }
+    expect(committed).toBeLessThan(points.length) // most kills landed before the commit
     // Most kills landed inside the restore (it had recorded itself as running), not before it began.
     expect((await started()) - startedBefore).toBeGreaterThanOrEqual(3)
+    // The history tells the truth about them: interrupted, not running forever.
+    const history = await ops.restores.history()
+    expect(history.filter((h) => h.outcome === 'running')).toEqual([])
+    expect(history.filter((h) => h.outcome === 'interrupted').length).toBeGreaterThanOrEqual(3)
+    expect(history.find((h) => h.outcome === 'interrupted')?.error).toMatch(/ended \(killed or crashed\) before it recorded the outcome/)
     // Nothing is left holding locks: the next restore succeeds.
     const r = await restoreNow(ops, { point: { setId }, target: { kind: 'in-place' } }, dbName())
     expect(r.report.ok).toBe(true)

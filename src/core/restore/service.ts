@@ -210,6 +210,16 @@ export class RestoreService {
       `INSERT INTO ops.restores (id, kind, actor, started_at, outcome, point, target, tables, plan) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8)`,
       [id, kind, actor, startedAt, plan.point.label, target, prepared.scope, JSON.stringify(plan)],
     )
+    // A session lock says "this run is alive": when its process dies, the lock goes with it, and the
+    // history marks the record interrupted instead of running forever.
+    const alive = await this.deps
+      .store()
+      ?.connect()
+      .then(async (c) => {
+        await c.query(`SELECT pg_advisory_lock(hashtext('examforge-ops restore'), hashtext($1))`, [id])
+        return c
+      })
+      .catch(() => null)
     const b = this.deps.config.backup
     try {
       const out = await executeRestore(
@@ -269,6 +279,8 @@ export class RestoreService {
         (e as OpsError).code ?? 'restore_failed',
         `${cancelled ? 'The restore was cancelled' : `The restore failed: ${message}`} The database ${plan.target.database} is incomplete and marked so: drop it and restore again.`,
       )
+    } finally {
+      alive?.release(true) // closing the session releases its lock
     }
   }
 
@@ -283,6 +295,16 @@ export class RestoreService {
   async history(limit = 50): Promise<RestoreRecord[]> {
     const pool = this.deps.store()
     if (!pool) return []
+    // Runs whose process is gone (their session lock is free) were interrupted: say so.
+    await pool
+      .query(
+        `UPDATE ops.restores r SET outcome = 'interrupted', finished_at = COALESCE(finished_at, now()),
+                error = 'The process running it ended (killed or crashed) before it recorded the outcome. In place, a restore is all or nothing: the tables are either as they were or fully restored; the check report of a new restore shows which.'
+          WHERE outcome = 'running'
+            AND CASE WHEN pg_try_advisory_lock(hashtext('examforge-ops restore'), hashtext(r.id))
+                     THEN pg_advisory_unlock(hashtext('examforge-ops restore'), hashtext(r.id)) ELSE false END`,
+      )
+      .catch(() => {})
     const { rows } = await pool.query(`SELECT * FROM ops.restores ORDER BY started_at DESC LIMIT $1`, [limit])
     return rows.map(toRecord)
   }

@@ -52,6 +52,9 @@ export function MetricChart({
     for (const p of l.points) {
       const r = rows.get(p.t) ?? { t: p.t }
       r[l.id] = p.v
+      // Rollups carry each bucket's extremes: drawn as faint lines so a one-second spike stays visible.
+      if (p.max !== undefined) r[`${l.id}__max`] = p.max
+      if (p.min !== undefined) r[`${l.id}__min`] = p.min
       rows.set(p.t, r)
     }
   const data = [...rows.values()].sort((a, b) => (a.t as number) - (b.t as number))
@@ -104,6 +107,25 @@ export function MetricChart({
                 label={{ value: th.label, fill: '#f85149', fontSize: 11 }}
               />
             ))}
+            {lines.flatMap((l, i) =>
+              l.points.some((p) => p.max !== undefined)
+                ? (['max', 'min'] as const).map((k) => (
+                    <Line
+                      key={`${l.id}__${k}`}
+                      dataKey={`${l.id}__${k}`}
+                      name={`${l.id}__${k}`}
+                      stroke={COLORS[i % COLORS.length]}
+                      strokeOpacity={0.35}
+                      strokeWidth={1}
+                      dot={false}
+                      isAnimationActive={false}
+                      connectNulls
+                      legendType="none"
+                      tooltipType="none"
+                    />
+                  ))
+                : [],
+            )}
             {lines.map((l, i) => (
               <Line
                 key={l.id}

@@ -1,9 +1,9 @@
-import { useEffect, useLayoutEffect, useMemo, useRef } from 'react'
+import { memo, useEffect, useLayoutEffect, useMemo, useRef } from 'react'
 import { useShallow } from 'zustand/react/shallow'
 import type { RangeName, SeriesInfo } from '../../../shared/metrics'
 import { RANGES } from '../../../shared/metrics'
 import { MetricChart, type ChartLine } from '../components/MetricChart'
-import { LIVE_POINTS, useMetrics } from '../stores/metrics'
+import { useMetrics } from '../stores/metrics'
 
 /** Charts by group: series drawn together share a unit. */
 const LAYOUT: {
@@ -76,8 +76,17 @@ const SHORT: Record<string, string> = {
   'app.p99_ms': 'p99',
 }
 
+const Chart = memo(
+  MetricChart,
+  (a, b) =>
+    a.title === b.title &&
+    a.unit === b.unit &&
+    a.lines.every((l, i) => l.points === b.lines[i]?.points) &&
+    a.lines.length === b.lines.length,
+)
+
 export function Metrics() {
-  const { series, host, hosts, selectedHost, range, history, loading, requestedAt, init, setRange, setHost, load } = useMetrics(
+  const { series, host, hosts, selectedHost, range, history, loading, loaded, requestedAt, init, setRange, setHost, load } = useMetrics(
     useShallow((s) => ({
       series: s.series,
       host: s.host,
@@ -87,6 +96,7 @@ export function Metrics() {
       history: s.history,
       loading: s.loading,
       requestedAt: s.requestedAt,
+      loaded: s.loaded,
       init: s.init,
       setRange: s.setRange,
       setHost: s.setHost,
@@ -96,6 +106,7 @@ export function Metrics() {
   // Live points re-render the page only while it shows them.
   const live = useMetrics((s) => (s.range === 'live' && s.selectedHost === s.host ? s.live : NO_LIVE))
   useEffect(() => void init(), [init])
+  const drawn = useRef<HTMLDivElement>(null)
   const byId = useMemo(() => new Map(series.map((s) => [s.id, s])), [series])
   const isLive = range === 'live' && selectedHost === host
   const groups = LAYOUT.map((g) => ({
@@ -107,17 +118,32 @@ export function Metrics() {
   const shownIds = groups.flatMap((g) => g.charts.flatMap((c) => c.ids))
   const key = shownIds.join('|')
   useEffect(() => {
-    if (!isLive && key) void load(key.split('|'), 800)
+    // As many points as a chart is wide in pixels (charts sit three to a row here): more could not be seen.
+    if (!isLive && key) void load(key.split('|'), Math.max(200, Math.min(1200, Math.round((drawn.current?.clientWidth ?? 1200) / 3))))
   }, [key, isLive, load, range, selectedHost])
   // How long the charts took from asking to drawn (the bench reads it).
-  const drawn = useRef<HTMLDivElement>(null)
   useLayoutEffect(() => {
     if (!loading && requestedAt && drawn.current) drawn.current.dataset.renderMs = String(Math.round(performance.now() - requestedAt))
   }, [loading, requestedAt, history])
-  const pointsOf = (id: string) => (isLive ? (live[id] ?? []).slice(-LIVE_POINTS) : (history[id]?.points ?? []))
+  // Lines only change when their points do: a chart redraws for new data, not for "loading" or a range click.
+  const linesOf = useMemo(() => {
+    const m = new Map<string, ChartLine[]>()
+    for (const g of groups)
+      for (const c of g.charts)
+        m.set(
+          c.title,
+          c.ids.map((id) => ({
+            id,
+            label: byId.get(id)!.labels.mount ?? SHORT[byId.get(id)!.name] ?? byId.get(id)!.help,
+            points: isLive ? (live[id] ?? []) : (history[id]?.points ?? []),
+          })),
+        )
+    return m
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- groups follow key
+  }, [key, byId, isLive, live, history])
   const tier = history[shownIds[0]]?.tier
   return (
-    <div ref={drawn} data-testid="metrics" data-range={range}>
+    <div ref={drawn} data-testid="metrics" data-range={range} data-loaded={isLive ? 'live' : (loaded ?? '')}>
       <div className="toolbar">
         <div className="segmented" role="group" aria-label="Range">
           {(Object.keys(RANGES) as RangeName[]).map((r) => (
@@ -147,14 +173,9 @@ export function Metrics() {
         <section key={g.group} className="metric-group" data-testid={`metrics-${g.group}`}>
           <h2>{g.title}</h2>
           <div className="charts">
-            {g.charts.map((c) => {
-              const lines: ChartLine[] = c.ids.map((id) => ({
-                id,
-                label: byId.get(id)!.labels.mount ?? SHORT[byId.get(id)!.name] ?? byId.get(id)!.help,
-                points: pointsOf(id),
-              }))
-              return <MetricChart key={c.title} title={c.title} unit={byId.get(c.ids[0])!.unit} lines={lines} />
-            })}
+            {g.charts.map((c) => (
+              <Chart key={c.title} title={c.title} unit={byId.get(c.ids[0])!.unit} lines={linesOf.get(c.title)!} />
+            ))}
           </div>
         </section>
       ))}

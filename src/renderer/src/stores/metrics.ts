@@ -16,6 +16,8 @@ interface MetricsState {
   live: Record<string, MetricPoint[]>
   history: Record<string, HistoryResult>
   loading: boolean
+  /** "range|host" of the history on screen (the charts show it once drawn). */
+  loaded: string | null
   /** When the last range's charts were asked for (the page records when they were drawn). */
   requestedAt: number | null
   init(): Promise<void>
@@ -40,6 +42,7 @@ export const useMetrics = create<MetricsState>((set, get) => {
     live: {},
     history: {},
     loading: false,
+    loaded: null,
     requestedAt: null,
     async init() {
       if (started) return
@@ -100,7 +103,7 @@ export const useMetrics = create<MetricsState>((set, get) => {
           const live = { ...get().live }
           for (const r of results) if (!live[r.series]?.length) live[r.series] = r.points.slice(-LIVE_POINTS)
           set({ live, loading: false })
-        } else set({ history: Object.fromEntries(results.map((r) => [r.series, r])), loading: false })
+        } else set({ history: Object.fromEntries(results.map((r) => [r.series, r])), loading: false, loaded: `${range}|${selectedHost}` })
       } catch (e) {
         set({ loading: false })
         useApp.setState({ error: (e as Error).message })
@@ -117,6 +120,7 @@ export function installBenchHook(): void {
     return
   }
   ;(window as unknown as { __opsMetricsStore: typeof useMetrics }).__opsMetricsStore = useMetrics
+  ;(window as unknown as { __opsApi: () => unknown }).__opsApi = () => useApp.getState().api
   ;(window as unknown as { __opsMetricsSimulate: (n: number) => Promise<void> }).__opsMetricsSimulate = async (n) => {
     const ids = useMetrics.getState().series.map((s) => s.id)
     let t = Date.now()
