@@ -147,6 +147,40 @@ describe('metrics: collectors, tiered history, Prometheus', () => {
     ])
   })
 
+  it('collects at the interval while someone watches, and slows down when nobody does', async () => {
+    let n = 0
+    const counting = { id: 'host' as const, configured: true, collect: async () => (n++, []), close: async () => {} }
+    const m = new MetricsService({ collectors: [counting], intervalMs: 1000, pool: () => null, events: new OpsEvents(), log: silentLogger })
+    try {
+      m.start()
+      await new Promise((r) => setTimeout(r, 3200))
+      expect(n).toBe(1) // nobody watching: one collection, the next in 30 s
+      m.watch()
+      await new Promise((r) => setTimeout(r, 3200))
+      expect(n).toBeGreaterThanOrEqual(4) // watched: one a second again, starting at once
+      expect(n).toBeLessThanOrEqual(5)
+    } finally {
+      await m.stop()
+    }
+  })
+
+  it('prunes each tier past its retention', async () => {
+    const store = new MetricStore({ pool: () => pool, log: silentLogger })
+    const now = Date.parse('2027-06-01T00:00:00Z')
+    store.add([
+      { series: 'prune.test', host: 'h', t: now - 47 * 3_600_000, v: 1 }, // raw: kept (under 48 h)
+      { series: 'prune.test', host: 'h', t: now - 3 * 86_400_000, v: 2 }, // raw gone; its 1-minute rollup kept
+      { series: 'prune.test', host: 'h', t: now - 40 * 86_400_000, v: 3 }, // raw and 1-minute gone; hourly kept
+      { series: 'prune.test', host: 'h', t: now - 400 * 86_400_000, v: 4 }, // all gone
+    ])
+    await store.flush()
+    await store.prune(now)
+    const raw = await query(db.url, `SELECT value FROM ops.metric_samples WHERE series = 'prune.test' ORDER BY value`)
+    const rolls = await query(db.url, `SELECT tier, min FROM ops.metric_rollups WHERE series = 'prune.test' ORDER BY tier, min`)
+    expect(raw.map((r) => r.value)).toEqual([1])
+    expect(rolls.map((r) => `${r.tier}:${r.min}`)).toEqual(['1h:1', '1h:2', '1h:3', '1m:1', '1m:2'])
+  })
+
   it('keeps samples in memory while the database is down and writes them when it answers again', async () => {
     const deadPort = await freePort()
     const dead = new pg.Pool({ connectionString: `postgres://nobody@127.0.0.1:${deadPort}/x`, connectionTimeoutMillis: 500 })
