@@ -156,7 +156,21 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await services.redis.restart()
     await page.getByRole('button', { name: 'Check Redis now' }).click()
     await expect.poll(() => page.getByTestId('tile-redis').getAttribute('data-status'), { timeout: 10_000, interval: 200 }).toBe('healthy')
-    await expect.poll(() => page.getByTestId('overall').textContent()).toMatch(/Healthy/)
+    // Overall is back to healthy, unless the test machine itself is overloaded by the suite running beside
+    // this spec (the host tile then truthfully says so): no other service may be left unhealthy by Redis.
+    await expect
+      .poll(
+        async () => {
+          const overall = await page.getByTestId('overall').textContent()
+          if (/Healthy/.test(overall ?? '') && !/Unhealthy/.test(overall ?? '')) return 'healthy'
+          const others = await page
+            .locator('[data-testid^="tile-"]:not([data-status="healthy"]):not([data-status="not_configured"])')
+            .allTextContents()
+          return others.length === 1 && /Host.*overloaded/.test(others[0]) ? 'healthy' : `not yet: ${overall} ${others.join(' | ')}`
+        },
+        { timeout: 15_000, interval: 250 },
+      )
+      .toBe('healthy')
   })
 
   it('never shows a secret: settings are masked', async () => {
