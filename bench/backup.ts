@@ -10,13 +10,14 @@ import { defaultParallelism, qname, STABLE_SESSION } from '../src/core/backup/fu
 import { USER_SCHEMAS } from '../src/core/backup/schema-capture'
 
 const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const dbUrl = (name: string) => {
+/** The bench server's URL for another database on it. */
+export const dbUrl = (name: string) => {
   const u = new URL(base)
   u.pathname = `/${name}`
   return u.toString()
 }
 
-async function q(url: string, sql: string) {
+export async function q(url: string, sql: string) {
   const c = new pg.Client({ connectionString: url })
   await c.connect()
   try {

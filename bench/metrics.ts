@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { chromium } from 'playwright-core'
+import { dbUrl } from './backup'
 import { OpsEvents } from '../src/core/events'
 import { createLogger } from '../src/core/log/logger'
 import { migrate } from '../src/core/db/migrations'
@@ -16,11 +17,6 @@ const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/pos
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const DB = 'examforge_bench_metrics'
 const HOST = 'bench-host'
-const withDb = (name: string) => {
-  const u = new URL(base)
-  u.pathname = `/${name}`
-  return u.toString()
-}
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d
 
 async function ensureDb(): Promise<string> {
@@ -28,10 +24,10 @@ async function ensureDb(): Promise<string> {
   await c.connect()
   if (!(await c.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [DB])).rows.length) await c.query(`CREATE DATABASE ${DB}`)
   await c.end()
-  const pool = new pg.Pool({ connectionString: withDb(DB), max: 2 })
+  const pool = new pg.Pool({ connectionString: dbUrl(DB), max: 2 })
   await migrate(pool)
   await pool.end()
-  return withDb(DB)
+  return dbUrl(DB)
 }
 
 async function collectorOverhead(root: string, seconds: number) {
@@ -41,7 +37,7 @@ async function collectorOverhead(root: string, seconds: number) {
   const appUrl = `http://127.0.0.1:${(app.address() as { port: number }).port}`
   await new Promise((r) => setTimeout(r, 300))
   try {
-    const script = `require(${JSON.stringify(join(root, 'out/host/bench-collect.js'))}).collectorChild(${seconds}, ${JSON.stringify(withDb(DB))}, 'redis://127.0.0.1:6399', ${JSON.stringify(appUrl)})`
+    const script = `require(${JSON.stringify(join(root, 'out/host/bench-collect.js'))}).collectorChild(${seconds}, ${JSON.stringify(dbUrl(DB))}, 'redis://127.0.0.1:6399', ${JSON.stringify(appUrl)})`
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, BENCH_PG_URL: base } })
       let o = ''

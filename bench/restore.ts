@@ -3,24 +3,9 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
-import { ensureBenchDatabase } from './backup'
+import { dbUrl, ensureBenchDatabase, q } from './backup'
 
 const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const withDb = (url: string, name: string) => {
-  const u = new URL(url)
-  u.pathname = `/${name}`
-  return u.toString()
-}
-async function q(url: string, sql: string) {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    return (await c.query(sql)).rows
-  } finally {
-    await c.end()
-  }
-}
 const pgArgs = (url: string) => {
   const u = new URL(url)
   return {
@@ -93,7 +78,7 @@ export async function restoreBench({ root }: { root: string }) {
       const ourDb = `bench_restore_ours_${i}`
       await q(base, `DROP DATABASE IF EXISTS ${ourDb} WITH (FORCE)`)
       await q(base, 'CHECKPOINT')
-      const ours = await cli(root, ['restore', '--backup', result.setId, '--target', withDb(base, ourDb), '--yes', '--json'], ourEnv)
+      const ours = await cli(root, ['restore', '--backup', result.setId, '--target', dbUrl(ourDb), '--yes', '--json'], ourEnv)
       const job = ours.out.job as { result: { durationMs: number; phasesMs: Record<string, number>; report: { ok: boolean } } }
       if (!job.result.report.ok) throw new Error('our restore check failed')
       ourRuns.push({

@@ -62,7 +62,8 @@ interface Task {
   estBytes: number
 }
 
-async function connect(url: string, name: string): Promise<pg.Client> {
+/** A connection with the session settings that make COPY text identical everywhere (digests compare). */
+export async function connect(url: string, name: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url, application_name: `examforge-ops:${name}` })
   c.on('error', () => {}) // surfaced by the query that fails
   await c.connect()

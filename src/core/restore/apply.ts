@@ -3,7 +3,7 @@ import type { ChangeLine } from '../backup/incremental'
 import type { Manifest } from '../backup/manifest'
 import type { SetReader } from './source'
 
-const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
+import { qi } from '../backup/full'
 
 /**
  * Replays a change stream onto a database, in commit order, one statement per change through named

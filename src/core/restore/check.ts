@@ -1,14 +1,12 @@
 import type pg from 'pg'
-import { to as copyTo } from 'pg-copy-streams'
+import { CopyOut } from '../backup/copy-out'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { CheckReport } from '../../shared/restore'
 import { RowDigest } from '../backup/digest'
 import type { Manifest } from '../backup/manifest'
-import { splitKey, tableKey } from './plan'
-
-const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
-const rel = (k: string) => splitKey(k).map(qi).join('.')
+import { relName as rel, tableKey } from './plan'
+import { qi } from '../backup/full'
 
 /** A table's row count and order-independent digest, read the way a backup reads it (same session settings, same columns). */
 export async function digestTable(
@@ -20,14 +18,10 @@ export async function digestTable(
 ): Promise<RowDigest> {
   const d = new RowDigest()
   const cols = columns.length ? columns.map(qi).join(', ') : ''
+  // The backup's own reader: rows digested as they come off the socket, nothing kept.
   await pipeline(
-    c.query(copyTo(`COPY (SELECT ${cols} FROM ONLY ${rel(table)}${where}) TO STDOUT`)),
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        d.update(chunk)
-        cb()
-      },
-    }),
+    c.query(new CopyOut(`COPY (SELECT ${cols} FROM ONLY ${rel(table)}${where}) TO STDOUT`, d, () => {})),
+    new Writable({ write: (_chunk, _e, cb) => cb() }),
     ...(signal ? [{ signal }] : []),
   )
   return d

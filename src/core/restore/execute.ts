@@ -6,19 +6,16 @@ import { OpsError } from '../../shared/contract'
 import type { CheckReport } from '../../shared/restore'
 import type { JobContext } from '../jobs/runner'
 import type { Logger } from '../log/logger'
-import { runFullBackup, STABLE_SESSION } from '../backup/full'
+import { connect, qi, runFullBackup } from '../backup/full'
 import type { CompressionParams } from '../backup/compression'
 import type { EncryptionParams } from '../backup/crypto'
 import { newSetId } from '../backup/manifest'
 import { ChangeApplier } from './apply'
 import { checkRestore, digestTable, tableCheck } from './check'
 import { combineDigests } from '../backup/digest'
-import { describeUrl, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
+import { describeUrl, relName as rel, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
 import { foreignKeys, partitionParents, rootOf, splitPost, statementTable } from './schema-graph'
 import { runPool } from './pool'
-
-const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
-const rel = (k: string) => splitKey(k).map(qi).join('.')
 
 export interface ExecuteDeps {
   /** Where the safety backup goes, written like any set. */
@@ -53,14 +50,6 @@ export class CheckFailed extends OpsError {
     ]
     super('check_failed', `The restored data did not pass its check (${bad.slice(0, 3).join('; ')}${bad.length > 3 ? '; ...' : ''}).`)
   }
-}
-
-async function connect(url: string, name: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, application_name: `examforge-ops:${name}` })
-  c.on('error', () => {}) // surfaced by the statement that fails
-  await c.connect()
-  await c.query(STABLE_SESSION)
-  return c
 }
 
 /** Run a restore that has been planned and confirmed. Objects are checked first: a damaged one stops it before the target is touched. */

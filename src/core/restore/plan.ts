@@ -6,6 +6,7 @@ import type { PreflightCheck, RestorePlan, RestorePoint } from '../../shared/res
 import { chains, readCatalog, readSet } from '../backup/catalog'
 import type { Manifest } from '../backup/manifest'
 import { USER_SCHEMAS } from '../backup/schema-capture'
+import { qname } from '../backup/full'
 import type { BackupStorage } from '../storage/storage'
 import { foreignKeys, partitionParents, rootOf, type ForeignKey } from './schema-graph'
 import { SetReader, type Keys } from './source'
@@ -44,6 +45,8 @@ export const splitKey = (k: string): [string, string] => {
   const i = k.indexOf('.')
   return [k.slice(0, i), k.slice(i + 1)]
 }
+/** "schema.name" as a quoted relation name. */
+export const relName = (k: string) => qname(...splitKey(k))
 
 /** postgres://...@host:port/db with another database name. */
 export function withDatabase(url: string, database: string): string {

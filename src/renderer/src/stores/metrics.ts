@@ -120,7 +120,6 @@ export function installBenchHook(): void {
     return
   }
   ;(window as unknown as { __opsMetricsStore: typeof useMetrics }).__opsMetricsStore = useMetrics
-  ;(window as unknown as { __opsApi: () => unknown }).__opsApi = () => useApp.getState().api
   ;(window as unknown as { __opsMetricsSimulate: (n: number) => Promise<void> }).__opsMetricsSimulate = async (n) => {
     const ids = useMetrics.getState().series.map((s) => s.id)
     let t = Date.now()
