@@ -7,6 +7,44 @@ interface PgConnection {
   query(text: string): void
 }
 
+/** The size of the blocks COPY text is gathered into before it goes downstream. */
+export const BLOCK_SIZE = 1024 * 1024
+
+/**
+ * Blocks of BLOCK_SIZE bytes, handed back by whoever is done with them (the compressing thread) and
+ * used again, so reading a database allocates a handful of buffers rather than one per megabyte
+ * (which kept V8's garbage collector marking the heap over and over). The pool knows its own
+ * blocks, so only those are ever handed to another thread.
+ */
+export class BlockPool {
+  private free: ArrayBuffer[] = []
+  private mine = new WeakSet<ArrayBuffer>()
+
+  take(): Buffer {
+    const ab = this.free.pop()
+    if (ab) return Buffer.from(ab, 0, BLOCK_SIZE)
+    const b = Buffer.allocUnsafeSlow(BLOCK_SIZE)
+    this.mine.add(b.buffer as ArrayBuffer)
+    return b
+  }
+
+  /** Blocks back and waiting to be used again. */
+  get spare(): number {
+    return this.free.length
+  }
+
+  owns(b: Uint8Array): boolean {
+    return b.byteOffset === 0 && this.mine.has(b.buffer as ArrayBuffer)
+  }
+
+  /** A block back from the thread it was handed to (a new ArrayBuffer object on this side, so it is known afresh). */
+  give(ab: ArrayBuffer): void {
+    if (ab.byteLength !== BLOCK_SIZE || this.free.length >= 16) return
+    this.mine.add(ab)
+    this.free.push(ab)
+  }
+}
+
 const COPY_DATA = 0x64 // 'd'
 const ERROR_RESPONSE = 0x45 // 'E'
 /** Messages that may come between CopyData messages: CopyOutResponse, ParameterStatus, NoticeResponse, NotificationResponse. */
@@ -15,7 +53,7 @@ const INTERSPERSED = new Set([0x48, 0x53, 0x4e, 0x41])
 /**
  * COPY ... TO STDOUT read straight off the connection's socket: each CopyData message (one row in text
  * format) is digested and moved down over the message headers in the same buffer, in a single pass;
- * socket reads are then gathered into 256 KB buffers. Nothing downstream sees per-row buffers, and no
+ * socket reads are then gathered into 1 MB blocks. Nothing downstream sees per-row buffers, and no
  * per-row object is made. Takes over the socket the way pg-copy-streams does
  * (pg's own parser is detached for the COPY and handed back after CopyDone or an error).
  */
@@ -35,6 +73,7 @@ export class CopyOut extends Readable {
     private text: string,
     private digest: RowDigest,
     private onBytes: (n: number) => void,
+    private pool: BlockPool = new BlockPool(),
   ) {
     super({ highWaterMark: 4 })
   }
@@ -120,23 +159,27 @@ export class CopyOut extends Readable {
     return this.emit_(buf, first, w)
   }
 
-  /** Socket reads' rows, gathered to 256 KB (one memcpy per read, not per row) before they go downstream. */
-  private parts: Buffer[] = []
-  private partsSize = 0
+  /** Rows are copied from the socket reads into 1 MB blocks (one memcpy per read, not per row) before they go downstream. */
+  private block: Buffer | null = null
+  private filled = 0
 
   private emit_(buf: Buffer, first: number, w: number): boolean {
-    if (first >= 0 && w > first) {
-      this.parts.push(buf.subarray(first, w))
-      this.partsSize += w - first
+    let more = true
+    while (first >= 0 && first < w) {
+      this.block ??= this.pool.take()
+      const n = buf.copy(this.block, this.filled, first, w)
+      this.filled += n
+      first += n
+      if (this.filled === this.block.length) more = this.flushBlock()
     }
-    return this.partsSize >= 256 * 1024 ? this.flushParts() : true
+    return more
   }
 
-  private flushParts(): boolean {
-    if (!this.partsSize) return true
-    const b = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsSize)
-    this.parts = []
-    this.partsSize = 0
+  private flushBlock(): boolean {
+    if (!this.filled) return true
+    const b = this.filled === this.block!.length ? this.block! : this.block!.subarray(0, this.filled)
+    this.block = null
+    this.filled = 0
     this.onBytes(b.length)
     return this.push(b)
   }
@@ -148,7 +191,7 @@ export class CopyOut extends Readable {
     const handler = this.pgDataHandler!
     this.connection = null
     if (done) {
-      this.flushParts()
+      this.flushBlock()
       this.push(null)
     }
     handler(rest)

@@ -12,6 +12,9 @@ export class RowDigest {
   private s2 = 0
   /** The start of a row that continues in the next chunk. */
   private carry: Buffer | null = null
+  /** A view of the buffer rows are read from, for 4-byte little-endian loads (one unaligned load, not four byte loads). */
+  private viewOf: Buffer | null = null
+  private view: DataView = new DataView(new ArrayBuffer(0))
 
   update(buf: Buffer): void {
     this.rawBytes += buf.length
@@ -45,8 +48,13 @@ export class RowDigest {
     let h1 = 0x811c9dc5 ^ len
     let h2 = 0x9747b28c
     let i = s
+    if (b !== this.viewOf) {
+      this.viewOf = b
+      this.view = new DataView(b.buffer, b.byteOffset, b.byteLength)
+    }
+    const v = this.view
     for (; i + 4 <= e; i += 4) {
-      let k = b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+      let k = v.getInt32(i, true)
       h2 = Math.imul(h2 ^ k, 0x5bd1e995)
       k = Math.imul(k, 0xcc9e2d51)
       k = (k << 15) | (k >>> 17)
@@ -65,6 +73,7 @@ export class RowDigest {
 
   /** "rows:hex16". */
   value(): string {
+    this.viewOf = null
     return formatDigest(this.rows, this.s1, this.s2)
   }
 }

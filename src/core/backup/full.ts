@@ -1,5 +1,5 @@
 import os from 'node:os'
-import { Readable } from 'node:stream'
+import { Readable, type Transform } from 'node:stream'
 import pg from 'pg'
 import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
@@ -12,6 +12,7 @@ import { CopyOut } from './copy-out'
 import { combineDigests, RowDigest } from './digest'
 import { manifestKey, setPrefix, type Manifest } from './manifest'
 import { storeObject } from './pipeline'
+import { GzipThread, gzipThreadSupported } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
 import { createSlotWithSnapshot, dropSlot, withClient } from './changes/slot'
 import { sha256Hex } from './crypto'
@@ -262,21 +263,32 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         message: `${tables.length - [...tablesLeft.values()].filter((n) => n > 0).length}/${tables.length} tables, ${rowsDone.toLocaleString('en-US')} rows`,
       })
     const worker = async (c: pg.Client) => {
+      // gzip runs on a thread of this connection's own; other codecs in Node's zlib streams.
+      const thread = o.compression.codec === 'gzip' && gzipThreadSupported() ? new GzipThread(o.compression.level) : null
+      const dataTransforms = () => (thread ? [thread.stream(), ...(o.encryption ? [encryptStream(o.encryption.key)] : [])] : transforms())
+      try {
+        await copyTasks(c, thread, dataTransforms)
+      } finally {
+        await thread?.close()
+      }
+    }
+    const copyTasks = async (c: pg.Client, thread: GzipThread | null, dataTransforms: () => Transform[]) => {
       for (let task = tasks.shift(); task; task = tasks.shift()) {
         ctx.signal.throwIfAborted()
         const t = tables[task.table]
         const key = `${setPrefix(setId)}data/t${String(task.table).padStart(4, '0')}/c${String(task.chunk).padStart(4, '0')}.copy${ext}`
         const digest = new RowDigest()
         const colList = (columns.get(t.oid) ?? []).map(qi).join(', ')
-        // Rows are digested and gathered into 256 KB buffers as they come off the socket.
+        // Rows are digested and gathered into 1 MB blocks as they come off the socket.
         const copy = c.query(
           new CopyOut(
             `COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`,
             digest,
             (n) => (doneBytes += n),
+            thread?.pool,
           ),
         )
-        const stored = await storeObject(o.storage, key, copy, transforms(), ctx.signal)
+        const stored = await storeObject(o.storage, key, copy, dataTransforms(), ctx.signal)
         written.push(key)
         objects.push({ key, kind: 'data', ...stored })
         rowsDone += digest.rows
