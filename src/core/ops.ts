@@ -93,7 +93,7 @@ export async function createOps(opts: OpsOptions) {
     log: log.child('restore'),
   })
 
-  let s3: S3Client | null = null
+  let s3: Promise<S3Client> | null = null
   const s3Client = () => (s3 ??= createS3Client(config.s3, config.probeTimeoutMs))
 
   const health = new HealthService({
@@ -236,7 +236,7 @@ export async function createOps(opts: OpsOptions) {
       await sandbox.traffic?.stop()
       await trafficPool?.end().catch(() => {})
       await store.close()
-      s3?.destroy()
+      void s3?.then((c) => c.destroy())
       await sandbox.cluster?.stop().catch((e) => log.warn('sandbox stop failed', { error: String(e) }))
     },
   }

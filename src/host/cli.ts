@@ -9,7 +9,6 @@ import { serviceId, type HealthSnapshot } from '../shared/domain'
 import { healthExitCode, renderHealth, renderMetrics, renderSets } from './format'
 import { summarise } from '../core/backup/summary'
 import { formatBytes } from '../core/health/probe'
-import { startHostServer } from './server'
 import { restoreCommand, restoreTestCommand, restoreUsage } from './cli-restore'
 
 const usage = () => `examforge-ops ${version}: the ExamForge operations console
@@ -289,6 +288,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new OpsError('bad_argument', '--port must be a port number (0 picks a free one).')
       let server
       try {
+        const { startHostServer } = await import('./server')
         server = await startHostServer({ ops, rendererDir: rendererDir(), port, apiToken: process.env.OPS_API_TOKEN })
       } catch (e) {
         await ops.close()

@@ -38,17 +38,18 @@ const storages: { name: string; make: () => BackupStorage }[] = [
     name: 'S3 (s3rver)',
     make: () =>
       new S3Storage({
-        client: createS3Client(
-          {
-            bucket: TEST_BUCKET,
-            region: 'us-east-1',
-            endpoint: inject('s3Endpoint'),
-            prefix: '',
-            accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID,
-            secretAccessKey: S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY,
-          },
-          10_000,
-        ),
+        client: () =>
+          createS3Client(
+            {
+              bucket: TEST_BUCKET,
+              region: 'us-east-1',
+              endpoint: inject('s3Endpoint'),
+              prefix: '',
+              accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID,
+              secretAccessKey: S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY,
+            },
+            10_000,
+          ),
         bucket: TEST_BUCKET,
         prefix: `t-${Math.random().toString(36).slice(2, 8)}/`,
       }),

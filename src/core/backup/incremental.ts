@@ -4,7 +4,8 @@ import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
-import { LogicalReplicationService } from 'pg-logical-replication'
+import type { LogicalReplicationService } from 'pg-logical-replication'
+import { logicalReplication } from '../deps/lazy'
 import type pgTypes from 'pg'
 import { PgoutputDecoder, lsnToBigInt, lsnToString, type PgoutputMessage, type Relation, type Tuple } from './changes/pgoutput'
 import { PUBLICATION } from './changes/slot'
@@ -175,6 +176,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const wanted = (r: Relation) => r.schema !== 'ops' && !r.schema.startsWith('pg_')
     // Stream from the slot (decoded once on the server). Nothing is confirmed until the set is stored:
     // the standby-status timer is off, and keepalives are answered with the parent's point.
+    const { LogicalReplicationService } = await logicalReplication()
     const stream = (streamRef = new LogicalReplicationService(
       { connectionString: o.databaseUrl, application_name: 'examforge-ops:incremental' },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },

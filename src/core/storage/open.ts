@@ -9,7 +9,7 @@ export function openStorage(config: Config): BackupStorage {
   if (config.s3.bucket) {
     const sse = config.backup.s3Sse
     return new S3Storage({
-      client: createS3Client(config.s3, 60_000),
+      client: () => createS3Client(config.s3, 60_000),
       bucket: config.s3.bucket,
       prefix: config.s3.prefix,
       sse: sse ? { type: sse, kmsKeyId: config.backup.s3KmsKeyId ?? undefined } : null,

@@ -1,4 +1,5 @@
-import { S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
+import { s3Sdk } from '../deps/lazy'
 import type { Config } from '../config/config'
 
 /**
@@ -6,7 +7,8 @@ import type { Config } from '../config/config'
  * means an S3-compatible store (MinIO, s3rver, R2...): path-style addressing, and checksums only
  * where the API requires them, since many such stores reject the SDK's newer default headers.
  */
-export function createS3Client(s3: Config['s3'], timeoutMs = 10_000): S3Client {
+export async function createS3Client(s3: Config['s3'], timeoutMs = 10_000): Promise<S3Client> {
+  const { S3Client } = await s3Sdk()
   return new S3Client({
     region: s3.region,
     endpoint: s3.endpoint ?? undefined,

@@ -1,21 +1,12 @@
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-  type ServerSideEncryption,
-} from '@aws-sdk/client-s3'
-import { Upload } from '@aws-sdk/lib-storage'
-import { PassThrough, type Readable } from 'node:stream'
+import type { S3Client, ServerSideEncryption } from '@aws-sdk/client-s3'
+import { Transform, type Readable } from 'node:stream'
+import { s3Sdk, s3Upload } from '../deps/lazy'
 import { describeS3Error } from './s3-client'
 import { StorageError, type BackupStorage, type StoredObject } from './storage'
 
 export interface S3StorageOptions {
-  client: S3Client
+  /** Made on first use, so nothing loads the AWS SDK until S3 is used. */
+  client: () => Promise<S3Client>
   bucket: string
   prefix: string
   /** Server-side encryption: AES256, or aws:kms with an optional key id. */
@@ -35,6 +26,11 @@ export class S3Storage implements BackupStorage {
     this.location = `s3://${o.bucket}/${this.prefix}`
   }
 
+  private sdkAndClient: Promise<{ client: S3Client; sdk: Awaited<ReturnType<typeof s3Sdk>> }> | null = null
+  private s3() {
+    return (this.sdkAndClient ??= Promise.all([this.o.client(), s3Sdk()]).then(([client, sdk]) => ({ client, sdk })))
+  }
+
   private sse() {
     if (!this.o.sse) return {}
     return {
@@ -50,13 +46,19 @@ export class S3Storage implements BackupStorage {
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+    const [{ client }, Upload] = await Promise.all([this.s3(), s3Upload()])
     let size = 0
-    const counted = new PassThrough()
-    counted.on('data', (c: Buffer) => (size += c.length))
+    // Counted on the way through (a 'data' listener would start the flow before the upload reads it).
+    const counted = new Transform({
+      transform(c: Buffer, _e, cb) {
+        size += c.length
+        cb(null, c)
+      },
+    })
     body.on('error', (e) => counted.destroy(e))
     body.pipe(counted)
     const upload = new Upload({
-      client: this.o.client,
+      client,
       params: { Bucket: this.o.bucket, Key: this.prefix + key, Body: counted, ...this.sse() },
       partSize: this.o.partSizeBytes ?? 16 * 1024 * 1024,
       queueSize: this.o.queueSize ?? 2,
@@ -76,16 +78,18 @@ export class S3Storage implements BackupStorage {
   }
 
   async putSmall(key: string, data: Buffer | string): Promise<void> {
+    const { client, sdk } = await this.s3()
     try {
-      await this.o.client.send(new PutObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key, Body: data, ...this.sse() }))
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key, Body: data, ...this.sse() }))
     } catch (e) {
       throw this.wrap(e)
     }
   }
 
   async get(key: string, signal?: AbortSignal): Promise<Readable> {
+    const { client, sdk } = await this.s3()
     try {
-      const r = await this.o.client.send(new GetObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key }), { abortSignal: signal })
+      const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key }), { abortSignal: signal })
       return r.Body as Readable
     } catch (e) {
       if ((e as { name?: string }).name === 'NoSuchKey')
@@ -102,8 +106,9 @@ export class S3Storage implements BackupStorage {
   }
 
   async exists(key: string): Promise<boolean> {
+    const { client, sdk } = await this.s3()
     try {
-      await this.o.client.send(new HeadObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key }))
+      await client.send(new sdk.HeadObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key }))
       return true
     } catch (e) {
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
@@ -113,12 +118,13 @@ export class S3Storage implements BackupStorage {
   }
 
   async list(prefix: string): Promise<StoredObject[]> {
+    const { client, sdk } = await this.s3()
     const out: StoredObject[] = []
     let token: string | undefined
     try {
       do {
-        const r = await this.o.client.send(
-          new ListObjectsV2Command({ Bucket: this.o.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
+        const r = await client.send(
+          new sdk.ListObjectsV2Command({ Bucket: this.o.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
         )
         for (const o of r.Contents ?? [])
           out.push({ key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) })
@@ -131,11 +137,12 @@ export class S3Storage implements BackupStorage {
   }
 
   async delete(keys: string[]): Promise<void> {
+    const { client, sdk } = await this.s3()
     try {
       for (let i = 0; i < keys.length; i += 1000) {
         const batch = keys.slice(i, i + 1000)
-        const r = await this.o.client.send(
-          new DeleteObjectsCommand({
+        const r = await client.send(
+          new sdk.DeleteObjectsCommand({
             Bucket: this.o.bucket,
             Delete: { Objects: batch.map((k) => ({ Key: this.prefix + k })), Quiet: true },
           }),
@@ -150,12 +157,13 @@ export class S3Storage implements BackupStorage {
 
   /** Abort multipart uploads under our prefix started longer ago than the given age (crashed or killed backups). */
   async cleanupIncomplete(olderThanMs: number): Promise<{ removed: number }> {
+    const { client, sdk } = await this.s3()
     let removed = 0
     try {
-      const r = await this.o.client.send(new ListMultipartUploadsCommand({ Bucket: this.o.bucket, Prefix: this.prefix }))
+      const r = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.o.bucket, Prefix: this.prefix }))
       for (const u of r.Uploads ?? []) {
         if (u.Initiated && Date.now() - u.Initiated.getTime() < olderThanMs) continue
-        await this.o.client.send(new AbortMultipartUploadCommand({ Bucket: this.o.bucket, Key: u.Key!, UploadId: u.UploadId! }))
+        await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.o.bucket, Key: u.Key!, UploadId: u.UploadId! }))
         removed++
       }
     } catch (e) {

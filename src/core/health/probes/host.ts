@@ -1,5 +1,5 @@
 import os from 'node:os'
-import si from 'systeminformation'
+import { systemInformation } from '../../deps/lazy'
 import { degraded, formatBytes, ok, type Probe } from '../probe'
 
 /** This machine: uptime, memory and load. */
@@ -10,7 +10,7 @@ export function hostProbe(o: { memoryWarnRatio?: number; loadWarnPerCore?: numbe
     howToConfigure: '',
     configured: () => true,
     async run() {
-      const mem = await si.mem()
+      const mem = await (await systemInformation()).mem()
       const cores = os.cpus().length || 1
       const [load1] = os.loadavg()
       // "available" counts reclaimable cache, as `free` does.

@@ -1,4 +1,4 @@
-import Redis from 'ioredis'
+import { ioredis } from '../../deps/lazy'
 import { maskUrl } from '../../log/scrub'
 import { describeNetError, degraded, formatBytes, ok, unhealthy, type Probe } from '../probe'
 
@@ -18,6 +18,7 @@ export function redisProbe(o: { url: string | null; timeoutMs: number; memoryWar
     howToConfigure: 'Set REDIS_URL, e.g. redis://host:6379 (a password goes in the URL).',
     configured: () => !!o.url,
     async run(signal) {
+      const Redis = await ioredis()
       const client = new Redis(o.url!, {
         lazyConnect: true,
         connectTimeout: o.timeoutMs,

@@ -1,4 +1,5 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
+import { s3Sdk } from '../../deps/lazy'
 import { randomUUID } from 'node:crypto'
 import { ok, unhealthy, type Probe } from '../probe'
 import { describeS3Error } from '../../storage/s3-client'
@@ -7,7 +8,7 @@ import { describeS3Error } from '../../storage/s3-client'
 export function s3Probe(o: {
   bucket: string | null
   prefix: string
-  client: () => S3Client
+  client: () => Promise<S3Client>
   region: string
   endpoint: string | null
 }): Probe {
@@ -18,7 +19,7 @@ export function s3Probe(o: {
     configured: () => !!o.bucket,
     async run(signal) {
       const bucket = o.bucket!
-      const s3 = o.client()
+      const [s3, { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand }] = await Promise.all([o.client(), s3Sdk()])
       const key = `${o.prefix}.ops-canary/${randomUUID()}`
       const details = { bucket, region: o.region, endpoint: o.endpoint ?? 'AWS' }
       const t0 = performance.now()

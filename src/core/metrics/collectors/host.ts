@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
-import si from 'systeminformation'
+import { systemInformation } from '../../deps/lazy'
 import { Rates } from '../rates'
 import { FIRST, type Collector, type Sample } from './collector'
 
@@ -34,6 +34,7 @@ export function hostCollector(): Collector {
     id: 'host',
     configured: true,
     async collect(now) {
+      const si = await systemInformation()
       // On Linux, systeminformation starts a shell (cat, lsblk, ip) for memory, disk and network counters on
       // every call: several processes a second at a 1 s interval. The same counters are read from /proc here.
       const [load, mem, fs, net] = await Promise.all([

@@ -1,4 +1,5 @@
-import Redis from 'ioredis'
+import type Redis from 'ioredis'
+import { ioredis } from '../../deps/lazy'
 import { parseRedisInfo } from '../../health/probes/redis'
 import { Rates } from '../rates'
 import { FIRST, type Collector, type Sample } from './collector'
@@ -15,6 +16,7 @@ export function redisCollector(url: string | null): Collector {
     async collect(now) {
       try {
         if (!client) {
+          const Redis = await ioredis()
           client = new Redis(url!, {
             lazyConnect: true,
             connectTimeout: 3000,
