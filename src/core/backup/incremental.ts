@@ -14,6 +14,7 @@ import { encryptStream, type EncryptionParams } from './crypto'
 import { qname, schemaHash, STABLE_SESSION } from './full'
 import { manifestKey, setPrefix, type Manifest } from './manifest'
 import { storeObject } from './pipeline'
+import { GzipThread, gzipThreadSupported } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS } from './schema-capture'
 
 export interface IncrementalOptions {
@@ -92,6 +93,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   await c.connect()
   const written: string[] = []
   let streamRef: LogicalReplicationService | null = null
+  let thread: GzipThread | null = null
   try {
     await c.query(STABLE_SESSION)
     const { rows: slotRows } = await c.query(`SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1`, [slot])
@@ -116,7 +118,11 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
     const key = `${setPrefix(setId)}changes/0000.jsonl${ext}`
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
-    const transforms = [compressor(o.compression), o.encryption ? encryptStream(o.encryption.key) : null].filter((t) => t !== null)
+    // gzip on a thread of its own, as for a full, so compression never waits on the thread decoding the stream.
+    thread = o.compression.codec === 'gzip' && gzipThreadSupported() ? new GzipThread(o.compression.level) : null
+    const transforms = [thread ? thread.stream() : compressor(o.compression), o.encryption ? encryptStream(o.encryption.key) : null].filter(
+      (t) => t !== null,
+    )
     const storing = storeObject(o.storage, key, lines, transforms, ctx.signal)
     storing.catch(() => {}) // awaited below; a failure also ends the streaming (see finish)
     // Lines are batched into ~256 KB writes: compression then works per batch, not per change. When
@@ -337,6 +343,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     await o.storage.delete(written).catch(() => {})
     throw e
   } finally {
+    await thread?.close()
     await streamRef?.stop().catch(() => {})
     await c.end().catch(() => {})
   }

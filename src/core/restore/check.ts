@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { CopyOut } from '../backup/copy-out'
+import { BlockPool, CopyOut } from '../backup/copy-out'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { CheckReport } from '../../shared/restore'
@@ -18,10 +18,17 @@ export async function digestTable(
 ): Promise<RowDigest> {
   const d = new RowDigest()
   const cols = columns.length ? columns.map(qi).join(', ') : ''
-  // The backup's own reader: rows digested as they come off the socket, nothing kept.
+  // The backup's own reader: rows digested as they come off the socket, nothing kept (its blocks go
+  // straight back to be filled again).
+  const pool = new BlockPool()
   await pipeline(
-    c.query(new CopyOut(`COPY (SELECT ${cols} FROM ONLY ${rel(table)}${where}) TO STDOUT`, d, () => {})),
-    new Writable({ write: (_chunk, _e, cb) => cb() }),
+    c.query(new CopyOut(`COPY (SELECT ${cols} FROM ONLY ${rel(table)}${where}) TO STDOUT`, d, () => {}, pool)),
+    new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        if (pool.owns(chunk)) pool.give(chunk.buffer as ArrayBuffer)
+        cb()
+      },
+    }),
     ...(signal ? [{ signal }] : []),
   )
   return d
