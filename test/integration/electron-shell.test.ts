@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { ipcChannel, methodNames } from '../../src/shared/contract'
-import { createDatabase } from '../helpers/db'
+import { createDatabase, query } from '../helpers/db'
 import { createElectronStandIn } from '../helpers/electron-stand-in'
 import { waitFor } from '../helpers/wait'
 
@@ -134,6 +134,31 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     const sent = win().webContents.sent
     expect(sent.some((s) => (s.payload as { event: string }).event === 'health.updated')).toBe(true)
     expect(JSON.stringify(sent)).not.toContain(new URL(db.url).password)
+  })
+
+  it('backs up from the window (compressing on threads of the bundle itself) and verifies the set', async () => {
+    await query(
+      db.url,
+      `CREATE TABLE answers (id int PRIMARY KEY, body text); INSERT INTO answers SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 30000) g`,
+    )
+    const job = async (r: unknown) => {
+      const { jobId } = (r as { ok: true; value: { jobId: string } }).value
+      let info: { state: string; result?: unknown; error: unknown } | undefined
+      await waitFor(async () => {
+        const jobs = (await call('jobs.list', {})) as { value: { id: string; state: string; result?: unknown; error: unknown }[] }
+        info = jobs.value.find((j) => j.id === jobId)
+        return !!info && info.state !== 'running' && info.state !== 'queued'
+      }, `job ${jobId}`)
+      return info!
+    }
+    const backup = await job(await call('backups.start', { type: 'full' }))
+    expect(backup.state, JSON.stringify(backup.error)).toBe('succeeded')
+    const setId = (backup.result as { setId: string }).setId
+    const detail = (await call('backups.get', { setId })) as { value: { tables: { name: string; rows: number }[] } }
+    expect(detail.value.tables.find((t) => t.name === 'answers')?.rows).toBe(30000)
+    const verify = await job(await call('backups.verify', { setId }))
+    expect(verify.state, JSON.stringify(verify.error)).toBe('succeeded')
+    expect(verify.result).toMatchObject({ ok: true })
   })
 
   it('refuses to persist a secret when safeStorage would only use basic_text, and says what to do', async () => {
