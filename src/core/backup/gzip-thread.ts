@@ -16,7 +16,7 @@ import { BlockPool } from './copy-out'
 type ToThread = { op: 'start' } | { op: 'block'; data: Uint8Array } | { op: 'end' }
 type FromThread = { out: Uint8Array; back?: Uint8Array } | { error: string }
 
-/** The handle under Node's zlib streams, which their sync path drives (stable since Node 10; checked before use). */
+/** The handle under Node's zlib streams, which their sync path drives (long-standing, and checked before use). */
 interface ZlibInternals {
   _handle: {
     writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void
