@@ -71,14 +71,7 @@ async function ensureWeek(url: string): Promise<{ spike: number; spikeAt: number
     if (fresh && spikeRow.rows.length) return { spike, spikeAt: Number(spikeRow.rows[0].t), samples: rows[0].n }
     await pool.query(`DELETE FROM ops.metric_samples WHERE host = $1`, [HOST])
     await pool.query(`DELETE FROM ops.metric_rollups WHERE host = $1`, [HOST])
-    const m = new MetricsService({
-      collectors: [],
-      intervalMs: 1000,
-      pool: () => pool,
-      events: new OpsEvents(),
-      log: createLogger({ level: 'error' }),
-      host: HOST,
-    })
+    const m = storeOnly(pool, HOST)
     const end = Date.now()
     const start = end - 7 * 86_400_000
     const spikeAt = start + 3 * 86_400_000 + 12_345_000
@@ -104,16 +97,20 @@ async function ensureWeek(url: string): Promise<{ spike: number; spikeAt: number
   }
 }
 
-async function historyQuery(url: string, week: { spike: number }) {
-  const pool = new pg.Pool({ connectionString: url, max: 2 })
-  const m = new MetricsService({
+/** A metrics service with no collectors: its store and history, as the console reads them. */
+const storeOnly = (pool: pg.Pool, host: string) =>
+  new MetricsService({
     collectors: [],
     intervalMs: 1000,
     pool: () => pool,
     events: new OpsEvents(),
     log: createLogger({ level: 'error' }),
-    host: 'elsewhere',
+    host,
   })
+
+async function historyQuery(url: string, week: { spike: number }) {
+  const pool = new pg.Pool({ connectionString: url, max: 2 })
+  const m = storeOnly(pool, 'elsewhere')
   try {
     const times: number[] = []
     let r = await m.history('host.cpu_percent', Date.now() - 7 * 86_400_000, Date.now(), 1000, HOST)

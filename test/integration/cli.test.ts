@@ -1,36 +1,18 @@
-import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { freePort } from '../../src/core/sandbox/cluster'
+import { cli } from '../helpers/cli'
 import { createDatabase } from '../helpers/db'
 import { startHttp } from '../helpers/http'
 import { S3_CREDENTIALS } from '../helpers/s3'
 import { seedExamforge } from '../helpers/seed'
 
-const root = resolve(__dirname, '../..')
-
-/** Run the CLI as an operator would: `npx examforge-ops ...` from the project root, after `npm run build`. */
-function cli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    const child = spawn('npx', ['--no-install', 'examforge-ops', ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_DATA_DIR: mkdtempSync(join(tmpdir(), 'ops-cli-')), ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }))
-  })
-}
-
 describe('examforge-ops CLI', () => {
   let db: Awaited<ReturnType<typeof createDatabase>>
   let app: Awaited<ReturnType<typeof startHttp>>
   beforeAll(async () => {
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The CLI is not built: run "npm run build" (npm test does it first).')
     db = await createDatabase(inject('pgUrl'), 'cli')
     app = await startHttp((_req, res) => res.writeHead(200).end('{"status":"ok"}'))
   })

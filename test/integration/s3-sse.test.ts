@@ -1,19 +1,17 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { S3Storage } from '../../src/core/storage/s3'
 import { createS3Client } from '../../src/core/storage/s3-client'
+import { cli } from '../helpers/cli'
 import { createDatabase } from '../helpers/db'
 import { startHttp } from '../helpers/http'
 import { S3_CREDENTIALS, TEST_BUCKET } from '../helpers/s3'
 import { seedExamforge } from '../helpers/seed'
-
-const root = resolve(__dirname, '../..')
 
 /**
  * s3rver takes server-side encryption headers and ignores them, so what S3 would be asked is read off
@@ -89,7 +87,6 @@ describe('S3 server-side encryption on the wire', () => {
   })
 
   it('a full backup from the CLI asks for aws:kms with the configured key on every object it stores, and the manifest says so', async () => {
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The CLI is not built: run "npm run build" (npm test does it first).')
     const db = await createDatabase(inject('pgUrl'), 'sse')
     try {
       await seedExamforge(db.url, 0.1)
@@ -108,14 +105,7 @@ describe('S3 server-side encryption on the wire', () => {
         S3_SSE_KMS_KEY_ID: 'alias/examforge-backups',
         ...S3_CREDENTIALS,
       }
-      const r = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-        const child = spawn(process.execPath, [join(root, 'bin/examforge-ops.cjs'), 'backup', 'full', '--json'], { cwd: root, env })
-        let stdout = ''
-        let stderr = ''
-        child.stdout.on('data', (d) => (stdout += d))
-        child.stderr.on('data', (d) => (stderr += d))
-        child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }))
-      })
+      const r = await cli(['backup', 'full', '--json'], env)
       expect(r.code, r.stderr).toBe(0)
       const setId = JSON.parse(r.stdout).result.setId as string
       const made = proxy.seen.filter(creates).filter((x) => x.url.includes(prefix))
@@ -126,12 +116,7 @@ describe('S3 server-side encryption on the wire', () => {
         expect(x.headers[SSE], `${x.method} ${x.url}`).toBe('aws:kms')
         expect(x.headers[KMS_KEY], `${x.method} ${x.url}`).toBe('alias/examforge-backups')
       }
-      const list = await new Promise<string>((done) => {
-        const child = spawn(process.execPath, [join(root, 'bin/examforge-ops.cjs'), 'backups', 'list', '--json'], { cwd: root, env })
-        let out = ''
-        child.stdout.on('data', (d) => (out += d))
-        child.on('close', () => done(out))
-      })
+      const list = (await cli(['backups', 'list', '--json'], env)).stdout
       const { location, sets } = JSON.parse(list) as { location: string; sets: { setId: string; status: string }[] }
       expect(location).toBe(`s3://${TEST_BUCKET}/${prefix}`)
       expect(sets.find((s) => s.setId === setId)?.status).toBe('complete')

@@ -1,18 +1,18 @@
 import os from 'node:os'
-import { Readable, type Transform } from 'node:stream'
+import { Readable } from 'node:stream'
 import pg from 'pg'
 import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { Logger } from '../log/logger'
 import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
-import { compressor, extensionFor, type CompressionParams } from './compression'
-import { encryptStream, type EncryptionParams } from './crypto'
+import { extensionFor, type CompressionParams } from './compression'
+import type { EncryptionParams } from './crypto'
 import { CopyOut } from './copy-out'
 import { combineDigests, RowDigest } from './digest'
 import { manifestKey, setPrefix, type Manifest } from './manifest'
-import { storeObject } from './pipeline'
-import { GzipThread, gzipThreadSupported } from './gzip-thread'
+import { storeObject, storeStages } from './pipeline'
+import { gzipThreadFor } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
 import { createSlotWithSnapshot, dropSlot, withClient } from './changes/slot'
 import { sha256Hex } from './crypto'
@@ -216,7 +216,6 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     )
     const columns = new Map(cols.map((c) => [c.oid, c.cols]))
 
-    const transforms = () => [compressor(o.compression), o.encryption ? encryptStream(o.encryption.key) : null].filter((t) => t !== null)
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
     const objects: Manifest['objects'] = []
     const schemaKey = `${setPrefix(setId)}schema.json${ext}`
@@ -224,7 +223,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       o.storage,
       schemaKey,
       Readable.from([Buffer.from(JSON.stringify({ pre: schema.pre, post: schema.post }))]),
-      transforms(),
+      storeStages(o.compression, o.encryption?.key ?? null),
       ctx.signal,
     )
     written.push(schemaKey)
@@ -264,43 +263,39 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       })
     const worker = async (c: pg.Client) => {
       // gzip runs on a thread of this connection's own; other codecs in Node's zlib streams.
-      const thread = o.compression.codec === 'gzip' && gzipThreadSupported() ? new GzipThread(o.compression.level) : null
-      const dataTransforms = () => (thread ? [thread.stream(), ...(o.encryption ? [encryptStream(o.encryption.key)] : [])] : transforms())
+      const thread = gzipThreadFor(o.compression)
       try {
-        await copyTasks(c, thread, dataTransforms)
+        for (let task = tasks.shift(); task; task = tasks.shift()) {
+          ctx.signal.throwIfAborted()
+          const t = tables[task.table]
+          const key = `${setPrefix(setId)}data/t${String(task.table).padStart(4, '0')}/c${String(task.chunk).padStart(4, '0')}.copy${ext}`
+          const digest = new RowDigest()
+          const colList = (columns.get(t.oid) ?? []).map(qi).join(', ')
+          // Rows are digested and gathered into 1 MB blocks as they come off the socket.
+          const copy = c.query(
+            new CopyOut(
+              `COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`,
+              digest,
+              (n) => (doneBytes += n),
+              thread?.pool,
+            ),
+          )
+          const stored = await storeObject(o.storage, key, copy, storeStages(o.compression, o.encryption?.key ?? null, thread), ctx.signal)
+          written.push(key)
+          objects.push({ key, kind: 'data', ...stored })
+          rowsDone += digest.rows
+          results.set(`${task.table}:${task.chunk}`, {
+            key,
+            rows: digest.rows,
+            digest: digest.value(),
+            rawBytes: digest.rawBytes,
+            stored: stored.size,
+          })
+          tablesLeft.set(task.table, (tablesLeft.get(task.table) ?? 1) - 1)
+          report(`copying ${t.schema}.${t.name}`)
+        }
       } finally {
         await thread?.close()
-      }
-    }
-    const copyTasks = async (c: pg.Client, thread: GzipThread | null, dataTransforms: () => Transform[]) => {
-      for (let task = tasks.shift(); task; task = tasks.shift()) {
-        ctx.signal.throwIfAborted()
-        const t = tables[task.table]
-        const key = `${setPrefix(setId)}data/t${String(task.table).padStart(4, '0')}/c${String(task.chunk).padStart(4, '0')}.copy${ext}`
-        const digest = new RowDigest()
-        const colList = (columns.get(t.oid) ?? []).map(qi).join(', ')
-        // Rows are digested and gathered into 1 MB blocks as they come off the socket.
-        const copy = c.query(
-          new CopyOut(
-            `COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`,
-            digest,
-            (n) => (doneBytes += n),
-            thread?.pool,
-          ),
-        )
-        const stored = await storeObject(o.storage, key, copy, dataTransforms(), ctx.signal)
-        written.push(key)
-        objects.push({ key, kind: 'data', ...stored })
-        rowsDone += digest.rows
-        results.set(`${task.table}:${task.chunk}`, {
-          key,
-          rows: digest.rows,
-          digest: digest.value(),
-          rawBytes: digest.rawBytes,
-          stored: stored.size,
-        })
-        tablesLeft.set(task.table, (tablesLeft.get(task.table) ?? 1) - 1)
-        report(`copying ${t.schema}.${t.name}`)
       }
     }
     phase('schema')

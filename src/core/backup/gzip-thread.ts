@@ -2,6 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import zlib from 'node:zlib'
 import { BlockPool } from './copy-out'
+import type { CompressionParams } from './compression'
 
 /**
  * gzip on a thread of its own, one per backup connection: the main thread hands over 1 MB blocks of
@@ -24,12 +25,20 @@ interface ZlibInternals {
   _writeState: Uint32Array
 }
 
-/** Whether this runtime's zlib streams have the handle the thread drives; if not, backups compress with Node's zlib stream. */
+let supported: boolean | null = null
+/** Whether this runtime's zlib streams have the handle the thread drives (checked once); if not, backups compress with Node's zlib stream. */
 export function gzipThreadSupported(): boolean {
-  const g = zlib.createGzip() as unknown as Partial<ZlibInternals> & { close(): void }
-  const ok = typeof g._handle?.writeSync === 'function' && g._writeState instanceof Uint32Array && g._writeState.length === 2
-  g.close()
-  return ok
+  if (supported === null) {
+    const g = zlib.createGzip() as unknown as Partial<ZlibInternals> & { close(): void }
+    supported = typeof g._handle?.writeSync === 'function' && g._writeState instanceof Uint32Array && g._writeState.length === 2
+    g.close()
+  }
+  return supported
+}
+
+/** A compressing thread for a gzip backup stream; null for other codecs (they use Node's zlib stream). The caller closes it. */
+export function gzipThreadFor(c: CompressionParams): GzipThread | null {
+  return c.codec === 'gzip' && gzipThreadSupported() ? new GzipThread(c.level) : null
 }
 
 /** The thread's code: self-contained, run with `eval`, so there is no second file to bundle and find. */

@@ -9,12 +9,12 @@ import { logicalReplication } from '../deps/lazy'
 import type pgTypes from 'pg'
 import { PgoutputDecoder, lsnToBigInt, lsnToString, type PgoutputMessage, type Relation, type Tuple } from './changes/pgoutput'
 import { PUBLICATION } from './changes/slot'
-import { compressor, extensionFor, type CompressionParams } from './compression'
-import { encryptStream, type EncryptionParams } from './crypto'
+import { extensionFor, type CompressionParams } from './compression'
+import type { EncryptionParams } from './crypto'
 import { qname, schemaHash, STABLE_SESSION } from './full'
 import { manifestKey, setPrefix, type Manifest } from './manifest'
-import { storeObject } from './pipeline'
-import { GzipThread, gzipThreadSupported } from './gzip-thread'
+import { storeObject, storeStages } from './pipeline'
+import { gzipThreadFor, type GzipThread } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS } from './schema-capture'
 
 export interface IncrementalOptions {
@@ -119,11 +119,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const key = `${setPrefix(setId)}changes/0000.jsonl${ext}`
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
     // gzip on a thread of its own, as for a full, so compression never waits on the thread decoding the stream.
-    thread = o.compression.codec === 'gzip' && gzipThreadSupported() ? new GzipThread(o.compression.level) : null
-    const transforms = [thread ? thread.stream() : compressor(o.compression), o.encryption ? encryptStream(o.encryption.key) : null].filter(
-      (t) => t !== null,
-    )
-    const storing = storeObject(o.storage, key, lines, transforms, ctx.signal)
+    thread = gzipThreadFor(o.compression)
+    const storing = storeObject(o.storage, key, lines, storeStages(o.compression, o.encryption?.key ?? null, thread), ctx.signal)
     storing.catch(() => {}) // awaited below; a failure also ends the streaming (see finish)
     // Lines are batched into ~256 KB writes: compression then works per batch, not per change. When
     // storage falls behind, the replication socket is paused until it drains (backpressure without a

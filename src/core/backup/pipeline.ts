@@ -2,6 +2,15 @@ import { createHash } from 'node:crypto'
 import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { BackupStorage } from '../storage/storage'
+import { compressor, type CompressionParams } from './compression'
+import { encryptStream } from './crypto'
+import type { GzipThread } from './gzip-thread'
+
+/** What a backup object goes through on its way to storage: compression (on the connection's thread when it has one), then encryption. */
+export function storeStages(compression: CompressionParams, encryptionKey: Buffer | null, thread: GzipThread | null = null): Transform[] {
+  const stages = [thread ? thread.stream() : compressor(compression), encryptionKey ? encryptStream(encryptionKey) : null]
+  return stages.filter((t) => t !== null)
+}
 
 /**
  * Stream a source through transforms into storage, hashing the stored bytes on the way.
