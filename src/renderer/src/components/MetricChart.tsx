@@ -10,7 +10,7 @@ export function formatValue(v: number | null | undefined, unit: SeriesInfo['unit
   if (unit === 'bytes/s') return `${formatBytes(v)}/s`
   if (unit === '%') return `${v.toFixed(v < 10 ? 1 : 0)} %`
   if (unit === 'ms') return `${v.toFixed(v < 10 ? 1 : 0)} ms`
-  if (unit === 's') return `${v.toFixed(1)} s`
+  if (unit === 's') return `${v.toFixed(v > 0 && v < 1 ? 2 : 1)} s` // sub-second ticks stay distinct
   if (unit === 'count') return String(Math.round(v))
   return `${Number(v.toPrecision(3))} ${unit}`
 }
@@ -68,9 +68,10 @@ export function MetricChart({
           {lines.map((l, i) => (lines.length > 1 ? `${l.label} ` : '') + formatValue(last[i], unit)).join(' · ')}
         </span>
       </figcaption>
-      {data.length === 0 ? (
+      {!data.some((r) => lines.some((l) => r[l.id] !== null && r[l.id] !== undefined)) ? (
+        // No rows, or rows without a value (no replica to lag, no keyspace reads yet): say so rather than draw empty axes.
         <div className="chart-empty" style={{ height }}>
-          No data in this range yet.
+          {data.length ? 'No value to show in this range (nothing measured it yet).' : 'No data in this range yet.'}
         </div>
       ) : (
         <ResponsiveContainer width="100%" height={height}>
@@ -89,9 +90,12 @@ export function MetricChart({
             <YAxis
               stroke="#8b98a5"
               fontSize={11}
-              width={64}
+              width={84}
+              allowDecimals={unit !== 'count'}
               tickFormatter={(v: number) => formatValue(v, unit)}
-              domain={unit === '%' ? [0, (max: number) => Math.max(100, max)] : ['auto', 'auto']}
+              // From zero (or below, for a negative value): a steady series then reads as a level line, not
+              // as an axis of five identical labels around it.
+              domain={unit === '%' ? [0, (max: number) => Math.max(100, max)] : [(min: number) => Math.min(0, min), 'auto']}
             />
             <Tooltip
               contentStyle={{ background: '#171d24', border: '1px solid #2a343f', fontSize: 12 }}
