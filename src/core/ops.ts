@@ -110,7 +110,7 @@ export async function createOps(opts: OpsOptions) {
       }),
       stripeProbe({ secretKey: config.stripe.secretKey, apiBase: config.stripe.apiBase, timeoutMs: config.probeTimeoutMs }),
       appProbe({ url: config.app.url, healthPath: config.app.healthPath, keyword: config.app.keyword, timeoutMs: config.probeTimeoutMs }),
-      hostProbe(),
+      hostProbe(config.host),
       backupSlotProbe({ url: databaseUrl, warnBytes: config.backup.slotWarnBytes }),
     ],
     timeoutMs: config.probeTimeoutMs,

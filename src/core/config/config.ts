@@ -25,6 +25,8 @@ export interface Config {
   app: { url: string | null; healthPath: string; keyword: string | null }
   healthIntervalS: number
   probeTimeoutMs: number
+  /** When the host probe calls this machine degraded. */
+  host: { loadWarnPerCore: number; memoryWarnRatio: number }
   backupRetainDays: number
   backup: {
     compression: string
@@ -183,6 +185,10 @@ export function loadConfig(input: ConfigInput = {}): Config {
     app: { url: raw.APP_URL ?? null, healthPath: raw.APP_HEALTH_PATH ?? '/api/health', keyword: raw.APP_HEALTH_KEYWORD ?? null },
     healthIntervalS: num(raw.HEALTH_INTERVAL_S, 'HEALTH_INTERVAL_S', 1, 3600),
     probeTimeoutMs: num(raw.PROBE_TIMEOUT_MS, 'PROBE_TIMEOUT_MS', 100, 120_000),
+    host: {
+      loadWarnPerCore: num(raw.HOST_LOAD_WARN_PER_CORE, 'HOST_LOAD_WARN_PER_CORE', 0.1, 10_000),
+      memoryWarnRatio: num(raw.HOST_MEMORY_WARN_PERCENT, 'HOST_MEMORY_WARN_PERCENT', 1, 100) / 100,
+    },
     backupRetainDays: num(raw.BACKUP_RETAIN_DAYS, 'BACKUP_RETAIN_DAYS', 0, 36_500),
     backup: {
       compression: raw.BACKUP_COMPRESSION ?? 'gzip:6',

@@ -81,6 +81,20 @@ export const settingKeys: SettingKey[] = [
   { key: 'METRICS_INTERVAL_S', label: 'Metrics collection interval (s, 1 to 60)', kind: 'number', secret: false, default: '5' },
   { key: 'HEALTH_INTERVAL_S', label: 'Health check interval (s)', kind: 'number', secret: false, default: '30' },
   { key: 'PROBE_TIMEOUT_MS', label: 'Probe timeout (ms)', kind: 'number', secret: false, default: '5000' },
+  {
+    key: 'HOST_LOAD_WARN_PER_CORE',
+    label: 'Host health degrades when the 1-minute load per core reaches this',
+    kind: 'number',
+    secret: false,
+    default: '2',
+  },
+  {
+    key: 'HOST_MEMORY_WARN_PERCENT',
+    label: 'Host health degrades when this much memory is in use (%)',
+    kind: 'number',
+    secret: false,
+    default: '90',
+  },
   { key: 'SANDBOX_SCALE', label: 'Sandbox data size (1 ≈ 10 MB, 200 ≈ 2 GB)', kind: 'number', secret: false, default: '1' },
   { key: 'SANDBOX_TRAFFIC', label: 'Sandbox traffic simulator (on/off)', kind: 'text', secret: false, default: 'on' },
 ]

@@ -64,8 +64,14 @@ export const useApp = create<AppState>((set, get) => ({
     })
     window.addEventListener('hashchange', () => set({ page: pageFromHash() }))
     try {
-      const [info, health] = await Promise.all([api.call('app.info', {}), api.call('health.snapshot', {})])
-      set({ info, health })
+      const [info, health, jobs] = await Promise.all([api.call('app.info', {}), api.call('health.snapshot', {}), api.call('jobs.list', {})])
+      // Jobs still running after a reload show again (progress events for them update these entries).
+      const running = Object.fromEntries(
+        jobs
+          .filter((j) => j.state === 'running' && !get().jobs[j.id])
+          .map((j) => [j.id, j.progress ?? { jobId: j.id, phase: 'running', done: 0, total: null, unit: 'steps' as const, etaS: null }]),
+      )
+      set({ info, health, jobs: { ...running, ...get().jobs } })
     } catch (e) {
       set({ error: (e as Error).message })
     }

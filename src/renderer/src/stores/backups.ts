@@ -2,6 +2,7 @@ import { create } from 'zustand'
 import type { MethodOutput } from '../../../shared/contract'
 import type { BackupSetSummary, JobInfo, JobProgress } from '../../../shared/domain'
 import { useApp } from './app'
+import { jobFollower } from './job-follow'
 
 type Details = MethodOutput<'backups.get'>
 type Prerequisites = MethodOutput<'backups.prerequisites'>
@@ -31,17 +32,15 @@ interface BackupsState {
 const api = () => useApp.getState().api!
 const fail = (e: unknown) => useApp.setState({ error: (e as Error).message })
 
+type Running = NonNullable<BackupsState['running']>
+
 export const useBackups = create<BackupsState>((set, get) => {
-  let subscribed = false
-  const subscribe = () => {
-    if (subscribed) return
-    subscribed = true
-    api().on('job.progress', (p) => {
-      if (p.jobId === get().running?.jobId) set({ progress: p })
-    })
-    api().on('job.finished', (j) => {
-      const r = get().running
-      if (!r || j.id !== r.jobId) return
+  const jobs = jobFollower<Running['kind']>({
+    api,
+    kinds: { 'backup.full': 'backup', 'backup.incremental': 'backup', 'backup.verify': 'verify' },
+    current: () => get().running,
+    onProgress: (progress) => set({ progress }),
+    onFinished: (j, r) => {
       set({
         running: null,
         progress: null,
@@ -49,8 +48,16 @@ export const useBackups = create<BackupsState>((set, get) => {
         report: r.kind === 'verify' ? ((j.result as Report) ?? null) : get().report,
       })
       void get().load()
-    })
+    },
+  })
+  /** After a reload: show the backup or verify still running, with its progress and Cancel. */
+  const reattach = async () => {
+    const found = await jobs.reattach().catch(() => null)
+    if (!found || get().running) return
+    const setId = found.input.kind === 'backup.verify' ? 'a backup set' : found.input.kind.replace('backup.', '')
+    set({ running: { ...found.job, setId }, progress: found.progress, outcome: null })
   }
+  const subscribe = () => jobs.subscribe()
   return {
     location: null,
     sets: null,
@@ -80,6 +87,7 @@ export const useBackups = create<BackupsState>((set, get) => {
     },
     async load() {
       subscribe()
+      await reattach()
       try {
         const r = await api().call('backups.list', {})
         // A set that retention just deleted must not stay open in the details panel.

@@ -2,6 +2,7 @@ import { create } from 'zustand'
 import type { JobInfo, JobProgress } from '../../../shared/domain'
 import type { CheckReport, RestorePlan, RestorePoint, RestorePoints, RestoreRecord, RestoreTargetInput } from '../../../shared/restore'
 import { useApp } from './app'
+import { jobFollower } from './job-follow'
 
 export type Step = 'point' | 'scope' | 'target' | 'preview' | 'confirm' | 'running' | 'result'
 export const steps: { step: Step; label: string }[] = [
@@ -57,17 +58,15 @@ interface RestoreState {
 const api = () => useApp.getState().api!
 const fail = (e: unknown) => useApp.setState({ error: (e as Error).message })
 
+type Running = NonNullable<RestoreState['running']>
+
 export const useRestore = create<RestoreState>((set, get) => {
-  let subscribed = false
-  const subscribe = () => {
-    if (subscribed) return
-    subscribed = true
-    api().on('job.progress', (p) => {
-      if (p.jobId === get().running?.jobId) set({ progress: p })
-    })
-    api().on('job.finished', (j) => {
-      const r = get().running
-      if (!r || j.id !== r.jobId) return
+  const jobs = jobFollower<Running['kind']>({
+    api,
+    kinds: { restore: 'restore', 'restore.undo': 'undo', 'restore.test': 'test' },
+    current: () => get().running,
+    onProgress: (progress) => set({ progress }),
+    onFinished: (j, r) => {
       const result = j.state === 'succeeded' ? (j.result as RestoreResultView) : null
       set({
         running: null,
@@ -77,6 +76,18 @@ export const useRestore = create<RestoreState>((set, get) => {
         step: r.kind === 'test' ? get().step : 'result',
       })
       void get().load()
+    },
+  })
+  const subscribe = () => jobs.subscribe()
+  /** After a reload: a restore or undo still running is shown (progress, Cancel) instead of step 1. */
+  const reattach = async () => {
+    const found = await jobs.reattach().catch(() => null)
+    if (!found || get().running) return
+    set({
+      running: found.job,
+      progress: found.progress,
+      finished: null,
+      ...(found.job.kind === 'test' ? {} : { step: 'running' as const, shown: null }),
     })
   }
   /** Plan again for what is chosen now (whole database while choosing a scope, so every table is listed). */
@@ -106,7 +117,7 @@ export const useRestore = create<RestoreState>((set, get) => {
     finished: null,
     shown: null,
     async load() {
-      subscribe()
+      await reattach()
       try {
         const [points, history] = await Promise.all([api().call('restore.points', {}), api().call('restore.history', {})])
         set({ points, history })
