@@ -310,6 +310,37 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('proven').count(), { timeout: 10_000 }).toBe(1)
   })
 
+  it('follows the system colour scheme, and the toggle overrides it (light and dark, 900 and 1440 px)', async () => {
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme)
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+    await page.emulateMedia({ colorScheme: 'light' })
+    await expect.poll(theme).toBe('light')
+    expect(await background()).toBe('rgb(246, 248, 250)')
+    await expect.poll(() => page.getByTestId('theme-toggle').textContent()).toBe('Theme: system')
+    for (const [name, width] of [
+      ['overview', 1440],
+      ['backups', 900],
+      ['restore', 900],
+    ] as const) {
+      await page.setViewportSize({ width, height: 860 })
+      await page.getByTestId(`nav-${name}`).click()
+      await page.screenshot({ path: join(shots, `${face}-light-${name}-${width}.png`) })
+    }
+    await page.setViewportSize({ width: 1320, height: 860 })
+    // System → light (kept) → dark (kept, whatever the system says) → system again.
+    await page.getByTestId('theme-toggle').click()
+    await expect.poll(() => page.getByTestId('theme-toggle').textContent()).toBe('Theme: light')
+    await page.getByTestId('theme-toggle').click()
+    await expect.poll(theme).toBe('dark')
+    expect(await background()).toBe('rgb(15, 20, 25)')
+    await page.reload()
+    await expect.poll(theme).toBe('dark') // the choice outlives a reload
+    await page.getByTestId('theme-toggle').click()
+    await expect.poll(() => page.getByTestId('theme-toggle').textContent()).toBe('Theme: system')
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await expect.poll(theme).toBe('dark')
+  })
+
   it('regenerates the sandbox data as a job with live progress', async () => {
     await page.getByTestId('nav-settings').click()
     await page.getByLabel('Scale').fill('0.8')

@@ -1,6 +1,7 @@
 import type { ReactNode } from 'react'
 import { useApp, type Page } from '../stores/app'
 import { statusText } from './format'
+import { useTheme } from '../stores/theme'
 
 const nav: { page: Page; label: string; capability: string }[] = [
   { page: 'overview', label: 'Overview', capability: 'health' },
@@ -16,6 +17,7 @@ const nav: { page: Page; label: string; capability: string }[] = [
 
 export function Layout({ children }: { children: ReactNode }) {
   const { page, go, info, health, connection, error, dismissError } = useApp()
+  const theme = useTheme()
   return (
     <div className="app">
       <aside className="sidebar">
@@ -44,7 +46,15 @@ export function Layout({ children }: { children: ReactNode }) {
         </nav>
         <div className="sidebar-foot">
           <div>{info ? `v${info.version} · ${info.face}` : ''}</div>
-          <div>{info?.database ?? ''}</div>
+          <div title={info?.database ?? ''}>{info?.database ?? ''}</div>
+          <button
+            className="theme-toggle"
+            onClick={theme.cycle}
+            title={`Colour theme: follow the system, light or dark (now ${theme.resolved})`}
+            data-testid="theme-toggle"
+          >
+            Theme: {theme.choice}
+          </button>
         </div>
       </aside>
       <main>

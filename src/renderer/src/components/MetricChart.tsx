@@ -1,8 +1,15 @@
 import { CartesianGrid, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
 import { formatBytes } from '../../../shared/format'
 import type { MetricPoint, SeriesInfo } from '../../../shared/metrics'
+import { cssVar, useTheme } from '../stores/theme'
 
 const COLORS = ['#4c9aff', '#2ea043', '#d29922', '#f85149', '#a371f7', '#39c5cf']
+
+/** The theme's colours for axes, grid, tooltip and thresholds (re-read when the theme changes). */
+function useChartColors() {
+  const theme = useTheme((t) => t.resolved)
+  return { theme, grid: cssVar('--line'), axis: cssVar('--muted'), panel: cssVar('--panel'), bad: cssVar('--bad'), accent: cssVar('--accent') }
+}
 
 export function formatValue(v: number | null | undefined, unit: SeriesInfo['unit']): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return '—'
@@ -47,6 +54,7 @@ export function MetricChart({
   height?: number
 }) {
   // Rows by time: each line's value under its id (lines sampled together share their times).
+  const c = useChartColors()
   const rows = new Map<number, Record<string, number | null>>()
   for (const l of lines)
     for (const p of l.points) {
@@ -76,19 +84,19 @@ export function MetricChart({
       ) : (
         <ResponsiveContainer width="100%" height={height}>
           <LineChart data={data} margin={{ top: 6, right: 10, bottom: 0, left: 0 }}>
-            <CartesianGrid stroke="#2a343f" strokeDasharray="3 3" />
+            <CartesianGrid stroke={c.grid} strokeDasharray="3 3" />
             <XAxis
               dataKey="t"
               type="number"
               domain={['dataMin', 'dataMax']}
               scale="time"
               tickFormatter={(t: number) => shortTime(t, span)}
-              stroke="#8b98a5"
+              stroke={c.axis}
               fontSize={11}
               minTickGap={40}
             />
             <YAxis
-              stroke="#8b98a5"
+              stroke={c.axis}
               fontSize={11}
               width={84}
               allowDecimals={unit !== 'count'}
@@ -98,7 +106,7 @@ export function MetricChart({
               domain={unit === '%' ? [0, (max: number) => Math.max(100, max)] : [(min: number) => Math.min(0, min), 'auto']}
             />
             <Tooltip
-              contentStyle={{ background: '#171d24', border: '1px solid #2a343f', fontSize: 12 }}
+              contentStyle={{ background: c.panel, border: `1px solid ${c.grid}`, color: 'var(--text)', fontSize: 12 }}
               labelFormatter={(t) => new Date(Number(t)).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' })}
               formatter={(v, name) => [formatValue(Number(v), unit), lines.find((l) => l.id === name)?.label ?? String(name)]}
             />
@@ -106,9 +114,9 @@ export function MetricChart({
               <ReferenceLine
                 key={th.label}
                 y={th.value}
-                stroke="#f85149"
+                stroke={c.bad}
                 strokeDasharray="4 4"
-                label={{ value: th.label, fill: '#f85149', fontSize: 11 }}
+                label={{ value: th.label, fill: c.bad, fontSize: 11 }}
               />
             ))}
             {lines.flatMap((l, i) =>
@@ -151,12 +159,13 @@ export function MetricChart({
 
 /** A small line for a health tile. */
 export function Sparkline({ points }: { points: MetricPoint[] }) {
+  const c = useChartColors()
   if (points.length < 2) return null
   return (
     <ResponsiveContainer width="100%" height={28}>
       <LineChart data={points} margin={{ top: 2, right: 0, bottom: 2, left: 0 }}>
         <YAxis hide domain={['auto', 'auto']} />
-        <Line dataKey="v" stroke="#4c9aff" dot={false} isAnimationActive={false} strokeWidth={1.4} connectNulls />
+        <Line dataKey="v" stroke={c.accent} dot={false} isAnimationActive={false} strokeWidth={1.4} connectNulls />
       </LineChart>
     </ResponsiveContainer>
   )

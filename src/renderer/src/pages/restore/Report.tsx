@@ -206,7 +206,7 @@ export function History({ history }: { history: RestoreRecord[] }) {
                 {h.tables.length ? <div className="muted">{h.tables.length} table(s)</div> : null}
               </td>
               <td>{h.actor}</td>
-              <td>
+              <td className="wrap-anywhere">
                 <code>{h.target}</code>
               </td>
               <td>
