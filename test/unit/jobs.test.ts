@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { AuditLog } from '../../src/core/audit/audit'
 import { OpsEvents } from '../../src/core/events'
-import { JobRunner } from '../../src/core/jobs/runner'
+import { JobRunner, etaEstimator } from '../../src/core/jobs/runner'
 import { silentLogger } from '../../src/core/log/logger'
 import type { JobProgress } from '../../src/shared/domain'
+import { OpsError } from '../../src/shared/contract'
 
 function runner() {
   const events = new OpsEvents()
@@ -20,7 +21,7 @@ describe('job runner', () => {
     events.on('job.progress', (p) => seen.push(p))
     const id = jobs.start('count', { n: 5 }, async (input: { n: number }, ctx) => {
       for (let i = 1; i <= input.n; i++) {
-        await tick(150)
+        await tick(300)
         ctx.onProgress({ phase: 'counting', done: i, total: input.n, unit: 'rows' })
       }
       return { counted: input.n }
@@ -48,6 +49,51 @@ describe('job runner', () => {
     const info = await jobs.wait(id)
     expect(info.state).toBe('cancelled')
     expect(jobs.cancel(id)).toBe(false)
+  })
+
+  it('shows "cancelling" at once, with no ETA, and takes the message of a job that says what its cancel left', async () => {
+    const { events, jobs } = runner()
+    const seen: JobProgress[] = []
+    events.on('job.progress', (p) => seen.push(p))
+    const id = jobs.start('restore', {}, async (_i, ctx) => {
+      ctx.onProgress({ phase: 'loading', done: 10, total: 100, unit: 'rows' })
+      await new Promise((r) => ctx.signal.addEventListener('abort', r))
+      ctx.onProgress({ phase: 'loading', done: 11, total: 100, unit: 'rows' })
+      throw new OpsError('cancelled', 'Cancelled: the new database r_new was dropped; nothing of it remains.')
+    })
+    await tick(20)
+    jobs.cancel(id)
+    expect(seen.at(-1)).toMatchObject({ jobId: id, phase: 'cancelling', etaS: null })
+    const info = await jobs.wait(id)
+    expect(seen.at(-1)).toMatchObject({ phase: 'cancelling', etaS: null })
+    expect(info.state).toBe('cancelled')
+    expect(info.error?.message).toBe('Cancelled: the new database r_new was dropped; nothing of it remains.')
+  })
+
+  it('estimates time left from the recent rate, and gives none rather than an absurd one', () => {
+    const eta = etaEstimator()
+    // Nothing to go on yet.
+    expect(eta(5, 100, 200)).toBeNull()
+    // Steady: 10 per second, 50 done after 5 s → 5 s left.
+    const steady = etaEstimator()
+    for (let s = 1; s <= 5; s++) steady(10 * s, 100, s * 1000)
+    expect(steady(50, 100, 5000)).toBe(5)
+    // Stuck (waiting for a lock): no progress in the window → no ETA.
+    const stuck = etaEstimator(2000)
+    stuck(10, 100, 1000)
+    stuck(20, 100, 2000)
+    for (let t = 2500; t < 4500; t += 500) stuck(20, 100, t)
+    // Once the window holds no progress, there is no ETA (not one that grows without end).
+    for (let t = 4500; t <= 8000; t += 500) expect(stuck(20, 100, t)).toBeNull()
+    // Crawling: 1.1% after 2 s at a rate that would take hours → none.
+    const crawl = etaEstimator()
+    crawl(1_000, 100_000, 1000)
+    expect(crawl(1_100, 100_000, 2000)).toBeNull()
+    // A slow start does not skew it: after the window, only the recent rate counts.
+    const late = etaEstimator(2000)
+    late(1, 1000, 1000)
+    for (let t = 60_000; t <= 64_000; t += 1000) late(100 * ((t - 60_000) / 1000 + 1), 1000, t)
+    expect(late(500, 1000, 64_000)).toBe(5)
   })
 
   it('a failed job carries its error, scrubbed of secrets', async () => {

@@ -24,6 +24,28 @@ interface Running {
 }
 
 /**
+ * An honest ETA: from the rate over the last 20 seconds (not since the start, so a slow start or a
+ * wait for a lock does not skew it), only once there is something to go on (a second of progress
+ * and 1% done), and none rather than an absurd one (more than 100 times the time spent so far, or
+ * over two days).
+ */
+export function etaEstimator(windowMs = 20_000): (done: number, total: number | null, elapsedMs: number) => number | null {
+  const samples: { t: number; done: number }[] = []
+  return (done, total, elapsedMs) => {
+    samples.push({ t: elapsedMs, done })
+    while (samples.length > 2 && samples[0].t < elapsedMs - windowMs) samples.shift()
+    if (!total || done <= 0 || done / total < 0.01) return null
+    const first = samples[0]
+    const span = elapsedMs - first.t
+    const rate = span > 0 ? (done - first.done) / span : 0
+    if (elapsedMs < 1000 || span < 500 || rate <= 0) return null
+    const eta = (total - done) / rate / 1000
+    if (eta > Math.max(60, (100 * elapsedMs) / 1000) || eta > 2 * 86_400) return null
+    return Math.max(0, Math.round(eta))
+  }
+}
+
+/**
  * Long work as jobs: start returns an id at once; progress and the outcome arrive as events;
  * cancel by id; drain on quit. Every job and its outcome goes to ops.jobs and the audit log
  * when the ops store is reachable (a job never fails because its bookkeeping could not be written).
@@ -48,16 +70,13 @@ export class JobRunner {
     }
     const startedMs = Date.now()
     let lastEmit = 0
+    const eta = etaEstimator()
     const ctx: JobContext = {
       signal: controller.signal,
       onProgress: (p) => {
-        const elapsed = (Date.now() - startedMs) / 1000
-        const etaS =
-          p.etaS !== undefined
-            ? p.etaS
-            : p.total && p.done > 0 && elapsed > 0.5
-              ? Math.max(0, Math.round(((p.total - p.done) * elapsed) / p.done))
-              : null
+        // Once cancelled, the job only cleans up: say so, and promise no time.
+        if (controller.signal.aborted) p = { ...p, phase: 'cancelling', etaS: null }
+        const etaS = p.etaS !== undefined ? p.etaS : eta(p.done, p.total, Date.now() - startedMs)
         info.progress = { ...p, jobId: id, etaS }
         const now = Date.now()
         // At most ~10 events a second: progress is for eyes, not a log.
@@ -75,7 +94,12 @@ export class JobRunner {
       } catch (e) {
         if (controller.signal.aborted) {
           info.state = 'cancelled'
-          info.error = { code: 'cancelled', message: `The ${kind} job was cancelled; nothing after the cancel point was kept.` }
+          // A job that knows better what its cancel left behind says so with its own "cancelled" error.
+          const own = e instanceof OpsError && e.code === 'cancelled' && e !== controller.signal.reason ? e.message : null
+          info.error = {
+            code: 'cancelled',
+            message: scrub(own ?? `The ${kind} job was cancelled by the operator; nothing after the cancel point was kept.`),
+          }
         } else {
           info.state = 'failed'
           info.error = {
@@ -108,6 +132,13 @@ export class JobRunner {
     const job = this.jobs.get(id)
     if (!job) return false
     job.controller.abort(new OpsError('cancelled', 'Cancelled by the operator.'))
+    // Show the cancel at once, even if the job reports no progress while it cleans up.
+    job.info.progress = {
+      ...(job.info.progress ?? { jobId: id, done: 0, total: null, unit: 'steps' }),
+      phase: 'cancelling',
+      etaS: null,
+    }
+    this.deps.events.emit('job.progress', job.info.progress)
     return true
   }
 
