@@ -69,6 +69,7 @@ export const handlers: Handlers = {
   },
   'metrics.series': async (ops) => ({
     series: ops.metrics.series(),
+    unconfigured: ops.metrics.unconfigured(),
     host: ops.metrics.host,
     hosts: await ops.metrics.hosts(),
     intervalMs: ops.metrics.intervalMs,

@@ -248,7 +248,8 @@ export async function main(argv: string[]): Promise<number> {
         await new Promise((r) => setTimeout(r, 1000))
         await ops.metrics.collect()
         const latest = ops.metrics.latest()
-        process.stdout.write(values.json ? JSON.stringify(latest, null, 2) + '\n' : renderMetrics(latest) + '\n')
+        const notConfigured = ops.metrics.unconfigured().map((u) => u.message)
+        process.stdout.write(values.json ? JSON.stringify(latest, null, 2) + '\n' : renderMetrics(latest, notConfigured) + '\n')
         return 0
       })
     }

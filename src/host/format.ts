@@ -40,12 +40,12 @@ export function renderSets(location: string, sets: BackupSetSummary[]): string {
   return [`Backups in ${location}:`, ...lines].join('\n')
 }
 
-export function renderMetrics(latest: LatestValue[]): string {
+export function renderMetrics(latest: LatestValue[], notConfigured: string[] = []): string {
   const value = (l: LatestValue) =>
     l.v === null
       ? `—  (${l.note ?? 'no value'})`
       : l.unit === 'bytes' || l.unit === 'bytes/s'
         ? `${formatBytes(l.v)}${l.unit === 'bytes/s' ? '/s' : ''}`
         : `${l.v} ${l.unit}`
-  return latest.map((l) => `${l.id.padEnd(44)} ${value(l)}`).join('\n')
+  return [...latest.map((l) => `${l.id.padEnd(44)} ${value(l)}`), ...notConfigured].join('\n')
 }

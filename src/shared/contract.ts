@@ -120,7 +120,14 @@ export const methods = {
   'restore.get': { input: z.object({ restoreId: z.string().uuid() }).strict(), output: restoreRecord },
   'metrics.series': {
     input: none,
-    output: z.object({ series: z.array(seriesInfo), host: z.string(), hosts: z.array(z.string()), intervalMs: z.number() }),
+    output: z.object({
+      series: z.array(seriesInfo),
+      /** Services not configured: one line each instead of empty charts. */
+      unconfigured: z.array(z.object({ group: seriesInfo.shape.group, message: z.string() })),
+      host: z.string(),
+      hosts: z.array(z.string()),
+      intervalMs: z.number(),
+    }),
   },
   'metrics.latest': { input: none, output: z.array(latestValue) },
   'metrics.history': {

@@ -280,5 +280,26 @@ describe('metrics: collectors, tiered history, Prometheus', () => {
       expect(latest.find((l) => l.id === 'pg.tps')?.v).not.toBeNull() // two samples were taken
       expect(latest.find((l) => l.id === 'redis.clients')?.unit).toBe('count')
     })
+
+    it('examforge-ops metrics says in one line that a service is not configured, instead of listing its empty series', async () => {
+      const out = await new Promise<{ code: number | null; stdout: string }>((done) => {
+        const child = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'metrics'], {
+          env: {
+            PATH: process.env.PATH!,
+            HOME: process.env.HOME!,
+            DATABASE_URL: db.url,
+            OPS_DATA_DIR: mkdtempSync(join(tmpdir(), 'ops-m-')),
+          },
+        })
+        let stdout = ''
+        child.stdout.on('data', (d) => (stdout += d))
+        child.on('close', (code) => done({ code, stdout }))
+      })
+      expect(out.code).toBe(0)
+      expect(out.stdout).toMatch(/^pg\.tps\s+\d/m)
+      expect(out.stdout).toContain('Redis is not configured — set REDIS_URL to watch it.')
+      expect(out.stdout).toContain('The web app is not configured — set APP_URL to watch it.')
+      expect(out.stdout).not.toMatch(/^(redis|app)\./m)
+    })
   })
 })

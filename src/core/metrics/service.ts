@@ -9,6 +9,14 @@ import { SeriesRegistry } from './registry'
 import { MetricStore } from './store'
 import { tierFor } from './tiers'
 
+/** Each collector's chart group, and the one line shown instead of its charts when it is not configured. */
+const GROUPS: Record<Collector['id'], { group: SeriesInfo['group']; notConfigured: string }> = {
+  host: { group: 'host', notConfigured: '' },
+  postgres: { group: 'database', notConfigured: 'PostgreSQL is not configured — set DATABASE_URL to watch it.' },
+  redis: { group: 'redis', notConfigured: 'Redis is not configured — set REDIS_URL to watch it.' },
+  app: { group: 'app', notConfigured: 'The web app is not configured — set APP_URL to watch it.' },
+}
+
 /** How much of the newest history is served from memory (also while the database is down). */
 const LIVE_MS = 15 * 60_000
 
@@ -120,12 +128,19 @@ export class MetricsService {
     return values
   }
 
+  /** Services with no configuration: one line each, in place of their (empty) series. */
+  unconfigured(): { group: SeriesInfo['group']; message: string }[] {
+    return this.o.collectors.filter((c) => !c.configured).map((c) => ({ group: GROUPS[c.id].group, message: GROUPS[c.id].notConfigured }))
+  }
+
+  /** The series of the configured collectors. */
   series(): SeriesInfo[] {
-    return this.registry.list()
+    const off = new Set(this.unconfigured().map((u) => u.group))
+    return this.registry.list().filter((s) => !off.has(s.group))
   }
 
   latest(): LatestValue[] {
-    return this.registry.list().map((s) => {
+    return this.series().map((s) => {
       const l = this.latest_.get(s.id)
       return { ...s, host: this.host, t: l?.t ?? null, v: l?.v ?? null, note: l ? l.note : 'not collected yet' }
     })

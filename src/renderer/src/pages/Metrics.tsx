@@ -86,23 +86,25 @@ const Chart = memo(
 )
 
 export function Metrics() {
-  const { series, host, hosts, selectedHost, range, history, loading, loaded, requestedAt, init, setRange, setHost, load } = useMetrics(
-    useShallow((s) => ({
-      series: s.series,
-      host: s.host,
-      hosts: s.hosts,
-      selectedHost: s.selectedHost,
-      range: s.range,
-      history: s.history,
-      loading: s.loading,
-      requestedAt: s.requestedAt,
-      loaded: s.loaded,
-      init: s.init,
-      setRange: s.setRange,
-      setHost: s.setHost,
-      load: s.load,
-    })),
-  )
+  const { series, unconfigured, host, hosts, selectedHost, range, history, loading, loaded, requestedAt, init, setRange, setHost, load } =
+    useMetrics(
+      useShallow((s) => ({
+        series: s.series,
+        unconfigured: s.unconfigured,
+        host: s.host,
+        hosts: s.hosts,
+        selectedHost: s.selectedHost,
+        range: s.range,
+        history: s.history,
+        loading: s.loading,
+        requestedAt: s.requestedAt,
+        loaded: s.loaded,
+        init: s.init,
+        setRange: s.setRange,
+        setHost: s.setHost,
+        load: s.load,
+      })),
+    )
   // Live points re-render the page only while it shows them.
   const live = useMetrics((s) => (s.range === 'live' && s.selectedHost === s.host ? s.live : NO_LIVE))
   useEffect(() => void init(), [init])
@@ -169,6 +171,12 @@ export function Metrics() {
             : `${loading ? 'Loading… ' : ''}${tier === 'raw' ? 'raw samples' : tier === '1m' ? '1-minute rollups (min, max, average)' : tier === '1h' ? 'hourly rollups (min, max, average)' : tier === 'live' ? 'from memory' : ''}, spikes kept when thinned.`}
         </span>
       </div>
+      {selectedHost === host &&
+        unconfigured.map((u) => (
+          <p key={u.group} className="muted not-configured" data-testid={`metrics-${u.group}-not-configured`}>
+            {u.message}
+          </p>
+        ))}
       {groups.map((g) => (
         <section key={g.group} className="metric-group" data-testid={`metrics-${g.group}`}>
           <h2>{g.title}</h2>

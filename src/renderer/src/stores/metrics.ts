@@ -8,6 +8,8 @@ export const LIVE_POINTS = 600
 
 interface MetricsState {
   series: SeriesInfo[]
+  /** Services not configured here: one line each instead of their charts. */
+  unconfigured: { group: SeriesInfo['group']; message: string }[]
   host: string | null
   hosts: string[]
   selectedHost: string | null
@@ -34,6 +36,7 @@ export const useMetrics = create<MetricsState>((set, get) => {
   let latestAsk = ''
   return {
     series: [],
+    unconfigured: [],
     host: null,
     hosts: [],
     selectedHost: null,
@@ -58,7 +61,14 @@ export const useMetrics = create<MetricsState>((set, get) => {
       watch()
       setInterval(watch, 20_000)
       const r = await api().call('metrics.series', {})
-      set({ series: r.series, host: r.host, hosts: r.hosts, selectedHost: r.host, intervalMs: r.intervalMs })
+      set({
+        series: r.series,
+        unconfigured: r.unconfigured,
+        host: r.host,
+        hosts: r.hosts,
+        selectedHost: r.host,
+        intervalMs: r.intervalMs,
+      })
       // Fill the live view with what the console already holds (the last ten minutes, from its memory).
       await get().load(
         r.series.map((s) => s.id),
