@@ -10,3 +10,22 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(v >= 100 || i === 0 ? 0 : 1)} ${units[i]}`
 }
+
+/**
+ * One rule for time everywhere a person reads it (UI, CLI, reports): the reader's local time with its
+ * zone named ("30 Nov 2026, 16:28:09 UTC"); ISO UTC is for hover titles and JSON.
+ */
+export function formatTime(at: string | number | Date, o: { seconds?: boolean; timeZone?: string } = {}): string {
+  const d = new Date(at)
+  if (Number.isNaN(d.getTime())) return '—'
+  return d.toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    ...(o.seconds === false ? {} : { second: '2-digit' }),
+    timeZoneName: 'short',
+    ...(o.timeZone ? { timeZone: o.timeZone } : {}),
+  })
+}

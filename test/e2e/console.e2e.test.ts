@@ -313,6 +313,9 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
   it('follows the system colour scheme, and the toggle overrides it (light and dark, 900 and 1440 px)', async () => {
     const theme = () => page.evaluate(() => document.documentElement.dataset.theme)
     const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await expect.poll(theme).toBe('dark')
+    // The system switches to light while the page is open: the console follows at once.
     await page.emulateMedia({ colorScheme: 'light' })
     await expect.poll(theme).toBe('light')
     expect(await background()).toBe('rgb(246, 248, 250)')
@@ -386,7 +389,8 @@ describe('the console in Chromium, served by the headless host', () => {
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     })
-    const page = await browser.newPage({ viewport: { width: 1320, height: 860 } })
+    // An operator's dark desktop (headless Chromium reports "light" by default); the theme test switches it.
+    const page = await browser.newPage({ viewport: { width: 1320, height: 860 }, colorScheme: 'dark' })
     launchUrl = url as string
     await page.goto(url as string)
     return { page, services, startedAt }

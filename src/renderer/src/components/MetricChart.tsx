@@ -1,14 +1,13 @@
 import { CartesianGrid, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts'
-import { formatBytes } from '../../../shared/format'
+import { formatBytes, formatTime } from '../../../shared/format'
 import type { MetricPoint, SeriesInfo } from '../../../shared/metrics'
-import { cssVar, useTheme } from '../stores/theme'
+import { chartColors, useTheme } from '../stores/theme'
 
 const COLORS = ['#4c9aff', '#2ea043', '#d29922', '#f85149', '#a371f7', '#39c5cf']
 
 /** The theme's colours for axes, grid, tooltip and thresholds (re-read when the theme changes). */
 function useChartColors() {
-  const theme = useTheme((t) => t.resolved)
-  return { theme, grid: cssVar('--line'), axis: cssVar('--muted'), panel: cssVar('--panel'), bad: cssVar('--bad'), accent: cssVar('--accent') }
+  return chartColors(useTheme((t) => t.resolved))
 }
 
 export function formatValue(v: number | null | undefined, unit: SeriesInfo['unit']): string {
@@ -25,9 +24,12 @@ export function formatValue(v: number | null | undefined, unit: SeriesInfo['unit
 const shortTime = (t: number, span: number) =>
   new Date(t).toLocaleString(
     undefined,
+    // Ranges of days show dates; a day's range shows the day with the hour, so midnight is never ambiguous.
     span > 2 * 86_400_000
       ? { month: 'short', day: 'numeric' }
-      : { hour: '2-digit', minute: '2-digit', ...(span <= 900_000 ? { second: '2-digit' } : {}) },
+      : span > 6 * 3_600_000
+        ? { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }
+        : { hour: '2-digit', minute: '2-digit', ...(span <= 900_000 ? { second: '2-digit' } : {}) },
   )
 
 export interface ChartLine {
@@ -107,7 +109,7 @@ export function MetricChart({
             />
             <Tooltip
               contentStyle={{ background: c.panel, border: `1px solid ${c.grid}`, color: 'var(--text)', fontSize: 12 }}
-              labelFormatter={(t) => new Date(Number(t)).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' })}
+              labelFormatter={(t) => formatTime(Number(t))}
               formatter={(v, name) => [formatValue(Number(v), unit), lines.find((l) => l.id === name)?.label ?? String(name)]}
             />
             {thresholds.map((th) => (

@@ -4,6 +4,8 @@ import { ago, fmtDuration, fmtNumber } from '../components/format'
 import { useApp } from '../stores/app'
 import { useBackups } from '../stores/backups'
 import { useRestore } from '../stores/restore'
+import { Time } from '../components/Time'
+import { formatTime } from '../../../shared/format'
 
 function Progress() {
   const { running, progress, cancel } = useBackups()
@@ -231,7 +233,9 @@ export function Backups() {
                     {s.compression ? ` · ${s.compression}` : ''}
                   </div>
                 </td>
-                <td>{s.snapshotTime ? new Date(s.snapshotTime).toLocaleString() : '—'}</td>
+                <td>
+                  <Time at={s.snapshotTime} />
+                </td>
                 <td>{s.type === 'incremental' ? '—' : s.tables}</td>
                 <td>
                   {s.changes
@@ -244,7 +248,7 @@ export function Backups() {
                   <span className={`pill small status-${s.status === 'complete' ? 'healthy' : 'unhealthy'}`}>{s.status}</span>
                   {s.problem && <div className="muted">{s.problem}</div>}
                   {s.provenAt && (
-                    <div className="ok" data-testid="proven" title={new Date(s.provenAt).toLocaleString()}>
+                    <div className="ok" data-testid="proven" title={formatTime(s.provenAt)}>
                       proven restorable {ago(s.provenAt)}
                     </div>
                   )}

@@ -1,6 +1,7 @@
 import { HealthTile } from '../components/HealthTile'
 import { ago, statusText } from '../components/format'
 import { useApp } from '../stores/app'
+import { Time } from '../components/Time'
 
 export function Health() {
   const { health, checkNow, checking, selected, select, history } = useApp()
@@ -55,7 +56,9 @@ export function Health() {
                 </tr>
                 <tr>
                   <th>status since</th>
-                  <td>{current.lastChangeAt ? new Date(current.lastChangeAt).toLocaleString() : '—'}</td>
+                  <td>
+                    <Time at={current.lastChangeAt} />
+                  </td>
                 </tr>
               </tbody>
             </table>
@@ -64,7 +67,7 @@ export function Health() {
               <ul className="changes">
                 {history.changes.map((c, i) => (
                   <li key={i}>
-                    <span className={`pill small status-${c.to}`}>{statusText[c.to]}</span> {new Date(c.at).toLocaleString()}
+                    <span className={`pill small status-${c.to}`}>{statusText[c.to]}</span> <Time at={c.at} />
                     <div className="muted">{c.reason}</div>
                   </li>
                 ))}

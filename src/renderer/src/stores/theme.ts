@@ -53,7 +53,22 @@ export const useTheme = create<ThemeState>((set, get) => {
   }
 })
 
-/** A CSS variable's current value (charts draw with these, so they follow the theme). */
-export function cssVar(name: string): string {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim()
+/** The palette charts draw with, read once per theme from the stylesheet's variables (never per render). */
+export interface ChartColors {
+  grid: string
+  axis: string
+  panel: string
+  bad: string
+  accent: string
+}
+const cache = new Map<string, ChartColors>()
+export function chartColors(theme: 'light' | 'dark'): ChartColors {
+  let c = cache.get(theme)
+  if (!c) {
+    const css = getComputedStyle(document.documentElement)
+    const v = (name: string) => css.getPropertyValue(name).trim()
+    c = { grid: v('--line'), axis: v('--muted'), panel: v('--panel'), bad: v('--bad'), accent: v('--accent') }
+    cache.set(theme, c)
+  }
+  return c
 }

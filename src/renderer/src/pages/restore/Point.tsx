@@ -1,10 +1,11 @@
 import { useState } from 'react'
 import type { RestorePoints } from '../../../../shared/restore'
 import { useRestore } from '../../stores/restore'
+import { formatTime } from '../../../../shared/format'
 
 type Chain = RestorePoints['chains'][number]
 
-const fmt = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' })
+const fmt = (iso: string) => formatTime(iso)
 /** A local datetime-local value (seconds) for an ISO time, and back. */
 const toLocalInput = (iso: string) => {
   const d = new Date(iso)

@@ -4,6 +4,7 @@ import type { CheckReport, RestoreRecord } from '../../../../shared/restore'
 import { ago, fmtDuration, fmtNumber } from '../../components/format'
 import { useApp } from '../../stores/app'
 import { useRestore } from '../../stores/restore'
+import { Time } from '../../components/Time'
 
 /** Save JSON as a file from the page (the report holds no secrets: target as db@host, no credentials). */
 function download(name: string, data: unknown) {
@@ -200,7 +201,9 @@ export function History({ history }: { history: RestoreRecord[] }) {
           )}
           {history.map((h) => (
             <tr key={h.id}>
-              <td>{new Date(h.startedAt).toLocaleString()}</td>
+              <td>
+                <Time at={h.startedAt} />
+              </td>
               <td>
                 {h.kind} · {h.point}
                 {h.tables.length ? <div className="muted">{h.tables.length} table(s)</div> : null}
