@@ -18,7 +18,9 @@ const SERVICES = ['postgres', 'redis', 'storage', 's3', 'stripe', 'app', 'host']
 
 /** The downloaded Electron binary, or null; never fetches it (require('electron') would try to download it). */
 function electronBinary(): string | null {
-  const { installedElectron } = createRequire(import.meta.url)('../../scripts/electron-binary.cjs') as { installedElectron(): string | null }
+  const { installedElectron } = createRequire(import.meta.url)('../../scripts/electron-binary.cjs') as {
+    installedElectron(): string | null
+  }
   return installedElectron()
 }
 
@@ -344,7 +346,9 @@ if (!electron) {
   describe('the console in Electron', () => {
     it.skip('skipped: no Electron binary has been downloaded here (the electron package fetches it on first use, which needs internet); the shell is covered by electron-shell.test.ts with a stand-in module', () => {})
   })
-  console.log('[e2e] Electron specs skipped: no Electron binary has been downloaded (run "node node_modules/electron/install.js" with internet to run them).')
+  console.log(
+    '[e2e] Electron specs skipped: no Electron binary has been downloaded (run "node node_modules/electron/install.js" with internet to run them).',
+  )
 } else {
   describe('the console in Electron', () => {
     let app: ElectronApplication
