@@ -15,11 +15,18 @@ export function createElectronStandIn(o: { userData: string; backend: string }) 
     openedExternal: [] as string[],
     notifications: [] as { title: string; body: string }[],
     quitCalls: 0,
+    ready: false,
+    privilegedSchemes: [] as { schemes: { scheme: string; privileges?: Record<string, boolean> }[]; beforeReady: boolean }[],
+    protocolHandlers: new Map<string, (request: Request) => Response | Promise<Response>>(),
   }
   const app = Object.assign(new EventEmitter(), {
     isPackaged: false,
     getPath: (name: string) => (name === 'userData' ? o.userData : o.userData),
-    whenReady: () => Promise.resolve(),
+    // Ready on the next turn, as Electron is after the main script ran.
+    whenReady: () =>
+      Promise.resolve().then(() => {
+        rec.ready = true
+      }),
     requestSingleInstanceLock: () => true,
     quit: () => {
       rec.quitCalls++
@@ -72,6 +79,18 @@ export function createElectronStandIn(o: { userData: string; backend: string }) 
       handle: (channel: string, h: Handler) => {
         if (rec.ipcHandlers.has(channel)) throw new Error(`second handler for ${channel}`)
         rec.ipcHandlers.set(channel, h)
+      },
+    },
+    protocol: {
+      // As Electron: privileged schemes only before ready, handlers only after.
+      registerSchemesAsPrivileged: (schemes: { scheme: string; privileges?: Record<string, boolean> }[]) => {
+        if (rec.ready) throw new Error('protocol.registerSchemesAsPrivileged should be called before app is ready')
+        rec.privilegedSchemes.push({ schemes, beforeReady: !rec.ready })
+      },
+      handle: (scheme: string, handler: (request: Request) => Response | Promise<Response>) => {
+        if (!rec.ready) throw new Error('protocol.handle cannot be called before app is ready')
+        if (rec.protocolHandlers.has(scheme)) throw new Error(`second handler for ${scheme}://`)
+        rec.protocolHandlers.set(scheme, handler)
       },
     },
     session: {
