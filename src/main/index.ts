@@ -1,4 +1,4 @@
-import { app, BrowserWindow, ipcMain, Notification, protocol, session, type IpcMainInvokeEvent } from 'electron'
+import { app, BrowserWindow, ipcMain, Notification, protocol, safeStorage, session, type IpcMainInvokeEvent } from 'electron'
 import os from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../core/config/config'
@@ -74,10 +74,10 @@ async function start(): Promise<void> {
   hardenSession(session.defaultSession)
   app.on('web-contents-created', (_e, contents) => lockContents(contents, rendererUrl))
   registerIpc(() => ops)
-  const secrets = safeStorageSecrets(app.getPath('userData'), (m) => log.warn(m))
+  const secrets = safeStorageSecrets(app.getPath('userData'), safeStorage, (m) => log.warn(m))
   let stored: Record<string, string> = {}
   try {
-    stored = secrets.load()
+    stored = await secrets.load()
   } catch (e) {
     log.warn('stored secrets could not be read', { error: (e as Error).message })
   }

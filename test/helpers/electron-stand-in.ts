@@ -2,11 +2,14 @@
  * A stand-in for the `electron` module, so the built main bundle can be loaded and inspected
  * where no Electron binary can be installed. It records what the shell asks of Electron.
  */
+import type { SafeStorage } from 'electron'
 import { EventEmitter } from 'node:events'
+
+type Backend = ReturnType<SafeStorage['getSelectedStorageBackend']>
 
 export type Handler = (event: unknown, ...args: unknown[]) => unknown
 
-export function createElectronStandIn(o: { userData: string; backend: string }) {
+export function createElectronStandIn(o: { userData: string; backend: Backend }) {
   const rec = {
     windows: [] as FakeWindow[],
     ipcHandlers: new Map<string, Handler>(),
@@ -110,13 +113,35 @@ export function createElectronStandIn(o: { userData: string; backend: string }) 
       },
       { isSupported: () => true },
     ),
-    safeStorage: {
-      isEncryptionAvailable: () => true,
-      getSelectedStorageBackend: () => o.backend,
-      // The stand-in's "encryption" only has to be reversible and not plain text.
-      encryptString: (s: string) => Buffer.from(Buffer.from(s).toString('base64').split('').reverse().join('')),
-      decryptString: (b: Buffer) => Buffer.from(b.toString().split('').reverse().join(''), 'base64').toString(),
-    },
+    safeStorage: createSafeStorageStandIn(o.backend),
   }
   return { module, rec, FakeContents }
+}
+
+/**
+ * safeStorage's asynchronous API, as Electron 45 has it (the deprecated synchronous calls are absent, so
+ * code still using them fails). The "encryption" only has to be reversible and not plain text; it is
+ * tagged with a key version, and raising keyVersion makes older data report shouldReEncrypt.
+ */
+export function createSafeStorageStandIn(backend: Backend) {
+  const storage = {
+    keyVersion: 1,
+    available: true,
+    isAsyncEncryptionAvailable: async () => storage.available,
+    getSelectedStorageBackend: (): Backend => backend,
+    encryptStringAsync: async (s: string) =>
+      Buffer.from(`v${storage.keyVersion}:${Buffer.from(s).toString('base64').split('').reverse().join('')}`),
+    decryptStringAsync: async (b: Buffer) => {
+      const m = /^v(\d+):(.*)$/s.exec(b.toString())
+      if (!m) throw new Error('Error while decrypting the ciphertext provided to safeStorage.decryptString.')
+      const result = Buffer.from(m[2].split('').reverse().join(''), 'base64').toString()
+      return { result, shouldReEncrypt: Number(m[1]) < storage.keyVersion }
+    },
+    /** What a file holds, for tests: the key version it was written with and its plain text. */
+    reveal: (b: Buffer) => {
+      const m = /^v(\d+):(.*)$/s.exec(b.toString())!
+      return { keyVersion: Number(m[1]), text: Buffer.from(m[2].split('').reverse().join(''), 'base64').toString() }
+    },
+  }
+  return storage
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import Module, { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -285,7 +285,8 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     expect(r.ok).toBe(true)
     const onDisk = readFileSync(join(userData, 'secrets.bin'))
     expect(onDisk.toString()).not.toContain('sk_test_keyring_secret_0002')
-    expect(JSON.parse(stand.module.safeStorage.decryptString(onDisk))).toEqual({ STRIPE_SECRET_KEY: 'sk_test_keyring_secret_0002' })
+    expect(JSON.parse(stand.module.safeStorage.reveal(onDisk).text)).toEqual({ STRIPE_SECRET_KEY: 'sk_test_keyring_secret_0002' })
+    expect(statSync(join(userData, 'secrets.bin')).mode & 0o777).toBe(0o600)
     const list = await call('settings.list', {})
     expect(JSON.stringify(list)).not.toContain('keyring_secret')
   })
