@@ -1,20 +1,22 @@
 #!/usr/bin/env node
 'use strict'
 // npm start: the Electron console on the built app.
-const { existsSync } = require('node:fs')
-const { spawn } = require('node:child_process')
+const { spawn, spawnSync } = require('node:child_process')
 const { join } = require('node:path')
+const { electronPackageDir, installedElectron } = require('./electron-binary.cjs')
 require('./ensure-built.cjs')()
-let binary = null
-try {
-  binary = require('electron') // the path of the Electron binary, when it was downloaded at install
-} catch {
-  binary = null
+let binary = installedElectron()
+const pkg = electronPackageDir()
+if (!binary && pkg) {
+  // The electron package fetches its binary on first use, not at install: do it now, once.
+  process.stderr.write('Downloading the Electron binary (first start; needs internet)...\n')
+  spawnSync(process.execPath, [join(pkg, 'install.js')], { stdio: 'inherit' })
+  binary = installedElectron()
 }
-if (!binary || !existsSync(binary)) {
+if (!binary) {
   process.stderr.write(
-    'The Electron binary is not installed (it is skipped when ELECTRON_SKIP_BINARY_DOWNLOAD=1 or without internet).\n' +
-      'Install it with "node node_modules/electron/install.js" on a machine with internet, or run the same console in a browser with "npm run serve".\n',
+    'The Electron binary is not installed and could not be downloaded (no internet?).\n' +
+      'Run "node node_modules/electron/install.js" on a machine with internet, or open the same console in a browser with "npm run serve".\n',
   )
   process.exit(1)
 }

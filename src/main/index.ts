@@ -1,4 +1,4 @@
-import { app, BrowserWindow, ipcMain, Notification, session, type IpcMainInvokeEvent } from 'electron'
+import { app, BrowserWindow, ipcMain, Notification, protocol, safeStorage, session, type IpcMainInvokeEvent } from 'electron'
 import os from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../core/config/config'
@@ -7,7 +7,8 @@ import { createLogger } from '../core/log/logger'
 import { scrub } from '../core/log/scrub'
 import { createOps, type Ops } from '../core/ops'
 import { IPC_EVENT_CHANNEL, ipcChannel, methodNames } from '../shared/contract'
-import { hardenSession, lockContents, webPreferences } from './hardening'
+import { APP_INDEX_URL, APP_SCHEME, APP_SCHEME_PRIVILEGES, appProtocolHandler } from './app-protocol'
+import { CSP, hardenSession, lockContents, webPreferences } from './hardening'
 import { safeStorageSecrets } from './secrets'
 
 /** The Electron shell: adapts core to a window. It decides nothing itself. */
@@ -15,19 +16,26 @@ const log = createLogger({ scope: 'electron' })
 let ops: Ops | null = null
 let win: BrowserWindow | null = null
 let startError: string | null = null
+const rendererDir = join(__dirname, '../renderer')
 
-const rendererUrl = () =>
-  !app.isPackaged && process.env.ELECTRON_RENDERER_URL
-    ? process.env.ELECTRON_RENDERER_URL
-    : `file://${join(__dirname, '../renderer/index.html')}`
+// app:// must be known as a privileged (standard, secure) scheme before Electron is ready.
+protocol.registerSchemesAsPrivileged([APP_SCHEME_PRIVILEGES])
+
+/** The UI: the dev server while developing, else the built renderer served at app://console. */
+const rendererUrl = () => (!app.isPackaged && process.env.ELECTRON_RENDERER_URL ? process.env.ELECTRON_RENDERER_URL : APP_INDEX_URL)
 
 /** Only our own top frame may call core. */
 export function validSender(event: IpcMainInvokeEvent): boolean {
   const frame = event.senderFrame
   if (!frame || !win || event.sender !== win.webContents || frame !== win.webContents.mainFrame) return false
-  const expected = new URL(rendererUrl())
-  const actual = new URL(frame.url)
-  return actual.protocol === expected.protocol && actual.host === expected.host && actual.pathname === expected.pathname
+  try {
+    // The console's page (app://console/index.html, or the dev server's), whatever its #route.
+    const expected = new URL(rendererUrl())
+    const actual = new URL(frame.url)
+    return actual.protocol === expected.protocol && actual.host === expected.host && actual.pathname === expected.pathname
+  } catch {
+    return false
+  }
 }
 
 function registerIpc(getOps: () => Ops | null): void {
@@ -58,18 +66,18 @@ async function createWindow(): Promise<void> {
   })
   win.on('ready-to-show', () => win?.show())
   win.on('closed', () => (win = null))
-  if (rendererUrl().startsWith('file://')) await win.loadFile(join(__dirname, '../renderer/index.html'))
-  else await win.loadURL(rendererUrl())
+  await win.loadURL(rendererUrl())
 }
 
 async function start(): Promise<void> {
+  protocol.handle(APP_SCHEME, appProtocolHandler(rendererDir, CSP))
   hardenSession(session.defaultSession)
   app.on('web-contents-created', (_e, contents) => lockContents(contents, rendererUrl))
   registerIpc(() => ops)
-  const secrets = safeStorageSecrets(app.getPath('userData'), (m) => log.warn(m))
+  const secrets = safeStorageSecrets(app.getPath('userData'), safeStorage, (m) => log.warn(m))
   let stored: Record<string, string> = {}
   try {
-    stored = secrets.load()
+    stored = await secrets.load()
   } catch (e) {
     log.warn('stored secrets could not be read', { error: (e as Error).message })
   }

@@ -2,11 +2,14 @@
  * A stand-in for the `electron` module, so the built main bundle can be loaded and inspected
  * where no Electron binary can be installed. It records what the shell asks of Electron.
  */
+import type { SafeStorage } from 'electron'
 import { EventEmitter } from 'node:events'
+
+type Backend = ReturnType<SafeStorage['getSelectedStorageBackend']>
 
 export type Handler = (event: unknown, ...args: unknown[]) => unknown
 
-export function createElectronStandIn(o: { userData: string; backend: string }) {
+export function createElectronStandIn(o: { userData: string; backend: Backend }) {
   const rec = {
     windows: [] as FakeWindow[],
     ipcHandlers: new Map<string, Handler>(),
@@ -15,11 +18,18 @@ export function createElectronStandIn(o: { userData: string; backend: string }) 
     openedExternal: [] as string[],
     notifications: [] as { title: string; body: string }[],
     quitCalls: 0,
+    ready: false,
+    privilegedSchemes: [] as { schemes: { scheme: string; privileges?: Record<string, boolean> }[]; beforeReady: boolean }[],
+    protocolHandlers: new Map<string, (request: Request) => Response | Promise<Response>>(),
   }
   const app = Object.assign(new EventEmitter(), {
     isPackaged: false,
     getPath: (name: string) => (name === 'userData' ? o.userData : o.userData),
-    whenReady: () => Promise.resolve(),
+    // Ready on the next turn, as Electron is after the main script ran.
+    whenReady: () =>
+      Promise.resolve().then(() => {
+        rec.ready = true
+      }),
     requestSingleInstanceLock: () => true,
     quit: () => {
       rec.quitCalls++
@@ -74,6 +84,18 @@ export function createElectronStandIn(o: { userData: string; backend: string }) 
         rec.ipcHandlers.set(channel, h)
       },
     },
+    protocol: {
+      // As Electron: privileged schemes only before ready, handlers only after.
+      registerSchemesAsPrivileged: (schemes: { scheme: string; privileges?: Record<string, boolean> }[]) => {
+        if (rec.ready) throw new Error('protocol.registerSchemesAsPrivileged should be called before app is ready')
+        rec.privilegedSchemes.push({ schemes, beforeReady: !rec.ready })
+      },
+      handle: (scheme: string, handler: (request: Request) => Response | Promise<Response>) => {
+        if (!rec.ready) throw new Error('protocol.handle cannot be called before app is ready')
+        if (rec.protocolHandlers.has(scheme)) throw new Error(`second handler for ${scheme}://`)
+        rec.protocolHandlers.set(scheme, handler)
+      },
+    },
     session: {
       defaultSession: {
         webRequest: { onHeadersReceived: (h: typeof rec.headersHook) => (rec.headersHook = h) },
@@ -91,13 +113,35 @@ export function createElectronStandIn(o: { userData: string; backend: string }) 
       },
       { isSupported: () => true },
     ),
-    safeStorage: {
-      isEncryptionAvailable: () => true,
-      getSelectedStorageBackend: () => o.backend,
-      // The stand-in's "encryption" only has to be reversible and not plain text.
-      encryptString: (s: string) => Buffer.from(Buffer.from(s).toString('base64').split('').reverse().join('')),
-      decryptString: (b: Buffer) => Buffer.from(b.toString().split('').reverse().join(''), 'base64').toString(),
-    },
+    safeStorage: createSafeStorageStandIn(o.backend),
   }
   return { module, rec, FakeContents }
+}
+
+/**
+ * safeStorage's asynchronous API, as Electron 45 has it (the deprecated synchronous calls are absent, so
+ * code still using them fails). The "encryption" only has to be reversible and not plain text; it is
+ * tagged with a key version, and raising keyVersion makes older data report shouldReEncrypt.
+ */
+export function createSafeStorageStandIn(backend: Backend) {
+  const storage = {
+    keyVersion: 1,
+    available: true,
+    isAsyncEncryptionAvailable: async () => storage.available,
+    getSelectedStorageBackend: (): Backend => backend,
+    encryptStringAsync: async (s: string) =>
+      Buffer.from(`v${storage.keyVersion}:${Buffer.from(s).toString('base64').split('').reverse().join('')}`),
+    decryptStringAsync: async (b: Buffer) => {
+      const m = /^v(\d+):(.*)$/s.exec(b.toString())
+      if (!m) throw new Error('Error while decrypting the ciphertext provided to safeStorage.decryptString.')
+      const result = Buffer.from(m[2].split('').reverse().join(''), 'base64').toString()
+      return { result, shouldReEncrypt: Number(m[1]) < storage.keyVersion }
+    },
+    /** What a file holds, for tests: the key version it was written with and its plain text. */
+    reveal: (b: Buffer) => {
+      const m = /^v(\d+):(.*)$/s.exec(b.toString())!
+      return { keyVersion: Number(m[1]), text: Buffer.from(m[2].split('').reverse().join(''), 'base64').toString() }
+    },
+  }
+  return storage
 }

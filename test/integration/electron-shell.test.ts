@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import Module, { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -63,7 +63,92 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
       webSecurity: true,
     })
     expect(existsSync(prefs.preload as string)).toBe(true)
-    expect(win().loaded).toBe(join(root, 'out/renderer/index.html'))
+    // The built UI comes from the app's own origin, not from file://.
+    expect(win().loaded).toBe('app://console/index.html')
+  })
+
+  it('registers app:// as a privileged scheme before Electron is ready, and serves it once ready', () => {
+    expect(rec.privilegedSchemes).toEqual([
+      { schemes: [{ scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true } }], beforeReady: true },
+    ])
+    expect([...rec.protocolHandlers.keys()]).toEqual(['app'])
+  })
+
+  const fetchApp = (url: string, init?: RequestInit) => Promise.resolve(rec.protocolHandlers.get('app')!(new Request(url, init)))
+  const renderer = join(root, 'out/renderer')
+
+  it('serves index.html and its assets from the built renderer folder, with their content types and the CSP', async () => {
+    const index = await fetchApp('app://console/index.html')
+    expect(index.status).toBe(200)
+    expect(index.headers.get('content-type')).toBe('text/html; charset=utf-8')
+    expect(index.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(index.headers.get('content-security-policy')).toMatch(/default-src 'self'/)
+    const html = await index.text()
+    expect(html).toBe(readFileSync(join(renderer, 'index.html'), 'utf8'))
+    expect(await (await fetchApp('app://console/')).text()).toBe(html)
+    // Every asset the page names, resolved against app://console/index.html as Chromium would.
+    const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => new URL(m[1], 'app://console/index.html').href)
+    expect(assets.some((a) => a.endsWith('.js'))).toBe(true)
+    expect(assets.some((a) => a.endsWith('.css'))).toBe(true)
+    for (const url of assets) {
+      const r = await fetchApp(url)
+      expect(r.status, url).toBe(200)
+      expect(r.headers.get('content-type'), url).toBe(url.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8')
+      const onDisk = readFileSync(join(renderer, new URL(url).pathname))
+      expect(Buffer.from(await r.arrayBuffer()).equals(onDisk), url).toBe(true)
+    }
+    const head = await fetchApp('app://console/index.html', { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(await head.text()).toBe('')
+    expect((await fetchApp('app://console/index.html', { method: 'POST', body: 'x' })).status).toBe(405)
+  })
+
+  it('answers 404 for paths that climb out of the renderer folder (plain or encoded), other hosts and unknown files', async () => {
+    // Real files outside the renderer folder that a traversal would reach: the main bundle and package.json.
+    expect(existsSync(join(root, 'out/main/index.js'))).toBe(true)
+    const refused = [
+      'app://console/../../etc/passwd',
+      'app://console/%2e%2e/%2e%2e/etc/passwd',
+      'app://console/..%2f..%2f..%2f..%2fetc%2fpasswd',
+      'app://console/..%2fmain%2findex.js',
+      'app://console/assets/..%2f..%2fmain%2findex.js',
+      'app://console/%2e%2e%2f%2e%2e%2fpackage.json',
+      'app://console/..%5c..%5cpackage.json',
+      'app://console/%252e%252e%252fmain%252findex.js',
+      'app://console/index.html%00.js',
+      'app://console/%E0%A4%A',
+      'app://console/missing.js',
+      'app://console/assets',
+      'app://console/assets/',
+      'app://elsewhere/index.html',
+    ]
+    for (const url of refused) {
+      const r = await fetchApp(url)
+      expect(r.status, url).toBe(404)
+      const body = await r.text()
+      expect(body, url).toBe('Not found.')
+    }
+  })
+
+  it('sends its own main frame only to app://console; other URLs of the main frame are refused by validSender', async () => {
+    const top = win().webContents.mainFrame
+    const original = top.url
+    try {
+      top.url = 'app://console/index.html#/backups'
+      expect(await call('app.info', {})).toMatchObject({ ok: true })
+      for (const url of [
+        `file://${join(renderer, 'index.html')}`,
+        'app://elsewhere/index.html',
+        'app://console/other.html',
+        'https://evil.example/index.html',
+        'not a url',
+      ]) {
+        top.url = url
+        expect(await call('app.info', {}), url).toMatchObject({ ok: false, error: { code: 'forbidden' } })
+      }
+    } finally {
+      top.url = original
+    }
   })
 
   it('sets a strict CSP on every response and grants no permission', () => {
@@ -73,19 +158,42 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     expect(csp).toMatch(/default-src 'self'/)
     expect(csp).toMatch(/script-src 'self'/)
     expect(csp).toMatch(/object-src 'none'/)
+    expect(csp).toMatch(/frame-src 'none'/)
+    expect(csp).toMatch(/frame-ancestors 'none'/)
     expect(csp).not.toMatch(/unsafe-eval/)
     let granted: boolean | null = null
     rec.permissionHandler!({}, 'media', (ok) => (granted = ok))
     expect(granted).toBe(false)
-    // The renderer's own page carries the same policy for file:// loads.
+    // The renderer's own page carries a policy too (the browser face serves the same page).
     expect(readFileSync(join(root, 'out/renderer/index.html'), 'utf8')).toMatch(/Content-Security-Policy/)
   })
 
   it('locks navigation and window.open; only allowlisted links open, in the system browser', () => {
     const contents = win().webContents
-    let prevented = false
-    contents.emit('will-navigate', { preventDefault: () => (prevented = true) }, 'https://evil.example/')
-    expect(prevented).toBe(true)
+    // As Electron 45 emits them: details with the url first (will-navigate also passes the url again).
+    const navigate = (event: 'will-navigate' | 'will-frame-navigate', url: string, isMainFrame = true) => {
+      let prevented = false
+      contents.emit(event, { url, isMainFrame, isSameDocument: false, preventDefault: () => (prevented = true) }, url)
+      return prevented
+    }
+    for (const event of ['will-navigate', 'will-frame-navigate'] as const) {
+      for (const url of [
+        'https://evil.example/',
+        `file://${join(root, 'out/renderer/index.html')}`,
+        'app://elsewhere/index.html',
+        'http://127.0.0.1:7480/',
+        'javascript:alert(1)',
+        'not a url',
+      ])
+        expect(navigate(event, url, event === 'will-navigate'), `${event} ${url}`).toBe(true)
+      expect(navigate(event, 'app://console/index.html'), `${event} in the app`).toBe(false)
+      expect(navigate(event, 'app://console/index.html#/backups'), `${event} in the app`).toBe(false)
+    }
+    // A subframe (were one ever allowed) cannot leave the app's origin either.
+    expect(navigate('will-frame-navigate', 'https://evil.example/frame', false)).toBe(true)
+    let redirectPrevented = false
+    contents.emit('will-redirect', { preventDefault: () => (redirectPrevented = true) })
+    expect(redirectPrevented).toBe(true)
     let attachPrevented = false
     contents.emit('will-attach-webview', { preventDefault: () => (attachPrevented = true) })
     expect(attachPrevented).toBe(true)
@@ -177,7 +285,8 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     expect(r.ok).toBe(true)
     const onDisk = readFileSync(join(userData, 'secrets.bin'))
     expect(onDisk.toString()).not.toContain('sk_test_keyring_secret_0002')
-    expect(JSON.parse(stand.module.safeStorage.decryptString(onDisk))).toEqual({ STRIPE_SECRET_KEY: 'sk_test_keyring_secret_0002' })
+    expect(JSON.parse(stand.module.safeStorage.reveal(onDisk).text)).toEqual({ STRIPE_SECRET_KEY: 'sk_test_keyring_secret_0002' })
+    expect(statSync(join(userData, 'secrets.bin')).mode & 0o777).toBe(0o600)
     const list = await call('settings.list', {})
     expect(JSON.stringify(list)).not.toContain('keyring_secret')
   })
