@@ -8,17 +8,23 @@ import { Writable } from 'node:stream'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { objectAad } from '../../src/core/backup/authenticity'
-import { decryptStream, encryptStream } from '../../src/core/backup/crypto'
-import { manifestKey, type Manifest } from '../../src/core/backup/manifest'
+import { readCatalog } from '../../src/core/backup/catalog'
+import { parseCompression } from '../../src/core/backup/compression'
+import { decryptStream, encryptStream, resolveKey } from '../../src/core/backup/crypto'
+import { runFullBackup } from '../../src/core/backup/full'
+import { manifestKey, newSetId, type Manifest } from '../../src/core/backup/manifest'
+import { silentLogger } from '../../src/core/log/logger'
+import { LocalStorage } from '../../src/core/storage/local'
 import { summarise } from '../../src/core/backup/summary'
 import type { VerifyReport } from '../../src/core/backup/verify'
 import type { Ops } from '../../src/core/ops'
 import type { BackupStorage } from '../../src/core/storage/storage'
+import { cli } from '../helpers/cli'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
 import { databaseRows, restoreNow } from '../helpers/restore'
 import { S3_CREDENTIALS, TEST_BUCKET } from '../helpers/s3'
-import { seedExamforge } from '../helpers/seed'
+import { noProgress, seedExamforge } from '../helpers/seed'
 
 /**
  * What someone who can write to the backup storage, but has not the key, can do to an encrypted set,
@@ -302,5 +308,75 @@ describe.each(storages)('authenticated encrypted backup sets in $name', ({ env: 
     const back = await restoreNow(ops, input, target)
     expect(back.report.ok).toBe(true)
     expect(await databaseRows(urlOf(target), TABLES)).toEqual(expected)
+  }, 120_000)
+})
+
+describe('with a passphrase, through the CLI', () => {
+  const PASSPHRASE = 'correct horse battery staple'
+  let src: Awaited<ReturnType<typeof createDatabase>>
+  let dir: string
+  let storage: BackupStorage
+  const ids: { good: string; edited: string; plain: string } = { good: '', edited: '', plain: '' }
+  beforeAll(async () => {
+    src = await createDatabase(inject('pgUrl'), 'authcli')
+    await seedExamforge(src.url, 0.02)
+    dir = mkdtempSync(join(tmpdir(), 'ops-auth-cli-'))
+    storage = new LocalStorage(dir)
+    const full = async (encrypted: boolean) =>
+      (
+        await runFullBackup(
+          newSetId('full'),
+          {
+            databaseUrl: src.url,
+            storage,
+            compression: parseCompression('gzip:1'),
+            // Each encrypted set gets its own scrypt salt, so its own key.
+            encryption: encrypted ? resolveKey({ key: null, passphrase: PASSPHRASE }) : null,
+            log: silentLogger,
+          },
+          noProgress(),
+        )
+      ).setId
+    ids.good = await full(true)
+    ids.edited = await full(true)
+    ids.plain = await full(false)
+    const m = await readManifest(storage, ids.edited)
+    m.tables[0].rows += 1
+    await writeManifest(storage, m)
+  }, 60_000)
+  afterAll(() => src?.drop())
+
+  it('the catalog authenticates each set with its own passphrase-derived key', async () => {
+    const cat = await readCatalog(storage, { key: null, passphrase: PASSPHRASE })
+    const by = (id: string) => cat.find((s) => s.setId === id)!
+    expect([by(ids.good).status, by(ids.good).authenticity]).toEqual(['complete', 'authenticated'])
+    expect(by(ids.edited).status).toBe('tampered')
+    expect([by(ids.plain).status, by(ids.plain).authenticity]).toEqual(['complete', 'unauthenticated'])
+    // Without the passphrase nothing can be checked: the encrypted sets are listed as such, not as tampered.
+    const blind = await readCatalog(storage)
+    expect(blind.find((s) => s.setId === ids.edited)).toMatchObject({ status: 'complete', authenticity: 'unchecked' })
+  })
+
+  it('lists, verifies and refuses by name; --allow-unauthenticated plans an unauthenticated set with a warning', async () => {
+    const env = { DATABASE_URL: src.url, LOCAL_BACKUP_PATH: dir, BACKUP_ENCRYPTION_PASSPHRASE: PASSPHRASE }
+    const list = await cli(['backups', 'list'], env)
+    expect(list.code, list.stderr).toBe(0)
+    const line = (id: string) => list.stdout.split('\n').find((l) => l.startsWith(id)) ?? ''
+    expect(line(ids.good)).toMatch(/complete .*encrypted, authenticated/)
+    expect(line(ids.edited)).toMatch(/tampered .*failed its authentication check/)
+    expect(line(ids.plain)).toMatch(/Unauthenticated: written without encryption/)
+    const verified = await cli(['backups', 'verify', ids.edited], env)
+    expect(verified.code).toBe(1)
+    expect(verified.stdout).toContain(`BAD  sets/${ids.edited}/manifest.json: The manifest sets/${ids.edited}/manifest.json failed`)
+    const tampered = await cli(['restore', '--backup', ids.edited], env)
+    expect(tampered.code, tampered.stderr).toBe(1)
+    expect(tampered.stderr).toContain(`The set ${ids.edited} cannot be restored: The manifest sets/${ids.edited}/manifest.json failed`)
+    const refused = await cli(['restore', '--backup', ids.plain], env)
+    expect(refused.code, refused.stderr).toBe(1)
+    expect(refused.stderr).toContain(`${ids.plain} (not encrypted)`)
+    const allowed = await cli(['restore', '--backup', ids.plain, '--allow-unauthenticated'], env)
+    expect(allowed.code, allowed.stderr).toBe(0)
+    expect(allowed.stdout).toMatch(/warn {2}Authenticity: Not authenticated, restored as acknowledged/)
+    expect(allowed.stdout).toContain('Nothing was changed')
   }, 120_000)
 })

@@ -1,6 +1,6 @@
 import type { BackupStorage, StoredObject } from '../storage/storage'
 import { checkManifest, type Authenticity } from './authenticity'
-import type { KeySource } from './crypto'
+import { deriveKeys, type KeySource } from './crypto'
 import { manifestSchema, SET_ID, SETS_PREFIX, type Manifest } from './manifest'
 
 export interface CatalogSet {
@@ -31,8 +31,15 @@ export async function readCatalog(storage: BackupStorage, keys: KeySource | null
     if (!SET_ID.test(id)) continue
     bySet.set(id, [...(bySet.get(id) ?? []), o])
   }
-  const sets: CatalogSet[] = []
-  for (const [setId, objs] of bySet) sets.push(await describeSet(storage, setId, objs, keys))
+  const read: (CatalogSet | ReadManifest)[] = []
+  for (const [setId, objs] of bySet) read.push(await readManifest(storage, setId, objs))
+  // Passphrase keys (one scrypt per set) are derived in parallel before the manifests are checked with them.
+  if (keys)
+    await deriveKeys(
+      read.map((r) => ('raw' in r ? r.manifest.encryption : null)),
+      keys,
+    )
+  const sets = read.map((r) => ('raw' in r ? authenticate(r, keys) : r))
   const at = (s: CatalogSet) => new Date(s.manifest?.snapshot.time ?? s.lastModified).getTime()
   return sets.sort((a, b) => at(b) - at(a) || b.setId.localeCompare(a.setId))
 }
@@ -41,12 +48,22 @@ export async function readCatalog(storage: BackupStorage, keys: KeySource | null
 export async function readSet(storage: BackupStorage, setId: string, keys: KeySource | null = null): Promise<CatalogSet | null> {
   if (!SET_ID.test(setId)) return null
   const objs = await storage.list(`${SETS_PREFIX}${setId}/`)
-  return objs.length ? describeSet(storage, setId, objs, keys) : null
+  if (!objs.length) return null
+  const r = await readManifest(storage, setId, objs)
+  return 'raw' in r ? authenticate(r, keys) : r
 }
 
-async function describeSet(storage: BackupStorage, setId: string, objs: StoredObject[], keys: KeySource | null): Promise<CatalogSet> {
+type Base = Pick<CatalogSet, 'setId' | 'type' | 'objects' | 'storedBytes' | 'lastModified'>
+/** A manifest read and parsed, not yet checked. */
+interface ReadManifest {
+  base: Base
+  raw: Record<string, unknown>
+  manifest: Manifest
+}
+
+async function readManifest(storage: BackupStorage, setId: string, objs: StoredObject[]): Promise<CatalogSet | ReadManifest> {
   const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
-  const base = {
+  const base: Base = {
     setId,
     type,
     objects: objs.length,
@@ -62,11 +79,9 @@ async function describeSet(storage: BackupStorage, setId: string, objs: StoredOb
       authenticity: null,
       problem: 'No manifest: the backup did not finish. It is never offered for restore and is removed by cleanup.',
     }
-  let raw: Record<string, unknown>
-  let manifest: Manifest
   try {
-    raw = JSON.parse((await storage.getBuffer(m.key)).toString('utf8'))
-    manifest = manifestSchema.parse(raw)
+    const raw = JSON.parse((await storage.getBuffer(m.key)).toString('utf8')) as Record<string, unknown>
+    return { base, raw, manifest: manifestSchema.parse(raw) }
   } catch (e) {
     return {
       ...base,
@@ -76,7 +91,11 @@ async function describeSet(storage: BackupStorage, setId: string, objs: StoredOb
       problem: `The manifest cannot be read: ${(e as Error).message.slice(0, 200)}`,
     }
   }
-  const check = checkManifest(setId, raw, manifest, keys)
+}
+
+/** Complete, or tampered (its contents are then not handed on). */
+function authenticate({ base, raw, manifest }: ReadManifest, keys: KeySource | null): CatalogSet {
+  const check = checkManifest(base.setId, raw, manifest, keys)
   if (check.tampered) return { ...base, status: 'tampered', manifest: null, authenticity: check.authenticity, problem: check.problem }
   return { ...base, status: 'complete', manifest, authenticity: check.authenticity, problem: check.problem }
 }

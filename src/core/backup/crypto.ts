@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync, type DecipherGCM } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt, scryptSync, type DecipherGCM } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import { OpsError } from '../../shared/contract'
 
@@ -27,15 +27,39 @@ export const hasKey = (k: KeySource | null | undefined): boolean => !!(k?.key ||
  * its own salt, so listing a catalog would otherwise derive one key per set each time. Kept in memory only.
  */
 const derived = new Map<string, Buffer>()
-function scryptKey(passphrase: string, salt: string): Buffer {
-  const id = createHash('sha256').update(passphrase).update('\0').update(salt).digest('hex')
-  let key = derived.get(id)
-  if (!key) {
-    key = scryptSync(passphrase, Buffer.from(salt, 'hex'), 32, { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 })
-    if (derived.size >= 256) derived.delete(derived.keys().next().value!)
-    derived.set(id, key)
-  }
+const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }
+const derivedId = (passphrase: string, salt: string) => createHash('sha256').update(passphrase).update('\0').update(salt).digest('hex')
+function remember(id: string, key: Buffer): Buffer {
+  if (derived.size >= 1024) derived.delete(derived.keys().next().value!)
+  derived.set(id, key)
   return key
+}
+function scryptKey(passphrase: string, salt: string): Buffer {
+  const id = derivedId(passphrase, salt)
+  return derived.get(id) ?? remember(id, scryptSync(passphrase, Buffer.from(salt, 'hex'), 32, SCRYPT))
+}
+
+/**
+ * Derive the passphrase keys of many sets at once, on libuv's threads (a catalog listing checks every
+ * set's manifest): afterwards keyForSet finds them derived. Failures are left for keyForSet to report.
+ */
+export async function deriveKeys(params: (EncryptionParams | null)[], o: KeySource): Promise<void> {
+  const passphrase = o.passphrase
+  if (!passphrase) return
+  const salts = new Set(
+    params.flatMap((p) => (p?.kdf === 'scrypt' && p.salt && !derived.has(derivedId(passphrase, p.salt)) ? [p.salt] : [])),
+  )
+  await Promise.all(
+    [...salts].map(
+      (salt) =>
+        new Promise<void>((done) =>
+          scrypt(passphrase, Buffer.from(salt, 'hex'), 32, SCRYPT, (err, key) => {
+            if (!err) remember(derivedId(passphrase, salt), key)
+            done()
+          }),
+        ),
+    ),
+  )
 }
 
 /** The key from configuration: BACKUP_ENCRYPTION_KEY (32 bytes, hex or base64) or BACKUP_ENCRYPTION_PASSPHRASE. */
