@@ -35,7 +35,7 @@ export const handlers: Handlers = {
     return { location: ops.backups.storage().location, sets: sets.map((s) => summarise(s, proven.get(s.setId) ?? null)) }
   },
   'backups.get': async (ops, input) => {
-    const set = await readSet(ops.backups.storage(), input.setId)
+    const set = await readSet(ops.backups.storage(), input.setId, ops.backups.keys())
     if (!set) throw new OpsError('unknown_set', `There is no backup set "${input.setId}" in ${ops.backups.storage().location}.`)
     const m = set.manifest
     return {

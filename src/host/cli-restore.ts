@@ -11,9 +11,12 @@ type WithOps = <T>(fn: (ops: Ops) => Promise<T>) => Promise<T>
 type Follow = (ops: Ops, jobId: string, draw: boolean) => Promise<JobInfo>
 
 export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <database url>] [--yes] [--json] [--as <email>]
+          [--allow-unauthenticated]
                             Plan a restore and print it (changes nothing); with --yes, run it. Without --target it
                             restores in place, atomically, after a safety backup. --target restores into another
                             database (created when missing). --as names the operator (checked against ADMIN_EMAILS).
+                            With an encryption key configured, only sets whose manifest it authenticates are
+                            restored; --allow-unauthenticated accepts older or unencrypted ones anyway.
   restore --undo <restore-id> [--yes] [--as <email>]
                             Undo an in-place restore by restoring the safety backup it took.
   restore-test [--json]     Restore the newest backup chain into a scratch database, check it, drop it, and record
@@ -67,6 +70,7 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
       yes: { type: 'boolean' },
       json: { type: 'boolean' },
       as: { type: 'string' },
+      'allow-unauthenticated': { type: 'boolean' },
     },
   })
   const operator = values.as ?? process.env.OPS_OPERATOR ?? null
@@ -101,6 +105,7 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
       .map((t) => t.trim())
       .filter(Boolean),
     target: values.target ? { kind: 'url', url: values.target } : { kind: 'in-place' },
+    ...(values['allow-unauthenticated'] ? { allowUnauthenticated: true } : {}),
   }
   return withOps(async (ops) => {
     if (!values.yes) {

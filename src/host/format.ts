@@ -33,7 +33,7 @@ export function renderSets(location: string, sets: BackupSetSummary[]): string {
       `${s.rows.toLocaleString('en-US')} rows`.padStart(16),
       formatBytes(s.storedBytes).padStart(9),
       s.durationMs != null ? `${(s.durationMs / 1000).toFixed(1)} s`.padStart(8) : ''.padStart(8),
-      s.encrypted ? 'encrypted' : '',
+      s.encrypted ? (s.authenticity === 'authenticated' ? 'encrypted, authenticated' : 'encrypted') : '',
       s.problem ?? '',
     ].join('  '),
   )

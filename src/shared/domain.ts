@@ -110,8 +110,11 @@ export type AppInfo = z.infer<typeof appInfo>
 
 export const backupSetSummary = z.object({
   setId: z.string(),
-  status: z.enum(['complete', 'incomplete', 'unreadable']),
+  /** tampered: the manifest failed its authentication check (see README, Backups): never offered for restore. */
+  status: z.enum(['complete', 'incomplete', 'unreadable', 'tampered']),
   type: z.enum(['full', 'incremental', 'safety', 'unknown']),
+  /** authenticated: its manifest's MAC was checked with the configured key; unauthenticated: it has none; unchecked: no key to check it. */
+  authenticity: z.enum(['authenticated', 'unauthenticated', 'unchecked']).nullable(),
   parent: z.string().nullable(),
   snapshotTime: z.string().nullable(),
   durationMs: z.number().nullable(),

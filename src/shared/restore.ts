@@ -24,6 +24,8 @@ export const restoreRequest = z
     /** Table names ("schema.table" or "table"); omitted: the whole database. */
     tables: z.array(z.string().min(1).max(200)).max(2000).optional(),
     target: restoreTarget,
+    /** With an encryption key configured: restore sets whose manifest is not authenticated anyway (written before format version 2, or without encryption). */
+    allowUnauthenticated: z.boolean().optional(),
   })
   .strict()
 export type RestoreRequest = z.infer<typeof restoreRequest>

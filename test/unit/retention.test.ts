@@ -14,6 +14,7 @@ function set(id: string, type: 'full' | 'incremental', daysAgo: number, parent: 
   return {
     setId,
     status: 'complete',
+    authenticity: 'unauthenticated',
     type,
     manifest: { setId, type, parent, snapshot: { time, lsn: '0/0', method: 'replication-slot', slot: 's' } } as unknown as Manifest,
     objects: 3,

@@ -1,11 +1,17 @@
 import type { BackupStorage, StoredObject } from '../storage/storage'
+import { checkManifest, type Authenticity } from './authenticity'
+import { deriveKeys, type KeySource } from './crypto'
 import { manifestSchema, SET_ID, SETS_PREFIX, type Manifest } from './manifest'
 
 export interface CatalogSet {
   setId: string
-  status: 'complete' | 'incomplete' | 'unreadable'
+  /** tampered: its manifest failed its authentication check (or describes another set): never offered for restore. */
+  status: 'complete' | 'incomplete' | 'unreadable' | 'tampered'
   type: 'full' | 'incremental' | 'safety' | 'unknown'
+  /** Null unless complete: a tampered manifest's contents are not handed on. */
   manifest: Manifest | null
+  /** See authenticity.ts; null without a readable manifest. */
+  authenticity: Authenticity | null
   objects: number
   storedBytes: number
   lastModified: string
@@ -14,9 +20,10 @@ export interface CatalogSet {
 
 /**
  * The catalog is what storage holds, read from the manifests alone: it works while the database
- * is down. A set without a manifest is incomplete: shown, never offered for restore.
+ * is down. A set without a manifest is incomplete: shown, never offered for restore. With the
+ * encryption settings given, encrypted sets' manifests are authenticated (a bad one is "tampered").
  */
-export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]> {
+export async function readCatalog(storage: BackupStorage, keys: KeySource | null = null): Promise<CatalogSet[]> {
   const objects = await storage.list(SETS_PREFIX)
   const bySet = new Map<string, StoredObject[]>()
   for (const o of objects) {
@@ -24,22 +31,39 @@ export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]>
     if (!SET_ID.test(id)) continue
     bySet.set(id, [...(bySet.get(id) ?? []), o])
   }
-  const sets: CatalogSet[] = []
-  for (const [setId, objs] of bySet) sets.push(await describeSet(storage, setId, objs))
+  const read: (CatalogSet | ReadManifest)[] = []
+  for (const [setId, objs] of bySet) read.push(await readManifest(storage, setId, objs))
+  // Passphrase keys (one scrypt per set) are derived in parallel before the manifests are checked with them.
+  if (keys)
+    await deriveKeys(
+      read.map((r) => ('raw' in r ? r.manifest.encryption : null)),
+      keys,
+    )
+  const sets = read.map((r) => ('raw' in r ? authenticate(r, keys) : r))
   const at = (s: CatalogSet) => new Date(s.manifest?.snapshot.time ?? s.lastModified).getTime()
   return sets.sort((a, b) => at(b) - at(a) || b.setId.localeCompare(a.setId))
 }
 
 /** One set, reading only its own objects and manifest (not the whole catalog); null when there is no such set. */
-export async function readSet(storage: BackupStorage, setId: string): Promise<CatalogSet | null> {
+export async function readSet(storage: BackupStorage, setId: string, keys: KeySource | null = null): Promise<CatalogSet | null> {
   if (!SET_ID.test(setId)) return null
   const objs = await storage.list(`${SETS_PREFIX}${setId}/`)
-  return objs.length ? describeSet(storage, setId, objs) : null
+  if (!objs.length) return null
+  const r = await readManifest(storage, setId, objs)
+  return 'raw' in r ? authenticate(r, keys) : r
 }
 
-async function describeSet(storage: BackupStorage, setId: string, objs: StoredObject[]): Promise<CatalogSet> {
+type Base = Pick<CatalogSet, 'setId' | 'type' | 'objects' | 'storedBytes' | 'lastModified'>
+/** A manifest read and parsed, not yet checked. */
+interface ReadManifest {
+  base: Base
+  raw: Record<string, unknown>
+  manifest: Manifest
+}
+
+async function readManifest(storage: BackupStorage, setId: string, objs: StoredObject[]): Promise<CatalogSet | ReadManifest> {
   const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
-  const base = {
+  const base: Base = {
     setId,
     type,
     objects: objs.length,
@@ -52,14 +76,28 @@ async function describeSet(storage: BackupStorage, setId: string, objs: StoredOb
       ...base,
       status: 'incomplete',
       manifest: null,
+      authenticity: null,
       problem: 'No manifest: the backup did not finish. It is never offered for restore and is removed by cleanup.',
     }
   try {
-    const manifest = manifestSchema.parse(JSON.parse((await storage.getBuffer(m.key)).toString('utf8')))
-    return { ...base, status: 'complete', manifest, problem: null }
+    const raw = JSON.parse((await storage.getBuffer(m.key)).toString('utf8')) as Record<string, unknown>
+    return { base, raw, manifest: manifestSchema.parse(raw) }
   } catch (e) {
-    return { ...base, status: 'unreadable', manifest: null, problem: `The manifest cannot be read: ${(e as Error).message.slice(0, 200)}` }
+    return {
+      ...base,
+      status: 'unreadable',
+      manifest: null,
+      authenticity: null,
+      problem: `The manifest cannot be read: ${(e as Error).message.slice(0, 200)}`,
+    }
   }
+}
+
+/** Complete, or tampered (its contents are then not handed on). */
+function authenticate({ base, raw, manifest }: ReadManifest, keys: KeySource | null): CatalogSet {
+  const check = checkManifest(base.setId, raw, manifest, keys)
+  if (check.tampered) return { ...base, status: 'tampered', manifest: null, authenticity: check.authenticity, problem: check.problem }
+  return { ...base, status: 'complete', manifest, authenticity: check.authenticity, problem: check.problem }
 }
 
 export interface Chain {

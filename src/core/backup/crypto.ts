@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync, type DecipherGCM } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt, scryptSync, type DecipherGCM } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import { OpsError } from '../../shared/contract'
 
@@ -12,6 +12,54 @@ export interface EncryptionParams {
   salt: string | null
   /** An HMAC of a fixed text under the key: tells a wrong key apart before any data is decrypted. Not the key. */
   keyCheck: string
+}
+
+/** The encryption settings a reader has: BACKUP_ENCRYPTION_KEY and BACKUP_ENCRYPTION_PASSPHRASE (either may be unset). */
+export interface KeySource {
+  key: string | null
+  passphrase: string | null
+}
+
+export const hasKey = (k: KeySource | null | undefined): boolean => !!(k?.key || k?.passphrase)
+
+/**
+ * Keys derived from a passphrase, by passphrase and salt: scrypt costs ~0.1 s and 32 MB, and every set has
+ * its own salt, so listing a catalog would otherwise derive one key per set each time. Kept in memory only.
+ */
+const derived = new Map<string, Buffer>()
+const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }
+const derivedId = (passphrase: string, salt: string) => createHash('sha256').update(passphrase).update('\0').update(salt).digest('hex')
+function remember(id: string, key: Buffer): Buffer {
+  if (derived.size >= 1024) derived.delete(derived.keys().next().value!)
+  derived.set(id, key)
+  return key
+}
+function scryptKey(passphrase: string, salt: string): Buffer {
+  const id = derivedId(passphrase, salt)
+  return derived.get(id) ?? remember(id, scryptSync(passphrase, Buffer.from(salt, 'hex'), 32, SCRYPT))
+}
+
+/**
+ * Derive the passphrase keys of many sets at once, on libuv's threads (a catalog listing checks every
+ * set's manifest): afterwards keyForSet finds them derived. Failures are left for keyForSet to report.
+ */
+export async function deriveKeys(params: (EncryptionParams | null)[], o: KeySource): Promise<void> {
+  const passphrase = o.passphrase
+  if (!passphrase) return
+  const salts = new Set(
+    params.flatMap((p) => (p?.kdf === 'scrypt' && p.salt && !derived.has(derivedId(passphrase, p.salt)) ? [p.salt] : [])),
+  )
+  await Promise.all(
+    [...salts].map(
+      (salt) =>
+        new Promise<void>((done) =>
+          scrypt(passphrase, Buffer.from(salt, 'hex'), 32, SCRYPT, (err, key) => {
+            if (!err) remember(derivedId(passphrase, salt), key)
+            done()
+          }),
+        ),
+    ),
+  )
 }
 
 /** The key from configuration: BACKUP_ENCRYPTION_KEY (32 bytes, hex or base64) or BACKUP_ENCRYPTION_PASSPHRASE. */
@@ -30,7 +78,7 @@ export function resolveKey(
   }
   if (o.passphrase) {
     const s = salt ?? randomBytes(16).toString('hex')
-    const key = scryptSync(o.passphrase, Buffer.from(s, 'hex'), 32, { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 })
+    const key = scryptKey(o.passphrase, s)
     return { key, params: { algorithm: 'aes-256-gcm', kdf: 'scrypt', salt: s, keyCheck: keyCheck(key) } }
   }
   return null
@@ -41,7 +89,7 @@ export function keyCheck(key: Buffer): string {
 }
 
 /** The key a set needs, checked against the set's key check: a wrong key is refused before reading data. */
-export function keyForSet(params: EncryptionParams, o: { key: string | null; passphrase: string | null }): Buffer {
+export function keyForSet(params: EncryptionParams, o: KeySource): Buffer {
   const k =
     params.kdf === 'scrypt'
       ? resolveKey({ key: null, passphrase: o.passphrase }, params.salt)
@@ -59,10 +107,15 @@ export function keyForSet(params: EncryptionParams, o: { key: string | null; pas
   return k.key
 }
 
-/** AES-256-GCM over a stream: [12-byte IV][ciphertext][16-byte tag]. Each object has its own IV. */
-export function encryptStream(key: Buffer): Transform {
+/**
+ * AES-256-GCM over a stream: [12-byte IV][ciphertext][16-byte tag]. Each object has its own IV.
+ * The associated data (format version 2: the set and the object's key, see authenticity.ts) is not stored:
+ * the reader supplies it from where it found the object, so an object read anywhere else fails its tag.
+ */
+export function encryptStream(key: Buffer, aad: Buffer | null = null): Transform {
   const iv = randomBytes(IV)
   const cipher = createCipheriv('aes-256-gcm', key, iv)
+  if (aad) cipher.setAAD(aad)
   let started = false
   return new Transform({
     transform(chunk: Buffer, _e, cb: TransformCallback) {
@@ -79,8 +132,11 @@ export function encryptStream(key: Buffer): Transform {
   })
 }
 
-/** The inverse; the tag is checked at the end, and a mismatch fails the stream (wrong key or altered bytes). */
-export function decryptStream(key: Buffer, what: string): Transform {
+/**
+ * The inverse; the tag is checked at the end, and a mismatch fails the stream (altered bytes, an object
+ * from somewhere else when associated data is given, or a wrong key). `what` names the object for people.
+ */
+export function decryptStream(key: Buffer, what: string, aad: Buffer | null = null): Transform {
   let head = Buffer.alloc(0)
   let decipher: DecipherGCM | null = null
   let tail = Buffer.alloc(0)
@@ -91,6 +147,7 @@ export function decryptStream(key: Buffer, what: string): Transform {
           head = Buffer.concat([head, chunk])
           if (head.length < IV) return cb()
           decipher = createDecipheriv('aes-256-gcm', key, head.subarray(0, IV))
+          if (aad) decipher.setAAD(aad)
           chunk = head.subarray(IV)
         }
         const buf = Buffer.concat([tail, chunk])
@@ -108,7 +165,14 @@ export function decryptStream(key: Buffer, what: string): Transform {
         decipher.setAuthTag(tail)
         cb(null, decipher.final())
       } catch {
-        cb(new OpsError('corrupt', `${what} failed its authentication check: the bytes were altered or the key is wrong.`))
+        cb(
+          new OpsError(
+            'corrupt',
+            aad
+              ? `${what} failed its authentication check: it does not belong here (copied from another set, or from another place in this one) or its bytes were altered or damaged.`
+              : `${what} failed its authentication check: the bytes were altered or damaged, or the key is wrong.`,
+          ),
+        )
       }
     },
   })

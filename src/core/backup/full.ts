@@ -10,7 +10,8 @@ import { extensionFor, type CompressionParams } from './compression'
 import type { EncryptionParams } from './crypto'
 import { CopyOut } from './copy-out'
 import { combineDigests, RowDigest } from './digest'
-import { manifestKey, setPrefix, type Manifest } from './manifest'
+import { AUTHENTICATED_VERSION, MANIFEST_VERSION, manifestKey, setPrefix, type Manifest } from './manifest'
+import { objectAad, sealManifest } from './authenticity'
 import { storeObject, storeStages } from './pipeline'
 import { gzipThreadFor } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
@@ -217,13 +218,15 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     const columns = new Map(cols.map((c) => [c.oid, c.cols]))
 
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
+    // Each object is encrypted bound to this set and its own key: moved anywhere else, it fails to decrypt.
+    const seal = (key: string) => (o.encryption ? { key: o.encryption.key, aad: objectAad(setId, key) } : null)
     const objects: Manifest['objects'] = []
     const schemaKey = `${setPrefix(setId)}schema.json${ext}`
     const schemaObj = await storeObject(
       o.storage,
       schemaKey,
       Readable.from([Buffer.from(JSON.stringify({ pre: schema.pre, post: schema.post }))]),
-      storeStages(o.compression, o.encryption?.key ?? null),
+      storeStages(o.compression, seal(schemaKey)),
       ctx.signal,
     )
     written.push(schemaKey)
@@ -280,7 +283,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
               thread?.pool,
             ),
           )
-          const stored = await storeObject(o.storage, key, copy, storeStages(o.compression, o.encryption?.key ?? null, thread), ctx.signal)
+          const stored = await storeObject(o.storage, key, copy, storeStages(o.compression, seal(key), thread), ctx.signal)
           written.push(key)
           objects.push({ key, kind: 'data', ...stored })
           rowsDone += digest.rows
@@ -318,7 +321,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
 
     const finished = new Date()
     const manifest: Manifest = {
-      formatVersion: 1,
+      formatVersion: o.encryption ? AUTHENTICATED_VERSION : MANIFEST_VERSION,
       setId,
       type: o.type ?? 'full',
       parent: null,
@@ -358,8 +361,9 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     }
     ctx.signal.throwIfAborted()
     ctx.onProgress({ phase: 'writing manifest', done: totalEst, total: totalEst, unit: 'bytes' })
-    await o.storage.putSmall(manifestKey(setId), JSON.stringify(manifest, null, 2))
-    return manifest
+    const sealed = sealManifest(manifest, o.encryption?.key ?? null)
+    await o.storage.putSmall(manifestKey(setId), JSON.stringify(sealed, null, 2))
+    return sealed
   } catch (e) {
     // No manifest was written: remove what this run stored (what cannot be removed now, cleanup removes later),
     // and the slot it created, which no set would follow and which would otherwise hold WAL forever.

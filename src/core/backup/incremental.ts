@@ -12,7 +12,8 @@ import { PUBLICATION } from './changes/slot'
 import { extensionFor, type CompressionParams } from './compression'
 import type { EncryptionParams } from './crypto'
 import { qname, schemaHash, STABLE_SESSION } from './full'
-import { manifestKey, setPrefix, type Manifest } from './manifest'
+import { AUTHENTICATED_VERSION, MANIFEST_VERSION, manifestKey, setPrefix, type Manifest } from './manifest'
+import { objectAad, sealManifest } from './authenticity'
 import { storeObject, storeStages } from './pipeline'
 import { gzipThreadFor, type GzipThread } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS } from './schema-capture'
@@ -120,7 +121,13 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
     // gzip on a thread of its own, as for a full, so compression never waits on the thread decoding the stream.
     thread = gzipThreadFor(o.compression)
-    const storing = storeObject(o.storage, key, lines, storeStages(o.compression, o.encryption?.key ?? null, thread), ctx.signal)
+    const storing = storeObject(
+      o.storage,
+      key,
+      lines,
+      storeStages(o.compression, o.encryption ? { key: o.encryption.key, aad: objectAad(setId, key) } : null, thread),
+      ctx.signal,
+    )
     storing.catch(() => {}) // awaited below; a failure also ends the streaming (see finish)
     // Lines are batched into ~256 KB writes: compression then works per batch, not per change. When
     // storage falls behind, the replication socket is paused until it drains (backpressure without a
@@ -305,7 +312,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     phase('sequences')
     const finished = new Date()
     const manifest: Manifest = {
-      formatVersion: 1,
+      formatVersion: o.encryption ? AUTHENTICATED_VERSION : MANIFEST_VERSION,
       setId,
       type: 'incremental',
       parent: o.parent.setId,
@@ -329,13 +336,14 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       tool: { name: 'examforge-ops', version, node: process.version },
     }
     ctx.signal.throwIfAborted()
-    await o.storage.putSmall(manifestKey(setId), JSON.stringify(manifest, null, 2))
+    const sealed = sealManifest(manifest, o.encryption?.key ?? null)
+    await o.storage.putSmall(manifestKey(setId), JSON.stringify(sealed, null, 2))
     written.length = 0 // complete: nothing to clean up from here on
     await o.afterStored?.()
     // Only now may the slot forget these changes: confirm exactly up to the target (the library sends lsn + 1).
     await stream.acknowledge(lsnToString(targetLsn - 1n))
     await stream.stop()
-    return manifest
+    return sealed
   } catch (e) {
     await o.storage.delete(written).catch(() => {})
     throw e

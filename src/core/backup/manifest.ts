@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 
+/**
+ * 1: sets without client-side encryption, and encrypted sets written before manifests were authenticated.
+ * 2: encrypted sets whose manifest carries a MAC and whose objects are bound to their set (see authenticity.ts).
+ */
 export const MANIFEST_VERSION = 1
+export const AUTHENTICATED_VERSION = 2
 export const SETS_PREFIX = 'sets/'
 
 export const manifestSchema = z.object({
-  formatVersion: z.literal(MANIFEST_VERSION),
+  formatVersion: z.union([z.literal(MANIFEST_VERSION), z.literal(AUTHENTICATED_VERSION)]),
   setId: z.string(),
   type: z.enum(['full', 'incremental', 'safety']),
   parent: z.string().nullable(),
@@ -59,6 +64,10 @@ export const manifestSchema = z.object({
     phasesMs: z.record(z.string(), z.number()).optional(),
   }),
   tool: z.object({ name: z.literal('examforge-ops'), version: z.string(), node: z.string() }),
+  /** Version 2: an HMAC-SHA256 over every other field (see authenticity.ts). Absent on unauthenticated sets. */
+  auth: z
+    .object({ algorithm: z.literal('hmac-sha256'), kdf: z.literal('hkdf-sha256'), mac: z.string().regex(/^[0-9a-f]{64}$/) })
+    .optional(),
 })
 export type Manifest = z.infer<typeof manifestSchema>
 

@@ -6,9 +6,16 @@ import { compressor, type CompressionParams } from './compression'
 import { encryptStream } from './crypto'
 import type { GzipThread } from './gzip-thread'
 
-/** What a backup object goes through on its way to storage: compression (on the connection's thread when it has one), then encryption. */
-export function storeStages(compression: CompressionParams, encryptionKey: Buffer | null, thread: GzipThread | null = null): Transform[] {
-  const stages = [thread ? thread.stream() : compressor(compression), encryptionKey ? encryptStream(encryptionKey) : null]
+/**
+ * What a backup object goes through on its way to storage: compression (on the connection's thread when it
+ * has one), then encryption, bound to the object's set and key by associated data (objectAad).
+ */
+export function storeStages(
+  compression: CompressionParams,
+  encryption: { key: Buffer; aad: Buffer } | null,
+  thread: GzipThread | null = null,
+): Transform[] {
+  const stages = [thread ? thread.stream() : compressor(compression), encryption ? encryptStream(encryption.key, encryption.aad) : null]
   return stages.filter((t) => t !== null)
 }
 

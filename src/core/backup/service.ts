@@ -8,7 +8,7 @@ import type { BackupStorage } from '../storage/storage'
 import { chains, readCatalog, type CatalogSet } from './catalog'
 import { checkPrerequisites, dropSlot, ensurePublication, ourSlots, slotNameFor, withClient, type Prerequisites } from './changes/slot'
 import { parseCompression } from './compression'
-import { resolveKey } from './crypto'
+import { resolveKey, type KeySource } from './crypto'
 import { runFullBackup } from './full'
 import { runIncremental, SchemaChanged } from './incremental'
 import { newSetId, type Manifest } from './manifest'
@@ -42,8 +42,14 @@ export class BackupService {
     return (this.storage_ ??= openStorage(this.deps.config))
   }
 
+  /** The encryption settings, to authenticate manifests with (see authenticity.ts). */
+  keys(): KeySource {
+    const b = this.deps.config.backup
+    return { key: b.encryptionKey, passphrase: b.encryptionPassphrase }
+  }
+
   list(): Promise<CatalogSet[]> {
-    return readCatalog(this.storage())
+    return readCatalog(this.storage(), this.keys())
   }
 
   private url(): string {
@@ -96,7 +102,7 @@ export class BackupService {
       async (_i, ctx) => {
         try {
           // One read of the catalog serves the cleanup and the run (the chain to follow).
-          const catalog = await readCatalog(this.storage())
+          const catalog = await readCatalog(this.storage(), this.keys())
           await this.cleanup(STALE_MS, catalog).catch((e) =>
             this.deps.log.warn('cleanup before the backup failed', { error: (e as Error).message }),
           )
@@ -211,13 +217,7 @@ export class BackupService {
   }
 
   startVerify(setId: string, actor: string): { jobId: string } {
-    const b = this.deps.config.backup
-    const jobId = this.deps.jobs.start(
-      'backup.verify',
-      { setId },
-      (_i, ctx) => verifySet(this.storage(), setId, { key: b.encryptionKey, passphrase: b.encryptionPassphrase }, ctx),
-      actor,
-    )
+    const jobId = this.deps.jobs.start('backup.verify', { setId }, (_i, ctx) => verifySet(this.storage(), setId, this.keys(), ctx), actor)
     return { jobId }
   }
 

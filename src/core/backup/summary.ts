@@ -8,6 +8,7 @@ export function summarise(s: CatalogSet, provenAt: string | null = null): Backup
     setId: s.setId,
     status: s.status,
     type: s.type,
+    authenticity: s.authenticity,
     parent: m?.parent ?? null,
     snapshotTime: m?.snapshot.time ?? null,
     durationMs: m?.timings.durationMs ?? null,

@@ -4,9 +4,11 @@ import { pipeline } from 'node:stream/promises'
 import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
+import { aadFor } from './authenticity'
 import { readSet } from './catalog'
 import { decompressor } from './compression'
-import { decryptStream, keyForSet } from './crypto'
+import { decryptStream, keyForSet, type KeySource } from './crypto'
+import { manifestKey } from './manifest'
 import { RowDigest } from './digest'
 
 export interface ObjectCheck {
@@ -22,22 +24,23 @@ export interface VerifyReport {
   checkedBytes: number
 }
 
+/** How messages name an object: "object sets/<id>/data/t0001/c0000.copy.gz.enc of set <id>". */
+export const objectName = (setId: string, key: string) => `object ${key} of set ${setId}`
+
 /**
- * Re-read every object of a set: size and SHA-256 as stored, then decrypt (authenticated) and
- * decompress, and for data the row count and row digest against the manifest. Reports per object.
+ * Re-read every object of a set: size and SHA-256 as stored, then decrypt (authenticated, bound to
+ * this set and key) and decompress, and for data the row count and row digest against the manifest.
+ * Reports per object; a manifest that fails its own authentication check is the one bad object.
  */
-export async function verifySet(
-  storage: BackupStorage,
-  setId: string,
-  keys: { key: string | null; passphrase: string | null },
-  ctx: JobContext,
-): Promise<VerifyReport> {
-  const set = await readSet(storage, setId)
+export async function verifySet(storage: BackupStorage, setId: string, keys: KeySource, ctx: JobContext): Promise<VerifyReport> {
+  const set = await readSet(storage, setId, keys)
   if (!set)
     throw new OpsError(
       'unknown_set',
       `There is no backup set "${setId}" in ${storage.location}. List them with "examforge-ops backups list".`,
     )
+  if (set.status === 'tampered')
+    return { setId, ok: false, objects: [{ key: manifestKey(setId), ok: false, problem: set.problem }], checkedBytes: 0 }
   if (!set.manifest) throw new OpsError('incomplete_set', `The set ${setId} has no readable manifest: ${set.problem}`)
   const m = set.manifest
   const key = m.encryption ? keyForSet(m.encryption, keys) : null
@@ -66,10 +69,16 @@ export async function verifySet(
     })
     let problem: string | null = null
     try {
-      const stages = [hashTap, key ? decryptStream(key, obj.key) : null, decompressor(m.compression), sink].filter((s) => s !== null)
+      const stages = [
+        hashTap,
+        key ? decryptStream(key, objectName(setId, obj.key), aadFor(m, obj.key)) : null,
+        decompressor(m.compression),
+        sink,
+      ].filter((s) => s !== null)
       await pipeline([await storage.get(obj.key, ctx.signal), ...stages], { signal: ctx.signal })
-      if (size !== obj.size) problem = `size is ${size} bytes, the manifest says ${obj.size}`
-      else if (sha.digest('hex') !== obj.sha256) problem = 'SHA-256 does not match the manifest: the object was altered or damaged'
+      if (size !== obj.size) problem = `size is ${size} bytes, the manifest says ${obj.size}: the object was altered or damaged`
+      else if (sha.digest('hex') !== obj.sha256)
+        problem = 'SHA-256 does not match the manifest: the object was altered or damaged, or does not belong here (moved from elsewhere)'
       else {
         const c = chunks.get(obj.key)
         if (c && (digest.rows !== c.rows || digest.value() !== c.digest))
@@ -81,7 +90,7 @@ export async function verifySet(
       problem =
         err.code?.startsWith('Z_') || /unexpected end of file/.test(err.message)
           ? `cannot be decompressed (${err.message}): the object was altered or damaged`
-          : err.message.replace(`${obj.key} `, '')
+          : err.message.replace(`${objectName(setId, obj.key)} `, '')
     }
     results.push({ key: obj.key, ok: problem === null, problem })
     ctx.onProgress({ phase: `verifying ${obj.key.split('/').slice(2).join('/')}`, done, total, unit: 'bytes' })

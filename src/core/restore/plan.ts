@@ -3,7 +3,8 @@ import pg from 'pg'
 import { OpsError } from '../../shared/contract'
 import { formatBytes } from '../../shared/format'
 import type { PreflightCheck, RestorePlan, RestorePoint } from '../../shared/restore'
-import { chains, readCatalog, readSet } from '../backup/catalog'
+import { refuseUnauthenticated, type Authenticity } from '../backup/authenticity'
+import { chains, readCatalog, readSet, type CatalogSet } from '../backup/catalog'
 import type { Manifest } from '../backup/manifest'
 import { USER_SCHEMAS } from '../backup/schema-capture'
 import { qname } from '../backup/full'
@@ -22,6 +23,8 @@ export interface PlanInput {
   point: RestorePoint
   tables?: string[]
   target: ResolvedTarget
+  /** Restore sets whose manifest is not authenticated although an encryption key is configured (see authenticity.ts). */
+  allowUnauthenticated?: boolean
 }
 
 /** A plan with what executing it needs (the target's URL holds credentials: it never leaves core). */
@@ -60,51 +63,76 @@ export function describeUrl(url: string): { database: string; server: string } {
   return { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', server: `${u.hostname || 'localhost'}:${u.port || '5432'}` }
 }
 
-/** Which sets a point needs: the full, then every incremental up to the one that covers the point. */
+/** Which sets a point needs: the full, then every incremental up to the one that covers the point (each with its authenticity). */
 export async function resolvePoint(
   storage: BackupStorage,
   point: RestorePoint,
-): Promise<{ sets: Manifest[]; stopAfter: Date | null; label: string; chain: { fullSetId: string; from: string; to: string } }> {
+  keys: Keys | null = null,
+): Promise<{
+  sets: Manifest[]
+  authenticity: Map<string, Authenticity>
+  stopAfter: Date | null
+  label: string
+  chain: { fullSetId: string; from: string; to: string }
+}> {
+  const authenticity = new Map<string, Authenticity>()
+  const note = (catalog: CatalogSet[]) => {
+    for (const s of catalog) if (s.authenticity) authenticity.set(s.setId, s.authenticity)
+    return catalog
+  }
+  /** Sets refused as tampered, named where they may explain why a point is not reachable. */
+  const tampered = (catalog: CatalogSet[]) => {
+    const t = catalog.filter((s) => s.status === 'tampered').map((s) => s.setId)
+    return t.length
+      ? ` ${t.length === 1 ? 'The set' : 'The sets'} ${t.join(', ')} failed ${t.length === 1 ? 'its' : 'their'} authentication check and ${t.length === 1 ? 'is' : 'are'} left out.`
+      : ''
+  }
   if ('setId' in point) {
-    const set = await readSet(storage, point.setId)
+    const set = await readSet(storage, point.setId, keys)
     if (!set)
       throw new OpsError(
         'unknown_set',
         `There is no backup set "${point.setId}" in ${storage.location}. List them with "examforge-ops backups list".`,
       )
+    if (set.status === 'tampered') throw new OpsError('tampered_set', `The set ${point.setId} cannot be restored: ${set.problem}`)
     if (!set.manifest) throw new OpsError('incomplete_set', `The set ${point.setId} cannot be restored: ${set.problem}`)
     const m = set.manifest
+    note([set])
     if (m.type !== 'incremental')
       return {
         sets: [m],
+        authenticity,
         stopAfter: null,
         label: `${m.type === 'safety' ? 'safety backup' : 'full backup'} ${m.setId} (${m.snapshot.time})`,
         chain: { fullSetId: m.setId, from: m.snapshot.time, to: m.snapshot.time },
       }
-    const chain = chains(await readCatalog(storage)).find((c) => c.sets.some((s) => s.setId === m.setId))
+    const catalog = note(await readCatalog(storage, keys))
+    const chain = chains(catalog).find((c) => c.sets.some((s) => s.setId === m.setId))
     if (!chain)
       throw new OpsError(
         'broken_chain',
-        `The incremental ${m.setId} has no complete chain back to its full backup: a set it needs is missing.`,
+        `The incremental ${m.setId} has no complete chain back to its full backup: a set it needs is missing.${tampered(catalog)}`,
       )
     const upTo = chain.sets.findIndex((s) => s.setId === m.setId)
     return {
       sets: chain.sets.slice(0, upTo + 1),
+      authenticity,
       stopAfter: null,
       label: `incremental ${m.setId} (${m.snapshot.time})`,
       chain: { fullSetId: chain.full.setId, from: chain.from, to: chain.to },
     }
   }
   const at = new Date(point.time)
-  const all = chains(await readCatalog(storage))
+  const catalog = note(await readCatalog(storage, keys))
+  const all = chains(catalog)
   const chain = all.find((c) => new Date(c.from) <= at && at <= new Date(c.to))
   if (!chain) {
     const ranges = all.map((c) => `${c.from} to ${c.to}`)
     throw new OpsError(
       'time_not_covered',
-      ranges.length
+      (ranges.length
         ? `No backup chain covers ${at.toISOString()}. The backups cover: ${ranges.join('; ')}.`
-        : `No backup chain covers ${at.toISOString()}: there are no complete backups yet.`,
+        : `No backup chain covers ${at.toISOString()}: there are no complete backups yet.`) + tampered(catalog),
     )
   }
   const sets: Manifest[] = [chain.sets[0]]
@@ -114,6 +142,7 @@ export async function resolvePoint(
   }
   return {
     sets,
+    authenticity,
     stopAfter: at,
     label: `point in time ${at.toISOString()}`,
     chain: { fullSetId: chain.full.setId, from: chain.from, to: chain.to },
@@ -227,16 +256,43 @@ export async function planRestore(
   deps: { storage: BackupStorage; keys: Keys; databaseUrl: string | null; signal?: AbortSignal },
 ): Promise<PreparedRestore> {
   const signal = deps.signal ?? new AbortController().signal
-  const point = await resolvePoint(deps.storage, input.point)
+  const point = await resolvePoint(deps.storage, input.point, deps.keys)
   const sets = point.sets
   const full = sets[0]
   const preflight: PreflightCheck[] = []
+  // Before anything is read from the sets: with a key configured, only authenticated sets (or acknowledged ones).
+  const auth = (m: Manifest) => point.authenticity.get(m.setId) ?? 'unauthenticated'
+  const { acknowledged } = refuseUnauthenticated(
+    sets.map((m) => ({ manifest: m, authenticity: auth(m) })),
+    deps.keys,
+    input.allowUnauthenticated ?? false,
+  )
   const reader = new SetReader(deps.storage, sets, deps.keys) // a wrong key is refused here
   preflight.push({
     check: 'Backup objects',
     status: 'ok',
     detail: `${sets.reduce((n, s) => n + s.objects.length, 0)} objects, ${formatBytes(sets.reduce((n, s) => n + s.objects.reduce((a, o) => a + o.size, 0), 0))}; each is checked against its SHA-256 before the target is touched${full.encryption ? '; the decryption key matches' : ''}.`,
   })
+  preflight.push(
+    acknowledged.length
+      ? {
+          check: 'Authenticity',
+          status: 'warning',
+          detail: `Not authenticated, restored as acknowledged: ${acknowledged.join(', ')} (no MAC: a change by someone who can write to the backup storage would go unnoticed).`,
+        }
+      : sets.every((m) => auth(m) === 'authenticated')
+        ? {
+            check: 'Authenticity',
+            status: 'ok',
+            detail: 'Every manifest passed its authentication check; each object is bound to its set.',
+          }
+        : {
+            check: 'Authenticity',
+            status: 'ok',
+            detail:
+              'Not checked: no encryption key is configured, so the manifests are trusted as stored (their SHA-256s guard against damage, not against someone who can write to the backup storage).',
+          },
+  )
   const schema = await reader.schema(full, signal)
   const parents = partitionParents(schema.pre)
   const fks = foreignKeys(schema.post)

@@ -51,7 +51,7 @@ export class RestoreService {
 
   /** The points a restore can reach: each chain's range and sets, and the safety backups. */
   async points(): Promise<RestorePoints> {
-    const catalog = await readCatalog(this.deps.backups.storage())
+    const catalog = await readCatalog(this.deps.backups.storage(), this.keys())
     const url = this.deps.databaseUrl()
     return {
       chains: chains(catalog).map((c) => ({
@@ -68,7 +68,7 @@ export class RestoreService {
   }
 
   private input(r: RestoreRequest | PlanInput): PlanInput {
-    return { point: r.point, tables: r.tables, target: r.target as ResolvedTarget }
+    return { point: r.point, tables: r.tables, target: r.target as ResolvedTarget, allowUnauthenticated: r.allowUnauthenticated }
   }
 
   prepare(r: RestoreRequest | PlanInput, signal?: AbortSignal): Promise<PreparedRestore> {
@@ -148,7 +148,7 @@ export class RestoreService {
       { database: scratch },
       async (_i, ctx) => {
         try {
-          const newest = chains(await readCatalog(this.deps.backups.storage()))[0]
+          const newest = chains(await readCatalog(this.deps.backups.storage(), this.keys()))[0]
           if (!newest) throw new OpsError('no_backups', 'There is no complete backup to test: take a full backup first.')
           const point = newest.sets[newest.sets.length - 1]
           const prepared = await this.prepare({ point: { setId: point.setId }, target: { kind: 'new', database: scratch } }, ctx.signal)

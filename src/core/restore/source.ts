@@ -1,20 +1,22 @@
 import { createHash } from 'node:crypto'
-import { Transform, Writable, type Readable } from 'node:stream'
+import { Readable, Transform, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createInterface } from 'node:readline'
 import { OpsError } from '../../shared/contract'
 import type { BackupStorage } from '../storage/storage'
 import { decompressor } from '../backup/compression'
-import { decryptStream, keyForSet } from '../backup/crypto'
+import { aadFor } from '../backup/authenticity'
+import { decryptStream, keyForSet, type KeySource } from '../backup/crypto'
 import type { Manifest } from '../backup/manifest'
 import type { ChangeLine } from '../backup/incremental'
+import { objectName } from '../backup/verify'
 
-export interface Keys {
-  key: string | null
-  passphrase: string | null
-}
+export type Keys = KeySource
 
-/** The sets a restore reads, with each set's decryption key (a wrong or missing key is refused here, before anything). */
+/**
+ * The sets a restore reads, with each set's decryption key (a wrong or missing key is refused here, before
+ * anything). Objects of an authenticated set decrypt only where they were written (their set and key).
+ */
 export class SetReader {
   private keys = new Map<string, Buffer | null>()
 
@@ -30,7 +32,9 @@ export class SetReader {
   async open(m: Manifest, key: string, signal: AbortSignal): Promise<Readable> {
     const k = this.keys.get(m.setId) ?? null
     const source = await this.storage.get(key, signal)
-    const stages = [k ? decryptStream(k, key) : null, decompressor(m.compression)].filter((s): s is Transform => s !== null)
+    const stages = [k ? decryptStream(k, objectName(m.setId, key), aadFor(m, key)) : null, decompressor(m.compression)].filter(
+      (s): s is Transform => s !== null,
+    )
     if (!stages.length) return source
     let out: Readable = source
     for (const s of stages) {
@@ -40,11 +44,25 @@ export class SetReader {
     return out
   }
 
+  /** The schema (DDL) a restore executes: checked against the SHA-256 its manifest records before it is even parsed. */
   async schema(m: Manifest, signal: AbortSignal): Promise<{ pre: string[]; post: string[] }> {
     const obj = m.objects.find((o) => o.kind === 'schema')
     if (!obj) throw new OpsError('incomplete_set', `The set ${m.setId} holds no schema.`)
+    const stored = await this.storage.getBuffer(obj.key)
+    signal.throwIfAborted()
+    if (stored.length !== obj.size || createHash('sha256').update(stored).digest('hex') !== obj.sha256) throw damaged(m, obj, stored.length)
     const chunks: Buffer[] = []
-    await pipeline(await this.open(m, obj.key, signal), new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }))
+    const k = this.keys.get(m.setId) ?? null
+    const stages = [k ? decryptStream(k, objectName(m.setId, obj.key), aadFor(m, obj.key)) : null, decompressor(m.compression)]
+    try {
+      await pipeline([
+        Readable.from([stored]),
+        ...stages.filter((s): s is Transform => s !== null),
+        new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }),
+      ])
+    } catch (e) {
+      throw refused(e)
+    }
     return JSON.parse(Buffer.concat(chunks).toString('utf8'))
   }
 
@@ -86,11 +104,24 @@ export class SetReader {
             `The backup object ${obj.key} cannot be read (${(e as Error).message}): nothing was restored.`,
           )
         }
-        if (size !== obj.size || sha.digest('hex') !== obj.sha256)
-          throw new OpsError(
-            'object_damaged',
-            `The backup object ${obj.key} does not match its manifest (${size !== obj.size ? `size ${size}, expected ${obj.size}` : 'SHA-256 differs'}): it was altered or damaged. Nothing was restored; choose another backup set.`,
-          )
+        if (size !== obj.size || sha.digest('hex') !== obj.sha256) throw damaged(m, obj, size)
       }
   }
+}
+
+function damaged(m: Manifest, obj: Manifest['objects'][number], size: number): OpsError {
+  return new OpsError(
+    'object_damaged',
+    `The ${objectName(m.setId, obj.key)} does not match its manifest (${size !== obj.size ? `size ${size}, expected ${obj.size}` : 'SHA-256 differs'}): it was altered or damaged, or does not belong to this set. Nothing was restored; choose another backup set, and find out who or what can write to the backup storage.`,
+  )
+}
+
+/** A decryption that failed its tag names the object (crypto.ts says which and why); nothing was restored yet. */
+function refused(e: unknown): unknown {
+  return e instanceof OpsError && e.code === 'corrupt'
+    ? new OpsError(
+        'object_damaged',
+        `The ${e.message.replace(/\.$/, '')}. Nothing was restored; choose another backup set, and find out who or what can write to the backup storage.`,
+      )
+    : e
 }

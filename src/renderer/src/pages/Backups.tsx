@@ -229,7 +229,7 @@ export function Backups() {
                   <code>{s.setId}</code>
                   <div className="muted">
                     {s.type === 'incremental' ? '↳ incremental' : s.type}
-                    {s.encrypted ? ' · encrypted' : ''}
+                    {s.encrypted ? (s.authenticity === 'authenticated' ? ' · encrypted, authenticated' : ' · encrypted') : ''}
                     {s.compression ? ` · ${s.compression}` : ''}
                   </div>
                 </td>

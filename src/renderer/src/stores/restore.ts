@@ -34,6 +34,8 @@ interface RestoreState {
   /** null: the whole database. */
   tables: string[] | null
   target: RestoreTargetInput
+  /** The operator acknowledged restoring sets whose manifest is not authenticated (asked only when the plan refuses them). */
+  allowUnauthenticated: boolean
   plan: RestorePlan | null
   planning: boolean
   planError: string | null
@@ -47,6 +49,7 @@ interface RestoreState {
   choosePoint(point: RestorePoint): Promise<void>
   setTables(tables: string[] | null): Promise<void>
   setTarget(target: RestoreTargetInput): void
+  setAllowUnauthenticated(allow: boolean): Promise<void>
   preview(): Promise<void>
   start(confirm: string, operator: string): Promise<void>
   undo(confirm: string, operator: string): Promise<void>
@@ -92,11 +95,16 @@ export const useRestore = create<RestoreState>((set, get) => {
   }
   /** Plan again for what is chosen now (whole database while choosing a scope, so every table is listed). */
   const replan = async () => {
-    const { point, tables, target } = get()
+    const { point, tables, target, allowUnauthenticated } = get()
     if (!point) return
     set({ planning: true, planError: null })
     try {
-      const plan = await api().call('restore.plan', { point, target, ...(tables ? { tables } : {}) })
+      const plan = await api().call('restore.plan', {
+        point,
+        target,
+        ...(tables ? { tables } : {}),
+        ...(allowUnauthenticated ? { allowUnauthenticated } : {}),
+      })
       set({ plan, planning: false })
     } catch (e) {
       set({ plan: null, planning: false, planError: (e as Error).message })
@@ -109,6 +117,7 @@ export const useRestore = create<RestoreState>((set, get) => {
     point: null,
     tables: null,
     target: { kind: 'in-place' },
+    allowUnauthenticated: false,
     plan: null,
     planning: false,
     planError: null,
@@ -130,7 +139,11 @@ export const useRestore = create<RestoreState>((set, get) => {
       if (step === 'preview' || step === 'scope') void replan()
     },
     async choosePoint(point) {
-      set({ point, plan: null, tables: null })
+      set({ point, plan: null, tables: null, allowUnauthenticated: false })
+      await replan()
+    },
+    async setAllowUnauthenticated(allow) {
+      set({ allowUnauthenticated: allow })
       await replan()
     },
     async setTables(tables) {
@@ -144,13 +157,14 @@ export const useRestore = create<RestoreState>((set, get) => {
     },
     async start(confirm, operator) {
       subscribe()
-      const { point, tables, target } = get()
+      const { point, tables, target, allowUnauthenticated } = get()
       if (!point) return
       try {
         const { jobId } = await api().call('restore.start', {
           point,
           target,
           confirm,
+          ...(allowUnauthenticated ? { allowUnauthenticated } : {}),
           ...(tables ? { tables } : {}),
           ...(operator ? { operator } : {}),
         })
@@ -189,6 +203,7 @@ export const useRestore = create<RestoreState>((set, get) => {
         point: null,
         tables: null,
         target: { kind: 'in-place' },
+        allowUnauthenticated: false,
         plan: null,
         planError: null,
         finished: null,

@@ -65,7 +65,7 @@ function ChainTimeline({ chain }: { chain: Chain }) {
 }
 
 export function PointStep({ points }: { points: RestorePoints }) {
-  const { point, choosePoint, setStep, plan, planning, planError } = useRestore()
+  const { point, choosePoint, setStep, plan, planning, planError, setAllowUnauthenticated } = useRestore()
   const [time, setTime] = useState('')
   const ranges = points.chains
   if (!ranges.length && !points.safety.length)
@@ -141,7 +141,19 @@ export function PointStep({ points }: { points: RestorePoints }) {
               {plan.transactions ? `, replays ${plan.transactions} transaction(s)` : ''}
             </>
           ) : (
-            <span className="danger-text">{planError}</span>
+            <>
+              <span className="danger-text">{planError}</span>
+              {planError?.includes('--allow-unauthenticated') && (
+                <label className="acknowledge">
+                  <input
+                    type="checkbox"
+                    onChange={(e) => void setAllowUnauthenticated(e.target.checked)}
+                    data-testid="restore-allow-unauthenticated"
+                  />{' '}
+                  I trust the backup storage: restore it although its manifest is not authenticated
+                </label>
+              )}
+            </>
           )
         ) : (
           <span className="muted">Nothing chosen yet.</span>
