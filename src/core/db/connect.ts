@@ -164,6 +164,7 @@ export function pgClientConfigLike(
 
 interface PgConnectionInternals {
   ssl: unknown
+  sslNegotiation?: string
   stream: NodeJS.EventEmitter & { end(): void }
   _ending?: boolean
   connect(port: number | string, host?: string): void
@@ -181,7 +182,7 @@ function preferFallback(con: PgConnectionInternals): void {
   const connect = con.connect.bind(con)
   con.connect = (port, host) => {
     connect(port, host)
-    if (!con.ssl) return
+    if (!con.ssl || con.sslNegotiation === 'direct') return // direct TLS has no answer byte to fall back on
     con.stream.removeAllListeners('data') // pg's own answer handler: "N" would be an error there
     const onError = (error: NodeJS.ErrnoException) => {
       if (con._ending && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) return
