@@ -10,6 +10,7 @@ import type { Probe } from '../../src/core/health/probe'
 import { HealthService } from '../../src/core/health/service'
 import { applyTransportRule } from '../../src/core/health/transport'
 import { silentLogger } from '../../src/core/log/logger'
+import { renderHealth } from '../../src/host/format'
 import type { HealthTransport } from '../../src/shared/domain'
 
 const dir = mkdtempSync(join(tmpdir(), 'ops-tls-unit-'))
@@ -161,5 +162,10 @@ describe('transport classification: clear text off this machine is degraded', ()
     expect(by.app.transport).toMatchObject({ encrypted: false, loopback: true })
     expect(by.stripe.status).toBe('healthy')
     expect(snap.overall).toBe('degraded')
+    // The CLI prints it too.
+    const text = renderHealth(snap)
+    expect(text).toMatch(/^redis +degraded .*encrypt redis\.  \[Not encrypted\]$/m)
+    expect(text).toMatch(/^app +healthy .*Answers\.  \[Clear text \(loopback\)\]$/m)
+    expect(text).toMatch(/^stripe +healthy .*\[Encrypted, not verified\]$/m)
   })
 })

@@ -26,9 +26,4 @@ export function fmtDuration(s: number | null): string {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`
 }
 
-/** A connection's transport in a few words: how it travels and whether the peer was verified. */
-export function transportText(t: { encrypted: boolean; verified: boolean; loopback: boolean } | null | undefined): string | null {
-  if (!t) return null
-  if (t.encrypted) return t.verified ? 'Encrypted, verified' : 'Encrypted, not verified'
-  return t.loopback ? 'Clear text (loopback)' : 'Not encrypted'
-}
+export { transportText } from '../../../shared/format'
