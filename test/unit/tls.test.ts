@@ -77,7 +77,7 @@ describe('sslmode as libpq reads it (not as node-postgres does)', () => {
   })
 
   it("node-postgres' ssl=true means verify-full; a Unix socket never uses TLS", () => {
-    expect(sslOf('postgres://db.example.com/app?ssl=true').tls.mode).toBe('verify-full')
+    expect(sslOf('postgres://db.example.com/app?ssl=true').tls).toMatchObject({ mode: 'verify-full', rootCert: 'system', problem: null })
     expect(sslOf('postgres://u@/app?host=/var/run/postgresql&sslmode=require').tls).toMatchObject({ socket: true, ssl: false })
   })
 })
@@ -164,8 +164,8 @@ describe('transport classification: clear text off this machine is degraded', ()
     expect(snap.overall).toBe('degraded')
     // The CLI prints it too.
     const text = renderHealth(snap)
-    expect(text).toMatch(/^redis +degraded .*encrypt redis\.  \[Not encrypted\]$/m)
-    expect(text).toMatch(/^app +healthy .*Answers\.  \[Clear text \(loopback\)\]$/m)
+    expect(text).toMatch(/^redis +degraded .*encrypt redis\. {2}\[Not encrypted\]$/m)
+    expect(text).toMatch(/^app +healthy .*Answers\. {2}\[Clear text \(loopback\)\]$/m)
     expect(text).toMatch(/^stripe +healthy .*\[Encrypted, not verified\]$/m)
   })
 })

@@ -80,9 +80,12 @@ export function resolvePgTls(url: string, env: Env = process.env): { connectionS
 
   let problem: string | null = null
   let raw = q.get('sslmode') ?? null
+  let legacyVerify = false
   if (raw === null) {
-    const legacy = q.get('ssl') // node-postgres' own spelling: ssl=true verifies fully, ssl=false is clear text
-    if (legacy === 'true' || legacy === '1') raw = 'verify-full'
+    // node-postgres' own spelling: ssl=true verifies fully (against the system's CAs), ssl=false is clear text.
+    const legacy = q.get('ssl')
+    legacyVerify = legacy === 'true' || legacy === '1'
+    if (legacyVerify) raw = 'verify-full'
     else if (legacy === 'false' || legacy === '0') raw = 'disable'
     else if (legacy === 'no-verify') raw = 'require'
   }
@@ -96,10 +99,11 @@ export function resolvePgTls(url: string, env: Env = process.env): { connectionS
   const key = q.get('sslkey') ?? env.PGSSLKEY ?? null
   const passphrase = q.get('sslpassword')
   const rootParam = q.get('sslrootcert') ?? env.PGSSLROOTCERT ?? null
-  const setting = q.has('sslrootcert') ? 'sslrootcert' : 'PGSSLROOTCERT'
   const defaultRoot = join(homedir(), '.postgresql', 'root.crt')
+  const setting = q.has('sslrootcert') ? 'sslrootcert' : rootParam ? 'PGSSLROOTCERT' : defaultRoot
   let rootCert: string | null = rootParam
   if (!rootCert && existsSync(defaultRoot)) rootCert = defaultRoot
+  if (!rootCert && legacyVerify) rootCert = 'system'
 
   for (const p of TLS_PARAMS) q.delete(p)
   const connectionString = u.toString()
@@ -179,6 +183,8 @@ interface PgConnectionInternals {
  * (stream, upgradeToSSL, attachListeners; pinned by the lockfile and covered by the TLS tests).
  */
 function preferFallback(con: PgConnectionInternals): void {
+  // A pg whose internals moved keeps its own behaviour (an "N" fails the connection) rather than guessing.
+  if (typeof con.upgradeToSSL !== 'function' || typeof con.attachListeners !== 'function') return
   const connect = con.connect.bind(con)
   con.connect = (port, host) => {
     connect(port, host)
@@ -189,6 +195,7 @@ function preferFallback(con: PgConnectionInternals): void {
       con.emit('error', error)
     }
     con.stream.once('data', (buffer: Buffer) => {
+      // Exactly one byte: anything sent with it would be read as if it came over TLS (CVE-2021-23222).
       const answer = buffer.length === 1 ? buffer.toString('latin1') : ''
       if (answer === 'S') return con.upgradeToSSL(typeof host === 'string' ? host : undefined, onError)
       if (answer === 'N') {
@@ -273,7 +280,8 @@ export function explainTlsError(e: unknown, tls: PgTls): unknown {
 
 /** What a connected client's socket is: encrypted, verified, loopback, in a sentence. */
 export function pgTransport(client: pg.Client): Transport {
-  const tls = (client as Partial<PgClient>).tls ?? resolvePgTls('').tls
+  const tls = (client as Partial<PgClient>).tls
+  if (!tls) throw new Error('pgTransport needs a client made by pgClient or pgPool.')
   const stream = (client as unknown as { connection?: { stream?: Partial<TLSSocket> } }).connection?.stream
   const loopback = tls.socket || isLoopbackHost(tls.host)
   if (!stream?.encrypted) {
