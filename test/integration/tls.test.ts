@@ -130,6 +130,12 @@ describe.skipIf(cannot)('PostgreSQL over TLS (sslmode, sslrootcert)', () => {
     expect(r.details?.sslmode).toBe('prefer')
   })
 
+  it('disable sends clear text, which this server refuses (pg_hba: hostnossl reject)', async () => {
+    const r = await run(postgresProbe({ url: withParams('sslmode=disable'), timeoutMs: 10_000 }))
+    expect(r.status).toBe('unhealthy')
+    expect(r.reason).toMatch(/accepts only encrypted connections \(pg_hba.conf\) and sslmode=disable sent none: use sslmode=verify-full/)
+  })
+
   it('a missing sslrootcert file is named before anything is sent', async () => {
     const missing = join(ca.dir, 'nope.crt')
     const r = await run(postgresProbe({ url: withParams(`sslmode=verify-full&sslrootcert=${missing}`), timeoutMs: 10_000 }))
@@ -207,6 +213,14 @@ describe('clear text', () => {
       loopback: true,
       detail: "Not encrypted (the server offers no TLS); fine on this machine's loopback.",
     })
+  })
+
+  it('disable to a loopback server: clear text, said to be fine there', async () => {
+    const u = new URL(plainPgUrl)
+    u.searchParams.set('sslmode', 'disable')
+    const r = await run(postgresProbe({ url: u.toString(), timeoutMs: 10_000 }))
+    expect(r.status).toBe('healthy')
+    expect(r.transport?.detail).toBe("Not encrypted (sslmode=disable); fine on this machine's loopback.")
   })
 
   it('require to a server without TLS is refused with what to do', async () => {

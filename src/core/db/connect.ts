@@ -274,6 +274,8 @@ export function explainTlsError(e: unknown, tls: PgTls): unknown {
     message = `PostgreSQL's certificate does not name "${tls.host}" (${err.message}): connect with a host name the certificate lists, or use sslmode=verify-ca to check only the CA.`
   else if (err?.message === 'The server does not support SSL connections')
     message = `PostgreSQL at ${at} does not offer TLS, but sslmode=${tls.mode} requires it: turn ssl on in the server, or use sslmode=prefer (or disable) on a trusted network.`
+  else if (code === '28000' && /no encryption/.test(err.message ?? ''))
+    message = `PostgreSQL at ${at} accepts only encrypted connections (pg_hba.conf) and sslmode=${tls.mode} sent none: use sslmode=verify-full with sslrootcert (or sslmode=require).`
   if (!message) return e
   return Object.assign(new Error(message, { cause: e }), { code: code || 'TLS_UNAVAILABLE' })
 }

@@ -31,12 +31,12 @@ export function postgresProbe(o: PostgresProbeOptions): Probe {
           await client.connect()
         } catch (e) {
           const code = (e as { code?: string }).code
-          if (code === '28P01' || code === '28000')
-            return unhealthy('PostgreSQL rejected the credentials: check the user and password in DATABASE_URL.')
-          if (code === '3D000') return unhealthy('The database named in DATABASE_URL does not exist on that server.')
           // A TLS setting or certificate problem, already explained by the connection helper.
           if (code === 'TLS_SETTINGS' || (e as Error).cause !== undefined)
             return unhealthy((e as Error).message, { target: maskUrl(o.url), sslmode: client.tls.mode })
+          if (code === '28P01' || code === '28000')
+            return unhealthy('PostgreSQL rejected the credentials: check the user and password in DATABASE_URL.')
+          if (code === '3D000') return unhealthy('The database named in DATABASE_URL does not exist on that server.')
           return unhealthy(describeNetError(e, 'PostgreSQL'), { target: maskUrl(o.url), sslmode: client.tls.mode })
         }
         const transport = pgTransport(client)
