@@ -1,5 +1,6 @@
 import os from 'node:os'
-import pg from 'pg'
+import type pg from 'pg'
+import { pgClient, pgPool } from './db/connect'
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { AppInfo } from '../shared/domain'
 import { AuditLog } from './audit/audit'
@@ -136,7 +137,7 @@ export async function createOps(opts: OpsOptions) {
       async (input: { scale: number }, ctx) => {
         await sandbox.traffic?.stop()
         sandbox.traffic = null
-        const client = new pg.Client({ connectionString: url, application_name: 'examforge-ops:seed' })
+        const client = pgClient(url, { application_name: 'examforge-ops:seed' })
         await client.connect()
         try {
           return await seedSandbox(client, input.scale, ctx)
@@ -154,13 +155,13 @@ export async function createOps(opts: OpsOptions) {
   let trafficPool: pg.Pool | null = null
   function startTraffic() {
     if (!sandbox.active || !config.sandbox.traffic || sandbox.traffic || closing) return
-    trafficPool ??= new pg.Pool({ connectionString: databaseUrl!, max: 2, application_name: 'examforge-ops:traffic' })
+    trafficPool ??= pgPool(databaseUrl!, { max: 2, application_name: 'examforge-ops:traffic' })
     trafficPool.on('error', () => {})
     sandbox.traffic = startTrafficSimulator(trafficPool, log.child('traffic'))
   }
 
   if (sandbox.active && opts.sandboxActivity !== false) {
-    const client = new pg.Client({ connectionString: databaseUrl! })
+    const client = pgClient(databaseUrl!)
     await client.connect()
     const present = await hasSandboxSchema(client).finally(() => client.end())
     if (!present) seed(config.sandbox.scale, 'sandbox')

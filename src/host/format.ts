@@ -1,6 +1,7 @@
 import { statusRank, type BackupSetSummary, type HealthResult, type HealthSnapshot } from '../shared/domain'
 import type { LatestValue } from '../shared/metrics'
 import { formatBytes } from '../core/health/probe'
+import { transportText } from '../shared/format'
 import { scrub } from '../core/log/scrub'
 
 /** 0 when every configured check is healthy, 1 when any is degraded, 2 when any is unhealthy. */
@@ -17,7 +18,8 @@ export function renderHealth(snap: HealthSnapshot, colour = false): string {
     const status = r.status.replace('_', ' ').padEnd(14)
     const lat = r.latencyMs == null ? '—'.padStart(8) : `${Math.round(r.latencyMs)} ms`.padStart(8)
     const s = colour ? `\x1b[${colours[r.status]}m${status}\x1b[0m` : status
-    return `${r.label.padEnd(label)}  ${s}${lat}  ${scrub(r.reason)}`
+    const transport = transportText(r.transport)
+    return `${r.label.padEnd(label)}  ${s}${lat}  ${scrub(r.reason)}${transport ? `  [${transport}]` : ''}`
   })
   return [`Overall: ${snap.overall.replace('_', ' ')}`, ...lines].join('\n')
 }

@@ -12,6 +12,17 @@ export type ServiceId = z.infer<typeof serviceId>
 
 export const detailValue = z.union([z.string(), z.number(), z.boolean(), z.null()])
 
+/** How a service's connection travels (null for a service reached without a network connection). */
+export const healthTransport = z.object({
+  encrypted: z.boolean(),
+  /** The peer's certificate was checked against a trusted CA and names the host connected to. */
+  verified: z.boolean(),
+  /** The connection stays on this machine (127.0.0.0/8, ::1, localhost, a Unix socket). */
+  loopback: z.boolean(),
+  detail: z.string(),
+})
+export type HealthTransport = z.infer<typeof healthTransport>
+
 export const healthResult = z.object({
   service: serviceId,
   label: z.string(),
@@ -19,6 +30,7 @@ export const healthResult = z.object({
   latencyMs: z.number().nullable(),
   reason: z.string(),
   details: z.record(z.string(), detailValue),
+  transport: healthTransport.nullable(),
   checkedAt: z.string(),
   /** When the status last flipped (ISO time), null when it has not changed since the console started watching. */
   lastChangeAt: z.string().nullable(),

@@ -29,3 +29,10 @@ export function formatTime(at: string | number | Date, o: { seconds?: boolean; t
     ...(o.timeZone ? { timeZone: o.timeZone } : {}),
   })
 }
+
+/** A connection's transport in a few words (Health tiles, the CLI): how it travels and whether the peer was verified. */
+export function transportText(t: { encrypted: boolean; verified: boolean; loopback: boolean } | null | undefined): string | null {
+  if (!t) return null
+  if (t.encrypted) return t.verified ? 'Encrypted, verified' : 'Encrypted, not verified'
+  return t.loopback ? 'Clear text (loopback)' : 'Not encrypted'
+}

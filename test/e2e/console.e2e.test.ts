@@ -105,7 +105,16 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     const greenAfterMs = Date.now() - startedAt
     writeFileSync(join(shots, `${face}-timing.json`), JSON.stringify({ face, startToGreenHealthMs: greenAfterMs }, null, 2))
     await expect.poll(() => page.getByTestId('overall').textContent()).toMatch(/Healthy/)
+    // How each connection travels: everything here is on loopback without TLS, which is fine and said so.
+    for (const s of ['postgres', 'redis', 's3', 'stripe', 'app'])
+      await expect.poll(() => page.getByTestId(`transport-${s}`).textContent()).toBe('Clear text (loopback)')
+    await expect.poll(() => page.getByTestId('transport-host').count()).toBe(0)
     await page.screenshot({ path: join(shots, `${face}-health-green.png`) })
+    await page.getByTestId('tile-postgres').click()
+    await expect
+      .poll(() => page.getByTestId('transport-detail').textContent())
+      .toBe("Not encrypted (the server offers no TLS); fine on this machine's loopback.")
+    await page.getByTestId('tile-postgres').click() // closed again
   })
 
   it('shows the overview tiles and marks the pages still to come, without faking them', async () => {

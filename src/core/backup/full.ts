@@ -1,6 +1,7 @@
 import os from 'node:os'
 import { Readable } from 'node:stream'
-import pg from 'pg'
+import type pg from 'pg'
+import { pgClient } from '../db/connect'
 import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { Logger } from '../log/logger'
@@ -66,7 +67,7 @@ interface Task {
 
 /** A connection with the session settings that make COPY text identical everywhere (digests compare). */
 export async function connect(url: string, name: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, application_name: `examforge-ops:${name}` })
+  const c = pgClient(url, { application_name: `examforge-ops:${name}` })
   c.on('error', () => {}) // surfaced by the query that fails
   await c.connect()
   await c.query(STABLE_SESSION)

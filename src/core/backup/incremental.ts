@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream'
-import pg from 'pg'
+import { pgClient, pgClientConfigLike } from '../db/connect'
 import { OpsError } from '../../shared/contract'
 import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
@@ -89,7 +89,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   }
   const slot = o.parent.snapshot.slot
   if (!slot) throw new OpsError('no_chain', 'The parent set was not taken with a replication slot: take a full backup to start a chain.')
-  const c = new pg.Client({ connectionString: o.databaseUrl, application_name: 'examforge-ops:incremental' })
+  const c = pgClient(o.databaseUrl, { application_name: 'examforge-ops:incremental' })
   c.on('error', () => {})
   await c.connect()
   const written: string[] = []
@@ -188,7 +188,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     // the standby-status timer is off, and keepalives are answered with the parent's point.
     const { LogicalReplicationService } = await logicalReplication()
     const stream = (streamRef = new LogicalReplicationService(
-      { connectionString: o.databaseUrl, application_name: 'examforge-ops:incremental' },
+      pgClientConfigLike(c, o.databaseUrl, { application_name: 'examforge-ops:incremental' }),
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     ))
     const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)

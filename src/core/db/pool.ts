@@ -1,10 +1,10 @@
-import pg from 'pg'
+import type pg from 'pg'
+import { pgPool } from './connect'
 import type { Logger } from '../log/logger'
 
 /** The pool behind the `ops` store. Errors on idle clients are logged, never thrown at the process. */
 export function createPool(url: string, log: Logger, opts: { max?: number; applicationName?: string } = {}): pg.Pool {
-  const pool = new pg.Pool({
-    connectionString: url,
+  const pool = pgPool(url, {
     max: opts.max ?? 4,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,

@@ -1,4 +1,4 @@
-import type { HealthStatus, ServiceId } from '../../shared/domain'
+import type { HealthStatus, HealthTransport, ServiceId } from '../../shared/domain'
 
 export type Details = Record<string, string | number | boolean | null>
 
@@ -8,6 +8,8 @@ export interface ProbeOutcome {
   details?: Details
   /** A probe may report the latency of the operation that matters (e.g. PING) instead of the whole run. */
   latencyMs?: number
+  /** How the connection travelled (encrypted, verified, loopback), when the probe made one. */
+  transport?: HealthTransport
 }
 
 export interface Probe {
@@ -17,6 +19,8 @@ export interface Probe {
   configured(): boolean
   /** What to set to configure it, shown on the tile. */
   howToConfigure: string
+  /** What to change so the connection is encrypted (said when a non-loopback connection is clear text). */
+  howToEncrypt?: string
   run(signal: AbortSignal): Promise<ProbeOutcome>
 }
 

@@ -12,6 +12,7 @@ import type { OpsEvents } from '../events'
 import type { Logger } from '../log/logger'
 import { scrub } from '../log/scrub'
 import type { Probe, ProbeOutcome } from './probe'
+import { applyTransportRule } from './transport'
 import { HealthStore } from './store'
 
 interface State {
@@ -127,6 +128,7 @@ export class HealthService {
       latencyMs: null,
       reason: configured ? 'Not checked yet.' : p.howToConfigure,
       details: {},
+      transport: null,
       checkedAt: new Date(0).toISOString(),
       lastChangeAt: null,
     }
@@ -156,6 +158,7 @@ export class HealthService {
         clearTimeout(timer)
       }
       elapsed = performance.now() - t0
+      outcome = applyTransportRule(outcome, p.howToEncrypt ?? 'use an encrypted connection.')
     }
     const latency = outcome.latencyMs ?? elapsed
     const result: HealthResult = {
@@ -165,6 +168,7 @@ export class HealthService {
       latencyMs: latency === null ? null : Math.round(latency * 10) / 10,
       reason: scrub(outcome.reason),
       details: JSON.parse(scrub(JSON.stringify(outcome.details ?? {}))) as HealthResult['details'],
+      transport: outcome.transport ? { ...outcome.transport, detail: scrub(outcome.transport.detail) } : null,
       checkedAt,
       lastChangeAt: null,
     }

@@ -102,6 +102,7 @@ export class HealthStore {
         latencyMs: r.latency_ms,
         reason: r.reason,
         details: r.details,
+        transport: null,
         checkedAt: r.checked_at.toISOString(),
         lastChangeAt: null,
       })),

@@ -1,5 +1,6 @@
 import fs from 'node:fs'
-import pg from 'pg'
+import type pg from 'pg'
+import { pgClient } from '../db/connect'
 import { OpsError } from '../../shared/contract'
 import { formatBytes } from '../../shared/format'
 import type { PreflightCheck, RestorePlan, RestorePoint } from '../../shared/restore'
@@ -222,7 +223,7 @@ async function countAfter(
 }
 
 async function tryConnect(url: string): Promise<{ client: pg.Client | null; missing: boolean; error: string | null }> {
-  const client = new pg.Client({ connectionString: url, application_name: 'examforge-ops:restore-plan', connectionTimeoutMillis: 10_000 })
+  const client = pgClient(url, { application_name: 'examforge-ops:restore-plan', connectionTimeoutMillis: 10_000 })
   client.on('error', () => {})
   try {
     await client.connect()

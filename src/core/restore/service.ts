@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import pg from 'pg'
+import type pg from 'pg'
+import { pgClient } from '../db/connect'
 import { OpsError } from '../../shared/contract'
 import type { RestorePlan, RestorePoints, RestoreRecord, RestoreRequest } from '../../shared/restore'
 import type { AuditLog } from '../audit/audit'
@@ -351,7 +352,7 @@ function toRecord(r: Record<string, unknown>): RestoreRecord {
 }
 
 async function dropDatabase(url: string, name: string): Promise<void> {
-  const c = new pg.Client({ connectionString: withDatabase(url, 'postgres') })
+  const c = pgClient(withDatabase(url, 'postgres'))
   c.on('error', () => {})
   await c.connect()
   try {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import pg from 'pg'
+import { pgClient } from '../db/connect'
 import { OpsError } from '../../shared/contract'
 import type { Logger } from '../log/logger'
 import { registerSecret } from '../log/scrub'
@@ -55,7 +55,7 @@ async function attach(runningFile: string, log: Logger): Promise<SandboxCluster 
   try {
     const r = JSON.parse(await readFile(runningFile, 'utf8')) as { pid: number; url: string; port: number; dataDir: string }
     if (r.pid === process.pid || !alive(r.pid)) return null
-    const c = new pg.Client({ connectionString: r.url, connectionTimeoutMillis: 2000 })
+    const c = pgClient(r.url, { connectionTimeoutMillis: 2000 })
     await c.connect()
     await c.end()
     registerSecret(new URL(r.url).password)

@@ -1,4 +1,5 @@
-import pg from 'pg'
+import type pg from 'pg'
+import { pgClient } from '../../db/connect'
 import { OpsError } from '../../../shared/contract'
 import { USER_SCHEMAS } from '../schema-capture'
 
@@ -78,7 +79,7 @@ export async function ensurePublication(client: pg.ClientBase): Promise<void> {
  * imported only while that connection stays open and idle: close it once every reader has it.
  */
 export async function createSlotWithSnapshot(url: string, slot: string): Promise<{ conn: pg.Client; lsn: string; snapshot: string }> {
-  const conn = new pg.Client({ connectionString: url, replication: 'database', application_name: 'examforge-ops:slot' } as pg.ClientConfig)
+  const conn = pgClient(url, { replication: 'database', application_name: 'examforge-ops:slot' } as pg.ClientConfig)
   conn.on('error', () => {})
   await conn.connect()
   try {
@@ -119,7 +120,7 @@ export async function dropSlot(client: pg.ClientBase, name: string): Promise<voi
 }
 
 export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url, application_name: 'examforge-ops:backup' })
+  const c = pgClient(url, { application_name: 'examforge-ops:backup' })
   c.on('error', () => {})
   await c.connect()
   try {

@@ -1,11 +1,17 @@
 import { describeNetError, degraded, ok, unhealthy, type Probe } from '../probe'
+import { withUrlTransport } from '../transport'
 
 /** The ExamForge web app: HTTP status and latency of its health URL, with an optional expected keyword. */
 export function appProbe(o: { url: string | null; healthPath: string; keyword: string | null; timeoutMs: number; slowMs?: number }): Probe {
+  return withUrlTransport(appProbeOf(o), () => o.url)
+}
+
+function appProbeOf(o: Parameters<typeof appProbe>[0]): Probe {
   return {
     id: 'app',
     label: 'Web app',
     howToConfigure: 'Set APP_URL (and APP_HEALTH_PATH, default /api/health).',
+    howToEncrypt: 'serve the app over https and use an https:// APP_URL.',
     configured: () => !!o.url,
     async run(signal) {
       let target: string

@@ -1,6 +1,6 @@
-import pg from 'pg'
+import { pgClient, pgTransport } from '../../db/connect'
 import { maskUrl } from '../../log/scrub'
-import { degraded, describeNetError, formatBytes, ok, unhealthy, type Probe } from '../probe'
+import { degraded, describeNetError, formatBytes, ok, unhealthy, type Probe, type ProbeOutcome } from '../probe'
 
 export interface PostgresProbeOptions {
   url: string | null
@@ -16,10 +16,10 @@ export function postgresProbe(o: PostgresProbeOptions): Probe {
     id: 'postgres',
     label: 'PostgreSQL',
     howToConfigure: 'Set DATABASE_URL to the ExamForge database (postgres://user:password@host:5432/db).',
+    howToEncrypt: "turn ssl on in the server and add sslmode=verify-full (with sslrootcert, the server's CA) to DATABASE_URL.",
     configured: () => !!o.url,
     async run(signal) {
-      const client = new pg.Client({
-        connectionString: o.url!,
+      const client = pgClient(o.url!, {
         connectionTimeoutMillis: o.timeoutMs,
         statement_timeout: o.timeoutMs,
         application_name: 'examforge-ops:health',
@@ -31,11 +31,15 @@ export function postgresProbe(o: PostgresProbeOptions): Probe {
           await client.connect()
         } catch (e) {
           const code = (e as { code?: string }).code
+          // A TLS setting or certificate problem, already explained by the connection helper.
+          if (code === 'TLS_SETTINGS' || (e as Error).cause !== undefined)
+            return unhealthy((e as Error).message, { target: maskUrl(o.url), sslmode: client.tls.mode })
           if (code === '28P01' || code === '28000')
             return unhealthy('PostgreSQL rejected the credentials: check the user and password in DATABASE_URL.')
           if (code === '3D000') return unhealthy('The database named in DATABASE_URL does not exist on that server.')
-          return unhealthy(describeNetError(e, 'PostgreSQL'), { target: maskUrl(o.url) })
+          return unhealthy(describeNetError(e, 'PostgreSQL'), { target: maskUrl(o.url), sslmode: client.tls.mode })
         }
+        const transport = pgTransport(client)
         const t0 = performance.now()
         await client.query('SELECT 1')
         const roundTripMs = performance.now() - t0
@@ -50,7 +54,9 @@ export function postgresProbe(o: PostgresProbeOptions): Probe {
                  COALESCE((SELECT EXTRACT(EPOCH FROM max(now() - xact_start))
                              FROM pg_stat_activity
                             WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
-                              AND backend_type = 'client backend'), 0)::float8 AS longest_xact_s`)
+                              AND backend_type = 'client backend'), 0)::float8 AS longest_xact_s,
+                 (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl,
+                 (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl_version`)
         const r = rows[0]
         const connRatio = r.connections / r.max_connections
         const details = {
@@ -64,25 +70,36 @@ export function postgresProbe(o: PostgresProbeOptions): Probe {
           walLevel: r.wal_level as string,
           role: r.in_recovery ? 'replica' : 'primary',
           roundTripMs: Math.round(roundTripMs * 10) / 10,
+          sslmode: client.tls.mode,
+          // The server's own view of this connection (pg_stat_ssl), next to what our socket says.
+          serverSeesTls: r.ssl === true,
+          tlsVersion: (r.ssl_version as string | null) ?? null,
         }
+        const withTransport = (x: ProbeOutcome): ProbeOutcome => ({ ...x, transport })
         const warnRatio = o.connectionsWarnRatio ?? 0.8
         const warnXact = o.longTransactionWarnS ?? 300
         if (connRatio >= warnRatio)
-          return degraded(
-            `${r.connections} of ${r.max_connections} connections in use (${Math.round(connRatio * 100)}%): close idle clients or raise max_connections.`,
-            details,
-            roundTripMs,
+          return withTransport(
+            degraded(
+              `${r.connections} of ${r.max_connections} connections in use (${Math.round(connRatio * 100)}%): close idle clients or raise max_connections.`,
+              details,
+              roundTripMs,
+            ),
           )
         if (r.longest_xact_s >= warnXact)
-          return degraded(
-            `A transaction has been open for ${Math.round(r.longest_xact_s)} s; long transactions block vacuum. Find it in pg_stat_activity.`,
+          return withTransport(
+            degraded(
+              `A transaction has been open for ${Math.round(r.longest_xact_s)} s; long transactions block vacuum. Find it in pg_stat_activity.`,
+              details,
+              roundTripMs,
+            ),
+          )
+        return withTransport(
+          ok(
+            `PostgreSQL ${String(r.version).split(' ')[0]} answers; ${r.connections}/${r.max_connections} connections, ${details.databaseSize}.`,
             details,
             roundTripMs,
-          )
-        return ok(
-          `PostgreSQL ${String(r.version).split(' ')[0]} answers; ${r.connections}/${r.max_connections} connections, ${details.databaseSize}.`,
-          details,
-          roundTripMs,
+          ),
         )
       } finally {
         signal.removeEventListener('abort', abort)

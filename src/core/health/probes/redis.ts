@@ -1,6 +1,7 @@
+import { explainRedisTlsError, redisConnection, redisTransport } from '../../db/redis'
 import { ioredis } from '../../deps/lazy'
 import { maskUrl } from '../../log/scrub'
-import { describeNetError, degraded, formatBytes, ok, unhealthy, type Probe } from '../probe'
+import { describeNetError, degraded, formatBytes, ok, unhealthy, type Probe, type ProbeOutcome } from '../probe'
 
 export function parseRedisInfo(text: string): Record<string, string> {
   const out: Record<string, string> = {}
@@ -16,10 +17,14 @@ export function redisProbe(o: { url: string | null; timeoutMs: number; memoryWar
     id: 'redis',
     label: 'Redis',
     howToConfigure: 'Set REDIS_URL, e.g. redis://host:6379 (a password goes in the URL).',
+    howToEncrypt: 'enable TLS on the Redis server and use rediss:// in REDIS_URL (REDIS_TLS_CA for a private CA).',
     configured: () => !!o.url,
     async run(signal) {
+      const conn = redisConnection(o.url!)
+      if (conn.problem) return unhealthy(conn.problem, { target: maskUrl(o.url) })
       const Redis = await ioredis()
-      const client = new Redis(o.url!, {
+      const client = new Redis(conn.url, {
+        ...conn.options,
         lazyConnect: true,
         connectTimeout: o.timeoutMs,
         commandTimeout: o.timeoutMs,
@@ -37,8 +42,10 @@ export function redisProbe(o: { url: string | null; timeoutMs: number; memoryWar
         try {
           await client.connect()
         } catch (e) {
-          return unhealthy(describeNetError(lastError ?? e, 'Redis'), { target: maskUrl(o.url) })
+          const cause = lastError ?? e
+          return unhealthy(explainRedisTlsError(cause, conn) ?? describeNetError(cause, 'Redis'), { target: maskUrl(o.url) })
         }
+        const transport = redisTransport(client.stream, conn)
         const t0 = performance.now()
         try {
           await client.ping()
@@ -61,16 +68,21 @@ export function redisProbe(o: { url: string | null; timeoutMs: number; memoryWar
           maxMemoryBytes: max,
           pingMs: Math.round(pingMs * 10) / 10,
         }
+        const withTransport = (x: ProbeOutcome): ProbeOutcome => ({ ...x, transport })
         if (max > 0 && used / max >= (o.memoryWarnRatio ?? 0.9))
-          return degraded(
-            `Redis uses ${Math.round((used / max) * 100)}% of maxmemory (${details.usedMemory} of ${details.maxMemory}); keys will be evicted.`,
+          return withTransport(
+            degraded(
+              `Redis uses ${Math.round((used / max) * 100)}% of maxmemory (${details.usedMemory} of ${details.maxMemory}); keys will be evicted.`,
+              details,
+              pingMs,
+            ),
+          )
+        return withTransport(
+          ok(
+            `PING answered in ${details.pingMs} ms; ${details.usedMemory} used, ${details.connectedClients} clients, ${details.role}.`,
             details,
             pingMs,
-          )
-        return ok(
-          `PING answered in ${details.pingMs} ms; ${details.usedMemory} used, ${details.connectedClients} clients, ${details.role}.`,
-          details,
-          pingMs,
+          ),
         )
       } finally {
         signal.removeEventListener('abort', abort)

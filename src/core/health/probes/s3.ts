@@ -3,6 +3,7 @@ import { s3Sdk } from '../../deps/lazy'
 import { randomUUID } from 'node:crypto'
 import { ok, unhealthy, type Probe } from '../probe'
 import { describeS3Error } from '../../storage/s3-client'
+import { withUrlTransport } from '../transport'
 
 /** The S3 bucket: reachable, and a put/get/delete canary round trip under the key prefix. */
 export function s3Probe(o: {
@@ -12,10 +13,15 @@ export function s3Probe(o: {
   region: string
   endpoint: string | null
 }): Probe {
+  return withUrlTransport(s3ProbeOf(o), () => o.endpoint ?? `https://s3.${o.region}.amazonaws.com`)
+}
+
+function s3ProbeOf(o: Parameters<typeof s3Probe>[0]): Probe {
   return {
     id: 's3',
     label: 'S3 backups',
     howToConfigure: 'Set BACKUP_S3_BUCKET and AWS_REGION (and S3_ENDPOINT for an S3-compatible store).',
+    howToEncrypt: 'use an https:// S3_ENDPOINT.',
     configured: () => !!o.bucket,
     async run(signal) {
       const bucket = o.bucket!

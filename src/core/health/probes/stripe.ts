@@ -1,14 +1,20 @@
 import { describeNetError, degraded, ok, unhealthy, type Probe } from '../probe'
+import { withUrlTransport } from '../transport'
 
 /**
  * Stripe: GET /v1/balance with the secret key. Tells apart an invalid key (401), a restricted key
  * without the balance permission (403) and Stripe being unreachable.
  */
 export function stripeProbe(o: { secretKey: string | null; apiBase: string; timeoutMs: number }): Probe {
+  return withUrlTransport(stripeProbeOf(o), () => o.apiBase)
+}
+
+function stripeProbeOf(o: Parameters<typeof stripeProbe>[0]): Probe {
   return {
     id: 'stripe',
     label: 'Stripe',
     howToConfigure: 'Set STRIPE_SECRET_KEY (a secret or restricted key with "Balance: read").',
+    howToEncrypt: 'use an https:// STRIPE_API_BASE (the default is https://api.stripe.com).',
     configured: () => !!o.secretKey,
     async run(signal) {
       const mode = o.secretKey!.includes('_live_') ? 'live' : o.secretKey!.includes('_test_') ? 'test' : 'unknown'

@@ -1,4 +1,5 @@
-import pg from 'pg'
+import type pg from 'pg'
+import { pgClient } from '../../db/connect'
 import { Rates } from '../rates'
 import { FIRST, type Collector, type Sample } from './collector'
 import { round } from './host'
@@ -28,7 +29,7 @@ export function postgresCollector(url: string | null): Collector {
     async collect(now) {
       try {
         if (!client) {
-          const c = new pg.Client({ connectionString: url!, application_name: 'examforge-ops:metrics', connectionTimeoutMillis: 5000 })
+          const c = pgClient(url!, { application_name: 'examforge-ops:metrics', connectionTimeoutMillis: 5000 })
           c.on('error', () => {
             if (client === c) client = null
           })

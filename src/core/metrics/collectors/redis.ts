@@ -1,4 +1,5 @@
 import type Redis from 'ioredis'
+import { redisConnection } from '../../db/redis'
 import { ioredis } from '../../deps/lazy'
 import { parseRedisInfo } from '../../health/probes/redis'
 import { Rates } from '../rates'
@@ -17,7 +18,10 @@ export function redisCollector(url: string | null): Collector {
       try {
         if (!client) {
           const Redis = await ioredis()
-          client = new Redis(url!, {
+          const conn = redisConnection(url!)
+          if (conn.problem) throw new Error(conn.problem)
+          client = new Redis(conn.url, {
+            ...conn.options,
             lazyConnect: true,
             connectTimeout: 3000,
             commandTimeout: 3000,

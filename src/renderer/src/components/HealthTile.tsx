@@ -1,5 +1,5 @@
 import type { HealthResult } from '../../../shared/domain'
-import { ago, statusText } from './format'
+import { ago, statusText, transportText } from './format'
 
 export function HealthTile({
   r,
@@ -35,6 +35,15 @@ export function HealthTile({
           <span>{r.latencyMs == null ? '—' : `${Math.round(r.latencyMs)} ms`}</span>
           <span>checked {ago(checked)}</span>
           <span>since {ago(r.lastChangeAt)}</span>
+          {r.transport && (
+            <span
+              className={`transport${!r.transport.encrypted && !r.transport.loopback ? ' warn' : ''}`}
+              data-testid={`transport-${r.service}`}
+              title={r.transport.detail}
+            >
+              {transportText(r.transport)}
+            </span>
+          )}
         </div>
       )}
     </button>

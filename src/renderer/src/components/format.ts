@@ -25,3 +25,5 @@ export function fmtDuration(s: number | null): string {
   if (s < 60) return `${Math.round(s)} s`
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`
 }
+
+export { transportText } from '../../../shared/format'

@@ -1,5 +1,5 @@
 import { HealthTile } from '../components/HealthTile'
-import { ago, statusText } from '../components/format'
+import { ago, statusText, transportText } from '../components/format'
 import { useApp } from '../stores/app'
 import { Time } from '../components/Time'
 
@@ -50,6 +50,26 @@ export function Health() {
                     <td>{String(v)}</td>
                   </tr>
                 ))}
+                {current.transport && (
+                  <>
+                    <tr>
+                      <th>connection</th>
+                      <td data-testid="transport-summary">{transportText(current.transport)}</td>
+                    </tr>
+                    <tr>
+                      <th>encrypted</th>
+                      <td>{current.transport.encrypted ? 'yes' : 'no'}</td>
+                    </tr>
+                    <tr>
+                      <th>peer verified</th>
+                      <td>{current.transport.verified ? 'yes' : 'no'}</td>
+                    </tr>
+                    <tr>
+                      <th>transport</th>
+                      <td data-testid="transport-detail">{current.transport.detail}</td>
+                    </tr>
+                  </>
+                )}
                 <tr>
                   <th>latency</th>
                   <td>{current.latencyMs == null ? '—' : `${current.latencyMs} ms`}</td>
