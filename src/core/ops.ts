@@ -28,6 +28,7 @@ import { createLogger, type Logger } from './log/logger'
 import { startSandboxCluster, type SandboxCluster } from './sandbox/cluster'
 import { hasSandboxSchema, seedSandbox } from './sandbox/seed'
 import { startTrafficSimulator, type TrafficSimulator } from './sandbox/traffic'
+import { sandboxServices } from './sandbox/services'
 import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
@@ -74,9 +75,22 @@ export async function createOps(opts: OpsOptions) {
     databaseUrl = sandbox.cluster.url
     opsUrl ??= databaseUrl
     sandbox.active = true
-    sandbox.message =
-      'an embedded PostgreSQL with generated ExamForge data and simulated traffic. To watch a real database, set DATABASE_URL (and REDIS_URL, BACKUP_S3_BUCKET, STRIPE_SECRET_KEY, APP_URL) and restart.'
   }
+  // Beside the sandbox database: its own Redis and web app (a configured REDIS_URL or APP_URL wins).
+  const services = sandbox.active
+    ? await sandboxServices({
+        dataDir: config.dataDir,
+        databaseUrl: databaseUrl!,
+        start: opts.sandboxActivity !== false,
+        redisUrl: config.redisUrl,
+        appUrl: config.app.url,
+        log: log.child('sandbox'),
+      })
+    : null
+  const redisUrl = services?.redisUrl ?? config.redisUrl
+  const appUrl = services?.appUrl ?? config.app.url
+  if (services)
+    sandbox.message = `${services.describe}. To watch a real database, set DATABASE_URL (and REDIS_URL, BACKUP_S3_BUCKET, STRIPE_SECRET_KEY, APP_URL) and restart.`
 
   const store = new OpsStore(opsUrl, log.child('store'))
   await store.ready()
@@ -100,7 +114,7 @@ export async function createOps(opts: OpsOptions) {
   const health = new HealthService({
     probes: [
       postgresProbe({ url: databaseUrl, timeoutMs: config.probeTimeoutMs }),
-      redisProbe({ url: config.redisUrl, timeoutMs: config.probeTimeoutMs }),
+      redisProbe({ url: redisUrl, timeoutMs: config.probeTimeoutMs }),
       localStorageProbe({ path: config.localBackupPath }),
       s3Probe({
         bucket: config.s3.bucket,
@@ -110,7 +124,7 @@ export async function createOps(opts: OpsOptions) {
         endpoint: config.s3.endpoint,
       }),
       stripeProbe({ secretKey: config.stripe.secretKey, apiBase: config.stripe.apiBase, timeoutMs: config.probeTimeoutMs }),
-      appProbe({ url: config.app.url, healthPath: config.app.healthPath, keyword: config.app.keyword, timeoutMs: config.probeTimeoutMs }),
+      appProbe({ url: appUrl, healthPath: config.app.healthPath, keyword: config.app.keyword, timeoutMs: config.probeTimeoutMs }),
       hostProbe(config.host),
       backupSlotProbe({ url: databaseUrl, warnBytes: config.backup.slotWarnBytes }),
     ],
@@ -172,8 +186,8 @@ export async function createOps(opts: OpsOptions) {
     collectors: [
       hostCollector(),
       postgresCollector(databaseUrl),
-      redisCollector(config.redisUrl),
-      appCollector({ url: config.app.url, healthPath: config.app.healthPath, timeoutMs: config.probeTimeoutMs }),
+      redisCollector(redisUrl),
+      appCollector({ url: appUrl, healthPath: config.app.healthPath, timeoutMs: config.probeTimeoutMs }),
     ],
     intervalMs: config.metricsIntervalMs,
     pool: () => store.pool(),
@@ -236,6 +250,7 @@ export async function createOps(opts: OpsOptions) {
       await jobs.drain()
       await sandbox.traffic?.stop()
       await trafficPool?.end().catch(() => {})
+      await services?.stop().catch((e) => log.warn('sandbox services stop failed', { error: String(e) }))
       await store.close()
       void s3?.then((c) => c.destroy())
       await sandbox.cluster?.stop().catch((e) => log.warn('sandbox stop failed', { error: String(e) }))

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,6 +7,7 @@ import { silentLogger } from '../../src/core/log/logger'
 import { createOps, type Ops } from '../../src/core/ops'
 import { sandboxClusterDir } from '../../src/core/sandbox/cluster'
 import { query } from '../helpers/db'
+import { waitFor } from '../helpers/wait'
 
 describe('the sandbox: what a newcomer gets with no configuration at all', () => {
   let ops: Ops
@@ -81,6 +82,40 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
       `SELECT (SELECT count(*) FROM question_responses qr LEFT JOIN questions q ON q.id = qr."questionId" WHERE q.id IS NULL) AS n`,
     )
     expect(Number(orphans.n)).toBe(0)
+  })
+
+  it('runs its own Redis and a small web app beside the database, so every tile is live on a first start', async () => {
+    expect(ops.info().sandbox.message).toMatch(/its own Redis and a small ExamForge-like web app, with simulated traffic/)
+    const snap = await ops.health.checkAll()
+    expect(snap.results.find((r) => r.service === 'redis')).toMatchObject({ status: 'healthy' })
+    expect(snap.results.find((r) => r.service === 'app')).toMatchObject({ status: 'healthy' })
+    // The web app answers real routes from the database (its visitors keep its metrics moving).
+    const { appUrl, redisUrl } = JSON.parse(readFileSync(join(dataDir, 'sandbox', 'services.json'), 'utf8')) as {
+      appUrl: string
+      redisUrl: string
+    }
+    const quiz = await fetch(`${appUrl}/api/quizzes/1`)
+    expect([200, 500]).toContain(quiz.status) // one request in a hundred fails, as a real app's do
+    await waitFor(
+      async () => {
+        await ops.metrics.collect()
+        return ops.metrics.latest().find((l) => l.id === 'app.p50_ms')?.v ?? null
+      },
+      'web app response times',
+      20_000,
+    )
+    // Its Redis asks for a password that is on no command line and in a file only we can read.
+    expect(new URL(redisUrl).password.length).toBeGreaterThan(10)
+    expect(statSync(join(dataDir, 'sandbox', 'services.json')).mode & 0o077).toBe(0)
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let cmd = ''
+      try {
+        cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      } catch {
+        continue
+      }
+      expect(cmd).not.toContain(decodeURIComponent(new URL(redisUrl).password))
+    }
   })
 
   it('the traffic simulator inserts, updates and deletes rows', async () => {
