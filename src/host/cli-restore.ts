@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import os from 'node:os'
+import { describeIdentity, requireAdmin, type Identity } from '../core/auth/identity'
 import { OpsError } from '../shared/contract'
 import { formatBytes } from '../shared/format'
 import type { CheckReport, RestorePlan } from '../shared/restore'
@@ -13,7 +13,8 @@ type Follow = (ops: Ops, jobId: string, draw: boolean) => Promise<JobInfo>
 export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <database url>] [--yes] [--json] [--as <email>]
                             Plan a restore and print it (changes nothing); with --yes, run it. Without --target it
                             restores in place, atomically, after a safety backup. --target restores into another
-                            database (created when missing). --as names the operator (checked against ADMIN_EMAILS).
+                            database (created when missing). Needs an administrator when ADMIN_EMAILS is set (your OS
+                            user, mapped by OPS_OS_USERS); --as adds a name to the audit record, nothing more.
   restore --undo <restore-id> [--yes] [--as <email>]
                             Undo an in-place restore by restoring the safety backup it took.
   restore-test [--json]     Restore the newest backup chain into a scratch database, check it, drop it, and record
@@ -55,7 +56,7 @@ export function renderReport(r: CheckReport): string {
   ].join('\n')
 }
 
-export async function restoreCommand(rest: string[], withOps: WithOps, follow: Follow): Promise<number> {
+export async function restoreCommand(rest: string[], withOps: WithOps, follow: Follow, me: Identity): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -70,7 +71,6 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
     },
   })
   const operator = values.as ?? process.env.OPS_OPERATOR ?? null
-  const actor = `cli:${os.userInfo().username}`
   if (values.undo) {
     return withOps(async (ops) => {
       const rec = await ops.restores.record(values.undo!)
@@ -81,7 +81,11 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
         )
         return 0
       }
-      const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', { operator, actor })
+      requireAdmin(ops.config, me, 'Undoing a restore')
+      const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', {
+        operator,
+        actor: describeIdentity(ops.config, me),
+      })
       return finish(ops, jobId, plan, values.json ?? false, follow)
     })
   }
@@ -112,8 +116,9 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
       )
       return plan.ok ? 0 : 1
     }
+    requireAdmin(ops.config, me, 'Restoring')
     const plan = await ops.restores.plan(input)
-    const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor })
+    const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor: describeIdentity(ops.config, me) })
     if (!values.json) process.stderr.write(`${renderPlan(plan)}\n\nRestoring...\n`)
     return finish(ops, jobId, plan, values.json ?? false, follow)
   })
@@ -133,12 +138,13 @@ async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean,
   return ok ? 0 : 1
 }
 
-export async function restoreTestCommand(rest: string[], withOps: WithOps, follow: Follow): Promise<number> {
+export async function restoreTestCommand(rest: string[], withOps: WithOps, follow: Follow, me: Identity): Promise<number> {
   const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, as: { type: 'string' } } })
   return withOps(async (ops) => {
+    requireAdmin(ops.config, me, 'A restore test')
     const { jobId } = ops.restores.startTest({
       operator: values.as ?? process.env.OPS_OPERATOR ?? null,
-      actor: `cli:${os.userInfo().username}`,
+      actor: describeIdentity(ops.config, me),
     })
     const info = await follow(ops, jobId, !values.json)
     const ok = info.state === 'succeeded'

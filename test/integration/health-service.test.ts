@@ -47,7 +47,7 @@ describe('health checks on a schedule, recorded in the ops store', () => {
     })
     try {
       const { dispatch } = await import('../../src/core/dispatch')
-      const r = (await dispatch(fresh, 'health.snapshot', {}, { actor: 'test' })) as { ok: true; value: HealthSnapshot }
+      const r = (await dispatch(fresh, 'health.snapshot', {}, { actor: { via: 'cli', osUser: 'test', email: null } })) as { ok: true; value: HealthSnapshot }
       expect(r.value.checkedAt).not.toBeNull()
       expect(r.value.results.find((x) => x.service === 'postgres')!.status).toBe('healthy')
       expect(JSON.stringify(r.value)).not.toContain('Not checked yet')
