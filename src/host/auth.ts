@@ -149,7 +149,8 @@ export class HostAuth {
     const b = this.bearerValue(req)
     if (!b) return null
     for (const t of this.adminTokens)
-      if (safeEqual(b, t.token)) return { identity: { via: 'admin-token', osUser: null, email: t.email }, key: `token:${t.email}`, session: null }
+      if (safeEqual(b, t.token))
+        return { identity: { via: 'admin-token', osUser: null, email: t.email }, key: `token:${t.email}`, session: null }
     if (this.apiToken && safeEqual(b, this.apiToken))
       return { identity: { via: 'program-token', osUser: null, email: null }, key: 'program-token', session: null }
     return null

@@ -53,6 +53,10 @@ export async function openCommand(rest: string[]): Promise<number> {
   }
   const body = (await res.json().catch(() => null)) as { ok: boolean; value?: { url: string }; error?: { message: string } } | null
   if (!body?.ok || !body.value) throw new OpsError('refused', `The host refused: ${body?.error?.message ?? `HTTP ${res.status}`}`)
-  process.stdout.write(values.json ? JSON.stringify(body.value) + '\n' : `Open this one-time link in a browser (it lasts 5 minutes):\n\n  ${body.value.url}\n\n`)
+  process.stdout.write(
+    values.json
+      ? JSON.stringify(body.value) + '\n'
+      : `Open this one-time link in a browser (it lasts 5 minutes):\n\n  ${body.value.url}\n\n`,
+  )
   return 0
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { describeIdentity, requireAdmin, type Identity } from '../core/auth/identity'
+import { describeIdentity, type Identity } from '../core/auth/identity'
 import { OpsError } from '../shared/contract'
 import { formatBytes } from '../shared/format'
 import type { CheckReport, RestorePlan } from '../shared/restore'
@@ -56,7 +56,13 @@ export function renderReport(r: CheckReport): string {
   ].join('\n')
 }
 
-export async function restoreCommand(rest: string[], withOps: WithOps, follow: Follow, me: Identity): Promise<number> {
+export async function restoreCommand(
+  rest: string[],
+  withOps: WithOps,
+  follow: Follow,
+  me: Identity,
+  mustBeAdmin: (action: string) => void,
+): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -72,6 +78,7 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
   })
   const operator = values.as ?? process.env.OPS_OPERATOR ?? null
   if (values.undo) {
+    if (values.yes) mustBeAdmin('Undoing a restore')
     return withOps(async (ops) => {
       const rec = await ops.restores.record(values.undo!)
       if (!rec) throw new OpsError('unknown_restore', `There is no restore "${values.undo}": see the Restore page's history.`)
@@ -81,7 +88,6 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
         )
         return 0
       }
-      requireAdmin(ops.config, me, 'Undoing a restore')
       const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', {
         operator,
         actor: describeIdentity(ops.config, me),
@@ -106,6 +112,7 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
       .filter(Boolean),
     target: values.target ? { kind: 'url', url: values.target } : { kind: 'in-place' },
   }
+  if (values.yes) mustBeAdmin('Restoring')
   return withOps(async (ops) => {
     if (!values.yes) {
       const plan = await ops.restores.plan(input)
@@ -116,7 +123,6 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
       )
       return plan.ok ? 0 : 1
     }
-    requireAdmin(ops.config, me, 'Restoring')
     const plan = await ops.restores.plan(input)
     const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor: describeIdentity(ops.config, me) })
     if (!values.json) process.stderr.write(`${renderPlan(plan)}\n\nRestoring...\n`)
@@ -138,10 +144,16 @@ async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean,
   return ok ? 0 : 1
 }
 
-export async function restoreTestCommand(rest: string[], withOps: WithOps, follow: Follow, me: Identity): Promise<number> {
+export async function restoreTestCommand(
+  rest: string[],
+  withOps: WithOps,
+  follow: Follow,
+  me: Identity,
+  mustBeAdmin: (action: string) => void,
+): Promise<number> {
   const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, as: { type: 'string' } } })
+  mustBeAdmin('A restore test')
   return withOps(async (ops) => {
-    requireAdmin(ops.config, me, 'A restore test')
     const { jobId } = ops.restores.startTest({
       operator: values.as ?? process.env.OPS_OPERATOR ?? null,
       actor: describeIdentity(ops.config, me),

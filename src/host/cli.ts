@@ -16,6 +16,8 @@ import { openCommand, openUsage } from './cli-open'
 /** The CLI acts as the OS user running it (an administrator when OPS_OS_USERS maps it to one of ADMIN_EMAILS). */
 const me = osIdentity('cli')
 const who = (ops: Ops) => describeIdentity(ops.config, me)
+/** Refuse before anything starts (no database opened, no sandbox started) unless the OS user is an administrator. */
+const mustBeAdmin = (action: string) => requireAdmin(loadConfig(), me, action)
 
 const usage = () => `examforge-ops ${version}: the ExamForge operations console
 
@@ -203,10 +205,10 @@ export async function main(argv: string[]): Promise<number> {
           options: { yes: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
           allowPositionals: true,
         })
+        const apply = v2.yes && !v2['dry-run']
+        if (apply) mustBeAdmin('Deleting backups (backups prune --yes)')
         return withOps(
           async (ops) => {
-            const apply = v2.yes && !v2['dry-run']
-            if (apply) requireAdmin(ops.config, me, 'Deleting backups (backups prune --yes)')
             const r = apply ? await ops.backups.prune('delete', who(ops)) : await ops.backups.retentionPlan()
             if (v2.json) process.stdout.write(JSON.stringify({ applied: !!apply, ...r }, null, 2) + '\n')
             else {
@@ -231,6 +233,7 @@ export async function main(argv: string[]): Promise<number> {
         })
         const name = p2[1]
         if (!name) throw new OpsError('bad_argument', 'Usage: examforge-ops backups drop-slot <slot-name> --yes')
+        if (v2.yes) mustBeAdmin('Dropping a replication slot')
         return withOps(async (ops) => {
           const slot = (await ops.backups.slots()).find((s) => s.name === name)
           if (!slot) throw new OpsError('unknown_slot', `There is no slot "${name}" of ExamForge Ops in this database.`)
@@ -240,7 +243,6 @@ export async function main(argv: string[]): Promise<number> {
             )
             return 1
           }
-          requireAdmin(ops.config, me, 'Dropping a replication slot')
           await ops.backups.dropSlot(name, name, who(ops))
           process.stdout.write(`Dropped ${name}. The next backup will be a full one.\n`)
           return 0
@@ -264,18 +266,18 @@ export async function main(argv: string[]): Promise<number> {
       })
     }
     case 'restore':
-      return restoreCommand(rest, withOps, followJob, me)
+      return restoreCommand(rest, withOps, followJob, me, mustBeAdmin)
     case 'restore-test':
-      return restoreTestCommand(rest, withOps, followJob, me)
+      return restoreTestCommand(rest, withOps, followJob, me, mustBeAdmin)
     case 'open':
       return openCommand(rest)
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })
       const scale = Number(values.scale ?? '1')
       if (!Number.isFinite(scale) || scale <= 0) throw new OpsError('bad_argument', '--scale must be a positive number (1 ≈ 10 MB).')
+      mustBeAdmin('Regenerating the sandbox data')
       return withOps(async (ops) => {
         if (!ops.sandbox.active) throw new OpsError('not_sandbox', 'seed only runs against the sandbox: unset DATABASE_URL to use it.')
-        requireAdmin(ops.config, me, 'Regenerating the sandbox data')
         // A fresh sandbox seeds itself at its default scale first: wait for that, then seed the asked size.
         if (ops.sandbox.seedJobId) await ops.jobs.wait(ops.sandbox.seedJobId)
         const id = ops.seed(scale, who(ops))
@@ -298,7 +300,8 @@ export async function main(argv: string[]): Promise<number> {
       const log = createLogger()
       const minutes = (key: string, fallback: number, unit: number) => {
         const v = process.env[key] ? Number(process.env[key]) : fallback
-        if (!Number.isFinite(v) || v <= 0) throw new OpsError('bad_setting', `${key} must be a positive number; it is "${process.env[key]}".`)
+        if (!Number.isFinite(v) || v <= 0)
+          throw new OpsError('bad_setting', `${key} must be a positive number; it is "${process.env[key]}".`)
         return v * unit
       }
       const sessions = { idleMs: minutes('OPS_SESSION_IDLE_MIN', 30, 60_000), maxMs: minutes('OPS_SESSION_MAX_H', 12, 3600_000) }

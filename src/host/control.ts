@@ -38,7 +38,10 @@ export function removeControlFile(dataDir: string, secret: string): void {
 export function readControlFile(dataDir: string): ControlFile {
   const file = controlPath(dataDir)
   if (!existsSync(file))
-    throw new OpsError('no_host', `No console host is running for the data folder ${dataDir} (no host.json). Start one with "examforge-ops serve".`)
+    throw new OpsError(
+      'no_host',
+      `No console host is running for the data folder ${dataDir} (no host.json). Start one with "examforge-ops serve".`,
+    )
   try {
     const c = JSON.parse(readFileSync(file, 'utf8')) as ControlFile
     if (typeof c.origin !== 'string' || typeof c.secret !== 'string') throw new Error('fields missing')

@@ -57,7 +57,14 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(JSON.stringify(body))
 }
 
-export function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+export function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) return void res.end()
   if (wantsHtml(req) && req.method === 'GET') return sendPage(res, status, message)
   sendJson(res, status, { ok: false, error: { code, message } }, headers)

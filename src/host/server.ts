@@ -47,20 +47,32 @@ class BodyError extends Error {
   }
 }
 
-async function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<unknown> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const c of req) {
-    size += (c as Buffer).length
-    if (size > limit) throw new BodyError(413, 'too_large', `The request body is over ${limit / 1_000_000} MB: send less.`)
-    chunks.push(c as Buffer)
-  }
-  if (!chunks.length) return {}
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    throw new BodyError(400, 'invalid_json', 'The request body is not valid JSON: send the input as a JSON object, e.g. {}.')
-  }
+/**
+ * The request's JSON body. A body over the limit is read to its end (up to 8 times the limit, then
+ * the connection is cut) so the caller receives the 413 instead of a reset connection.
+ */
+function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const tooLarge = () => new BodyError(413, 'too_large', `The request body is over ${limit / 1_000_000} MB: send less.`)
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size <= limit) chunks.push(c)
+      else if (size > limit * 8) req.destroy()
+    })
+    req.on('close', () => reject(tooLarge())) // cut off: settles only if 'end' did not
+    req.on('error', () => {})
+    req.on('end', () => {
+      if (size > limit) return reject(tooLarge())
+      if (!chunks.length) return resolve({})
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+      } catch {
+        reject(new BodyError(400, 'invalid_json', 'The request body is not valid JSON: send the input as a JSON object, e.g. {}.'))
+      }
+    })
+  })
 }
 
 /** The path and query of a request target, or null when it is not an origin-form path ("//", "*", garbage). */
@@ -108,6 +120,8 @@ export async function startHostServer(o: {
   auth?: Omit<AuthOptions, 'apiToken' | 'adminTokens'>
   /** Write host.json (0600) here so `examforge-ops open` can ask for launch links. */
   controlDir?: string
+  /** How often ended sessions' sockets are closed and old links dropped (default 5 s). */
+  sweepMs?: number
 }): Promise<HostServer> {
   const auth = new HostAuth({ ...o.auth, apiToken: o.apiToken, adminTokens: o.ops.config.apiTokens })
   const log = o.ops.log
@@ -122,7 +136,7 @@ export async function startHostServer(o: {
   const closeSession = (secret: string) => {
     for (const [ws, s] of sockets) if (s === secret) ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
   }
-  const sweeper = setInterval(() => auth.sweep().forEach(closeSession), Math.max(50, Math.min(30_000, auth.idleMs / 4)))
+  const sweeper = setInterval(() => auth.sweep().forEach(closeSession), o.sweepMs ?? 5000)
   sweeper.unref()
 
   const server = createServer((req, res) => {
@@ -156,7 +170,8 @@ export async function startHostServer(o: {
   })
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
-    if (!auth.hostAllowed(req)) return refuse(req, res, 403, 'forbidden', 'This host only answers requests addressed to 127.0.0.1 or localhost.')
+    if (!auth.hostAllowed(req))
+      return refuse(req, res, 403, 'forbidden', 'This host only answers requests addressed to 127.0.0.1 or localhost.')
     if (!auth.originAllowed(req)) return refuse(req, res, 403, 'forbidden', 'Requests from another origin are refused.')
     const url = parseTarget(req.url)
     if (!url) return refuse(req, res, 400, 'bad_request', 'The request target is not a path on this host.')
@@ -167,7 +182,11 @@ export async function startHostServer(o: {
       const r = auth.redeem(url.searchParams.get('token') ?? '', req)
       if (typeof r === 'string') {
         const message =
-          r === 'used' ? messages.linkUsed : r === 'expired' ? messages.linkExpired(Math.round(auth.launchTtlMs / 60_000)) : messages.linkUnknown
+          r === 'used'
+            ? messages.linkUsed
+            : r === 'expired'
+              ? messages.linkExpired(Math.round(auth.launchTtlMs / 60_000))
+              : messages.linkUnknown
         return refuse(req, res, 401, `link_${r}`, message)
       }
       res.writeHead(302, {
@@ -184,7 +203,14 @@ export async function startHostServer(o: {
     if (path === LAUNCH_PATH) {
       if (req.method !== 'POST') return refuse(req, res, 405, 'method_not_allowed', 'Use POST.')
       const by = auth.isLocal(req) ? hostUser : auth.bearer(req)?.identity
-      if (!by) return refuse(req, res, 401, 'unauthorized', 'Ask with the secret in the host control file (examforge-ops open) or an administrator token.')
+      if (!by)
+        return refuse(
+          req,
+          res,
+          401,
+          'unauthorized',
+          'Ask with the secret in the host control file (examforge-ops open) or an administrator token.',
+        )
       if (by.via === 'program-token')
         return refuse(req, res, 403, 'forbidden', 'OPS_API_TOKEN is a read-only token for programs: it cannot open browser sessions.')
       const identity: Identity = by.via === 'admin-token' ? { via: 'browser', osUser: null, email: by.email } : by

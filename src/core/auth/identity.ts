@@ -89,7 +89,10 @@ export function parsePairs(value: string | undefined, key: string): Record<strin
     if (!part.trim()) continue
     const i = part.indexOf('=')
     if (i <= 0 || i === part.length - 1)
-      throw new OpsError('bad_setting', `${key} must be comma-separated name=value pairs; one entry has no "=" (or an empty side). Fix it and start again.`)
+      throw new OpsError(
+        'bad_setting',
+        `${key} must be comma-separated name=value pairs; one entry has no "=" (or an empty side). Fix it and start again.`,
+      )
     out[part.slice(0, i).trim()] = part.slice(i + 1).trim()
   }
   return out
