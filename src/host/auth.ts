@@ -184,18 +184,21 @@ export class HostAuth {
     return this.cookieOf(req) ? 'ended' : 'none'
   }
 
-  /** A browser session: its cookie AND its secret. Using it counts as activity. */
-  session(req: IncomingMessage, secret: string | null): Caller | 'ended' | null {
+  /** A browser session: its cookie AND its secret. Using it counts as activity unless `active` is false. */
+  session(req: IncomingMessage, secret: string | null, active = true): Caller | 'ended' | null {
     const cookie = this.cookieOf(req)
     if (!cookie || !secret) return cookie ? 'ended' : null
     const s = this.sessions.get(secret)
     if (!s || !safeEqual(s.cookie, cookie)) return 'ended'
-    if (!this.touch(secret)) return 'ended'
+    if (!this.touch(secret, active)) return 'ended'
     return { identity: s.identity, key: `session:${secret}`, session: secret }
   }
 
-  /** Mark a session used now; false (and it is gone) when it had already ended. */
-  touch(secret: string): boolean {
+  /**
+   * Check a session is still alive and, unless the call is the page's own heartbeat (active false),
+   * mark it used now; false (and it is gone) when it had already ended.
+   */
+  touch(secret: string, active = true): boolean {
     const s = this.sessions.get(secret)
     if (!s) return false
     const at = this.now()
@@ -203,7 +206,7 @@ export class HostAuth {
       this.end(secret)
       return false
     }
-    s.lastUsed = at
+    if (active) s.lastUsed = at
     return true
   }
 

@@ -36,6 +36,8 @@ export interface HostServer {
 }
 
 const BODY_LIMIT = 1_000_000
+/** Calls an open page makes by itself: they keep nothing signed in (a forgotten tab still goes idle). */
+const HEARTBEATS: ReadonlySet<string> = new Set(['metrics.watch'])
 
 class BodyError extends Error {
   constructor(
@@ -233,10 +235,10 @@ export async function startHostServer(o: {
 
     if (path.startsWith('/api/call/')) {
       if (req.method !== 'POST') return refuse(req, res, 405, 'method_not_allowed', 'Use POST.')
-      const c = caller(req)
+      const method = path.slice('/api/call/'.length)
+      const c = auth.bearer(req) ?? auth.session(req, header(req, SESSION_HEADER), !HEARTBEATS.has(method))
       if (!c || c === 'ended') return unauthorized(req, res, c)
       if (!auth.take(c.key)) return sendJson(res, 429, rateLimited(), { 'Retry-After': '1' })
-      const method = path.slice('/api/call/'.length)
       const reply = await dispatch(o.ops, method, await readBody(req), { actor: c.identity })
       const status = reply.ok ? 200 : reply.error.code === 'forbidden' ? 403 : 400
       return sendJson(res, status, reply)
@@ -300,7 +302,8 @@ export async function startHostServer(o: {
           const frame = clientFrame.safeParse(parsed)
           if (!frame.success) return ws.close(1003, 'Frames must be JSON {id: integer, method: string, input}.')
           const { id, method, input } = frame.data
-          if (c.session && !auth.touch(c.session)) return ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
+          if (c.session && !auth.touch(c.session, !HEARTBEATS.has(method)))
+            return ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
           if (!auth.take(c.key)) return send({ id, ...rateLimited() })
           dispatch(o.ops, method, input, { actor: c.identity })
             .then((r) => send({ id, ...r } as ServerFrame))

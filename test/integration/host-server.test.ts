@@ -336,8 +336,11 @@ describe('sessions and launch links expire; calls are rate-limited', () => {
       clock += 29 * 60_000
       expect((await call(host.origin, 'app.info', {}, tab.headers)).status).toBe(200) // activity resets the idle time
       clock += 29 * 60_000
-      expect((await call(host.origin, 'app.info', {}, tab.headers)).status).toBe(200)
-      clock += 30 * 60_000 + 1
+      // The page's own heartbeat (metrics.watch, every 20 s) keeps nothing signed in: a forgotten tab goes idle.
+      s.ws.send(JSON.stringify({ id: 1, method: 'metrics.watch', input: {} }))
+      await expect.poll(() => s.reply(1)).toMatchObject({ ok: true })
+      expect((await call(host.origin, 'metrics.watch', {}, tab.headers)).status).toBe(200)
+      clock += 60_000 + 1
       expect((await s.closed).code).toBe(4401) // closed by the host's sweep
       expect(await call(host.origin, 'app.info', {}, tab.headers)).toMatchObject({
         status: 401,
