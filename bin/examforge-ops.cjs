@@ -12,7 +12,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
     process.stderr.write('examforge-ops: ' + (e && e.name === 'OpsError' ? e.message : (e && e.stack) || String(e)) + '\n')
-    // As out/host/cli.js: a failure explained to the operator (1), bad arguments (64), anything else a bug (70).
+    // An OpsError is a failure explained to the operator (1), or bad arguments (64); anything else is a bug (70).
     process.exit(e && e.name === 'OpsError' ? (e.code === 'bad_argument' ? 64 : 1) : 70)
   },
 )

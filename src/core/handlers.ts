@@ -1,18 +1,25 @@
 import { OpsError, type MethodName, type MethodOutput, type Methods } from '../shared/contract'
 import type { z } from 'zod'
 import type { Ops } from './ops'
+import type { Identity } from './auth/identity'
 import { settingsView } from './settings/view'
 import { updateSetting } from './settings/update'
 import { summarise } from './backup/summary'
 import { readSet } from './backup/catalog'
 
+/** What a face hands dispatch: who is calling, as it authenticated them. */
 export interface CallContext {
-  /** Who is calling: the operator's identity where the face knows it. */
-  actor: string
+  actor: Identity
+}
+
+/** What a handler gets: the identity, and its label for the audit log and jobs. */
+export interface HandlerContext {
+  identity: Identity
+  who: string
 }
 
 type Handlers = {
-  [M in MethodName]: (ops: Ops, input: z.output<Methods[M]['input']>, ctx: CallContext) => Promise<MethodOutput<M>> | MethodOutput<M>
+  [M in MethodName]: (ops: Ops, input: z.output<Methods[M]['input']>, ctx: HandlerContext) => Promise<MethodOutput<M>> | MethodOutput<M>
 }
 
 /** One core function per contract method. Both transports dispatch through here after validating the input. */
@@ -20,12 +27,12 @@ export const handlers: Handlers = {
   'app.info': (ops) => ops.info(),
   // Never report a service unhealthy only because it has not been checked yet.
   'health.snapshot': (ops) => ops.health.ready(),
-  'health.checkNow': (ops, input) => (input.service ? ops.health.checkOne(input.service) : ops.health.checkAll()),
+  'health.checkNow': (ops, input) => ops.health.checkNow(input.service),
   'health.history': (ops, input) => ops.health.history(input.service, input.limit),
   'settings.list': (ops) => settingsView(ops.config, ops.sandbox.active ? ops.databaseUrl : null),
   'settings.update': (ops, input, ctx) =>
     updateSetting({ dataDir: ops.config.dataDir, secrets: ops.secrets, env: process.env }, input.key, input.value).then(async (r) => {
-      await ops.audit.record({ actor: ctx.actor, action: 'settings.update', target: input.key, outcome: 'saved' })
+      await ops.audit.record({ actor: ctx.who, action: 'settings.update', target: input.key, outcome: 'saved' })
       return r
     }),
   'jobs.list': (ops) => ops.jobs.list(),
@@ -55,12 +62,12 @@ export const handlers: Handlers = {
   'restore.points': (ops) => ops.restores.points(),
   'restore.plan': (ops, input) => ops.restores.plan(input),
   'restore.start': async (ops, { confirm, operator, ...request }, ctx) => ({
-    jobId: (await ops.restores.start(request, confirm, { operator, actor: ctx.actor })).jobId,
+    jobId: (await ops.restores.start(request, confirm, { operator, actor: ctx.who })).jobId,
   }),
   'restore.undo': async (ops, input, ctx) => ({
-    jobId: (await ops.restores.undo(input.restoreId, input.confirm, { operator: input.operator, actor: ctx.actor })).jobId,
+    jobId: (await ops.restores.undo(input.restoreId, input.confirm, { operator: input.operator, actor: ctx.who })).jobId,
   }),
-  'restore.test': (ops, input, ctx) => ops.restores.startTest({ operator: input.operator, actor: ctx.actor }),
+  'restore.test': (ops, input, ctx) => ops.restores.startTest({ operator: input.operator, actor: ctx.who }),
   'restore.history': (ops) => ops.restores.history(),
   'restore.get': async (ops, input) => {
     const r = await ops.restores.record(input.restoreId)
@@ -78,18 +85,18 @@ export const handlers: Handlers = {
   'metrics.history': (ops, i) => ops.metrics.history(i.series, i.from, i.to, i.points, i.host),
   'metrics.watch': (ops) => ops.metrics.watch(),
   'backups.start': (ops, input, ctx) =>
-    input.type === 'incremental' ? ops.backups.startIncremental(ctx.actor) : ops.backups.startFull(ctx.actor),
+    input.type === 'incremental' ? ops.backups.startIncremental(ctx.who) : ops.backups.startFull(ctx.who),
   'backups.prerequisites': async (ops) => ({ ...(await ops.backups.prerequisites()), slots: await ops.backups.slots() }),
   'backups.retention': (ops) => ops.backups.retentionPlan(),
-  'backups.prune': (ops, input, ctx) => ops.backups.prune(input.confirm, ctx.actor),
+  'backups.prune': (ops, input, ctx) => ops.backups.prune(input.confirm, ctx.who),
   'backups.dropSlot': async (ops, input, ctx) => {
-    await ops.backups.dropSlot(input.slot, input.confirm, ctx.actor)
+    await ops.backups.dropSlot(input.slot, input.confirm, ctx.who)
     return { dropped: true }
   },
-  'backups.verify': (ops, input, ctx) => ops.backups.startVerify(input.setId, ctx.actor),
+  'backups.verify': (ops, input, ctx) => ops.backups.startVerify(input.setId, ctx.who),
   'sandbox.seed': (ops, input, ctx) => {
     if (!ops.sandbox.active)
       throw new OpsError('not_sandbox', 'Generating data is only offered in the sandbox; a configured database is never overwritten.')
-    return { jobId: ops.seed(input.scale, ctx.actor) }
+    return { jobId: ops.seed(input.scale, ctx.who) }
   },
 }

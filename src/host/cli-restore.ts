@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import os from 'node:os'
+import { describeIdentity, type Identity } from '../core/auth/identity'
 import { OpsError } from '../shared/contract'
 import { formatBytes } from '../shared/format'
 import type { CheckReport, RestorePlan } from '../shared/restore'
@@ -14,7 +14,8 @@ export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>
           [--allow-unauthenticated]
                             Plan a restore and print it (changes nothing); with --yes, run it. Without --target it
                             restores in place, atomically, after a safety backup. --target restores into another
-                            database (created when missing). --as names the operator (checked against ADMIN_EMAILS).
+                            database (created when missing). Needs an administrator when ADMIN_EMAILS is set (your OS
+                            user, mapped by OPS_OS_USERS); --as adds a name to the audit record, nothing more.
                             With an encryption key configured, only sets whose manifest it authenticates are
                             restored; --allow-unauthenticated accepts older or unencrypted ones anyway.
   restore --undo <restore-id> [--yes] [--as <email>]
@@ -58,7 +59,13 @@ export function renderReport(r: CheckReport): string {
   ].join('\n')
 }
 
-export async function restoreCommand(rest: string[], withOps: WithOps, follow: Follow): Promise<number> {
+export async function restoreCommand(
+  rest: string[],
+  withOps: WithOps,
+  follow: Follow,
+  me: Identity,
+  mustBeAdmin: (action: string) => void,
+): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -74,8 +81,8 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
     },
   })
   const operator = values.as ?? process.env.OPS_OPERATOR ?? null
-  const actor = `cli:${os.userInfo().username}`
   if (values.undo) {
+    if (values.yes) mustBeAdmin('Undoing a restore')
     return withOps(async (ops) => {
       const rec = await ops.restores.record(values.undo!)
       if (!rec) throw new OpsError('unknown_restore', `There is no restore "${values.undo}": see the Restore page's history.`)
@@ -85,7 +92,10 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
         )
         return 0
       }
-      const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', { operator, actor })
+      const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', {
+        operator,
+        actor: describeIdentity(ops.config, me),
+      })
       return finish(ops, jobId, plan, values.json ?? false, follow)
     })
   }
@@ -107,6 +117,7 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
     target: values.target ? { kind: 'url', url: values.target } : { kind: 'in-place' },
     ...(values['allow-unauthenticated'] ? { allowUnauthenticated: true } : {}),
   }
+  if (values.yes) mustBeAdmin('Restoring')
   return withOps(async (ops) => {
     if (!values.yes) {
       const plan = await ops.restores.plan(input)
@@ -118,7 +129,7 @@ export async function restoreCommand(rest: string[], withOps: WithOps, follow: F
       return plan.ok ? 0 : 1
     }
     const plan = await ops.restores.plan(input)
-    const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor })
+    const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor: describeIdentity(ops.config, me) })
     if (!values.json) process.stderr.write(`${renderPlan(plan)}\n\nRestoring...\n`)
     return finish(ops, jobId, plan, values.json ?? false, follow)
   })
@@ -138,12 +149,19 @@ async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean,
   return ok ? 0 : 1
 }
 
-export async function restoreTestCommand(rest: string[], withOps: WithOps, follow: Follow): Promise<number> {
+export async function restoreTestCommand(
+  rest: string[],
+  withOps: WithOps,
+  follow: Follow,
+  me: Identity,
+  mustBeAdmin: (action: string) => void,
+): Promise<number> {
   const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, as: { type: 'string' } } })
+  mustBeAdmin('A restore test')
   return withOps(async (ops) => {
     const { jobId } = ops.restores.startTest({
       operator: values.as ?? process.env.OPS_OPERATOR ?? null,
-      actor: `cli:${os.userInfo().username}`,
+      actor: describeIdentity(ops.config, me),
     })
     const info = await follow(ops, jobId, !values.json)
     const ok = info.state === 'succeeded'

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { describeIdentity, osIdentity, requireAdmin } from '../core/auth/identity'
 import { loadConfig } from '../core/config/config'
 import { createLogger } from '../core/log/logger'
 import { createOps, type Ops } from '../core/ops'
@@ -10,6 +11,13 @@ import { healthExitCode, renderHealth, renderMetrics, renderSets } from './forma
 import { summarise } from '../core/backup/summary'
 import { formatBytes } from '../core/health/probe'
 import { restoreCommand, restoreTestCommand, restoreUsage } from './cli-restore'
+import { openCommand, openUsage } from './cli-open'
+
+/** The CLI acts as the OS user running it (an administrator when OPS_OS_USERS maps it to one of ADMIN_EMAILS). */
+const me = osIdentity('cli')
+const who = (ops: Ops) => describeIdentity(ops.config, me)
+/** Refuse before anything starts (no database opened, no sandbox started) unless the OS user is an administrator. */
+const mustBeAdmin = (action: string) => requireAdmin(loadConfig(), me, action)
 
 const usage = () => `examforge-ops ${version}: the ExamForge operations console
 
@@ -17,6 +25,7 @@ Usage: examforge-ops <command> [options]
 
 Commands:
   serve [--port N]          Start the headless host on 127.0.0.1 (browser UI, agent schedules) and print the URL to open.
+${openUsage}
   health [--json] [--service NAME]
                             Run every health check once. Exit 0 all healthy, 1 any degraded, 2 any unhealthy.
   backup full|incremental [--json]
@@ -40,6 +49,8 @@ ${restoreUsage}
 Configuration comes from the environment (DATABASE_URL, REDIS_URL, BACKUP_S3_BUCKET, AWS_REGION,
 S3_ENDPOINT, LOCAL_BACKUP_PATH, STRIPE_SECRET_KEY, APP_URL, ...) or a 0600 file named by
 OPS_SECRETS_FILE. With no DATABASE_URL, the embedded sandbox database is used.
+Destructive commands (restore, restore-test, backups prune --yes, backups drop-slot, seed) need an administrator
+when ADMIN_EMAILS is set: the CLI acts as your OS user, mapped to an e-mail by OPS_OS_USERS (osuser=email).
 Exit codes: 0 success, 1 failed (or a check found a problem), 2 unhealthy, 64 bad arguments, 70 internal error.
 Scheduled backups and restore tests run in "serve" (BACKUP_FULL_EVERY, BACKUP_INCREMENTAL_EVERY, RESTORE_TEST_EVERY).
 The host also serves /metrics in Prometheus' text format (Authorization: Bearer $OPS_API_TOKEN).`
@@ -112,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       if (type !== 'full' && type !== 'incremental')
         throw new OpsError('bad_argument', 'Usage: examforge-ops backup full|incremental [--json]')
       return withOps(async (ops) => {
-        const { jobId } = type === 'full' ? ops.backups.startFull('cli') : ops.backups.startIncremental('cli')
+        const { jobId } = type === 'full' ? ops.backups.startFull(who(ops)) : ops.backups.startIncremental(who(ops))
         if (!values.json) process.stderr.write(`Backing up (${type}) to ${ops.backups.storage().location}\n`)
         const info = await followJob(ops, jobId, !values.json)
         const ok = info.state === 'succeeded'
@@ -154,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
         if (!id) throw new OpsError('bad_argument', 'Usage: examforge-ops backups verify <set-id> [--json]')
         return withOps(
           async (ops) => {
-            const { jobId } = ops.backups.startVerify(id, 'cli')
+            const { jobId } = ops.backups.startVerify(id, who(ops))
             const info = await followJob(ops, jobId, !values.json)
             const report = info.result as { ok: boolean; objects: { key: string; ok: boolean; problem: string | null }[] } | undefined
             if (values.json) process.stdout.write(JSON.stringify(report ?? { ok: false, error: info.error }, null, 2) + '\n')
@@ -194,10 +205,11 @@ export async function main(argv: string[]): Promise<number> {
           options: { yes: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
           allowPositionals: true,
         })
+        const apply = v2.yes && !v2['dry-run']
+        if (apply) mustBeAdmin('Deleting backups (backups prune --yes)')
         return withOps(
           async (ops) => {
-            const apply = v2.yes && !v2['dry-run']
-            const r = apply ? await ops.backups.prune('delete', 'cli') : await ops.backups.retentionPlan()
+            const r = apply ? await ops.backups.prune('delete', who(ops)) : await ops.backups.retentionPlan()
             if (v2.json) process.stdout.write(JSON.stringify({ applied: !!apply, ...r }, null, 2) + '\n')
             else {
               const head = `Retention: keep ${r.policy.retainDays} days and the newest ${r.policy.keepFulls} full chain(s).`
@@ -221,6 +233,7 @@ export async function main(argv: string[]): Promise<number> {
         })
         const name = p2[1]
         if (!name) throw new OpsError('bad_argument', 'Usage: examforge-ops backups drop-slot <slot-name> --yes')
+        if (v2.yes) mustBeAdmin('Dropping a replication slot')
         return withOps(async (ops) => {
           const slot = (await ops.backups.slots()).find((s) => s.name === name)
           if (!slot) throw new OpsError('unknown_slot', `There is no slot "${name}" of ExamForge Ops in this database.`)
@@ -230,7 +243,7 @@ export async function main(argv: string[]): Promise<number> {
             )
             return 1
           }
-          await ops.backups.dropSlot(name, name, 'cli')
+          await ops.backups.dropSlot(name, name, who(ops))
           process.stdout.write(`Dropped ${name}. The next backup will be a full one.\n`)
           return 0
         })
@@ -254,18 +267,21 @@ export async function main(argv: string[]): Promise<number> {
       })
     }
     case 'restore':
-      return restoreCommand(rest, withOps, followJob)
+      return restoreCommand(rest, withOps, followJob, me, mustBeAdmin)
     case 'restore-test':
-      return restoreTestCommand(rest, withOps, followJob)
+      return restoreTestCommand(rest, withOps, followJob, me, mustBeAdmin)
+    case 'open':
+      return openCommand(rest)
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })
       const scale = Number(values.scale ?? '1')
       if (!Number.isFinite(scale) || scale <= 0) throw new OpsError('bad_argument', '--scale must be a positive number (1 ≈ 10 MB).')
+      mustBeAdmin('Regenerating the sandbox data')
       return withOps(async (ops) => {
         if (!ops.sandbox.active) throw new OpsError('not_sandbox', 'seed only runs against the sandbox: unset DATABASE_URL to use it.')
         // A fresh sandbox seeds itself at its default scale first: wait for that, then seed the asked size.
         if (ops.sandbox.seedJobId) await ops.jobs.wait(ops.sandbox.seedJobId)
-        const id = ops.seed(scale, 'cli')
+        const id = ops.seed(scale, who(ops))
         const off = ops.events.on('job.progress', (p) => {
           if (p.jobId === id && process.stderr.isTTY)
             process.stderr.write(`\r${p.phase}: ${p.done}/${p.total} ${p.unit}${p.etaS != null ? `, ETA ${p.etaS}s` : ''}   `)
@@ -283,6 +299,13 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, options: { port: { type: 'string' } } })
       const started = Date.now()
       const log = createLogger()
+      const minutes = (key: string, fallback: number, unit: number) => {
+        const v = process.env[key] ? Number(process.env[key]) : fallback
+        if (!Number.isFinite(v) || v <= 0)
+          throw new OpsError('bad_setting', `${key} must be a positive number; it is "${process.env[key]}".`)
+        return v * unit
+      }
+      const sessions = { idleMs: minutes('OPS_SESSION_IDLE_MIN', 30, 60_000), maxMs: minutes('OPS_SESSION_MAX_H', 12, 3600_000) }
       const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true, backupSchedule: true })
       const port = Number(values.port ?? process.env.OPS_PORT ?? 7480)
       if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -290,7 +313,14 @@ export async function main(argv: string[]): Promise<number> {
       let server
       try {
         const { startHostServer } = await import('./server')
-        server = await startHostServer({ ops, rendererDir: rendererDir(), port, apiToken: process.env.OPS_API_TOKEN })
+        server = await startHostServer({
+          ops,
+          rendererDir: rendererDir(),
+          port,
+          apiToken: process.env.OPS_API_TOKEN,
+          controlDir: ops.config.dataDir,
+          auth: sessions,
+        })
       } catch (e) {
         await ops.close()
         if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE')
@@ -299,8 +329,8 @@ export async function main(argv: string[]): Promise<number> {
       }
       process.stdout.write(
         `ExamForge Ops ${version} is serving on ${server.origin}${ops.sandbox.active ? ' (sandbox)' : ''}, ready in ${Date.now() - started} ms.\n` +
-          `Open this one-time link in a browser:\n\n  ${server.launchUrl()}\n\n` +
-          (process.env.OPS_API_TOKEN ? 'Programs may call /api/call/<method> with "Authorization: Bearer $OPS_API_TOKEN". ' : '') +
+          `Open this one-time link in a browser (it lasts 5 minutes; "examforge-ops open" prints another):\n\n  ${server.launchUrl()}\n\n` +
+          (process.env.OPS_API_TOKEN ? 'Programs may read through /api/call/<method> with "Authorization: Bearer $OPS_API_TOKEN". ' : '') +
           'Press Ctrl+C to stop.\n',
       )
       await new Promise<void>((resolve) => {

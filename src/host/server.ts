@@ -1,149 +1,348 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import os from 'node:os'
+import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { SESSION_COOKIE, WS_PATH, type ClientFrame, type ServerFrame } from '../shared/ws-protocol'
+import {
+  LAUNCH_PATH,
+  SESSION_COOKIE,
+  SESSION_FRAGMENT,
+  SESSION_HEADER,
+  SESSION_PROTOCOL_PREFIX,
+  SIGNED_OUT_PATH,
+  SIGN_OUT_PATH,
+  WS_PATH,
+  WS_PROTOCOL,
+  WS_SESSION_ENDED,
+  clientFrame,
+  type ServerFrame,
+} from '../shared/ws-protocol'
+import type { Identity } from '../core/auth/identity'
 import { prometheusText } from '../core/metrics/prometheus'
 import { dispatch } from '../core/dispatch'
 import type { Ops } from '../core/ops'
-import { HostAuth } from './auth'
+import { HostAuth, type AuthOptions, type Caller } from './auth'
+import { removeControlFile, writeControlFile } from './control'
+import { messages, refuse, sendJson, sendPage } from './replies'
 import { serveStatic } from './static'
 
 export interface HostServer {
   port: number
   origin: string
   auth: HostAuth
-  /** A URL with a fresh one-time launch token, to open in a browser. */
-  launchUrl(): string
+  /** A URL with a fresh one-time launch token, for the OS user running the host (or another identity). */
+  launchUrl(identity?: Identity): string
   close(): Promise<void>
 }
 
-function refuse(res: ServerResponse, status: 401 | 403 | 404 | 405 | 413, message: string) {
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
-  res.end(
-    JSON.stringify({ ok: false, error: { code: status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'not_found', message } }),
-  )
+const BODY_LIMIT = 1_000_000
+/** Calls an open page makes by itself: they keep nothing signed in (a forgotten tab still goes idle). */
+const HEARTBEATS: ReadonlySet<string> = new Set(['metrics.watch'])
+
+class BodyError extends Error {
+  constructor(
+    readonly status: 400 | 413,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
 }
 
-async function readBody(req: IncomingMessage, limit = 1_000_000): Promise<unknown> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const c of req) {
-    size += (c as Buffer).length
-    if (size > limit) throw new Error('body too large')
-    chunks.push(c as Buffer)
+/**
+ * The request's JSON body. A body over the limit is read to its end (up to 8 times the limit, then
+ * the connection is cut) so the caller receives the 413 instead of a reset connection.
+ */
+function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const tooLarge = () => new BodyError(413, 'too_large', `The request body is over ${limit / 1_000_000} MB: send less.`)
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size <= limit) chunks.push(c)
+      else if (size > limit * 8) req.destroy()
+    })
+    req.on('close', () => reject(tooLarge())) // cut off: settles only if 'end' did not
+    req.on('error', () => {})
+    req.on('end', () => {
+      if (size > limit) return reject(tooLarge())
+      if (!chunks.length) return resolve({})
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+      } catch {
+        reject(new BodyError(400, 'invalid_json', 'The request body is not valid JSON: send the input as a JSON object, e.g. {}.'))
+      }
+    })
+  })
+}
+
+/** The path and query of a request target, or null when it is not an origin-form path ("//", "*", garbage). */
+function parseTarget(raw: string | undefined): URL | null {
+  if (typeof raw !== 'string' || !raw.startsWith('/')) return null
+  try {
+    return new URL(`http://host${raw}`)
+  } catch {
+    return null
   }
-  return chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {}
+}
+
+const header = (req: IncomingMessage, name: string): string | null => {
+  const v = req.headers[name]
+  return typeof v === 'string' ? v : null
+}
+
+/** The session secret the page offered as a WebSocket subprotocol. */
+function protocolSecret(req: IncomingMessage): string | null {
+  const offered = header(req, 'sec-websocket-protocol')?.split(',') ?? []
+  const p = offered.map((s) => s.trim()).find((s) => s.startsWith(SESSION_PROTOCOL_PREFIX))
+  return p ? p.slice(SESSION_PROTOCOL_PREFIX.length) : null
+}
+
+function denyUpgrade(socket: Duplex, status: number, text: string) {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+  socket.destroy()
 }
 
 /**
  * The headless host: serves the built renderer and the contract over WebSocket (and plain HTTP
- * POST for scripts), bound to 127.0.0.1. Everything but the launch redirect requires a session
- * cookie or the API token.
+ * POST for programs), bound to 127.0.0.1. Everything but the launch redirect requires a browser
+ * session (cookie and per-tab secret) or a token; see auth.ts. No request, header, cookie or frame
+ * can stop it: every listener is guarded, every socket has an error listener, every frame is
+ * validated before use, and every promise is caught.
  */
 export async function startHostServer(o: {
   ops: Ops
   rendererDir: string
   port?: number
   bind?: string
+  /** The read-only program token (OPS_API_TOKEN). */
   apiToken?: string
+  /** Sessions, launch links and rate limits (defaults in auth.ts); administrators' tokens come from the config. */
+  auth?: Omit<AuthOptions, 'apiToken' | 'adminTokens'>
+  /** Write host.json (0600) here so `examforge-ops open` can ask for launch links. */
+  controlDir?: string
+  /** How often ended sessions' sockets are closed and old links dropped (default 5 s). */
+  sweepMs?: number
 }): Promise<HostServer> {
-  const auth = new HostAuth(o.apiToken)
+  const auth = new HostAuth({ ...o.auth, apiToken: o.apiToken, adminTokens: o.ops.config.apiTokens })
+  const log = o.ops.log
   const bind = o.bind ?? '127.0.0.1'
-  const sockets = new Set<WebSocket>()
+  const hostUser: Identity = { via: 'browser', osUser: os.userInfo().username, email: null }
+  /** Open sockets, with the browser session each belongs to (null for a token). */
+  const sockets = new Map<WebSocket, string | null>()
+  let origin = ''
+  const launchUrl = (identity: Identity = hostUser) => `${origin}/?token=${auth.newLaunchToken(identity)}`
+  const ended = messages.sessionEnded(Math.round(auth.idleMs / 60_000), Math.round(auth.maxMs / 3600_000))
+
+  const closeSession = (secret: string) => {
+    for (const [ws, s] of sockets) if (s === secret) ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
+  }
+  const sweeper = setInterval(() => auth.sweep().forEach(closeSession), o.sweepMs ?? 5000)
+  sweeper.unref()
 
   const server = createServer((req, res) => {
-    void handle(req, res).catch((e) => {
-      if (!res.headersSent) refuse(res, 413, (e as Error).message)
-      else res.end()
+    handle(req, res).catch((e: unknown) => {
+      if (e instanceof BodyError) return refuse(req, res, e.status, e.code, e.message)
+      log.error('host: a request failed', { error: e instanceof Error ? e.message : 'not an error' })
+      if (!res.headersSent) refuse(req, res, 500, 'internal', 'The host could not answer this request; its log says why.')
+      else res.destroy()
     })
+  })
+  // A malformed request (bad request line, huge headers) is answered 400/431 and closed; never thrown.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy()
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+  })
+  server.on('connection', (s: Socket) => s.on('error', () => s.destroy()))
+
+  /** The caller of an API request: a token, or a browser session (cookie and secret header). */
+  function caller(req: IncomingMessage): Caller | 'ended' | null {
+    return auth.bearer(req) ?? auth.session(req, header(req, SESSION_HEADER))
+  }
+  const unauthorized = (req: IncomingMessage, res: ServerResponse, c: 'ended' | null) =>
+    refuse(req, res, 401, c === 'ended' ? 'session_ended' : 'unauthorized', c === 'ended' ? ended : messages.notSignedIn)
+  const rateLimited = () => ({
+    ok: false as const,
+    error: {
+      code: 'rate_limited',
+      message: `Too many calls (more than ${auth.ratePerSecond} a second, sustained): slow down; calls are accepted again within a second.`,
+    },
   })
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
-    if (!auth.hostAllowed(req)) return refuse(res, 403, 'This host only answers requests addressed to 127.0.0.1 or localhost.')
-    if (!auth.originAllowed(req)) return refuse(res, 403, 'Requests from another origin are refused.')
-    const url = new URL(req.url ?? '/', `http://${req.headers.host}`)
-    // Launch: a one-time token in the URL becomes a session cookie, then the token leaves the address bar.
-    if (url.searchParams.has('token') && req.method === 'GET') {
-      const session = auth.redeem(url.searchParams.get('token'))
-      if (!session)
-        return refuse(
-          res,
-          401,
-          'This launch link was already used or is wrong. Ask the host for a new one (restart "npm run serve" or run "examforge-ops open").',
-        )
+    if (!auth.hostAllowed(req))
+      return refuse(req, res, 403, 'forbidden', 'This host only answers requests addressed to 127.0.0.1 or localhost.')
+    if (!auth.originAllowed(req)) return refuse(req, res, 403, 'forbidden', 'Requests from another origin are refused.')
+    const url = parseTarget(req.url)
+    if (!url) return refuse(req, res, 400, 'bad_request', 'The request target is not a path on this host.')
+    const path = url.pathname
+
+    // Launch: a one-time token in the URL becomes a session; the page takes its secret from the fragment.
+    if (req.method === 'GET' && url.searchParams.has('token')) {
+      const r = auth.redeem(url.searchParams.get('token') ?? '', req)
+      if (typeof r === 'string') {
+        const message =
+          r === 'used'
+            ? messages.linkUsed
+            : r === 'expired'
+              ? messages.linkExpired(Math.round(auth.launchTtlMs / 60_000))
+              : messages.linkUnknown
+        return refuse(req, res, 401, `link_${r}`, message)
+      }
       res.writeHead(302, {
-        'Set-Cookie': `${SESSION_COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`,
-        Location: '/',
+        'Set-Cookie': `${SESSION_COOKIE}=${r.cookie}; HttpOnly; SameSite=Strict; Path=/`,
+        Location: `/#${SESSION_FRAGMENT}${r.secret}`,
         'Cache-Control': 'no-store',
+        'Referrer-Policy': 'no-referrer',
       })
       return res.end()
     }
-    const who = auth.authenticated(req)
-    if (!who) return refuse(res, 401, 'Not signed in: open the URL with the token that "npm run serve" printed.')
-    if (url.pathname.startsWith('/api/call/')) {
-      if (req.method !== 'POST') return refuse(res, 405, 'Use POST.')
-      const method = decodeURIComponent(url.pathname.slice('/api/call/'.length))
-      const reply = await dispatch(o.ops, method, await readBody(req), { actor: who === 'token' ? 'api-token' : 'browser-session' })
-      res.writeHead(reply.ok ? 200 : 400, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
-      return res.end(JSON.stringify(reply))
+    if (path === SIGNED_OUT_PATH && req.method === 'GET') return sendPage(res, 200, messages.signedOut)
+
+    // `examforge-ops open`: the control file's secret mints a link for the host's OS user, an administrator's token for its e-mail.
+    if (path === LAUNCH_PATH) {
+      if (req.method !== 'POST') return refuse(req, res, 405, 'method_not_allowed', 'Use POST.')
+      const by = auth.isLocal(req) ? hostUser : auth.bearer(req)?.identity
+      if (!by)
+        return refuse(
+          req,
+          res,
+          401,
+          'unauthorized',
+          'Ask with the secret in the host control file (examforge-ops open) or an administrator token.',
+        )
+      if (by.via === 'program-token')
+        return refuse(req, res, 403, 'forbidden', 'OPS_API_TOKEN is a read-only token for programs: it cannot open browser sessions.')
+      const identity: Identity = by.via === 'admin-token' ? { via: 'browser', osUser: null, email: by.email } : by
+      return sendJson(res, 200, { ok: true, value: { url: launchUrl(identity), expiresInS: Math.round(auth.launchTtlMs / 1000) } })
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'Only GET is served here.')
-    // For Prometheus: "Authorization: Bearer $OPS_API_TOKEN" (or a signed-in browser).
-    if (url.pathname === '/metrics') {
+
+    if (path === SIGN_OUT_PATH) {
+      if (req.method !== 'POST') return refuse(req, res, 405, 'method_not_allowed', 'Use POST.')
+      const c = auth.session(req, header(req, SESSION_HEADER))
+      if (!c || c === 'ended') return unauthorized(req, res, c)
+      const lastOfBrowser = auth.end(c.session!)
+      closeSession(c.session!)
+      return sendJson(
+        res,
+        200,
+        { ok: true, value: { signedOut: true } },
+        lastOfBrowser ? { 'Set-Cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` } : {},
+      )
+    }
+
+    if (path.startsWith('/api/call/')) {
+      if (req.method !== 'POST') return refuse(req, res, 405, 'method_not_allowed', 'Use POST.')
+      const method = path.slice('/api/call/'.length)
+      const c = auth.bearer(req) ?? auth.session(req, header(req, SESSION_HEADER), !HEARTBEATS.has(method))
+      if (!c || c === 'ended') return unauthorized(req, res, c)
+      if (!auth.take(c.key)) return sendJson(res, 429, rateLimited(), { 'Retry-After': '1' })
+      const reply = await dispatch(o.ops, method, await readBody(req), { actor: c.identity })
+      const status = reply.ok ? 200 : reply.error.code === 'forbidden' ? 403 : 400
+      return sendJson(res, status, reply)
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(req, res, 405, 'method_not_allowed', 'Only GET is served here.')
+
+    // For Prometheus: "Authorization: Bearer $OPS_API_TOKEN" (or a signed-in page).
+    if (path === '/metrics') {
+      const c = caller(req)
+      if (!c || c === 'ended') return unauthorized(req, res, c)
+      if (!auth.take(c.key)) return sendJson(res, 429, rateLimited(), { 'Retry-After': '1' })
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' })
       return res.end(prometheusText(o.ops.metrics.latest()))
     }
-    if (!serveStatic(o.rendererDir, url.pathname, res))
-      refuse(res, 404, `The UI is not built: run "npm run build" (looked in ${o.rendererDir}).`)
+
+    // The UI's files are no secret: the cookie is enough to load them; calls need the page's secret too.
+    const p = auth.page(req)
+    if (p !== 'ok') return unauthorized(req, res, p === 'ended' ? 'ended' : null)
+    const served = serveStatic(o.rendererDir, path, res)
+    if (served === 'bad_path') return refuse(req, res, 404, 'not_found', 'There is nothing at this address.')
+    if (served === 'not_built') {
+      log.warn('host: the UI is not built', { looked: o.rendererDir })
+      return refuse(req, res, 404, 'not_found', 'The UI is not built: run "npm run build" and restart the host.')
+    }
   }
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1_000_000 })
-  server.on('upgrade', (req, socket, head) => {
-    const deny = (status: number, text: string) => {
-      socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-      socket.destroy()
-    }
-    if (new URL(req.url ?? '/', 'http://x').pathname !== WS_PATH) return deny(404, 'Not Found')
-    if (!auth.hostAllowed(req) || !auth.originAllowed(req)) return deny(403, 'Forbidden')
-    const who = auth.authenticated(req)
-    if (!who) return deny(401, 'Unauthorized')
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 1_000_000,
+    // The browser offers ops.v1 plus its secret; only ops.v1 is answered back.
+    handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false),
+  })
+  wss.on('error', (e) => log.warn('host: WebSocket server error', { error: e.message }))
+
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    if (parseTarget(req.url)?.pathname !== WS_PATH) return denyUpgrade(socket, 404, 'Not Found')
+    if (!auth.hostAllowed(req) || !auth.originAllowed(req)) return denyUpgrade(socket, 403, 'Forbidden')
+    const c = auth.bearer(req) ?? auth.session(req, protocolSecret(req))
+    if (!c || c === 'ended') return denyUpgrade(socket, 401, 'Unauthorized')
     wss.handleUpgrade(req, socket, head, (ws) => {
-      sockets.add(ws)
-      const send = (f: ServerFrame) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(f))
+      sockets.set(ws, c.session)
+      // Over the size limit (1009) or invalid UTF-8 (1007): ws reports an error and closes; nothing else to do.
+      ws.on('error', () => ws.terminate())
+      const send = (f: ServerFrame) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(f), (e) => e && ws.terminate())
+      }
       const off = o.ops.events.onAny((event, payload) => send({ event, payload }))
       ws.on('close', () => {
         off()
         sockets.delete(ws)
       })
-      ws.on('message', (data) => {
-        let frame: ClientFrame
+      ws.on('message', (data, isBinary) => {
         try {
-          frame = JSON.parse(String(data)) as ClientFrame
-          if (typeof frame.id !== 'number') throw new Error('no id')
-        } catch {
-          return ws.close(1003, 'Frames must be JSON {id, method, input}.')
+          if (isBinary || !Buffer.isBuffer(data)) return ws.close(1003, 'Frames must be JSON text {id, method, input}.')
+          let parsed: unknown
+          try {
+            parsed = JSON.parse(data.toString('utf8'))
+          } catch {
+            return ws.close(1003, 'Frames must be JSON text {id, method, input}.')
+          }
+          const frame = clientFrame.safeParse(parsed)
+          if (!frame.success) return ws.close(1003, 'Frames must be JSON {id: integer, method: string, input}.')
+          const { id, method, input } = frame.data
+          if (c.session && !auth.touch(c.session, !HEARTBEATS.has(method)))
+            return ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
+          if (!auth.take(c.key)) return send({ id, ...rateLimited() })
+          dispatch(o.ops, method, input, { actor: c.identity })
+            .then((r) => send({ id, ...r } as ServerFrame))
+            .catch(() => send({ id, ok: false, error: { code: 'internal', message: 'The call failed; the host log says why.' } }))
+        } catch (e) {
+          log.warn('host: a WebSocket frame failed', { error: e instanceof Error ? e.message : 'not an error' })
+          ws.terminate()
         }
-        void dispatch(o.ops, frame.method, frame.input, { actor: who === 'token' ? 'api-token' : 'browser-session' }).then((r) =>
-          send({ id: frame.id, ...r } as ServerFrame),
-        )
       })
     })
+  }
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy())
+    try {
+      upgrade(req, socket, head)
+    } catch (e) {
+      log.warn('host: an upgrade request failed', { error: e instanceof Error ? e.message : 'not an error' })
+      socket.destroy()
+    }
   })
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(o.port ?? 0, bind, () => resolve())
   })
+  server.on('error', (e) => log.error('host: server error', { error: e.message }))
   const port = (server.address() as AddressInfo).port
   auth.setAddress(port)
-  const origin = `http://127.0.0.1:${port}`
+  origin = `http://127.0.0.1:${port}`
+  if (o.controlDir) writeControlFile(o.controlDir, { pid: process.pid, port, origin, secret: auth.localSecret })
   return {
     port,
     origin,
     auth,
-    launchUrl: () => `${origin}/?token=${auth.newLaunchToken()}`,
+    launchUrl,
     async close() {
-      for (const s of sockets) s.terminate()
+      clearInterval(sweeper)
+      if (o.controlDir) removeControlFile(o.controlDir, auth.localSecret)
+      for (const s of sockets.keys()) s.terminate()
       wss.close()
       server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))

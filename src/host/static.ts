@@ -18,13 +18,26 @@ const types: Record<string, string> = {
 export const hostCsp =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
 
-/** Serve the built renderer; unknown paths fall back to index.html (client-side routes). */
-export function serveStatic(root: string, urlPath: string, res: ServerResponse): boolean {
+function decode(path: string): string | null {
+  try {
+    return decodeURIComponent(path)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Serve the built renderer; unknown paths fall back to index.html (client-side routes).
+ * 'bad_path' for a path that does not decode or leaves the folder; 'not_built' without index.html.
+ */
+export function serveStatic(root: string, urlPath: string, res: ServerResponse): 'served' | 'bad_path' | 'not_built' {
   const base = resolve(root)
-  let file = normalize(join(base, decodeURIComponent(urlPath.split('?')[0])))
-  if (file !== base && !file.startsWith(base + sep)) return false
+  const decoded = decode(urlPath)
+  if (decoded === null || decoded.includes('\0')) return 'bad_path'
+  let file = normalize(join(base, decoded))
+  if (file !== base && !file.startsWith(base + sep)) return 'bad_path'
   if (!existsSync(file) || statSync(file).isDirectory()) file = join(base, 'index.html')
-  if (!existsSync(file)) return false
+  if (!existsSync(file)) return 'not_built'
   res.writeHead(200, {
     'Content-Type': types[extname(file)] ?? 'application/octet-stream',
     'Content-Security-Policy': hostCsp,
@@ -32,6 +45,8 @@ export function serveStatic(root: string, urlPath: string, res: ServerResponse):
     'Referrer-Policy': 'no-referrer',
     'Cache-Control': file.endsWith('index.html') ? 'no-store' : 'public, max-age=3600',
   })
-  createReadStream(file).pipe(res)
-  return true
+  createReadStream(file)
+    .on('error', () => res.destroy())
+    .pipe(res)
+  return 'served'
 }

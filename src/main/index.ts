@@ -39,7 +39,7 @@ export function validSender(event: IpcMainInvokeEvent): boolean {
 }
 
 function registerIpc(getOps: () => Ops | null): void {
-  const actor = os.userInfo().username
+  const actor = { via: 'desktop', osUser: os.userInfo().username, email: null } as const
   for (const method of methodNames) {
     ipcMain.handle(ipcChannel(method), async (event, input: unknown) => {
       if (!validSender(event))

@@ -19,6 +19,13 @@ import { historyResult, latestValue, seriesInfo } from './metrics'
 
 const none = z.object({}).strict()
 
+/** A time as milliseconds since 1970, up to the end of year 9999 (what PostgreSQL and Date both hold). */
+const epochMs = z
+  .number()
+  .int()
+  .min(0, 'must be a time in milliseconds since 1970')
+  .max(253_402_300_799_999, 'must be a time in milliseconds since 1970, before the year 10000')
+
 const retentionPlan = z.object({
   policy: z.object({ retainDays: z.number(), keepFulls: z.number() }),
   delete: z.array(
@@ -135,8 +142,8 @@ export const methods = {
       .object({
         series: z.string().min(1).max(200),
         host: z.string().min(1).max(255).optional(),
-        from: z.number().int().nonnegative(),
-        to: z.number().int().nonnegative(),
+        from: epochMs,
+        to: epochMs,
         points: z.number().int().min(10).max(5000).default(1000),
       })
       .strict()

@@ -100,7 +100,9 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('sandbox-banner').textContent()).toMatch(/set DATABASE_URL/)
     await page.getByTestId('nav-health').click()
     for (const s of SERVICES) {
-      await expect.poll(() => page.getByTestId(`tile-${s}`).getAttribute('data-status'), { timeout: 30_000, interval: 200 }).toBe('healthy')
+      await expect
+        .poll(() => page.getByTestId(`tile-${s}`).getAttribute('data-status'), { timeout: 30_000, interval: 200, message: `the ${s} tile` })
+        .toBe('healthy')
     }
     const greenAfterMs = Date.now() - startedAt
     writeFileSync(join(shots, `${face}-timing.json`), JSON.stringify({ face, startToGreenHealthMs: greenAfterMs }, null, 2))
@@ -369,6 +371,9 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     get services() {
       return services
     },
+    get page() {
+      return page
+    },
   }
 }
 
@@ -420,6 +425,25 @@ describe('the console in Chromium, served by the headless host', () => {
     expect(resp?.status()).toBe(401)
     expect(await page.textContent('body')).toMatch(/already used/)
     await other.close()
+  })
+
+  it('the session is bound to its tab: another tab with the same cookie is not signed in; Sign out ends the session', async () => {
+    const page = ctx.page
+    // Same browser, same cookie, but not the tab's secret: the host's page says what to do.
+    const otherContext = await browser.newContext()
+    await otherContext.addCookies(await page.context().cookies())
+    const other = await otherContext.newPage()
+    await other.goto(new URL('/', launchUrl).toString())
+    await expect.poll(() => other.url()).toMatch(/\/signed-out$/)
+    expect(await other.textContent('body')).toMatch(/examforge-ops open/)
+    await otherContext.close()
+    // The signed-in tab still works, then signs out.
+    await page.getByTestId('nav-health').click()
+    await page.getByTestId('sign-out').click()
+    await expect.poll(() => page.url()).toMatch(/\/signed-out$/)
+    expect(await page.textContent('body')).toMatch(/not signed in/)
+    const resp = await page.goto(new URL('/', launchUrl).toString())
+    expect(resp?.status()).toBe(401)
   })
 })
 

@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { freePort } from '../../src/core/sandbox/cluster'
@@ -130,5 +130,30 @@ describe('examforge-ops backup and backups', () => {
     expect(noBucket.code).toBe(1)
     expect(noBucket.stderr).toMatch(/"no-such-bucket" does not exist/)
     expect(noBucket.stderr).not.toContain(S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY + '@')
+  })
+})
+
+describe('examforge-ops acts as the OS user running it', () => {
+  const { username } = userInfo()
+  it('a destructive command is refused for an OS user mapped to a non-administrator, and allowed for an administrator', async () => {
+    const env = { LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-cliadm-')), ADMIN_EMAILS: 'ops@examforge.test' }
+    const refused = await cli(['backups', 'prune', '--yes'], { ...env, OPS_OS_USERS: `${username}=dev@examforge.test` })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain(
+      `Deleting backups (backups prune --yes) needs an administrator, and you are signed in as ${username} <dev@examforge.test> (cli), which is not in ADMIN_EMAILS.`,
+    )
+    // Not mapped at all: the same, naming the OS user.
+    const unmapped = await cli(['backups', 'prune', '--yes'], env)
+    expect(unmapped.code).toBe(1)
+    expect(unmapped.stderr).toContain(`signed in as ${username} (cli)`)
+    // --as (a typed name) grants nothing.
+    const typed = await cli(['restore-test', '--as', 'ops@examforge.test'], env)
+    expect(typed.code).toBe(1)
+    expect(typed.stderr).toMatch(/A restore test needs an administrator/)
+    // Dry runs stay open to everyone.
+    expect((await cli(['backups', 'prune', '--dry-run'], env)).code).toBe(0)
+    const allowed = await cli(['backups', 'prune', '--yes', '--json'], { ...env, OPS_OS_USERS: `${username}=OPS@examforge.test` })
+    expect(allowed.code, allowed.stderr).toBe(0)
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ applied: true })
   })
 })

@@ -47,7 +47,10 @@ describe('health checks on a schedule, recorded in the ops store', () => {
     })
     try {
       const { dispatch } = await import('../../src/core/dispatch')
-      const r = (await dispatch(fresh, 'health.snapshot', {}, { actor: 'test' })) as { ok: true; value: HealthSnapshot }
+      const r = (await dispatch(fresh, 'health.snapshot', {}, { actor: { via: 'cli', osUser: 'test', email: null } })) as {
+        ok: true
+        value: HealthSnapshot
+      }
       expect(r.value.checkedAt).not.toBeNull()
       expect(r.value.results.find((x) => x.service === 'postgres')!.status).toBe('healthy')
       expect(JSON.stringify(r.value)).not.toContain('Not checked yet')
@@ -178,6 +181,45 @@ describe('health keeps working while the ops store is down', () => {
       expect(snap.results.find((r) => r.service === 'host')!.status).not.toBe('unhealthy')
     } finally {
       await ops.close()
+    }
+  })
+})
+
+describe('"check now" joins the check already running instead of hammering the services', () => {
+  it('a loop of health.checkNow sends Stripe one request, not one per call', async () => {
+    const { startHttp, stripeLike } = await import('../helpers/http')
+    const { dispatch } = await import('../../src/core/dispatch')
+    let requests = 0
+    const stripe = await startHttp((req, res) => {
+      requests++
+      stripeLike(req, res)
+    })
+    const db = await createDatabase(inject('pgUrl'), 'checknow')
+    const ops = await createOps({
+      config: loadConfig({
+        env: { DATABASE_URL: db.url, STRIPE_SECRET_KEY: 'sk_test_good0000000000', STRIPE_API_BASE: stripe.url },
+        dataDir: mkdtempSync(join(tmpdir(), 'ops-data-')),
+      }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
+    const actor = { via: 'cli', osUser: 'test', email: null } as const
+    const checkNow = (input: object) => dispatch(ops, 'health.checkNow', input, { actor })
+    try {
+      // Twenty at once: one probe of Stripe.
+      const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => checkNow(i % 2 ? { service: 'stripe' } : {})))
+      expect(burst.every((r) => r.ok)).toBe(true)
+      expect(requests).toBe(1)
+      // Twenty more, one after another, right after: the fresh result is reused.
+      for (let i = 0; i < 20; i++) expect((await checkNow({ service: 'stripe' })).ok).toBe(true)
+      expect(requests).toBe(1)
+      const last = (await checkNow({})) as { ok: true; value: HealthSnapshot }
+      expect(last.value.results.find((r) => r.service === 'stripe')!.status).toBe('healthy')
+    } finally {
+      await ops.close()
+      await stripe.close()
+      await db.drop()
     }
   })
 })

@@ -215,27 +215,35 @@ describe('restores that fail, are refused or are killed', () => {
     }
   }, 60_000)
 
-  it('restores need the target database typed back, and an administrator when ADMIN_EMAILS is set', async () => {
+  it('restores need the target database typed back, and an administrator when ADMIN_EMAILS is set (a typed name grants nothing)', async () => {
     await expect(ops.restores.start({ point: { setId }, target: { kind: 'in-place' } }, 'wrong', { actor: 'test' })).rejects.toThrow(
       `Type the target database's name (${dbName()})`,
     )
-    const guarded = await openOps({ ...env, ADMIN_EMAILS: 'ops@examforge.test, lead@examforge.test' })
+    const guarded = await openOps({
+      ...env,
+      ADMIN_EMAILS: 'ops@examforge.test, lead@examforge.test',
+      OPS_OS_USERS: 'alice=lead@examforge.test',
+    })
+    const { dispatch } = await import('../../src/core/dispatch')
     try {
-      await expect(guarded.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })).rejects.toThrow(
-        /operator's e-mail/,
-      )
-      await expect(
-        guarded.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), {
-          actor: 'test',
-          operator: 'intruder@example.com',
-        }),
-      ).rejects.toThrow(/intruder@example.com is not an administrator/)
-      // An administrator may: a restore test, recorded with who did it.
-      const { jobId } = guarded.restores.startTest({ actor: 'test', operator: 'Lead@ExamForge.test' })
-      const info = await guarded.jobs.wait(jobId)
+      const stranger = { via: 'cli', osUser: 'mallory', email: null } as const
+      const start = { point: { setId }, target: { kind: 'in-place' }, confirm: dbName(), operator: 'lead@examforge.test' }
+      const refused = await dispatch(guarded, 'restore.start', start, { actor: stranger })
+      expect(refused).toMatchObject({ ok: false, error: { code: 'forbidden' } })
+      expect(!refused.ok && refused.error.message).toMatch(/signed in as mallory \(cli\), which is not in ADMIN_EMAILS/)
+      // An administrator (an OS user mapped by OPS_OS_USERS) may: a restore test, recorded with who did it.
+      const alice = { via: 'desktop', osUser: 'alice', email: null } as const
+      const r = await dispatch(guarded, 'restore.test', { operator: 'Alice L.' }, { actor: alice })
+      expect(r.ok, JSON.stringify(r)).toBe(true)
+      const info = await guarded.jobs.wait((r as { ok: true; value: { jobId: string } }).value.jobId)
       expect(info.state, info.error?.message).toBe('succeeded')
       const [rec] = await guarded.restores.history()
-      expect(rec).toMatchObject({ kind: 'restore-test', outcome: 'succeeded', actor: 'lead@examforge.test (test)', provenSetId: setId })
+      expect(rec).toMatchObject({
+        kind: 'restore-test',
+        outcome: 'succeeded',
+        actor: 'alice <lead@examforge.test> (desktop), typed "Alice L."',
+        provenSetId: setId,
+      })
     } finally {
       await guarded.close()
     }

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/core/config/config'
 import { settingsView } from '../../src/core/settings/view'
+import { describeIdentity, isAdmin } from '../../src/core/auth/identity'
+import { scrub } from '../../src/core/log/scrub'
 
 const dir = () => mkdtempSync(join(tmpdir(), 'ops-config-'))
 
@@ -63,5 +65,34 @@ describe('configuration', () => {
     for (const secret of ['dbpass123', 'redispass9', 'abcdefghijkl', 'wJalrXUtnFEMI']) expect(json).not.toContain(secret)
     expect(json).toContain('postgres://app:•••@db:5432/examforge')
     expect(json).toContain('sk_live_•••1234')
+  })
+
+  it('administrators come from OPS_API_TOKENS and OPS_OS_USERS; each token is scrubbed from logs; a malformed pair names no token', () => {
+    const c = loadConfig({
+      env: {
+        ADMIN_EMAILS: 'Ops@ExamForge.test',
+        OPS_API_TOKENS: 'ops@examforge.test=tok-admin-1111111111, dev@examforge.test = tok-dev-2222222222',
+        OPS_OS_USERS: 'alice=OPS@examforge.test,bob=bob@examforge.test',
+      },
+      dataDir: dir(),
+    })
+    expect(c.apiTokens).toEqual([
+      { email: 'ops@examforge.test', token: 'tok-admin-1111111111' },
+      { email: 'dev@examforge.test', token: 'tok-dev-2222222222' },
+    ])
+    expect(scrub('got tok-dev-2222222222 and tok-admin-1111111111')).toBe('got ••• and •••')
+    const alice = { via: 'cli', osUser: 'alice', email: null } as const
+    expect(isAdmin(c, alice)).toBe(true)
+    expect(describeIdentity(c, alice)).toBe('alice <ops@examforge.test> (cli)')
+    expect(isAdmin(c, { via: 'cli', osUser: 'bob', email: null })).toBe(false)
+    expect(isAdmin(c, { via: 'program-token', osUser: null, email: null })).toBe(false)
+    expect(() => loadConfig({ env: { OPS_API_TOKENS: 'ops@examforge.test tok-secret-333333333' }, dataDir: dir() })).toThrow(
+      /OPS_API_TOKENS must be comma-separated name=value pairs/,
+    )
+    try {
+      loadConfig({ env: { OPS_API_TOKENS: 'ops@examforge.test tok-secret-333333333' }, dataDir: dir() })
+    } catch (e) {
+      expect((e as Error).message).not.toContain('tok-secret')
+    }
   })
 })

@@ -3,6 +3,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { OpsError } from '../../shared/contract'
 import { registerSecret } from '../log/scrub'
+import { parsePairs } from '../auth/identity'
 import { settingKeys } from './keys'
 
 export type Source = 'environment' | 'settings file' | 'secret store' | 'sandbox' | 'default' | 'unset'
@@ -44,6 +45,10 @@ export interface Config {
     s3KmsKeyId: string | null
   }
   adminEmails: string[]
+  /** Administrators' API tokens (OPS_API_TOKENS): each authenticates as its e-mail. */
+  apiTokens: { email: string; token: string }[]
+  /** OS user name to e-mail (OPS_OS_USERS), so the desktop app and the CLI can be administrators. */
+  osUsers: Record<string, string>
   metricsIntervalMs: number
   sandbox: { scale: number; traffic: boolean }
   /** Where each value came from, for the Settings page. */
@@ -166,6 +171,11 @@ export function loadConfig(input: ConfigInput = {}): Config {
       /* not a URL: the whole value is registered already */
     }
   }
+  const apiTokens = Object.entries(parsePairs(raw.OPS_API_TOKENS, 'OPS_API_TOKENS')).map(([email, token]) => ({
+    email: email.toLowerCase(),
+    token,
+  }))
+  for (const t of apiTokens) registerSecret(t.token)
   if (!raw.LOCAL_BACKUP_PATH) sources.LOCAL_BACKUP_PATH = 'default'
   return {
     dataDir,
@@ -214,6 +224,8 @@ export function loadConfig(input: ConfigInput = {}): Config {
       .split(',')
       .map((s) => s.trim().toLowerCase())
       .filter(Boolean),
+    apiTokens,
+    osUsers: Object.fromEntries(Object.entries(parsePairs(raw.OPS_OS_USERS, 'OPS_OS_USERS')).map(([u, e]) => [u, e.toLowerCase()])),
     sandbox: {
       scale: num(raw.SANDBOX_SCALE, 'SANDBOX_SCALE', 0.01, 1000),
       traffic: !/^(off|0|false|no)$/i.test(raw.SANDBOX_TRAFFIC ?? 'on'),

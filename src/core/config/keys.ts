@@ -72,6 +72,8 @@ export const settingKeys: SettingKey[] = [
     default: 'off',
   },
   { key: 'ADMIN_EMAILS', label: 'Administrators (comma-separated e-mails)', kind: 'list', secret: false },
+  { key: 'OPS_API_TOKENS', label: "Administrators' API tokens (email=token, comma-separated)", kind: 'secret', secret: true },
+  { key: 'OPS_OS_USERS', label: 'OS users as e-mails, for ADMIN_EMAILS (osuser=email, comma-separated)', kind: 'list', secret: false },
   { key: 'REDIS_URL', label: 'Redis', kind: 'url', secret: true },
   { key: 'STRIPE_SECRET_KEY', label: 'Stripe secret key', kind: 'secret', secret: true },
   { key: 'STRIPE_API_BASE', label: 'Stripe API base', kind: 'url', secret: false, default: 'https://api.stripe.com' },

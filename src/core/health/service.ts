@@ -31,6 +31,7 @@ export class HealthService {
   private timer: NodeJS.Timeout | null = null
   private pruneTimer: NodeJS.Timeout | null = null
   private cycle: Promise<HealthSnapshot> | null = null
+  private single = new Map<ServiceId, Promise<HealthSnapshot>>()
   private lastCheckedAt: string | null = null
   private store: HealthStore
   private loadedState = false
@@ -45,6 +46,8 @@ export class HealthService {
       pool: () => pg.Pool | null
       /** Days of raw results to keep (default 7). */
       retainDays?: number
+      /** "Check now" reuses results younger than this instead of probing again (default 5000 ms). */
+      freshMs?: number
     },
   ) {
     this.store = new HealthStore(deps.pool, deps.log)
@@ -103,6 +106,27 @@ export class HealthService {
       }
     })()
     return this.cycle
+  }
+
+  /**
+   * "Check now" from a face: joins the check already running (the whole cycle, or this service's),
+   * and reuses results younger than freshMs, so a loop of clicks or calls probes Stripe and the
+   * others once, not once per call.
+   */
+  checkNow(service?: ServiceId): Promise<HealthSnapshot> {
+    if (this.cycle) return this.cycle
+    const fresh = Date.now() - (this.deps.freshMs ?? 5000)
+    if (!service) {
+      if (this.lastCheckedAt && Date.parse(this.lastCheckedAt) > fresh) return Promise.resolve(this.snapshot())
+      return this.checkAll()
+    }
+    const running = this.single.get(service)
+    if (running) return running
+    const last = this.latest.get(service)
+    if (last && Date.parse(last.checkedAt) > fresh) return Promise.resolve(this.snapshot())
+    const p = this.checkOne(service).finally(() => this.single.delete(service))
+    this.single.set(service, p)
+    return p
   }
 
   async checkOne(service: ServiceId): Promise<HealthSnapshot> {

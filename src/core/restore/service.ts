@@ -23,9 +23,9 @@ export interface RestoreResult extends Omit<RestoreOutcome, 'report'> {
 }
 
 export interface Operator {
-  /** The operator's e-mail (checked against ADMIN_EMAILS when it is set). */
+  /** A name the operator typed: a display label in the audit log, never a grant. */
   operator?: string | null
-  /** Who the face says is calling (OS user, browser session, API token). */
+  /** Who the face authenticated (core/auth/identity.ts describeIdentity). */
   actor: string
 }
 
@@ -85,15 +85,13 @@ export class RestoreService {
     return (await this.prepare(r)).plan
   }
 
-  /** Restores are for administrators: when ADMIN_EMAILS is set, the operator must be one of them. */
+  /**
+   * The audit label: the authenticated caller, with the name they typed as a display label only.
+   * Whether they may restore at all is checked before this (core/auth/identity.ts).
+   */
   private who(o: Operator): string {
-    const admins = this.deps.config.adminEmails.map((e) => e.toLowerCase())
-    const op = o.operator?.trim().toLowerCase() || null
-    if (admins.length) {
-      if (!op) throw new OpsError('operator_required', "Restores need the operator's e-mail (one of ADMIN_EMAILS): give it to confirm.")
-      if (!admins.includes(op)) throw new OpsError('not_admin', `${op} is not an administrator (ADMIN_EMAILS): restores need one.`)
-    }
-    return op ? `${op} (${o.actor})` : o.actor
+    const op = o.operator?.trim() || null
+    return op ? `${o.actor}, typed "${op.slice(0, 254)}"` : o.actor
   }
 
   /** Start a restore: re-planned at start (preflight again), confirmed by the target database's name typed back. */
@@ -138,7 +136,7 @@ export class RestoreService {
 
   /** Restore test: the newest chain's newest set into a scratch database, checked, dropped; the set is then "proven restorable". */
   startTest(o: Operator): { jobId: string } {
-    const actor = o.operator ? this.who(o) : o.actor
+    const actor = this.who(o)
     if (this.running) throw new OpsError('restore_running', `A restore is already running (job ${this.running}).`)
     const url = this.deps.databaseUrl()
     if (!url) throw new OpsError('no_database', 'No database server to test on: set DATABASE_URL.')

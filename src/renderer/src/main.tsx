@@ -7,7 +7,9 @@ import { installBenchHook } from './stores/metrics'
 import './styles.css'
 
 // Electron exposes window.ops through the preload; a browser talks to the headless host.
-const api = window.ops ? ipcClient(window.ops) : wsClient((s) => useApp.getState().setConnection(s))
+const browser = window.ops ? null : wsClient((s) => useApp.getState().setConnection(s))
+const api = browser ?? ipcClient(window.ops!)
+if (browser) useApp.setState({ signOut: () => void browser.signOut() })
 if (window.ops) useApp.getState().setConnection('open')
 void useApp.getState().init(api)
 installBenchHook()

@@ -1,5 +1,15 @@
 import type { ApiClient, EventName, EventPayload, MethodInput, MethodName, MethodOutput, Reply } from '../../../shared/contract'
-import { WS_PATH, type ServerFrame } from '../../../shared/ws-protocol'
+import {
+  SESSION_FRAGMENT,
+  SESSION_HEADER,
+  SESSION_PROTOCOL_PREFIX,
+  SIGNED_OUT_PATH,
+  SIGN_OUT_PATH,
+  WS_PATH,
+  WS_PROTOCOL,
+  WS_SESSION_ENDED,
+  type ServerFrame,
+} from '../../../shared/ws-protocol'
 import type { OpsBridge } from '../../../preload/bridge'
 
 export class CallError extends Error {
@@ -30,26 +40,56 @@ export function ipcClient(bridge: OpsBridge): ApiClient {
 
 export type ConnectionState = 'connecting' | 'open' | 'closed'
 
+const SECRET_KEY = 'ops-session'
+
 /**
- * Browser: one WebSocket to the host (the session cookie authenticates it), reconnecting with
- * back-off. Calls made while disconnected fail at once with a message that says so.
+ * The tab's session secret: the launch redirect puts it in the address fragment once; it moves to
+ * sessionStorage (this tab only, this origin only) and leaves the address bar and history.
+ */
+function takeSessionSecret(): string | null {
+  const h = location.hash
+  if (h.startsWith(`#${SESSION_FRAGMENT}`)) {
+    sessionStorage.setItem(SECRET_KEY, h.slice(1 + SESSION_FRAGMENT.length))
+    history.replaceState(null, '', location.pathname + location.search)
+  }
+  return sessionStorage.getItem(SECRET_KEY)
+}
+
+/** The session is over (signed out, expired, or this tab never had one): show the host's page saying what to do. */
+function leave(): void {
+  sessionStorage.removeItem(SECRET_KEY)
+  location.replace(SIGNED_OUT_PATH)
+}
+
+/**
+ * Browser: one WebSocket to the host, reconnecting with back-off. The session cookie and the tab's
+ * secret (sent as a subprotocol) authenticate it. Calls made while disconnected fail at once with
+ * a message that says so. signOut ends the session on the host.
  */
 export function wsClient(
   onState: (s: ConnectionState) => void,
   url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${WS_PATH}`,
-): ApiClient {
+): ApiClient & { signOut(): Promise<void> } {
+  const secret = takeSessionSecret()
   let ws: WebSocket | null = null
   let nextId = 1
   let delay = 500
   const pending = new Map<number, { resolve: (r: Reply<unknown>) => void }>()
   const listeners = new Map<string, Set<(p: unknown) => void>>()
-  let opened: Promise<void>
+  let opened: Promise<void> = new Promise(() => {})
   let markOpen: () => void = () => {}
+
+  /** After a close: is the session still good (the host is just away: retry) or over (leave)? */
+  const stillSignedIn = () =>
+    fetch('/api/call/app.info', { method: 'POST', headers: { [SESSION_HEADER]: secret ?? '' }, body: '{}' }).then(
+      (r) => r.status !== 401,
+      () => true,
+    )
 
   const connect = () => {
     opened = new Promise((r) => (markOpen = r))
     onState('connecting')
-    ws = new WebSocket(url)
+    ws = new WebSocket(url, [WS_PROTOCOL, `${SESSION_PROTOCOL_PREFIX}${secret}`])
     ws.onopen = () => {
       delay = 500
       onState('open')
@@ -63,16 +103,21 @@ export function wsClient(
         pending.delete(f.id)
       }
     }
-    ws.onclose = () => {
+    ws.onclose = (e) => {
+      if (e.code === WS_SESSION_ENDED) return leave()
       onState('closed')
       for (const p of pending.values())
         p.resolve({ ok: false, error: { code: 'disconnected', message: 'The connection to the host was lost; reconnecting.' } })
       pending.clear()
-      setTimeout(connect, delay)
-      delay = Math.min(delay * 2, 10_000)
+      const retry = () => {
+        setTimeout(connect, delay)
+        delay = Math.min(delay * 2, 10_000)
+      }
+      void stillSignedIn().then((ok) => (ok ? retry() : leave()))
     }
   }
-  connect()
+  if (secret) connect()
+  else leave()
 
   return {
     async call<M extends MethodName>(method: M, input: MethodInput<M>) {
@@ -85,6 +130,10 @@ export function wsClient(
         ws!.send(JSON.stringify({ id, method, input }))
       })
       return unwrap<MethodOutput<M>>(reply)
+    },
+    async signOut() {
+      await fetch(SIGN_OUT_PATH, { method: 'POST', headers: { [SESSION_HEADER]: secret ?? '' } }).catch(() => {})
+      leave()
     },
     on<E extends EventName>(event: E, listener: (p: EventPayload<E>) => void) {
       const set = listeners.get(event) ?? new Set()

@@ -16,7 +16,7 @@ const nav: { page: Page; label: string; capability: string }[] = [
 ]
 
 export function Layout({ children }: { children: ReactNode }) {
-  const { page, go, info, health, connection, error, dismissError } = useApp()
+  const { page, go, info, health, connection, error, dismissError, signOut } = useApp()
   const theme = useTheme()
   return (
     <div className="app">
@@ -82,6 +82,11 @@ export function Layout({ children }: { children: ReactNode }) {
             <span className={`pill status-${health.overall}`} data-testid="overall">
               Overall: {statusText[health.overall]}
             </span>
+          )}
+          {signOut && (
+            <button className="sign-out" onClick={signOut} data-testid="sign-out" title="End this browser session on the host">
+              Sign out
+            </button>
           )}
         </header>
         <div className="content">{children}</div>

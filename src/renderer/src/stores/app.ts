@@ -24,6 +24,8 @@ interface AppState {
   jobs: Record<string, JobProgress>
   lastJob: JobInfo | null
   error: string | null
+  /** Browser only: end the session on the host. */
+  signOut: (() => void) | null
   init(api: ApiClient): Promise<void>
   setConnection(c: ConnectionState): void
   go(page: Page): void
@@ -49,6 +51,7 @@ export const useApp = create<AppState>((set, get) => ({
   jobs: {},
   lastJob: null,
   error: null,
+  signOut: null,
 
   async init(api) {
     set({ api })

@@ -121,8 +121,8 @@ export function ResultStep() {
               <input
                 value={operator}
                 onChange={(e) => setOperator(e.target.value)}
-                placeholder="your e-mail (required when ADMIN_EMAILS is set)"
-                aria-label="Operator e-mail"
+                placeholder="a note for the audit log, e.g. your name (optional)"
+                aria-label="Note for the audit log"
               />
               <input
                 value={typed}

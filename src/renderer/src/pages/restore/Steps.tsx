@@ -267,8 +267,8 @@ export function ConfirmStep({ plan }: { plan: RestorePlan }) {
         <input
           value={operator}
           onChange={(e) => setOperator(e.target.value)}
-          placeholder="your e-mail (required when ADMIN_EMAILS is set)"
-          aria-label="Operator e-mail"
+          placeholder="a note for the audit log, e.g. your name (optional)"
+          aria-label="Note for the audit log"
           data-testid="restore-operator"
         />
         <input
