@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -16,7 +16,24 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** A local folder: objects are written to "<key>.partial", fsynced, then renamed into place. */
+/**
+ * Create a folder (and any missing parents) readable by this user alone: every folder this call
+ * creates is chmod-ed 0700 explicitly, whatever the umask. Folders that already exist are left as
+ * they are (the storage health probe warns when the backup folder itself is open to others).
+ */
+export async function mkdirPrivate(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: 0o700 })
+  if (!first) return
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    await chmod(d, 0o700)
+    if (d === resolve(first) || dirname(d) === d) break
+  }
+}
+
+/**
+ * A local folder: objects are written to "<key>.partial", fsynced, then renamed into place.
+ * Backups hold user rows: folders are created 0700 and objects 0600, whatever the umask.
+ */
 export class LocalStorage implements BackupStorage {
   readonly kind = 'local' as const
   readonly location: string
@@ -34,7 +51,7 @@ export class LocalStorage implements BackupStorage {
   private async prepare(key: string): Promise<string> {
     const p = this.path(key)
     try {
-      await mkdir(dirname(p), { recursive: true })
+      await mkdirPrivate(dirname(p))
     } catch (e) {
       throw new StorageError(
         'unwritable',
@@ -50,7 +67,8 @@ export class LocalStorage implements BackupStorage {
     let size = 0
     body.on('data', (c: Buffer) => (size += c.length))
     try {
-      await pipeline(body, createWriteStream(tmp), { signal })
+      await pipeline(body, createWriteStream(tmp, { mode: 0o600 }), { signal })
+      await chmod(tmp, 0o600)
       await fsyncPath(tmp)
       await rename(tmp, p)
       await fsyncPath(dirname(p))
@@ -66,7 +84,8 @@ export class LocalStorage implements BackupStorage {
   async putSmall(key: string, data: Buffer | string): Promise<void> {
     const p = await this.prepare(key)
     const tmp = p + PARTIAL
-    await writeFile(tmp, data)
+    await writeFile(tmp, data, { mode: 0o600 })
+    await chmod(tmp, 0o600)
     await fsyncPath(tmp)
     await rename(tmp, p)
     await fsyncPath(dirname(p))
