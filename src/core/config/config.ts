@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { OpsError } from '../../shared/contract'
-import { registerSecret } from '../log/scrub'
+import { registerSecret, urlSecrets } from '../log/scrub'
 import { settingKeys } from './keys'
 
 export type Source = 'environment' | 'settings file' | 'secret store' | 'sandbox' | 'default' | 'unset'
@@ -156,14 +156,8 @@ export function loadConfig(input: ConfigInput = {}): Config {
     }
     if (k.secret) registerSecret(raw[k.key])
   }
-  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) {
-    if (!url) continue
-    try {
-      registerSecret(decodeURIComponent(new URL(url).password))
-    } catch {
-      /* not a URL: the whole value is registered already */
-    }
-  }
+  // The password alone (it may appear without the URL around it), also when given as ?password=.
+  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) for (const s of urlSecrets(url)) registerSecret(s)
   if (!raw.LOCAL_BACKUP_PATH) sources.LOCAL_BACKUP_PATH = 'default'
   return {
     dataDir,
