@@ -67,7 +67,8 @@ async function startServices(): Promise<Services> {
       await redis.stop()
       await app.close()
       await stripe.close()
-      rmSync(sandboxClusterDir(dataDir), { recursive: true, force: true })
+      const cluster = sandboxClusterDir(dataDir)
+      if (cluster) rmSync(cluster, { recursive: true, force: true })
       rmSync(dataDir, { recursive: true, force: true })
     },
   }
