@@ -24,9 +24,11 @@ async function fsyncPath(path: string): Promise<void> {
 export async function mkdirPrivate(dir: string): Promise<void> {
   const first = await mkdir(dir, { recursive: true, mode: 0o700 })
   if (!first) return
-  for (let d = resolve(dir); ; d = dirname(d)) {
+  // Only the folders this call made: from dir up to the first one created, never above it.
+  const top = resolve(first)
+  for (let d = resolve(dir); d.startsWith(top); d = dirname(d)) {
     await chmod(d, 0o700)
-    if (d === resolve(first) || dirname(d) === d) break
+    if (d === top) break
   }
 }
 
