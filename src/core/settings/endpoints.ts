@@ -29,7 +29,7 @@ const DB_URLS = ['DATABASE_URL', 'OPS_DATABASE_URL', 'REDIS_URL']
 /** 127.0.0.0/8, ::1 and localhost: nothing leaves this machine. */
 export function isLoopbackHost(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
 }
 
 function urlPassword(url: string | undefined): string | null {
