@@ -93,6 +93,16 @@ describe('settings that say where a secret goes are as guarded as the secret', (
     expect(await update('AWS_REGION', 'eu-west-3')).toMatchObject({ ok: true })
   })
 
+  it('the AWS credentials cannot be swapped or cleared without the current secret key (else a swap would confirm a bucket move)', async () => {
+    expect(await update('AWS_SECRET_ACCESS_KEY', 'attackers-own-secret-key-0000000000000000')).toMatchObject({
+      ok: false,
+      error: { code: 'confirmation_required' },
+    })
+    expect(await update('AWS_ACCESS_KEY_ID', null)).toMatchObject({ ok: false, error: { code: 'confirmation_required' } })
+    // Past the guard, the host (which stores no secrets) says where to set it instead.
+    expect(await update('AWS_ACCESS_KEY_ID', null, AWS_SECRET)).toMatchObject({ ok: false, error: { code: 'secret_store_unavailable' } })
+  })
+
   it('LOCAL_BACKUP_PATH must be a new folder or a private one of ours', async () => {
     const open = join(mkdtempSync(join(tmpdir(), 'ops-set-')), 'open')
     mkdirSync(open)

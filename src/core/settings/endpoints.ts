@@ -25,6 +25,7 @@ export interface EndpointGuard {
 type Raw = Record<string, string | undefined>
 
 const DB_URLS = ['DATABASE_URL', 'OPS_DATABASE_URL', 'REDIS_URL']
+const AWS_CREDENTIALS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']
 
 /** 127.0.0.0/8, ::1 and localhost: nothing leaves this machine. */
 export function isLoopbackHost(hostname: string): boolean {
@@ -71,6 +72,15 @@ export function endpointGuard(key: string, raw: Raw): EndpointGuard | null {
             why: 'Backups go here with the machine’s own AWS credentials (no AWS_SECRET_ACCESS_KEY is configured to confirm a change with): set it in the environment.',
             environmentOnly: true,
           }
+    case 'AWS_ACCESS_KEY_ID':
+    case 'AWS_SECRET_ACCESS_KEY':
+      return raw.AWS_SECRET_ACCESS_KEY
+        ? {
+            confirmWith: 'AWS_SECRET_ACCESS_KEY',
+            why: 'These credentials decide whose buckets the backups can reach: replacing or clearing them needs the current secret key.',
+            environmentOnly: false,
+          }
+        : null
     case 'DATABASE_URL':
     case 'OPS_DATABASE_URL':
     case 'REDIS_URL':
@@ -146,16 +156,19 @@ function requirePrivateFolder(value: string): void {
 }
 
 /**
- * Check a change made from the UI (settings.update) before it is saved. Clearing a value (back to its
- * default) is always allowed: it sends nothing to a place the caller chose.
+ * Check a change made from the UI (settings.update) before it is saved. Clearing an endpoint (back to
+ * its default) is always allowed: it sends nothing to a place the caller chose. The AWS credentials
+ * are another matter: whoever could swap them for their own could then confirm moving the bucket
+ * with their own key, so replacing or clearing them needs the current secret key too.
  */
 export function checkEndpointChange(key: string, value: string | null, confirmation: string | undefined, raw: Raw): void {
-  if (value === null) return
+  if (value === null && !AWS_CREDENTIALS.includes(key)) return
   // The region names an AWS host (s3.<region>.amazonaws.com): only a region's shape, never a host of one's choosing.
-  if (key === 'AWS_REGION' && !/^[a-z]{2}(-[a-z0-9]+)+-\d{1,2}$/.test(value))
+  if (key === 'AWS_REGION' && value !== null && !/^[a-z]{2}(-[a-z0-9]+)+-\d{1,2}$/.test(value))
     throw new OpsError('invalid_input', `AWS_REGION must be a region name such as us-east-1 or eu-west-3; it is "${value.slice(0, 40)}".`)
   const guard = endpointGuard(key, raw)
   if (!guard) return
+  if (value === null) return confirm(key, guard, raw[guard.confirmWith!], confirmation)
   if (key === 'STRIPE_API_BASE') requireHttps(key, value, 'the Stripe secret key')
   if (key === 'S3_ENDPOINT') requireHttps(key, value, 'backups and signed requests')
   if (key === 'APP_URL') requireHttps(key, value, 'the probes’ requests and answers')
@@ -165,13 +178,14 @@ export function checkEndpointChange(key: string, value: string | null, confirmat
   if (DB_URLS.includes(key) && !guard.confirmWith)
     throw new OpsError('environment_only', `${key} cannot be moved to another server from the console. ${guard.why}`)
   if (!guard.confirmWith) return
-  const expected = DB_URLS.includes(key) ? urlPassword(raw[key]) : raw[guard.confirmWith]
+  confirm(key, guard, DB_URLS.includes(key) ? urlPassword(raw[key]) : raw[guard.confirmWith], confirmation)
+}
+
+/** The secret typed again must be the one configured now (when there is one). */
+function confirm(key: string, guard: EndpointGuard, expected: string | null | undefined, confirmation: string | undefined): void {
   if (!expected) return
   if (!confirmation)
-    throw new OpsError(
-      'confirmation_required',
-      `Changing ${key} changes where a secret is sent: enter ${guard.confirmWith} again to confirm. ${guard.why}`,
-    )
+    throw new OpsError('confirmation_required', `To change ${key}, enter ${guard.confirmWith} again to confirm. ${guard.why}`)
   if (!sameSecret(confirmation, expected))
     throw new OpsError('confirmation_failed', `That is not ${guard.confirmWith} as configured now, so ${key} was not changed.`)
 }

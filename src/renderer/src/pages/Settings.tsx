@@ -5,7 +5,8 @@ import { useApp } from '../stores/app'
 
 function SettingRow({ s }: { s: SettingView }) {
   const saveSetting = useApp((st) => st.saveSetting)
-  const [editing, setEditing] = useState(false)
+  // 'clear' asks only for the confirming secret (credentials that guard an endpoint need it to be cleared too).
+  const [editing, setEditing] = useState<false | 'edit' | 'clear'>(false)
   const [value, setValue] = useState('')
   const [secret, setSecret] = useState('')
   const [note, setNote] = useState<{ ok: boolean; message: string } | null>(null)
@@ -16,10 +17,12 @@ function SettingRow({ s }: { s: SettingView }) {
     setSecret('')
   }
   const save = async (v: string | null) => {
-    const r = await saveSetting(s.key, v, v !== null && confirmWith ? secret : undefined)
+    const r = await saveSetting(s.key, v, confirmWith && secret ? secret : undefined)
     setNote(r)
     if (r.ok) stop()
     else setSecret('')
+    // Clearing a credential that guards an endpoint asks for the current secret: ask for it here.
+    if (v === null && r.code === 'confirmation_required') setEditing('clear')
   }
   return (
     <tr data-testid={`setting-${s.key}`}>
@@ -33,17 +36,19 @@ function SettingRow({ s }: { s: SettingView }) {
             className="edit column"
             onSubmit={(e) => {
               e.preventDefault()
-              void save(value)
+              void save(editing === 'clear' ? null : value)
             }}
           >
-            <input
-              autoFocus
-              type={s.secret ? 'password' : 'text'}
-              value={value}
-              placeholder={s.secret ? 'new secret (never shown again)' : (s.value ?? '')}
-              onChange={(e) => setValue(e.target.value)}
-              aria-label={`New value for ${s.key}`}
-            />
+            {editing === 'edit' && (
+              <input
+                autoFocus
+                type={s.secret ? 'password' : 'text'}
+                value={value}
+                placeholder={s.secret ? 'new secret (never shown again)' : (s.value ?? '')}
+                onChange={(e) => setValue(e.target.value)}
+                aria-label={`New value for ${s.key}`}
+              />
+            )}
             {s.guard && <div className="muted">{s.guard.why}</div>}
             {confirmWith && (
               <label className="confirm">
@@ -59,8 +64,12 @@ function SettingRow({ s }: { s: SettingView }) {
               </label>
             )}
             <div className="toolbar">
-              <button className="primary" type="submit" disabled={!value || (!!confirmWith && !secret)}>
-                Save
+              <button
+                className={editing === 'clear' ? 'danger' : 'primary'}
+                type="submit"
+                disabled={(editing === 'edit' && !value) || (!!confirmWith && !secret)}
+              >
+                {editing === 'clear' ? 'Clear' : 'Save'}
               </button>
               <button type="button" onClick={stop}>
                 Cancel
@@ -85,7 +94,7 @@ function SettingRow({ s }: { s: SettingView }) {
             className="link"
             onClick={() => {
               setNote(null)
-              setEditing(true)
+              setEditing('edit')
             }}
           >
             Edit

@@ -31,7 +31,7 @@ interface AppState {
   select(service: ServiceId | null): Promise<void>
   loadSettings(): Promise<void>
   /** Save a setting; secret confirms moving an endpoint that receives one. The message says what happened, inline. */
-  saveSetting(key: string, value: string | null, secret?: string): Promise<{ ok: boolean; message: string }>
+  saveSetting(key: string, value: string | null, secret?: string): Promise<{ ok: boolean; message: string; code?: string }>
   seed(scale: number): Promise<void>
   cancelJob(jobId: string): Promise<void>
   dismissError(): void
@@ -124,7 +124,7 @@ export const useApp = create<AppState>((set, get) => ({
           : 'Saved. Restart the console to apply it.',
       }
     } catch (e) {
-      return { ok: false, message: (e as Error).message }
+      return { ok: false, message: (e as Error).message, code: (e as { code?: string }).code }
     }
   },
   async seed(scale) {
