@@ -27,6 +27,7 @@ import { createLogger, type Logger } from './log/logger'
 import { startSandboxCluster, type SandboxCluster } from './sandbox/cluster'
 import { hasSandboxSchema, seedSandbox } from './sandbox/seed'
 import { startTrafficSimulator, type TrafficSimulator } from './sandbox/traffic'
+import { openToOthers } from './storage/local'
 import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
@@ -92,6 +93,10 @@ export async function createOps(opts: OpsOptions) {
     store: () => store.pool(),
     log: log.child('restore'),
   })
+
+  // Said at start too (Health shows it as well): the folder holds every backed-up row.
+  const openFolder = openToOthers(config.localBackupPath)
+  if (openFolder) log.warn(openFolder)
 
   let s3: Promise<S3Client> | null = null
   const s3Client = () => (s3 ??= createS3Client(config.s3, config.probeTimeoutMs))

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { localStorageProbe } from '../../src/core/health/probes/storage'
+import { createLogger } from '../../src/core/log/logger'
 import type { Ops } from '../../src/core/ops'
 import { createDatabase } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
@@ -58,6 +59,19 @@ describe('local backups are private to the user who takes them', () => {
     expect(open.reason).toBe(
       `The backup folder ${dir} can be read by other users (mode 755), and backups hold user rows: run "chmod 700 ${dir}".`,
     )
+  })
+
+  it('the console says so at start when the backup folder is open to others', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ops-priv-')), 'open')
+    mkdirSync(dir)
+    chmodSync(dir, 0o755)
+    const lines: string[] = []
+    const other = await openOps(
+      { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: dir },
+      { log: createLogger({ sink: (l) => lines.push(l), level: 'warn' }) },
+    )
+    await other.close()
+    expect(lines.filter((l) => l.includes(`The backup folder ${dir} can be read by other users (mode 755)`))).toHaveLength(1)
   })
 
   it('an existing folder is not changed behind the operator’s back, only reported', async () => {

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, statSync } from 'node:fs'
 import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -30,6 +30,19 @@ export async function mkdirPrivate(dir: string): Promise<void> {
     await chmod(d, 0o700)
     if (d === top) break
   }
+}
+
+/** Why other users could read the backup folder (a sentence with the fix), or null when it is private or missing. */
+export function openToOthers(dir: string): string | null {
+  if (process.platform === 'win32') return null
+  let mode: number
+  try {
+    mode = statSync(dir).mode & 0o777
+  } catch {
+    return null
+  }
+  if ((mode & 0o077) === 0) return null
+  return `The backup folder ${dir} can be read by other users (mode ${mode.toString(8)}), and backups hold user rows: run "chmod 700 ${dir}".`
 }
 
 /**

@@ -1,8 +1,8 @@
 import { constants } from 'node:fs'
-import { access, rm, stat, statfs, writeFile, readFile } from 'node:fs/promises'
+import { access, rm, statfs, writeFile, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { mkdirPrivate } from '../../storage/local'
+import { mkdirPrivate, openToOthers } from '../../storage/local'
 import { degraded, formatBytes, ok, unhealthy, type Probe } from '../probe'
 
 /** The local backup folder: exists (created 0700 when missing), private to this user, writable, free space. */
@@ -49,13 +49,8 @@ export function localStorageProbe(o: { path: string; minFreeBytes?: number }): P
         usedPercent: Math.round((1 - free / total) * 100),
       }
       // Backups hold user rows: a folder other users can enter lets them read every set.
-      const mode = (await stat(o.path)).mode & 0o777
-      if (process.platform !== 'win32' && (mode & 0o077) !== 0)
-        return degraded(
-          `The backup folder ${o.path} can be read by other users (mode ${mode.toString(8)}), and backups hold user rows: run "chmod 700 ${o.path}".`,
-          { ...details, mode: mode.toString(8) },
-          ioMs,
-        )
+      const open = openToOthers(o.path)
+      if (open) return degraded(open, details, ioMs)
       if (free < (o.minFreeBytes ?? 1024 ** 3))
         return degraded(`Only ${details.free} free in ${o.path}: backups may fail. Free space or move LOCAL_BACKUP_PATH.`, details, ioMs)
       return ok(`Writable, ${details.free} free of ${details.total}.`, details, ioMs)
