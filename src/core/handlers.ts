@@ -3,7 +3,7 @@ import type { z } from 'zod'
 import type { Ops } from './ops'
 import type { Identity } from './auth/identity'
 import { settingsView } from './settings/view'
-import { updateSetting } from './settings/update'
+import { changeSetting } from './settings/update'
 import { summarise } from './backup/summary'
 import { readSet } from './backup/catalog'
 
@@ -31,10 +31,7 @@ export const handlers: Handlers = {
   'health.history': (ops, input) => ops.health.history(input.service, input.limit),
   'settings.list': (ops) => settingsView(ops.config, ops.sandbox.active ? ops.databaseUrl : null),
   'settings.update': (ops, input, ctx) =>
-    updateSetting({ dataDir: ops.config.dataDir, secrets: ops.secrets, env: process.env }, input.key, input.value).then(async (r) => {
-      await ops.audit.record({ actor: ctx.who, action: 'settings.update', target: input.key, outcome: 'saved' })
-      return r
-    }),
+    changeSetting({ config: ops.config, secrets: ops.secrets, env: process.env, audit: ops.audit }, input, ctx.who),
   'jobs.list': (ops) => ops.jobs.list(),
   'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
   'backups.list': async (ops) => {

@@ -29,6 +29,7 @@ import { startSandboxCluster, type SandboxCluster } from './sandbox/cluster'
 import { hasSandboxSchema, seedSandbox } from './sandbox/seed'
 import { startTrafficSimulator, type TrafficSimulator } from './sandbox/traffic'
 import { sandboxServices } from './sandbox/services'
+import { openToOthers } from './storage/local'
 import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
@@ -107,6 +108,10 @@ export async function createOps(opts: OpsOptions) {
     store: () => store.pool(),
     log: log.child('restore'),
   })
+
+  // Said at start too (Health shows it as well): the folder holds every backed-up row.
+  const openFolder = openToOthers(config.localBackupPath)
+  if (openFolder) log.warn(openFolder)
 
   let s3: Promise<S3Client> | null = null
   const s3Client = () => (s3 ??= createS3Client(config.s3, config.probeTimeoutMs))

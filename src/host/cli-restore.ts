@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util'
 import { describeIdentity, type Identity } from '../core/auth/identity'
 import { OpsError } from '../shared/contract'
+import { readSecretsFile } from '../core/config/config'
+import { registerSecret, urlSecrets } from '../core/log/scrub'
 import { formatBytes } from '../shared/format'
 import type { CheckReport, RestorePlan } from '../shared/restore'
 import type { Ops } from '../core/ops'
@@ -10,14 +12,17 @@ import type { PlanInput } from '../core/restore/plan'
 type WithOps = <T>(fn: (ops: Ops) => Promise<T>) => Promise<T>
 type Follow = (ops: Ops, jobId: string, draw: boolean) => Promise<JobInfo>
 
-export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <database url>] [--yes] [--json] [--as <email>]
-          [--allow-unauthenticated]
+export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <database url> | --target-secret KEY]
+          [--yes] [--json] [--as <note>] [--allow-unauthenticated]
                             Plan a restore and print it (changes nothing); with --yes, run it. Without --target it
                             restores in place, atomically, after a safety backup. --target restores into another
-                            database (created when missing). Needs an administrator when ADMIN_EMAILS is set (your OS
-                            user, mapped by OPS_OS_USERS); --as adds a name to the audit record, nothing more.
-                            With an encryption key configured, only sets whose manifest it authenticates are
-                            restored; --allow-unauthenticated accepts older or unencrypted ones anyway.
+                            database (created when missing); leave its password out (other users can read a command
+                            line) and let PGPASSWORD or ~/.pgpass supply it, or name with --target-secret a KEY whose
+                            value is the URL in the 0600 file OPS_SECRETS_FILE (or in the environment).
+                            Needs an administrator when ADMIN_EMAILS is set (your OS user, mapped by OPS_OS_USERS);
+                            --as adds a name to the audit record, nothing more. With an encryption key configured,
+                            only sets whose manifest it authenticates are restored; --allow-unauthenticated accepts
+                            older or unencrypted ones anyway.
   restore --undo <restore-id> [--yes] [--as <email>]
                             Undo an in-place restore by restoring the safety backup it took.
   restore-test [--json]     Restore the newest backup chain into a scratch database, check it, drop it, and record
@@ -59,6 +64,41 @@ export function renderReport(r: CheckReport): string {
   ].join('\n')
 }
 
+/**
+ * The target database URL: from --target, or from --target-secret KEY (a line KEY=url in the 0600 file
+ * named by OPS_SECRETS_FILE, else the environment variable KEY), so its password stays off the command
+ * line, where every local user can read it (/proc/<pid>/cmdline). A password on the command line is
+ * used, with a warning that does not repeat it.
+ */
+export function restoreTarget(values: { target?: string; 'target-secret'?: string }, env = process.env): string | undefined {
+  if (values.target && values['target-secret']) throw new OpsError('bad_argument', 'Give either --target or --target-secret, not both.')
+  let url = values.target
+  if (values['target-secret']) {
+    const key = values['target-secret']
+    if (!/^[A-Z0-9_]{1,64}$/.test(key))
+      throw new OpsError(
+        'bad_argument',
+        `--target-secret takes the name of a key (such as RESTORE_TARGET_URL), not "${key.slice(0, 20)}…".`,
+      )
+    url = (env.OPS_SECRETS_FILE ? readSecretsFile(env.OPS_SECRETS_FILE)[key] : undefined) ?? env[key]
+    if (!url)
+      throw new OpsError(
+        'bad_argument',
+        `--target-secret ${key}: there is no ${key} in ${env.OPS_SECRETS_FILE ? `the secrets file ${env.OPS_SECRETS_FILE}` : 'the environment (OPS_SECRETS_FILE is not set)'}. Add a line ${key}=postgres://user:password@host:5432/database to the 0600 file named by OPS_SECRETS_FILE.`,
+      )
+  }
+  if (!url) return undefined
+  registerSecret(url)
+  const secrets = urlSecrets(url)
+  for (const secret of secrets) registerSecret(secret)
+  if (values.target && secrets.length)
+    process.stderr.write(
+      'Warning: the --target URL holds a password, which other users of this machine can read in the process list while the restore runs. ' +
+        'Leave it out and let PGPASSWORD or ~/.pgpass supply it, or pass --target-secret KEY with the URL in OPS_SECRETS_FILE.\n',
+    )
+  return url
+}
+
 export async function restoreCommand(
   rest: string[],
   withOps: WithOps,
@@ -73,6 +113,7 @@ export async function restoreCommand(
       'to-time': { type: 'string' },
       tables: { type: 'string' },
       target: { type: 'string' },
+      'target-secret': { type: 'string' },
       undo: { type: 'string' },
       yes: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -102,19 +143,23 @@ export async function restoreCommand(
   if (!!values.backup === !!values['to-time'])
     throw new OpsError(
       'bad_argument',
-      'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <url>] [--yes] [--json]',
+      'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <url> | --target-secret KEY] [--yes] [--json]',
     )
   if (values['to-time'] && Number.isNaN(Date.parse(values['to-time'])))
     throw new OpsError('bad_argument', `--to-time "${values['to-time']}" is not a time: use ISO 8601, e.g. 2026-11-29T14:05:00Z.`)
-  if (values.target && !/^postgres(ql)?:\/\//.test(values.target))
-    throw new OpsError('bad_argument', '--target must be a database URL, e.g. postgres://user@host:5432/examforge_restored.')
+  const target = restoreTarget(values)
+  if (target && !/^postgres(ql)?:\/\//.test(target))
+    throw new OpsError(
+      'bad_argument',
+      `${values.target ? '--target' : `The value of ${values['target-secret']}`} must be a database URL, e.g. postgres://user@host:5432/examforge_restored.`,
+    )
   const input: PlanInput = {
     point: values.backup ? { setId: values.backup } : { time: new Date(values['to-time']!).toISOString() },
     tables: values.tables
       ?.split(',')
       .map((t) => t.trim())
       .filter(Boolean),
-    target: values.target ? { kind: 'url', url: values.target } : { kind: 'in-place' },
+    target: target ? { kind: 'url', url: target } : { kind: 'in-place' },
     ...(values['allow-unauthenticated'] ? { allowUnauthenticated: true } : {}),
   }
   if (values.yes) mustBeAdmin('Restoring')

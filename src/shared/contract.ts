@@ -48,7 +48,14 @@ export const methods = {
   },
   'settings.list': { input: none, output: z.array(settingView) },
   'settings.update': {
-    input: z.object({ key: z.string().regex(/^[A-Z0-9_]{1,64}$/), value: z.string().max(4096).nullable() }).strict(),
+    input: z
+      .object({
+        key: z.string().regex(/^[A-Z0-9_]{1,64}$/),
+        value: z.string().max(4096).nullable(),
+        /** The secret the setting's endpoint receives, typed again to confirm moving it (see core/settings/endpoints.ts). */
+        secret: z.string().min(1).max(4096).optional(),
+      })
+      .strict(),
     output: z.object({ restartRequired: z.literal(true), overriddenByEnvironment: z.boolean() }),
   },
   'jobs.list': { input: none, output: z.array(jobInfo) },

@@ -69,7 +69,8 @@ async function startServices(): Promise<Services> {
       await redis.stop()
       await app.close()
       await stripe.close()
-      rmSync(sandboxClusterDir(dataDir), { recursive: true, force: true })
+      const cluster = sandboxClusterDir(dataDir)
+      if (cluster) rmSync(cluster, { recursive: true, force: true })
       rmSync(dataDir, { recursive: true, force: true })
     },
   }
@@ -193,6 +194,25 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     expect(html).not.toContain('sk_test_good0000000000')
     expect(html).not.toContain(`AWS_SECRET_ACCESS_KEY=${S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY}`)
     await page.screenshot({ path: join(shots, `${face}-settings.png`), fullPage: true })
+  })
+
+  it('moving STRIPE_API_BASE asks for the Stripe key again, refuses a wrong one and saves with the right one', async () => {
+    await page.getByTestId('nav-settings').click()
+    const row = page.getByTestId('setting-STRIPE_API_BASE')
+    await row.getByRole('button', { name: 'Edit' }).click()
+    await row.getByLabel('New value for STRIPE_API_BASE').fill('https://stripe-proxy.example')
+    const confirm = row.getByLabel('Confirm with STRIPE_SECRET_KEY')
+    await confirm.waitFor()
+    await expect.poll(() => row.textContent()).toMatch(/The Stripe secret key is sent to this address/)
+    expect(await row.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true)
+    await confirm.fill('sk_test_wrong000000000')
+    await row.getByRole('button', { name: 'Save' }).click()
+    await expect.poll(() => row.getByRole('alert').textContent()).toMatch(/not STRIPE_SECRET_KEY as configured now/)
+    await page.screenshot({ path: join(shots, `${face}-settings-confirm.png`), fullPage: true })
+    await confirm.fill('sk_test_good0000000000')
+    await row.getByRole('button', { name: 'Save' }).click()
+    await expect.poll(() => row.textContent()).toMatch(/also set in the environment, which wins/)
+    expect(await page.content()).not.toContain('sk_test_good0000000000')
   })
 
   it('backs up from the Backups page with live progress, lists the set, and verifies it', async () => {

@@ -25,7 +25,8 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
   })
   afterAll(async () => {
     await ops?.close()
-    rmSync(sandboxClusterDir(dataDir), { recursive: true, force: true })
+    const cluster = sandboxClusterDir(dataDir)
+    if (cluster) rmSync(cluster, { recursive: true, force: true })
     rmSync(dataDir, { recursive: true, force: true })
   })
 

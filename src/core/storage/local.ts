@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { createReadStream, createWriteStream, statSync } from 'node:fs'
+import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -16,7 +16,39 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** A local folder: objects are written to "<key>.partial", fsynced, then renamed into place. */
+/**
+ * Create a folder (and any missing parents) readable by this user alone: every folder this call
+ * creates is chmod-ed 0700 explicitly, whatever the umask. Folders that already exist are left as
+ * they are (the storage health probe warns when the backup folder itself is open to others).
+ */
+export async function mkdirPrivate(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: 0o700 })
+  if (!first) return
+  // Only the folders this call made: from dir up to the first one created, never above it.
+  const top = resolve(first)
+  for (let d = resolve(dir); d.startsWith(top); d = dirname(d)) {
+    await chmod(d, 0o700)
+    if (d === top) break
+  }
+}
+
+/** Why other users could read the backup folder (a sentence with the fix), or null when it is private or missing. */
+export function openToOthers(dir: string): string | null {
+  if (process.platform === 'win32') return null
+  let mode: number
+  try {
+    mode = statSync(dir).mode & 0o777
+  } catch {
+    return null
+  }
+  if ((mode & 0o077) === 0) return null
+  return `The backup folder ${dir} can be read by other users (mode ${mode.toString(8)}), and backups hold user rows: run "chmod 700 ${dir}".`
+}
+
+/**
+ * A local folder: objects are written to "<key>.partial", fsynced, then renamed into place.
+ * Backups hold user rows: folders are created 0700 and objects 0600, whatever the umask.
+ */
 export class LocalStorage implements BackupStorage {
   readonly kind = 'local' as const
   readonly location: string
@@ -34,7 +66,7 @@ export class LocalStorage implements BackupStorage {
   private async prepare(key: string): Promise<string> {
     const p = this.path(key)
     try {
-      await mkdir(dirname(p), { recursive: true })
+      await mkdirPrivate(dirname(p))
     } catch (e) {
       throw new StorageError(
         'unwritable',
@@ -50,7 +82,8 @@ export class LocalStorage implements BackupStorage {
     let size = 0
     body.on('data', (c: Buffer) => (size += c.length))
     try {
-      await pipeline(body, createWriteStream(tmp), { signal })
+      await pipeline(body, createWriteStream(tmp, { mode: 0o600 }), { signal })
+      await chmod(tmp, 0o600)
       await fsyncPath(tmp)
       await rename(tmp, p)
       await fsyncPath(dirname(p))
@@ -66,7 +99,8 @@ export class LocalStorage implements BackupStorage {
   async putSmall(key: string, data: Buffer | string): Promise<void> {
     const p = await this.prepare(key)
     const tmp = p + PARTIAL
-    await writeFile(tmp, data)
+    await writeFile(tmp, data, { mode: 0o600 })
+    await chmod(tmp, 0o600)
     await fsyncPath(tmp)
     await rename(tmp, p)
     await fsyncPath(dirname(p))

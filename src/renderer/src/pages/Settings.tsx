@@ -5,16 +5,24 @@ import { useApp } from '../stores/app'
 
 function SettingRow({ s }: { s: SettingView }) {
   const saveSetting = useApp((st) => st.saveSetting)
-  const [editing, setEditing] = useState(false)
+  // 'clear' asks only for the confirming secret (credentials that guard an endpoint need it to be cleared too).
+  const [editing, setEditing] = useState<false | 'edit' | 'clear'>(false)
   const [value, setValue] = useState('')
-  const [note, setNote] = useState<string | null>(null)
+  const [secret, setSecret] = useState('')
+  const [note, setNote] = useState<{ ok: boolean; message: string } | null>(null)
+  const confirmWith = s.guard?.confirmWith ?? null
+  const stop = () => {
+    setEditing(false)
+    setValue('')
+    setSecret('')
+  }
   const save = async (v: string | null) => {
-    const msg = await saveSetting(s.key, v)
-    if (msg) {
-      setNote(msg)
-      setEditing(false)
-      setValue('')
-    }
+    const r = await saveSetting(s.key, v, confirmWith && secret ? secret : undefined)
+    setNote(r)
+    if (r.ok) stop()
+    else setSecret('')
+    // Clearing a credential that guards an endpoint asks for the current secret: ask for it here.
+    if (v === null && r.code === 'confirmation_required') setEditing('clear')
   }
   return (
     <tr data-testid={`setting-${s.key}`}>
@@ -25,37 +33,70 @@ function SettingRow({ s }: { s: SettingView }) {
       <td className="value">
         {editing ? (
           <form
-            className="edit"
+            className="edit column"
             onSubmit={(e) => {
               e.preventDefault()
-              void save(value)
+              void save(editing === 'clear' ? null : value)
             }}
           >
-            <input
-              autoFocus
-              type={s.secret ? 'password' : 'text'}
-              value={value}
-              placeholder={s.secret ? 'new secret (never shown again)' : (s.value ?? '')}
-              onChange={(e) => setValue(e.target.value)}
-              aria-label={`New value for ${s.key}`}
-            />
-            <button className="primary" type="submit" disabled={!value}>
-              Save
-            </button>
-            <button type="button" onClick={() => setEditing(false)}>
-              Cancel
-            </button>
+            {editing === 'edit' && (
+              <input
+                autoFocus
+                type={s.secret ? 'password' : 'text'}
+                value={value}
+                placeholder={s.secret ? 'new secret (never shown again)' : (s.value ?? '')}
+                onChange={(e) => setValue(e.target.value)}
+                aria-label={`New value for ${s.key}`}
+              />
+            )}
+            {s.guard && <div className="muted">{s.guard.why}</div>}
+            {confirmWith && (
+              <label className="confirm">
+                To confirm, enter {/^[A-Z_]+$/.test(confirmWith) ? <code>{confirmWith}</code> : confirmWith} as it is configured now
+                (checked, never stored or shown):
+                <input
+                  type="password"
+                  autoComplete="off"
+                  value={secret}
+                  onChange={(e) => setSecret(e.target.value)}
+                  aria-label={`Confirm with ${confirmWith}`}
+                />
+              </label>
+            )}
+            <div className="toolbar">
+              <button
+                className={editing === 'clear' ? 'danger' : 'primary'}
+                type="submit"
+                disabled={(editing === 'edit' && !value) || (!!confirmWith && !secret)}
+              >
+                {editing === 'clear' ? 'Clear' : 'Save'}
+              </button>
+              <button type="button" onClick={stop}>
+                Cancel
+              </button>
+            </div>
           </form>
         ) : (
           (s.value ?? <span className="muted">not set</span>)
         )}
+        {!editing && s.guard?.environmentOnly && <div className="muted">Set in the environment only: {s.guard.why}</div>}
         {s.pending !== null && <div className="note">Saved: {s.pending} (applies after a restart)</div>}
-        {note && s.pending === null && <div className="note">{note}</div>}
+        {note && (note.ok ? s.pending === null : true) && (
+          <div className={note.ok ? 'note' : 'danger-text'} role={note.ok ? undefined : 'alert'} data-testid={`setting-${s.key}-note`}>
+            {note.message}
+          </div>
+        )}
       </td>
       <td>{s.source}</td>
       <td className="actions">
-        {!editing && (
-          <button className="link" onClick={() => setEditing(true)}>
+        {!editing && !s.guard?.environmentOnly && (
+          <button
+            className="link"
+            onClick={() => {
+              setNote(null)
+              setEditing('edit')
+            }}
+          >
             Edit
           </button>
         )}
@@ -80,7 +121,8 @@ export function Settings() {
         <h2>Configuration</h2>
         <p className="muted">
           Values come from the environment, the secret store or the settings file. Secrets are never shown: only their shape. Change them in
-          the environment (or the 0600 file named by OPS_SECRETS_FILE) and restart the console.
+          the environment (or the 0600 file named by OPS_SECRETS_FILE) and restart the console. A setting that says where a secret or the
+          backups are sent asks for that secret again before it changes, and remote addresses must use https://.
         </p>
         <table className="settings" data-testid="settings">
           <thead>

@@ -32,7 +32,8 @@ interface AppState {
   checkNow(service?: ServiceId): Promise<void>
   select(service: ServiceId | null): Promise<void>
   loadSettings(): Promise<void>
-  saveSetting(key: string, value: string | null): Promise<string | null>
+  /** Save a setting; secret confirms moving an endpoint that receives one. The message says what happened, inline. */
+  saveSetting(key: string, value: string | null, secret?: string): Promise<{ ok: boolean; message: string; code?: string }>
   seed(scale: number): Promise<void>
   cancelJob(jobId: string): Promise<void>
   dismissError(): void
@@ -121,16 +122,18 @@ export const useApp = create<AppState>((set, get) => ({
       set({ error: (e as Error).message })
     }
   },
-  async saveSetting(key, value) {
+  async saveSetting(key, value, secret) {
     try {
-      const r = await get().api!.call('settings.update', { key, value })
+      const r = await get().api!.call('settings.update', secret ? { key, value, secret } : { key, value })
       await get().loadSettings()
-      return r.overriddenByEnvironment
-        ? `Saved, but ${key} is also set in the environment, which wins. Restart after changing the environment.`
-        : 'Saved. Restart the console to apply it.'
+      return {
+        ok: true,
+        message: r.overriddenByEnvironment
+          ? `Saved, but ${key} is also set in the environment, which wins. Restart after changing the environment.`
+          : 'Saved. Restart the console to apply it.',
+      }
     } catch (e) {
-      set({ error: (e as Error).message })
-      return null
+      return { ok: false, message: (e as Error).message, code: (e as { code?: string }).code }
     }
   },
   async seed(scale) {
