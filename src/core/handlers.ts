@@ -29,7 +29,13 @@ export const handlers: Handlers = {
   'health.snapshot': (ops) => ops.health.ready(),
   'health.checkNow': (ops, input) => ops.health.checkNow(input.service),
   'health.history': (ops, input) => ops.health.history(input.service, input.limit),
-  'settings.list': (ops) => settingsView(ops.config, ops.sandbox.active ? ops.databaseUrl : null),
+  'settings.list': (ops) =>
+    settingsView(
+      ops.config,
+      ops.sandbox.active
+        ? { DATABASE_URL: ops.databaseUrl, OPS_DATABASE_URL: ops.databaseUrl, REDIS_URL: ops.redisUrl, APP_URL: ops.appUrl }
+        : {},
+    ),
   'settings.update': (ops, input, ctx) =>
     changeSetting({ config: ops.config, secrets: ops.secrets, env: process.env, audit: ops.audit }, input, ctx.who),
   'jobs.list': (ops) => ops.jobs.list(),

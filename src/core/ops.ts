@@ -243,6 +243,9 @@ export async function createOps(opts: OpsOptions) {
     metrics,
     sandbox,
     databaseUrl,
+    /** Redis and the web app as watched (the sandbox's own where nothing is configured). */
+    redisUrl,
+    appUrl,
     info,
     seed,
     async close(): Promise<void> {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/core/config/config'
 import { silentLogger } from '../../src/core/log/logger'
 import { createOps, type Ops } from '../../src/core/ops'
+import { settingsView } from '../../src/core/settings/view'
 import { sandboxClusterDir } from '../../src/core/sandbox/cluster'
 import { query } from '../helpers/db'
 import { waitFor } from '../helpers/wait'
@@ -90,6 +91,13 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
     const snap = await ops.health.checkAll()
     expect(snap.results.find((r) => r.service === 'redis')).toMatchObject({ status: 'healthy' })
     expect(snap.results.find((r) => r.service === 'app')).toMatchObject({ status: 'healthy' })
+    // Settings say where they come from, with the Redis password masked.
+    const settings = settingsView(ops.config, { REDIS_URL: ops.redisUrl, APP_URL: ops.appUrl, DATABASE_URL: ops.databaseUrl })
+    expect(settings.find((x) => x.key === 'REDIS_URL')).toMatchObject({
+      source: 'sandbox',
+      value: expect.stringMatching(/^redis:\/\/:•••@127\.0\.0\.1:\d+/),
+    })
+    expect(settings.find((x) => x.key === 'APP_URL')).toMatchObject({ source: 'sandbox' })
     // The web app answers real routes from the database (its visitors keep its metrics moving).
     const { appUrl, redisUrl } = JSON.parse(readFileSync(join(dataDir, 'sandbox', 'services.json'), 'utf8')) as {
       appUrl: string

@@ -61,7 +61,7 @@ describe('configuration', () => {
       },
       dataDir: dir(),
     })
-    const json = JSON.stringify(settingsView(c, null))
+    const json = JSON.stringify(settingsView(c))
     for (const secret of ['dbpass123', 'redispass9', 'abcdefghijkl', 'wJalrXUtnFEMI']) expect(json).not.toContain(secret)
     expect(json).toContain('postgres://app:•••@db:5432/examforge')
     expect(json).toContain('sk_live_•••1234')

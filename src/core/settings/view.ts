@@ -9,15 +9,19 @@ export function shownValue(k: SettingKey, value: string | null): string | null {
   return !value ? null : k.kind === 'url' ? maskUrl(value) : k.secret ? maskSecret(value) : value
 }
 
-/** Settings as the renderer may see them: every secret masked, URLs with their password hidden. */
-export function settingsView(config: Config, sandboxUrl: string | null): SettingView[] {
+/**
+ * Settings as the renderer may see them: every secret masked, URLs with their password hidden. What the
+ * sandbox supplies (its database, Redis and web app) shows as such, where nothing is configured.
+ */
+export function settingsView(config: Config, sandbox: Partial<Record<string, string | null>> = {}): SettingView[] {
   const saved = readSettingsFile(config.dataDir)
   return settingKeys.map((k) => {
     let value = config.raw[k.key] ?? null
     let source = config.sources[k.key] ?? 'unset'
     if (k.key === 'LOCAL_BACKUP_PATH' && !value) value = config.localBackupPath
-    if ((k.key === 'DATABASE_URL' || k.key === 'OPS_DATABASE_URL') && !value && sandboxUrl) {
-      value = sandboxUrl
+    const fromSandbox = sandbox[k.key]
+    if (!value && fromSandbox) {
+      value = fromSandbox
       source = 'sandbox'
     }
     const shown = shownValue(k, value)
