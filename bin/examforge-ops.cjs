@@ -12,6 +12,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
     process.stderr.write('examforge-ops: ' + (e && e.name === 'OpsError' ? e.message : (e && e.stack) || String(e)) + '\n')
-    process.exit(e && e.code === 'bad_argument' ? 64 : 70)
+    // As out/host/cli.js itself: an explained failure exits 1, bad arguments 64, anything else (a bug) 70.
+    process.exit(e && e.name === 'OpsError' ? (e.code === 'bad_argument' ? 64 : 1) : 70)
   },
 )
