@@ -34,6 +34,7 @@ export function renderSets(location: string, sets: BackupSetSummary[]): string {
       formatBytes(s.storedBytes).padStart(9),
       s.durationMs != null ? `${(s.durationMs / 1000).toFixed(1)} s`.padStart(8) : ''.padStart(8),
       s.encrypted ? 'encrypted' : '',
+      s.orphanedSafety ? 'orphaned safety backup (its restore failed; retention deletes it)' : '',
       s.problem ?? '',
     ].join('  '),
   )

@@ -1,3 +1,4 @@
+import { formatBytes } from '../../shared/format'
 import type { BackupStorage, StoredObject } from '../storage/storage'
 import { manifestSchema, SET_ID, SETS_PREFIX, type Manifest } from './manifest'
 
@@ -7,7 +8,11 @@ export interface CatalogSet {
   type: 'full' | 'incremental' | 'safety' | 'unknown'
   manifest: Manifest | null
   objects: number
+  /** Bytes in storage, unfinished writes included (a killed backup's .partial files take space too). */
   storedBytes: number
+  /** Unfinished writes of the set (local .partial files, S3 multipart uploads in progress). */
+  partialObjects: number
+  partialBytes: number
   lastModified: string
   problem: string | null
 }
@@ -17,15 +22,19 @@ export interface CatalogSet {
  * is down. A set without a manifest is incomplete: shown, never offered for restore.
  */
 export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]> {
-  const objects = await storage.list(SETS_PREFIX)
-  const bySet = new Map<string, StoredObject[]>()
-  for (const o of objects) {
+  const [objects, partials] = await Promise.all([storage.list(SETS_PREFIX), storage.listPartial(SETS_PREFIX)])
+  const bySet = new Map<string, { objs: StoredObject[]; partials: StoredObject[] }>()
+  const add = (o: StoredObject, partial: boolean) => {
     const id = o.key.slice(SETS_PREFIX.length).split('/')[0]
-    if (!SET_ID.test(id)) continue
-    bySet.set(id, [...(bySet.get(id) ?? []), o])
+    if (!SET_ID.test(id)) return
+    const entry = bySet.get(id) ?? { objs: [], partials: [] }
+    ;(partial ? entry.partials : entry.objs).push(o)
+    bySet.set(id, entry)
   }
+  for (const o of objects) add(o, false)
+  for (const o of partials) add(o, true)
   const sets: CatalogSet[] = []
-  for (const [setId, objs] of bySet) sets.push(await describeSet(storage, setId, objs))
+  for (const [setId, { objs, partials: p }] of bySet) sets.push(await describeSet(storage, setId, objs, p))
   const at = (s: CatalogSet) => new Date(s.manifest?.snapshot.time ?? s.lastModified).getTime()
   return sets.sort((a, b) => at(b) - at(a) || b.setId.localeCompare(a.setId))
 }
@@ -33,18 +42,21 @@ export async function readCatalog(storage: BackupStorage): Promise<CatalogSet[]>
 /** One set, reading only its own objects and manifest (not the whole catalog); null when there is no such set. */
 export async function readSet(storage: BackupStorage, setId: string): Promise<CatalogSet | null> {
   if (!SET_ID.test(setId)) return null
-  const objs = await storage.list(`${SETS_PREFIX}${setId}/`)
-  return objs.length ? describeSet(storage, setId, objs) : null
+  const [objs, partials] = await Promise.all([storage.list(`${SETS_PREFIX}${setId}/`), storage.listPartial(`${SETS_PREFIX}${setId}/`)])
+  return objs.length || partials.length ? describeSet(storage, setId, objs, partials) : null
 }
 
-async function describeSet(storage: BackupStorage, setId: string, objs: StoredObject[]): Promise<CatalogSet> {
+async function describeSet(storage: BackupStorage, setId: string, objs: StoredObject[], partials: StoredObject[]): Promise<CatalogSet> {
   const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
+  const partialBytes = partials.reduce((n, o) => n + o.size, 0)
   const base = {
     setId,
     type,
     objects: objs.length,
-    storedBytes: objs.reduce((n, o) => n + o.size, 0),
-    lastModified: new Date(Math.max(...objs.map((o) => o.modified.getTime()))).toISOString(),
+    storedBytes: objs.reduce((n, o) => n + o.size, 0) + partialBytes,
+    partialObjects: partials.length,
+    partialBytes,
+    lastModified: new Date(Math.max(...[...objs, ...partials].map((o) => o.modified.getTime()))).toISOString(),
   }
   const m = objs.find((o) => o.key.endsWith('/manifest.json'))
   if (!m)
@@ -52,7 +64,7 @@ async function describeSet(storage: BackupStorage, setId: string, objs: StoredOb
       ...base,
       status: 'incomplete',
       manifest: null,
-      problem: 'No manifest: the backup did not finish. It is never offered for restore and is removed by cleanup.',
+      problem: `No manifest: the backup did not finish${partials.length ? ` (${partials.length} unfinished write(s) of ${formatBytes(partialBytes)} included in its size)` : ''}. It is never offered for restore and is removed by cleanup.`,
     }
   try {
     const manifest = manifestSchema.parse(JSON.parse((await storage.getBuffer(m.key)).toString('utf8')))
