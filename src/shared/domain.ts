@@ -131,7 +131,7 @@ export const backupSetSummary = z.object({
   provenAt: z.string().nullable(),
   /**
    * A safety backup no restore needs: taken by an in-place restore that then failed or was cancelled (the
-   * database was left as it was), or that no restore record names. Never offered for undo; retention deletes it.
+   * database was left as it was). Never offered for undo; retention deletes it.
    */
   orphanedSafety: z.boolean().default(false),
   changes: z

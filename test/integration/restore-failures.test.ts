@@ -201,6 +201,10 @@ describe('restores that fail, are refused or are killed', () => {
     expect(info.state).toBe('failed')
     expect(info.error?.message).toMatch(/The database is unchanged/)
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
+    // Its safety backup is named by the failed record, and orphaned: the database was left as it was.
+    const [rec] = await ops.restores.history()
+    expect(rec).toMatchObject({ outcome: 'failed', safetySetId: expect.stringMatching(/-safety-/) })
+    expect((await ops.backups.orphanedSafety(await ops.backups.list())).get(rec.safetySetId!)).toMatch(/^the restore that took it failed/)
   }, 60_000)
 
   it('a dropped connection mid-restore into a new database leaves it clearly marked incomplete, with what to do', async () => {
@@ -265,6 +269,9 @@ describe('restores that fail, are refused or are killed', () => {
       /^orphaned safety backup: the restore that took it was cancelled, so the database was left as it was/,
     )
     expect(plan.delete.map((d) => d.setId)).not.toContain(setId)
+    // A safety set no record names (as before records named them at once) is matched to the restore that ran then.
+    await query(src.url, `UPDATE ops.restores SET safety_set_id = NULL WHERE id = $1`, [rec.id])
+    expect((await ops.backups.orphanedSafety(await ops.backups.list())).get(rec.safetySetId!)).toMatch(/was cancelled/)
   }, 60_000)
 
   it('a corrupted object is refused before the target is touched, and named', async () => {
