@@ -307,7 +307,7 @@ describe('restores that fail, are refused or are killed', () => {
       expect(preview.stdout).toContain(`FAIL  Backup objects: The backup object ${victim.key} does not match its manifest`)
       expect(preview.stdout).not.toMatch(/ok {2}Backup objects/)
       // Where it would read too much for a preview, it says the check runs at start instead of claiming it.
-      const large = await ops2.restores.prepare({ point: { setId: id }, target: { kind: 'in-place' } }, undefined, 0)
+      const large = await ops2.restores.prepare({ point: { setId: id }, target: { kind: 'in-place' } }, undefined, 1024)
       expect(large.plan.preflight.find((c) => c.check === 'Backup objects')?.detail).toMatch(
         /all present with their recorded sizes; their SHA-256 is not checked in the preview \(too much to read\) but when the restore starts, before the target is touched/,
       )

@@ -249,7 +249,10 @@ async function objectsCheck(reader: SetReader, sets: Manifest[], verifyUpTo: num
   return {
     check: 'Backup objects',
     status: 'ok',
-    detail: `${what}: all present with their recorded sizes; their SHA-256 is not checked in the preview (too much to read) but when the restore starts, before the target is touched${key}.`,
+    detail:
+      verifyUpTo > 0
+        ? `${what}: all present with their recorded sizes; their SHA-256 is not checked in the preview (too much to read) but when the restore starts, before the target is touched${key}.`
+        : `${what}: all present with their recorded sizes; their SHA-256 is checked as the restore starts, before the target is touched${key}.`,
   }
 }
 
