@@ -121,9 +121,11 @@ export function watchLockWaits(
     async stop() {
       stopped = true
       if (timer) clearTimeout(timer)
-      await started
-      await client?.end().catch(() => {})
+      // A connect still under way is not waited for: it closes itself when it completes.
+      void started
+      const c = client
       client = null
+      await c?.end().catch(() => {})
     },
   }
 }
