@@ -42,14 +42,18 @@ export const handlers: Handlers = {
   'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
   'backups.list': async (ops) => {
     const [sets, proven] = await Promise.all([ops.backups.list(), ops.restores.proven()])
-    return { location: ops.backups.storage().location, sets: sets.map((s) => summarise(s, proven.get(s.setId) ?? null)) }
+    const orphans = await ops.backups.orphanedSafety(sets)
+    return {
+      location: ops.backups.storage().location,
+      sets: sets.map((s) => summarise(s, proven.get(s.setId) ?? null, orphans.has(s.setId))),
+    }
   },
   'backups.get': async (ops, input) => {
     const set = await readSet(ops.backups.storage(), input.setId, ops.backups.keys())
     if (!set) throw new OpsError('unknown_set', `There is no backup set "${input.setId}" in ${ops.backups.storage().location}.`)
     const m = set.manifest
     return {
-      set: summarise(set, (await ops.restores.proven()).get(set.setId) ?? null),
+      set: summarise(set, (await ops.restores.proven()).get(set.setId) ?? null, (await ops.backups.orphanedSafety([set])).has(set.setId)),
       snapshotLsn: m?.snapshot.lsn ?? null,
       server: m ? `PostgreSQL ${m.server.version}` : null,
       tables: (m?.tables ?? []).map((t) => ({

@@ -98,7 +98,14 @@ export async function createOps(opts: OpsOptions) {
   const audit = new AuditLog({ store: () => store.pool(), log: log.child('audit') })
   const jobs = new JobRunner({ events, log: log.child('jobs'), store: () => store.pool(), audit })
 
-  const backups = new BackupService({ config, databaseUrl: () => databaseUrl, jobs, log: log.child('backup'), audit })
+  const backups = new BackupService({
+    config,
+    databaseUrl: () => databaseUrl,
+    jobs,
+    log: log.child('backup'),
+    audit,
+    store: () => store.pool(),
+  })
   const restores = new RestoreService({
     config,
     databaseUrl: () => databaseUrl,
@@ -140,8 +147,17 @@ export async function createOps(opts: OpsOptions) {
     pool: () => store.pool(),
   })
 
+  // Records of runs whose process died (killed, crashed) say "interrupted" from the moment any face starts,
+  // once the ops store can be reached.
+  let reconciled = false
+  const reconcile = async () => {
+    if (reconciled || !store.pool()) return
+    reconciled = true
+    await restores.reconcile().catch((e) => log.warn('could not correct interrupted runs', { error: (e as Error).message }))
+  }
+  await reconcile()
   // The ops store may come up after the console (e.g. the database was down at start): retry each interval.
-  const storeRetry = setInterval(() => void store.ready(), config.healthIntervalS * 1000)
+  const storeRetry = setInterval(() => void store.ready().then(reconcile), config.healthIntervalS * 1000)
   storeRetry.unref()
 
   /** (Re)generate the sandbox data as a job; the traffic simulator pauses while it runs. */

@@ -12,9 +12,10 @@ import type { PlanInput } from '../core/restore/plan'
 type WithOps = <T>(fn: (ops: Ops) => Promise<T>) => Promise<T>
 type Follow = (ops: Ops, jobId: string, draw: boolean) => Promise<JobInfo>
 
-export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <database url> | --target-secret KEY]
+export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time with zone>) [--tables a,b] [--target <database url> | --target-secret KEY]
           [--yes] [--json] [--as <note>] [--allow-unauthenticated]
-                            Plan a restore and print it (changes nothing); with --yes, run it. Without --target it
+                            Plan a restore and print it (changes nothing); with --yes, run it. --to-time needs a zone,
+                            e.g. 2026-11-29T14:05:00Z or 2026-11-29T15:05:00+01:00 (the plan shows it in UTC). Without --target it
                             restores in place, atomically, after a safety backup. --target restores into another
                             database (created when missing); leave its password out (other users can read a command
                             line) and let PGPASSWORD or ~/.pgpass supply it, or name with --target-secret a KEY whose
@@ -24,13 +25,35 @@ export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time>
                             only sets whose manifest it authenticates are restored; --allow-unauthenticated accepts
                             older or unencrypted ones anyway.
   restore --undo <restore-id> [--yes] [--as <email>]
-                            Undo an in-place restore by restoring the safety backup it took.
+                            Undo an in-place restore by restoring the safety backup it took (refused once undone).
   restore-test [--json]     Restore the newest backup chain into a scratch database, check it, drop it, and record
                             the set as proven restorable.`
 
-export function renderPlan(p: RestorePlan): string {
+/** An ISO 8601 time that names its zone (Z or ±hh:mm): without one it would mean a different moment on each machine. */
+const ZONED_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$/i
+
+/** --to-time as the moment it names; refused (exit 64) without a zone, with an example. */
+export function parseToTime(v: string): { iso: string; zone: string } {
+  const t = v.trim()
+  const example = `e.g. ${t.match(/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?/)?.[0]?.replace(' ', 'T') ?? '2026-11-29T14:05:00'}Z for UTC, or with your offset like +01:00`
+  if (!ZONED_TIME.test(t) || Number.isNaN(Date.parse(t.replace(' ', 'T')))) {
+    if (!Number.isNaN(Date.parse(t)) && /^\d{4}-\d{2}-\d{2}/.test(t))
+      throw new OpsError(
+        'bad_argument',
+        `--to-time "${v}" has no time zone, so it would mean a different moment on each machine: add one (${example}).`,
+      )
+    throw new OpsError('bad_argument', `--to-time "${v}" is not a time: use ISO 8601 with a zone (${example}).`)
+  }
+  const zone = /Z$/i.test(t) ? 'UTC' : `UTC${t.match(/[+-]\d{2}(:?\d{2})?$/)![0]}`
+  return { iso: new Date(t.replace(' ', 'T')).toISOString(), zone }
+}
+
+export function renderPlan(p: RestorePlan, given?: { text: string; zone: string }): string {
   const lines = [
-    `Restore ${p.point.label}`,
+    // A point in time is shown in UTC, saying so, with the time as given and its zone beside it.
+    p.point.kind === 'time' && p.point.time
+      ? `Restore to ${p.point.time.replace('.000Z', 'Z')} UTC${given ? ` (given as ${given.text}, zone ${given.zone})` : ''}`
+      : `Restore ${p.point.label}`,
     `  chain ${p.chain.fullSetId} covers ${p.chain.from} to ${p.chain.to}`,
     `  reads ${p.sets.length} set(s), ${formatBytes(p.bytesToRead)}${p.transactions ? `; replays ${p.transactions} transaction(s)` : ''}`,
     `  into ${p.target.database} on ${p.target.server}: ${
@@ -127,6 +150,16 @@ export async function restoreCommand(
     return withOps(async (ops) => {
       const rec = await ops.restores.record(values.undo!)
       if (!rec) throw new OpsError('unknown_restore', `There is no restore "${values.undo}": see the Restore page's history.`)
+      if (rec.undoneBy)
+        throw new OpsError(
+          'already_undone',
+          `Restore ${rec.id} was already undone by ${rec.undoneBy}: there is nothing left to undo. To return to what it put there, undo ${rec.undoneBy} instead.`,
+        )
+      if (!rec.safetySetId || rec.outcome !== 'succeeded')
+        throw new OpsError(
+          'no_undo',
+          `Restore ${rec.id} ${rec.outcome === 'succeeded' ? 'replaced no tables (it has no safety backup)' : `did not succeed (${rec.outcome}): the database was left as it was`}, so there is nothing to undo.`,
+        )
       if (!values.yes) {
         process.stdout.write(
           `Would undo restore ${rec.id} (${rec.point} into ${rec.target}) by restoring its safety backup ${rec.safetySetId}. Add --yes to do it.\n`,
@@ -143,10 +176,10 @@ export async function restoreCommand(
   if (!!values.backup === !!values['to-time'])
     throw new OpsError(
       'bad_argument',
-      'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time>) [--tables a,b] [--target <url> | --target-secret KEY] [--yes] [--json]',
+      'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time with zone, e.g. 2026-11-29T14:05:00Z>) [--tables a,b] [--target <url> | --target-secret KEY] [--yes] [--json]',
     )
-  if (values['to-time'] && Number.isNaN(Date.parse(values['to-time'])))
-    throw new OpsError('bad_argument', `--to-time "${values['to-time']}" is not a time: use ISO 8601, e.g. 2026-11-29T14:05:00Z.`)
+  const toTime = values['to-time'] ? parseToTime(values['to-time']) : null
+  const given = toTime ? { text: values['to-time']!.trim(), zone: toTime.zone } : undefined
   const target = restoreTarget(values)
   if (target && !/^postgres(ql)?:\/\//.test(target))
     throw new OpsError(
@@ -154,7 +187,7 @@ export async function restoreCommand(
       `${values.target ? '--target' : `The value of ${values['target-secret']}`} must be a database URL, e.g. postgres://user@host:5432/examforge_restored.`,
     )
   const input: PlanInput = {
-    point: values.backup ? { setId: values.backup } : { time: new Date(values['to-time']!).toISOString() },
+    point: values.backup ? { setId: values.backup } : { time: toTime!.iso },
     tables: values.tables
       ?.split(',')
       .map((t) => t.trim())
@@ -169,13 +202,13 @@ export async function restoreCommand(
       process.stdout.write(
         values.json
           ? JSON.stringify({ applied: false, plan }, null, 2) + '\n'
-          : `${renderPlan(plan)}\n\nNothing was changed: add --yes to restore.\n`,
+          : `${renderPlan(plan, given)}\n\nNothing was changed: add --yes to restore.\n`,
       )
       return plan.ok ? 0 : 1
     }
     const plan = await ops.restores.plan(input)
     const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor: describeIdentity(ops.config, me) })
-    if (!values.json) process.stderr.write(`${renderPlan(plan)}\n\nRestoring...\n`)
+    if (!values.json) process.stderr.write(`${renderPlan(plan, given)}\n\nRestoring...\n`)
     return finish(ops, jobId, plan, values.json ?? false, follow)
   })
 }

@@ -150,7 +150,9 @@ export async function main(argv: string[]): Promise<number> {
         return withOps(
           async (ops) => {
             const proven = await ops.restores.proven()
-            const sets = (await ops.backups.list()).map((s) => summarise(s, proven.get(s.setId) ?? null))
+            const catalog = await ops.backups.list()
+            const orphans = await ops.backups.orphanedSafety(catalog)
+            const sets = catalog.map((s) => summarise(s, proven.get(s.setId) ?? null, orphans.has(s.setId)))
             process.stdout.write(
               values.json
                 ? JSON.stringify({ location: ops.backups.storage().location, sets }, null, 2) + '\n'

@@ -36,6 +36,7 @@ export function renderSets(location: string, sets: BackupSetSummary[]): string {
       formatBytes(s.storedBytes).padStart(9),
       s.durationMs != null ? `${(s.durationMs / 1000).toFixed(1)} s`.padStart(8) : ''.padStart(8),
       s.encrypted ? (s.authenticity === 'authenticated' ? 'encrypted, authenticated' : 'encrypted') : '',
+      s.orphanedSafety ? 'orphaned safety backup (its restore failed; retention deletes it)' : '',
       s.problem ?? '',
     ].join('  '),
   )

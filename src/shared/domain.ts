@@ -138,7 +138,10 @@ export const backupSetSummary = z.object({
   tables: z.number(),
   rows: z.number(),
   rawBytes: z.number(),
+  /** Bytes in storage, unfinished writes (local .partial files, S3 multipart uploads in progress) included. */
   storedBytes: z.number(),
+  /** Of storedBytes, what unfinished writes hold. */
+  partialBytes: z.number().default(0),
   objects: z.number(),
   compression: z.string().nullable(),
   encrypted: z.boolean(),
@@ -146,6 +149,11 @@ export const backupSetSummary = z.object({
   problem: z.string().nullable(),
   /** When a restore test last proved this set restorable (null: never). */
   provenAt: z.string().nullable(),
+  /**
+   * A safety backup no restore needs: taken by an in-place restore that then failed or was cancelled (the
+   * database was left as it was). Never offered for undo; retention deletes it.
+   */
+  orphanedSafety: z.boolean().default(false),
   changes: z
     .object({ transactions: z.number(), inserts: z.number(), updates: z.number(), deletes: z.number(), truncates: z.number() })
     .nullable(),

@@ -114,6 +114,8 @@ export const restoreRecord = z.object({
   target: z.string(),
   tables: z.array(z.string()),
   safetySetId: z.string().nullable(),
+  /** The undo that already put this restore's safety backup back: it is not offered (or accepted) again. */
+  undoneBy: z.string().nullable().default(null),
   /** For a restore test: the set proven restorable. */
   provenSetId: z.string().nullable(),
   durationMs: z.number().nullable(),

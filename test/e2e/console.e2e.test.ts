@@ -334,6 +334,8 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.getByTestId('restore-test').click()
     await expect.poll(() => page.getByTestId('restore-test-outcome').textContent(), { timeout: 60_000 }).toMatch(/Restore test succeeded/)
     await expect.poll(() => page.getByTestId('restore-history-table').textContent()).toMatch(/restore-test.*undo.*restore/s)
+    // The undone restore says so, and is not offered for undo again.
+    await expect.poll(() => page.getByTestId('restore-undone').textContent()).toMatch(/^undone by [0-9a-f-]{36}$/)
     await page.getByTestId('restore-history').scrollIntoViewIfNeeded()
     await page.screenshot({ path: join(shots, `${face}-restore-history.png`) })
     await page.getByTestId('nav-backups').click()

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -130,6 +130,25 @@ describe('examforge-ops backup and backups', () => {
     expect(noBucket.code).toBe(1)
     expect(noBucket.stderr).toMatch(/"no-such-bucket" does not exist/)
     expect(noBucket.stderr).not.toContain(S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY + '@')
+  })
+
+  it("an unfinished set's size counts its .partial writes (what it really takes on disk)", async () => {
+    // A backup killed while it wrote a chunk: a small finished object and a big unfinished one.
+    const setId = '20261130T101500Z-full-0a1b'
+    const setDir = join(dir, 'sets', setId)
+    mkdirSync(join(setDir, 'data', 't0000'), { recursive: true })
+    writeFileSync(join(setDir, 'schema.json.gz'), Buffer.alloc(6 * 1024, 1))
+    writeFileSync(join(setDir, 'data', 't0000', 'c0000.copy.gz.partial'), Buffer.alloc(3 * 1024 * 1024, 2))
+    const onDisk = statSync(join(setDir, 'schema.json.gz')).size + statSync(join(setDir, 'data', 't0000', 'c0000.copy.gz.partial')).size
+    const list = await cli(['backups', 'list', '--json'], env())
+    expect(list.code, list.stderr).toBe(0)
+    const set = (
+      JSON.parse(list.stdout) as { sets: { setId: string; status: string; storedBytes: number; partialBytes: number; problem: string }[] }
+    ).sets.find((s) => s.setId === setId)
+    expect(set).toMatchObject({ status: 'incomplete', storedBytes: onDisk, partialBytes: 3 * 1024 * 1024 })
+    expect(set!.problem).toMatch(/1 unfinished write\(s\) of 3\.0 MB included in its size/)
+    const human = await cli(['backups', 'list'], env())
+    expect(human.stdout.split('\n').find((l) => l.startsWith(setId))).toMatch(/incomplete .* 3\.0 MB /)
   })
 })
 

@@ -73,11 +73,25 @@ describe('restores that fail, are refused or are killed', () => {
     const restoredState = await databaseRows(src.url, TABLES)
     expect(restoredState).not.toEqual(current)
     // Put the changed state back (the safety backup of that restore holds it), then kill restores of the backup.
-    const undo = await ops.restores.undo(JSON.parse(firstResult.stdout).job.result.restoreId, dbName(), { actor: 'test' })
-    expect((await ops.jobs.wait(undo.jobId)).state).toBe('succeeded')
+    const firstId = JSON.parse(firstResult.stdout).job.result.restoreId as string
+    const undo = await ops.restores.undo(firstId, dbName(), { actor: 'test' })
+    const undone = await ops.jobs.wait(undo.jobId)
+    expect(undone.state).toBe('succeeded')
+    expect(await databaseRows(src.url, TABLES)).toEqual(current)
+    // An undo already done is not offered or accepted again: the record says which undo did it.
+    const undoId = (undone.result as { restoreId: string }).restoreId
+    expect((await ops.restores.history()).find((h) => h.id === firstId)?.undoneBy).toBe(undoId)
+    await expect(ops.restores.undo(firstId, dbName(), { actor: 'test' })).rejects.toThrow(
+      new RegExp(`Restore ${firstId} was already undone by ${undoId}: .*undo ${undoId} instead`),
+    )
+    const again = await cli(['restore', '--undo', firstId], env).done
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(new RegExp(`Restore ${firstId} was already undone by ${undoId}`))
+    expect(again.stdout).not.toMatch(/Would undo/)
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
     const started = async () =>
-      (await query<{ n: number }>(src.url, `SELECT count(*)::int AS n FROM ops.restores WHERE outcome = 'running'`))[0].n
+      // Running, or already found interrupted by the next run's start.
+      (await query<{ n: number }>(src.url, `SELECT count(*)::int AS n FROM ops.restores WHERE outcome IN ('running', 'interrupted')`))[0].n
     const startedBefore = await started()
     const points = [0.15, 0.35, 0.5, 0.65, 0.8, 0.95].map((f) => Math.round(whole * (f + (Math.random() - 0.5) * 0.1)))
     let committed = 0
@@ -114,6 +128,68 @@ describe('restores that fail, are refused or are killed', () => {
     expect((await ops.jobs.wait(back.jobId)).state).toBe('succeeded')
   }, 180_000)
 
+  it('a killed restore reads "interrupted" in ops.restores and ops.jobs as soon as any face starts', async () => {
+    const running = async () => ({
+      restores: await query<{ id: string }>(src.url, `SELECT id FROM ops.restores WHERE outcome = 'running'`),
+      jobs: await query<{ id: string }>(src.url, `SELECT id FROM ops.jobs WHERE kind = 'restore' AND state = 'running'`),
+    })
+    await ops.restores.history() // earlier runs' records are settled
+    expect(await running()).toEqual({ restores: [], jobs: [] })
+    const run = cli(['restore', '--backup', setId, '--yes'], env)
+    const seen = (await waitFor(
+      async () => {
+        const r = await running()
+        return r.restores.length && r.jobs.length ? r : null
+      },
+      'the restore to be recorded as running',
+      30_000,
+      20,
+    ))!
+    run.child.kill('SIGKILL')
+    expect((await run.done).signal).toBe('SIGKILL')
+    // Nobody has looked yet: the records still say running.
+    expect(await running()).toEqual(seen)
+    const face = await openOps(env)
+    try {
+      // Starting a face is enough: no one read the history.
+      expect(await running()).toEqual({ restores: [], jobs: [] })
+      const [rec] = await query<{ outcome: string; error: string }>(src.url, `SELECT outcome, error FROM ops.restores WHERE id = $1`, [
+        seen.restores[0].id,
+      ])
+      expect(rec).toMatchObject({ outcome: 'interrupted', error: expect.stringMatching(/ended \(killed or crashed\)/) })
+      const [job] = await query<{ state: string; error: { code: string; message: string }; finished_at: Date | null }>(
+        src.url,
+        `SELECT state, error, finished_at FROM ops.jobs WHERE id = $1`,
+        [seen.jobs[0].id],
+      )
+      expect(job.state).toBe('interrupted')
+      expect(job.error).toMatchObject({
+        code: 'interrupted',
+        message: expect.stringMatching(/ended \(killed or crashed\) before it recorded/),
+      })
+      expect(job.finished_at).not.toBeNull()
+      // A job that is alive is never taken for an interrupted one.
+      const { jobId } = face.restores.startTest({ actor: 'test' })
+      await waitFor(
+        async () => (await query(src.url, `SELECT 1 FROM ops.jobs WHERE id = $1 AND state = 'running'`, [jobId])).length,
+        'the test job to be recorded',
+        20_000,
+        20,
+      )
+      await ops.restores.history()
+      expect(await query(src.url, `SELECT state FROM ops.jobs WHERE id = $1`, [jobId])).toEqual([{ state: 'running' }])
+      expect((await face.jobs.wait(jobId)).state).toBe('succeeded')
+    } finally {
+      await face.close()
+    }
+    // All or nothing: killed this early it had not committed; if it had, put the changed state back.
+    if (JSON.stringify(await databaseRows(src.url, TABLES)) !== JSON.stringify(current)) {
+      const safety = (await ops.restores.points()).safety.sort((a, b) => b.snapshotTime.localeCompare(a.snapshotTime))[0]
+      await restoreNow(ops, { point: { setId: safety.setId }, target: { kind: 'in-place' } }, dbName())
+    }
+    expect(await databaseRows(src.url, TABLES)).toEqual(current)
+  }, 120_000)
+
   it('a dropped connection mid-restore leaves the database unchanged and says what happened', async () => {
     const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'in-place' } }, dbName(), { actor: 'test' })
     await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
@@ -125,6 +201,10 @@ describe('restores that fail, are refused or are killed', () => {
     expect(info.state).toBe('failed')
     expect(info.error?.message).toMatch(/The database is unchanged/)
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
+    // Its safety backup is named by the failed record, and orphaned: the database was left as it was.
+    const [rec] = await ops.restores.history()
+    expect(rec).toMatchObject({ outcome: 'failed', safetySetId: expect.stringMatching(/-safety-/) })
+    expect((await ops.backups.orphanedSafety(await ops.backups.list())).get(rec.safetySetId!)).toMatch(/^the restore that took it failed/)
   }, 60_000)
 
   it('a dropped connection mid-restore into a new database leaves it clearly marked incomplete, with what to do', async () => {
@@ -173,6 +253,25 @@ describe('restores that fail, are refused or are killed', () => {
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
     const [rec] = await ops.restores.history()
     expect(rec.outcome).toBe('cancelled')
+    // Its safety backup was stored before the tables were touched, and the record names it: an orphan, since the
+    // database was left as it was. It is marked in the catalog, not offered for undo, and retention deletes it.
+    expect(rec.safetySetId).toMatch(/-safety-/)
+    const list = await cli(['backups', 'list', '--json'], env).done
+    const listed = (JSON.parse(list.stdout) as { sets: { setId: string; orphanedSafety: boolean }[] }).sets
+    expect(listed.find((x) => x.setId === rec.safetySetId)).toMatchObject({ orphanedSafety: true })
+    expect(listed.find((x) => x.setId === setId)).toMatchObject({ orphanedSafety: false })
+    expect((await ops.restores.points()).safety.map((x) => x.setId)).not.toContain(rec.safetySetId)
+    await expect(ops.restores.undo(rec.id, dbName(), { actor: 'test' })).rejects.toThrow(
+      /Only a restore that replaced tables and succeeded/,
+    )
+    const plan = await ops.backups.retentionPlan()
+    expect(plan.delete.find((d) => d.setId === rec.safetySetId)?.reason).toMatch(
+      /^orphaned safety backup: the restore that took it was cancelled, so the database was left as it was/,
+    )
+    expect(plan.delete.map((d) => d.setId)).not.toContain(setId)
+    // A safety set no record names (as before records named them at once) is matched to the restore that ran then.
+    await query(src.url, `UPDATE ops.restores SET safety_set_id = NULL WHERE id = $1`, [rec.id])
+    expect((await ops.backups.orphanedSafety(await ops.backups.list())).get(rec.safetySetId!)).toMatch(/was cancelled/)
   }, 60_000)
 
   it('a corrupted object is refused before the target is touched, and named', async () => {
@@ -195,6 +294,34 @@ describe('restores that fail, are refused or are killed', () => {
       expect(info.error?.message).toMatch(/altered or damaged/)
       expect(await databaseRows(src.url, TABLES)).toEqual(before)
       await query(src.url, `UPDATE teams SET name = left(name, -1) WHERE id = 1`)
+
+      // The preview runs the SHA-256 check it claims (the set is small), in the wizard and in the CLI without --yes.
+      const plan = await ops2.restores.plan({ point: { setId: id }, target: { kind: 'in-place' } })
+      expect(plan.ok).toBe(false)
+      expect(plan.preflight.find((c) => c.check === 'Backup objects')).toMatchObject({
+        status: 'failed',
+        detail: expect.stringContaining(`The backup object ${victim.key} does not match its manifest (SHA-256 differs)`),
+      })
+      const preview = await cli(['restore', '--backup', id], { ...env, LOCAL_BACKUP_PATH: copy }).done
+      expect(preview.code).toBe(1)
+      expect(preview.stdout).toContain(`FAIL  Backup objects: The backup object ${victim.key} does not match its manifest`)
+      expect(preview.stdout).not.toMatch(/ok {2}Backup objects/)
+      // Where it would read too much for a preview, it says the check runs at start instead of claiming it.
+      const large = await ops2.restores.prepare({ point: { setId: id }, target: { kind: 'in-place' } }, undefined, 1024)
+      expect(large.plan.preflight.find((c) => c.check === 'Backup objects')?.detail).toMatch(
+        /all present with their recorded sizes; their SHA-256 is not checked in the preview \(too much to read\) but when the restore starts, before the target is touched/,
+      )
+
+      // Into a new database: it fails before creating it, and says that (not "incomplete and marked").
+      const name = `r_corrupt_${Date.now().toString(36)}`
+      const r = await ops2.restores.start({ point: { setId: id }, target: { kind: 'new', database: name } }, name, { actor: 'test' })
+      const failed = await ops2.jobs.wait(r.jobId)
+      expect(failed.state).toBe('failed')
+      expect(failed.error?.message).toMatch(
+        new RegExp(`altered or damaged.* Nothing was changed: the database ${name} was not created\\.$`),
+      )
+      expect(failed.error?.message).not.toMatch(/incomplete and marked so/)
+      expect(await query(src.url, `SELECT 1 FROM pg_database WHERE datname = $1`, [name])).toEqual([])
     } finally {
       await ops2.close()
     }
@@ -276,6 +403,19 @@ describe('restores that fail, are refused or are killed', () => {
     const bad = await cli(['restore', '--to-time', '1999-01-01T00:00:00Z'], env).done
     expect(bad.code).toBe(1)
     expect(bad.stderr).toMatch(/No backup chain covers 1999-01-01T00:00:00.000Z/)
+    // A time without a zone would mean another moment on another machine: refused, with an example.
+    const noZone = await cli(['restore', '--to-time', '2026-11-29T14:05:00'], env).done
+    expect(noZone.code).toBe(64)
+    expect(noZone.stderr).toMatch(
+      /--to-time "2026-11-29T14:05:00" has no time zone, so it would mean a different moment on each machine: add one \(e\.g\. 2026-11-29T14:05:00Z for UTC, or with your offset like \+01:00\)/,
+    )
+    expect((await cli(['restore', '--to-time', 'yesterday noon'], env).done).code).toBe(64)
+    // With a zone it is that moment; the plan's first line says it in UTC and how it was given.
+    const at = (await ops.backups.list()).find((x) => x.setId === setId)!.manifest!.snapshot.time
+    const given = new Date(Date.parse(at) + 3_600_000).toISOString().replace('Z', '+01:00')
+    const zoned = await cli(['restore', '--to-time', given], env).done
+    expect(zoned.code, zoned.stderr).toBe(0)
+    expect(zoned.stdout.split('\n')[0]).toBe(`Restore to ${at.replace('.000Z', 'Z')} UTC (given as ${given}, zone UTC+01:00)`)
     const usage = await cli(['restore'], env).done
     expect(usage.code).toBe(64)
   }, 60_000)

@@ -51,6 +51,21 @@ describe('configuration', () => {
     )
   })
 
+  it('timeouts: BACKUP_LOCK_TIMEOUT is a duration (default 60 s), DB_CONNECT_TIMEOUT_S seconds (default 10); a wait that never ends is refused', () => {
+    const d = loadConfig({ env: {}, dataDir: dir() })
+    expect(d.backup.lockTimeoutMs).toBe(60_000)
+    expect(d.connectTimeoutMs).toBe(10_000)
+    const c = loadConfig({ env: { BACKUP_LOCK_TIMEOUT: '2s', DB_CONNECT_TIMEOUT_S: '3' }, dataDir: dir() })
+    expect(c.backup.lockTimeoutMs).toBe(2000)
+    expect(c.connectTimeoutMs).toBe(3000)
+    expect(loadConfig({ env: { BACKUP_LOCK_TIMEOUT: '5m' }, dataDir: dir() }).backup.lockTimeoutMs).toBe(300_000)
+    expect(loadConfig({ env: { BACKUP_LOCK_TIMEOUT: '90' }, dataDir: dir() }).backup.lockTimeoutMs).toBe(90_000)
+    for (const bad of ['off', 'forever', '0s'])
+      expect(() => loadConfig({ env: { BACKUP_LOCK_TIMEOUT: bad }, dataDir: dir() })).toThrow(
+        /BACKUP_LOCK_TIMEOUT must be a duration like 30s, 2m or 1h/,
+      )
+  })
+
   it('the settings view masks every secret', () => {
     const c = loadConfig({
       env: {

@@ -8,7 +8,7 @@ const DAY = 86_400_000
 const now = Date.parse('2026-11-29T12:00:00Z')
 
 /** A catalog entry as readCatalog makes it, for a set taken `daysAgo` days ago. */
-function set(id: string, type: 'full' | 'incremental', daysAgo: number, parent: string | null = null): CatalogSet {
+function set(id: string, type: 'full' | 'incremental' | 'safety', daysAgo: number, parent: string | null = null): CatalogSet {
   const time = new Date(now - daysAgo * DAY).toISOString()
   const setId = `${time.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${type}-${id}`
   return {
@@ -19,6 +19,8 @@ function set(id: string, type: 'full' | 'incremental', daysAgo: number, parent: 
     manifest: { setId, type, parent, snapshot: { time, lsn: '0/0', method: 'replication-slot', slot: 's' } } as unknown as Manifest,
     objects: 3,
     storedBytes: 1000,
+    partialObjects: 0,
+    partialBytes: 0,
     lastModified: time,
     problem: null,
   }
@@ -72,6 +74,25 @@ describe('retention', () => {
     }
     const plan = planRetention([...recent, stale, fresh], { retainDays: 14, keepFulls: 1 }, now)
     expect(plan.delete.map((d) => d.setId)).toEqual([stale.setId])
+  })
+
+  it('deletes orphaned safety backups whatever their age, and keeps the safety backup of a restore that may be undone', () => {
+    const orphan = set('s1', 'safety', 0)
+    const needed = set('s2', 'safety', 0)
+    const plan = planRetention(
+      [...recent, orphan, needed],
+      { retainDays: 14, keepFulls: 1 },
+      now,
+      undefined,
+      new Map([[orphan.setId, 'the restore that took it failed, so the database was left as it was']]),
+    )
+    expect(plan.delete).toEqual([
+      expect.objectContaining({
+        setId: orphan.setId,
+        reason: expect.stringMatching(/^orphaned safety backup: the restore that took it failed/),
+      }),
+    ])
+    expect(plan.keep.map((k) => k.setId)).toContain(needed.setId)
   })
 
   it('schedule intervals parse, and bad ones say what is expected', () => {

@@ -1,3 +1,4 @@
+import { formatBytes } from '../../shared/format'
 import type { BackupStorage, StoredObject } from '../storage/storage'
 import { checkManifest, type Authenticity } from './authenticity'
 import { deriveKeys, type KeySource } from './crypto'
@@ -13,7 +14,11 @@ export interface CatalogSet {
   /** See authenticity.ts; null without a readable manifest. */
   authenticity: Authenticity | null
   objects: number
+  /** Bytes in storage, unfinished writes included (a killed backup's .partial files take space too). */
   storedBytes: number
+  /** Unfinished writes of the set (local .partial files, S3 multipart uploads in progress). */
+  partialObjects: number
+  partialBytes: number
   lastModified: string
   problem: string | null
 }
@@ -24,15 +29,19 @@ export interface CatalogSet {
  * encryption settings given, encrypted sets' manifests are authenticated (a bad one is "tampered").
  */
 export async function readCatalog(storage: BackupStorage, keys: KeySource | null = null): Promise<CatalogSet[]> {
-  const objects = await storage.list(SETS_PREFIX)
-  const bySet = new Map<string, StoredObject[]>()
-  for (const o of objects) {
+  const [objects, partials] = await Promise.all([storage.list(SETS_PREFIX), storage.listPartial(SETS_PREFIX)])
+  const bySet = new Map<string, { objs: StoredObject[]; partials: StoredObject[] }>()
+  const add = (o: StoredObject, partial: boolean) => {
     const id = o.key.slice(SETS_PREFIX.length).split('/')[0]
-    if (!SET_ID.test(id)) continue
-    bySet.set(id, [...(bySet.get(id) ?? []), o])
+    if (!SET_ID.test(id)) return
+    const entry = bySet.get(id) ?? { objs: [], partials: [] }
+    ;(partial ? entry.partials : entry.objs).push(o)
+    bySet.set(id, entry)
   }
+  for (const o of objects) add(o, false)
+  for (const o of partials) add(o, true)
   const read: (CatalogSet | ReadManifest)[] = []
-  for (const [setId, objs] of bySet) read.push(await readManifest(storage, setId, objs))
+  for (const [setId, { objs, partials: p }] of bySet) read.push(await readManifest(storage, setId, objs, p))
   // Passphrase keys (one scrypt per set) are derived in parallel before the manifests are checked with them.
   if (keys)
     await deriveKeys(
@@ -47,13 +56,13 @@ export async function readCatalog(storage: BackupStorage, keys: KeySource | null
 /** One set, reading only its own objects and manifest (not the whole catalog); null when there is no such set. */
 export async function readSet(storage: BackupStorage, setId: string, keys: KeySource | null = null): Promise<CatalogSet | null> {
   if (!SET_ID.test(setId)) return null
-  const objs = await storage.list(`${SETS_PREFIX}${setId}/`)
-  if (!objs.length) return null
-  const r = await readManifest(storage, setId, objs)
+  const [objs, partials] = await Promise.all([storage.list(`${SETS_PREFIX}${setId}/`), storage.listPartial(`${SETS_PREFIX}${setId}/`)])
+  if (!objs.length && !partials.length) return null
+  const r = await readManifest(storage, setId, objs, partials)
   return 'raw' in r ? authenticate(r, keys) : r
 }
 
-type Base = Pick<CatalogSet, 'setId' | 'type' | 'objects' | 'storedBytes' | 'lastModified'>
+type Base = Pick<CatalogSet, 'setId' | 'type' | 'objects' | 'storedBytes' | 'partialObjects' | 'partialBytes' | 'lastModified'>
 /** A manifest read and parsed, not yet checked. */
 interface ReadManifest {
   base: Base
@@ -61,14 +70,22 @@ interface ReadManifest {
   manifest: Manifest
 }
 
-async function readManifest(storage: BackupStorage, setId: string, objs: StoredObject[]): Promise<CatalogSet | ReadManifest> {
+async function readManifest(
+  storage: BackupStorage,
+  setId: string,
+  objs: StoredObject[],
+  partials: StoredObject[],
+): Promise<CatalogSet | ReadManifest> {
   const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
+  const partialBytes = partials.reduce((n, o) => n + o.size, 0)
   const base: Base = {
     setId,
     type,
     objects: objs.length,
-    storedBytes: objs.reduce((n, o) => n + o.size, 0),
-    lastModified: new Date(Math.max(...objs.map((o) => o.modified.getTime()))).toISOString(),
+    storedBytes: objs.reduce((n, o) => n + o.size, 0) + partialBytes,
+    partialObjects: partials.length,
+    partialBytes,
+    lastModified: new Date(Math.max(...[...objs, ...partials].map((o) => o.modified.getTime()))).toISOString(),
   }
   const m = objs.find((o) => o.key.endsWith('/manifest.json'))
   if (!m)
@@ -77,7 +94,7 @@ async function readManifest(storage: BackupStorage, setId: string, objs: StoredO
       status: 'incomplete',
       manifest: null,
       authenticity: null,
-      problem: 'No manifest: the backup did not finish. It is never offered for restore and is removed by cleanup.',
+      problem: `No manifest: the backup did not finish${partials.length ? ` (${partials.length} unfinished write(s) of ${formatBytes(partialBytes)} included in its size)` : ''}. It is never offered for restore and is removed by cleanup.`,
     }
   try {
     const raw = JSON.parse((await storage.getBuffer(m.key)).toString('utf8')) as Record<string, unknown>

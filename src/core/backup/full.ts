@@ -18,6 +18,8 @@ import { gzipThreadFor } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
 import { createSlotWithSnapshot, dropSlot, withClient } from './changes/slot'
 import { sha256Hex } from './crypto'
+import { connectTimeouts, explainConnectError } from '../db/timeouts'
+import { describeWait, watchLockWaits, type LockWait } from './lock-wait'
 
 export interface BackupOptions {
   databaseUrl: string
@@ -28,7 +30,10 @@ export interface BackupOptions {
   parallelism?: number
   /** Tables larger than this are split into chunks that restore can load in parallel. */
   chunkBytes?: number
+  /** BACKUP_LOCK_TIMEOUT: how long, in all, the backup waits for locks other sessions hold (default 60 s). */
   lockTimeoutMs?: number
+  /** DB_CONNECT_TIMEOUT_S, for every connection the backup opens. */
+  connectTimeoutMs?: number
   serverSideEncryption?: string | null
   /** Start a chain: take the snapshot from a new logical replication slot of this name, which incrementals then follow. */
   slot?: string | null
@@ -65,14 +70,22 @@ interface Task {
   estBytes: number
 }
 
-/** A connection with the session settings that make COPY text identical everywhere (digests compare). */
-export async function connect(url: string, name: string): Promise<pg.Client> {
-  const c = pgClient(url, { application_name: `examforge-ops:${name}` })
+/**
+ * A connection with the session settings that make COPY text identical everywhere (digests compare).
+ * A connect timeout and keepalives, but no statement timeout: it carries the long COPY streams.
+ */
+export async function connect(url: string, name: string, connectTimeoutMs?: number): Promise<pg.Client> {
+  const c = pgClient(url, { application_name: `examforge-ops:${name}`, ...connectTimeouts({ connectTimeoutMs }) })
   c.on('error', () => {}) // surfaced by the query that fails
-  await c.connect()
+  await c.connect().catch((e) => {
+    throw explainConnectError(e, url, { connectTimeoutMs })
+  })
   await c.query(STABLE_SESSION)
   return c
 }
+
+/** Lock retries: each try waits at most this long, so a TRUNCATE queued between our sessions can pass. */
+const LOCK_TRY_MS = 5_000
 
 /**
  * A full backup: one consistent snapshot across every table (locks first, then the snapshot, so
@@ -93,7 +106,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
   }
   ctx.onProgress({ phase: 'connecting', done: 0, total: null, unit: 'bytes' })
   try {
-    const coord = await connect(o.databaseUrl, 'backup')
+    const coord = await connect(o.databaseUrl, 'backup', o.connectTimeoutMs)
     clients.push(coord)
     const { rows: info } = await coord.query(
       `SELECT current_database() AS db, current_setting('server_version') AS version, current_setting('server_version_num')::int AS num,
@@ -112,19 +125,22 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     // no worker has to queue a lock behind someone's waiting TRUNCATE later (that would hang).
     const workers: pg.Client[] = []
     for (let n = 0; n < parallelism; n++) {
-      const w = await connect(o.databaseUrl, `backup-${n}`)
+      const w = await connect(o.databaseUrl, `backup-${n}`, o.connectTimeoutMs)
       clients.push(w)
       workers.push(w)
     }
     const sessions = [coord, ...workers]
-    const lockTimeout = Math.round(o.lockTimeoutMs ?? 10_000)
+    const lockTimeout = Math.round(o.lockTimeoutMs ?? 60_000)
+    const lockDeadline = Date.now() + lockTimeout
     let snapshot: { name: string; lsn: string; time: string } | null = null
     let tables: { oid: number; schema: string; name: string; bytes: number; pages: number }[] = []
     let lastLockError: unknown = null
     const only = o.tables ? new Set(o.tables.map((t) => `${t.schema}.${t.name}`)) : null
-    const listTables = async () => {
+    // Before the locks are held, sizes come from the catalog: pg_relation_size would itself queue for a lock.
+    const listTables = async (locked = true) => {
       const { rows } = await coord.query<{ oid: number; schema: string; name: string; bytes: string }>(
-        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, pg_relation_size(c.oid)::bigint AS bytes
+        `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name,
+                ${locked ? 'pg_relation_size(c.oid)' : "c.relpages::bigint * current_setting('block_size')::bigint"}::bigint AS bytes
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind = 'r' AND c.relnamespace IN (${USER_SCHEMAS}) AND c.relpersistence <> 't' ORDER BY c.oid`,
       )
@@ -141,65 +157,94 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       snapshot = o.externalSnapshot
       tables = (await listTables()).map((t) => ({ ...t, bytes: Number(t.bytes), pages: Math.ceil(Number(t.bytes) / server.block) }))
     }
-    for (let attempt = 1; attempt <= 5 && !snapshot; attempt++) {
-      ctx.signal.throwIfAborted()
-      const listed = await listTables()
-      const lock = listed.length ? `LOCK TABLE ${listed.map((t) => qname(t.schema, t.name)).join(', ')} IN ACCESS SHARE MODE` : 'SELECT'
-      const rollbackAll = () => Promise.all(sessions.map((x) => x.query('ROLLBACK').catch(() => {})))
-      try {
-        await Promise.all(
-          sessions.map(async (x) => {
-            await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-            await x.query(`SET LOCAL lock_timeout = ${lockTimeout}`)
-            if (listed.length) await x.query(lock)
-          }),
+    // While the sessions queue for their locks, say who they wait for (and remember it for the error).
+    const watch = o.externalSnapshot
+      ? null
+      : watchLockWaits(
+          o.databaseUrl,
+          sessions.map((x) => (x as unknown as { processID: number }).processID),
+          (w: LockWait | null) =>
+            ctx.onProgress({
+              phase: w ? 'waiting for a lock' : 'locking tables',
+              done: 0,
+              total: null,
+              unit: 'bytes',
+              message: w ? describeWait(w) : undefined,
+            }),
+          { connectTimeoutMs: o.connectTimeoutMs },
         )
-      } catch (e) {
-        await rollbackAll()
-        const code = (e as { code?: string }).code
-        if (code === '55P03' || code === '42P01') {
-          lastLockError = e // someone holds or awaits a conflicting lock, or a table went: let them pass, then try again
-          await new Promise((r) => setTimeout(r, 200 * attempt))
+    let tableChanges = 0
+    try {
+      for (let attempt = 1; tableChanges <= 5 && !snapshot && Date.now() < lockDeadline; attempt++) {
+        ctx.signal.throwIfAborted()
+        const listed = await listTables(false)
+        const tryMs = Math.max(100, Math.min(LOCK_TRY_MS, lockDeadline - Date.now()))
+        const lock = listed.length ? `LOCK TABLE ${listed.map((t) => qname(t.schema, t.name)).join(', ')} IN ACCESS SHARE MODE` : 'SELECT'
+        const rollbackAll = () => Promise.all(sessions.map((x) => x.query('ROLLBACK').catch(() => {})))
+        try {
+          await Promise.all(
+            sessions.map(async (x) => {
+              await x.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+              await x.query(`SET LOCAL lock_timeout = ${tryMs}`)
+              if (listed.length) await x.query(lock)
+            }),
+          )
+        } catch (e) {
+          await rollbackAll()
+          const code = (e as { code?: string }).code
+          if (code === '55P03' || code === '42P01') {
+            lastLockError = e // someone holds or awaits a conflicting lock, or a table went: let them pass, then try again
+            if (code === '42P01') tableChanges++
+            await new Promise((r) => setTimeout(r, Math.max(0, Math.min(200 * attempt, 1000, lockDeadline - Date.now()))))
+            continue
+          }
+          throw e
+        }
+        let snap: { name: string; lsn: string; time: Date }[]
+        if (o.slot) {
+          // The slot's exported snapshot is its consistent point: incrementals continue exactly from there.
+          const created = await createSlotWithSnapshot(o.databaseUrl, o.slot, { connectTimeoutMs: o.connectTimeoutMs })
+          slotCreated = true
+          try {
+            const name = created.snapshot.replace(/'/g, "''")
+            await Promise.all(sessions.map((x) => x.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
+          } finally {
+            await created.conn.end().catch(() => {})
+          }
+          const { rows: t } = await coord.query(`SELECT now() AS time`)
+          snap = [{ name: created.snapshot, lsn: created.lsn, time: t[0].time }]
+        } else snap = (await coord.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)).rows
+        const inSnapshot = await listTables()
+        if (inSnapshot.map((t) => t.oid).join() !== listed.map((t) => t.oid).join()) {
+          await rollbackAll() // a table appeared or went between listing and locking
+          tableChanges++
+          if (slotCreated) {
+            await dropSlot(coord, o.slot!).catch(() => {})
+            slotCreated = false
+          }
           continue
         }
-        throw e
-      }
-      let snap: { name: string; lsn: string; time: Date }[]
-      if (o.slot) {
-        // The slot's exported snapshot is its consistent point: incrementals continue exactly from there.
-        const created = await createSlotWithSnapshot(o.databaseUrl, o.slot)
-        slotCreated = true
-        try {
-          const name = created.snapshot.replace(/'/g, "''")
-          await Promise.all(sessions.map((x) => x.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
-        } finally {
-          await created.conn.end().catch(() => {})
+        if (!o.slot) {
+          const name = String(snap[0].name).replace(/'/g, "''")
+          await Promise.all(workers.map((w) => w.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
         }
-        const { rows: t } = await coord.query(`SELECT now() AS time`)
-        snap = [{ name: created.snapshot, lsn: created.lsn, time: t[0].time }]
-      } else snap = (await coord.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)).rows
-      const inSnapshot = await listTables()
-      if (inSnapshot.map((t) => t.oid).join() !== listed.map((t) => t.oid).join()) {
-        await rollbackAll() // a table appeared or went between listing and locking
-        if (slotCreated) {
-          await dropSlot(coord, o.slot!).catch(() => {})
-          slotCreated = false
-        }
-        continue
+        snapshot = { name: snap[0].name, lsn: snap[0].lsn, time: new Date(snap[0].time).toISOString() }
+        tables = inSnapshot.map((t) => ({ ...t, bytes: Number(t.bytes), pages: Math.ceil(Number(t.bytes) / server.block) }))
       }
-      if (!o.slot) {
-        const name = String(snap[0].name).replace(/'/g, "''")
-        await Promise.all(workers.map((w) => w.query(`SET TRANSACTION SNAPSHOT '${name}'`)))
-      }
-      snapshot = { name: snap[0].name, lsn: snap[0].lsn, time: new Date(snap[0].time).toISOString() }
-      tables = inSnapshot.map((t) => ({ ...t, bytes: Number(t.bytes), pages: Math.ceil(Number(t.bytes) / server.block) }))
+    } finally {
+      await watch?.stop()
     }
     if (!snapshot) {
-      if ((lastLockError as { code?: string })?.code === '55P03')
+      if ((lastLockError as { code?: string })?.code === '55P03' || tableChanges <= 5) {
+        const w = watch?.last()
+        const waited = `${Math.round(lockTimeout / 100) / 10} s`
         throw new OpsError(
           'lock_timeout',
-          `Another session kept a conflicting lock on a table (a migration, VACUUM FULL or TRUNCATE?) for more than ${lockTimeout / 1000} s, five times. Wait for it to finish, then back up again.`,
+          w
+            ? `The backup waited ${waited} (BACKUP_LOCK_TIMEOUT) for a lock${w.table ? ` on ${w.table}` : ''} held by pid ${w.pid} (${w.query || 'no statement'}${w.state && w.state !== 'active' ? `, ${w.state}` : ''}) and stopped; nothing was written. Wait for that session to finish, or end it with SELECT pg_terminate_backend(${w.pid}), or raise BACKUP_LOCK_TIMEOUT; then back up again.`
+            : `The backup waited ${waited} (BACKUP_LOCK_TIMEOUT) for another session's lock on a table (a migration, VACUUM FULL or TRUNCATE?) and stopped; nothing was written. Wait for it to finish, or raise BACKUP_LOCK_TIMEOUT; then back up again.`,
         )
+      }
       throw new OpsError(
         'schema_changing',
         'Tables kept being created or dropped while the backup started; try again when schema changes are done.',
@@ -371,7 +416,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     await o.storage.delete(written).catch(() => {})
     if (slotCreated) {
       await Promise.all(clients.map((c) => c.end().catch(() => {})))
-      await withClient(o.databaseUrl, (c) => dropSlot(c, o.slot!)).catch((err) =>
+      await withClient(o.databaseUrl, (c) => dropSlot(c, o.slot!), { connectTimeoutMs: o.connectTimeoutMs }).catch((err) =>
         o.log.warn('could not drop the slot of a failed backup', { slot: o.slot, error: String(err) }),
       )
     }

@@ -17,6 +17,7 @@ import { objectAad, sealManifest } from './authenticity'
 import { storeObject, storeStages } from './pipeline'
 import { gzipThreadFor, type GzipThread } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS } from './schema-capture'
+import { connectTimeouts, explainConnectError } from '../db/timeouts'
 
 export interface IncrementalOptions {
   databaseUrl: string
@@ -24,6 +25,8 @@ export interface IncrementalOptions {
   compression: CompressionParams
   encryption: { key: Buffer; params: EncryptionParams } | null
   serverSideEncryption?: string | null
+  /** DB_CONNECT_TIMEOUT_S, for both the catalog connection and the replication stream. */
+  connectTimeoutMs?: number
   /** The newest set of the chain: this incremental holds every change committed after it. */
   parent: Manifest
   /** Called once the set and its manifest are stored, before the slot moves (tests kill the process here). */
@@ -89,9 +92,14 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   }
   const slot = o.parent.snapshot.slot
   if (!slot) throw new OpsError('no_chain', 'The parent set was not taken with a replication slot: take a full backup to start a chain.')
-  const c = pgClient(o.databaseUrl, { application_name: 'examforge-ops:incremental' })
+  // Connect timeout and keepalives; no statement timeout (the same session may wait on a slow catalog).
+  const c = pgClient(o.databaseUrl, { application_name: 'examforge-ops:incremental',
+    ...connectTimeouts({ connectTimeoutMs: o.connectTimeoutMs }),
+  })
   c.on('error', () => {})
-  await c.connect()
+  await c.connect().catch((e) => {
+    throw explainConnectError(e, o.databaseUrl, { connectTimeoutMs: o.connectTimeoutMs })
+  })
   const written: string[] = []
   let streamRef: LogicalReplicationService | null = null
   let thread: GzipThread | null = null
@@ -188,7 +196,11 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     // the standby-status timer is off, and keepalives are answered with the parent's point.
     const { LogicalReplicationService } = await logicalReplication()
     const stream = (streamRef = new LogicalReplicationService(
-      pgClientConfigLike(c, o.databaseUrl, { application_name: 'examforge-ops:incremental' }),
+      pgClientConfigLike(c, o.databaseUrl, {
+        application_name: 'examforge-ops:incremental',
+        // The replication stream: connect timeout and keepalives, never a statement timeout.
+        ...connectTimeouts({ connectTimeoutMs: o.connectTimeoutMs }),
+      }),
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     ))
     const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)

@@ -22,9 +22,17 @@ const snapshotMs = (s: CatalogSet) => new Date(s.manifest?.snapshot.time ?? s.la
 /**
  * Which sets go. A set is kept when it is young enough, in one of the newest fulls' chains, or an
  * ancestor of a kept set (an incremental is useless without its full and every set between): so
- * retention can never break a chain. Incomplete sets past the stale window go too.
+ * retention can never break a chain. Incomplete sets past the stale window go too, and so do orphaned
+ * safety backups (of restores that failed or were cancelled: they hold nothing to undo).
  */
-export function planRetention(sets: CatalogSet[], policy: RetentionPolicy, now = Date.now(), staleMs = 15 * 60_000): RetentionPlan {
+export function planRetention(
+  sets: CatalogSet[],
+  policy: RetentionPolicy,
+  now = Date.now(),
+  staleMs = 15 * 60_000,
+  /** Safety sets no restore needs (see safety.ts), with why: deleted whatever their age. */
+  orphanedSafety: Map<string, string> = new Map(),
+): RetentionPlan {
   const keepFulls = Math.max(1, policy.keepFulls)
   const complete = sets.filter((s) => s.status === 'complete' && s.manifest)
   const byId = new Map(complete.map((s) => [s.setId, s]))
@@ -42,6 +50,7 @@ export function planRetention(sets: CatalogSet[], policy: RetentionPolicy, now =
   const reasons = new Map<string, string>()
   for (const s of complete) {
     const at = new Date(s.manifest!.snapshot.time).getTime()
+    if (orphanedSafety.has(s.setId)) continue
     if (now - at < policy.retainDays * DAY) reasons.set(s.setId, `younger than ${policy.retainDays} days`)
     else if (newestFulls.includes(fullOf(s))) reasons.set(s.setId, `in one of the newest ${keepFulls} full backup chain(s)`)
   }
@@ -61,7 +70,9 @@ export function planRetention(sets: CatalogSet[], policy: RetentionPolicy, now =
         type: s.type,
         snapshotTime: s.manifest!.snapshot.time,
         bytes: s.storedBytes,
-        reason: `older than ${policy.retainDays} days and not in a kept chain`,
+        reason: orphanedSafety.has(s.setId)
+          ? `orphaned safety backup: ${orphanedSafety.get(s.setId)}`
+          : `older than ${policy.retainDays} days and not in a kept chain`,
       })
   for (const s of sets)
     if (s.status !== 'complete' && now - new Date(s.lastModified).getTime() >= staleMs)

@@ -1,3 +1,4 @@
+import type pg from 'pg'
 import { OpsError } from '../../shared/contract'
 import type { AuditLog } from '../audit/audit'
 import type { Config } from '../config/config'
@@ -14,6 +15,7 @@ import { runIncremental, SchemaChanged } from './incremental'
 import { newSetId, type Manifest } from './manifest'
 import { verifySet } from './verify'
 import { applyRetention, planRetention, type RetentionPlan } from './retention'
+import { orphanedSafetySets } from './safety'
 
 /** Partial writes younger than this may belong to a backup still running elsewhere (the agent): left alone. */
 const STALE_MS = 15 * 60_000
@@ -36,7 +38,17 @@ export class BackupService {
   private storage_: BackupStorage | null = null
   private running: string | null = null
 
-  constructor(private deps: { config: Config; databaseUrl: () => string | null; jobs: JobRunner; log: Logger; audit: AuditLog }) {}
+  constructor(
+    private deps: {
+      config: Config
+      databaseUrl: () => string | null
+      jobs: JobRunner
+      log: Logger
+      audit: AuditLog
+      /** The ops store, to tell which safety backups a restore still needs (none when unreachable). */
+      store?: () => pg.Pool | null
+    },
+  ) {}
 
   storage(): BackupStorage {
     return (this.storage_ ??= openStorage(this.deps.config))
@@ -52,14 +64,24 @@ export class BackupService {
     return readCatalog(this.storage(), this.keys())
   }
 
+  /** Safety backups no restore needs (their restore failed or was cancelled), with why. */
+  orphanedSafety(catalog: CatalogSet[]): Promise<Map<string, string>> {
+    return orphanedSafetySets(this.deps.store?.() ?? null, catalog)
+  }
+
   private url(): string {
     const url = this.deps.databaseUrl()
     if (!url) throw new OpsError('no_database', 'No database to back up: set DATABASE_URL.')
     return url
   }
 
+  /** Connect timeout for every connection a backup opens (DB_CONNECT_TIMEOUT_S). */
+  private timeouts() {
+    return { connectTimeoutMs: this.deps.config.connectTimeoutMs }
+  }
+
   prerequisites(): Promise<Prerequisites> {
-    return withClient(this.url(), checkPrerequisites)
+    return withClient(this.url(), checkPrerequisites, this.timeouts())
   }
 
   /** Remove sets that never got a manifest and stale partial uploads (a killed or failed run). */
@@ -86,6 +108,8 @@ export class BackupService {
       compression: parseCompression(b.compression),
       encryption: resolveKey({ key: b.encryptionKey, passphrase: b.encryptionPassphrase }),
       serverSideEncryption: b.s3Sse,
+      lockTimeoutMs: b.lockTimeoutMs,
+      connectTimeoutMs: this.deps.config.connectTimeoutMs,
       log: this.deps.log,
     }
   }
@@ -131,7 +155,7 @@ export class BackupService {
     const b = this.deps.config.backup
     if (b.incremental === 'off') return false
     if (b.incremental === 'on' || b.incrementalEveryMs) return true
-    return (await withClient(url, ourSlots)).length > 0
+    return (await withClient(url, ourSlots, this.timeouts())).length > 0
   }
 
   startIncremental(actor: string): { jobId: string } {
@@ -162,11 +186,15 @@ export class BackupService {
     let slot: string | null = null
     let why = note
     if (startChain && this.deps.config.backup.incremental !== 'off') {
-      const pre = await withClient(o.databaseUrl, async (c) => {
-        const p = await checkPrerequisites(c)
-        if (p.ok) await ensurePublication(c)
-        return p
-      })
+      const pre = await withClient(
+        o.databaseUrl,
+        async (c) => {
+          const p = await checkPrerequisites(c)
+          if (p.ok) await ensurePublication(c)
+          return p
+        },
+        this.timeouts(),
+      )
       if (pre.ok) slot = slotNameFor(setId)
       else why = [note, `Incremental backups are not possible yet: ${pre.problems.join(' ')}`].filter(Boolean).join(' ')
     }
@@ -177,16 +205,27 @@ export class BackupService {
     )
     if (slot) {
       // A new chain supersedes the older ones: their slots would only hold WAL back. Their sets stay restorable.
-      await withClient(o.databaseUrl, async (c) => {
-        for (const s of await ourSlots(c)) if (s.name !== slot && !s.active) await dropSlot(c, s.name).catch(() => {})
-      })
+      await withClient(
+        o.databaseUrl,
+        async (c) => {
+          for (const s of await ourSlots(c)) if (s.name !== slot && !s.active) await dropSlot(c, s.name).catch(() => {})
+        },
+        this.timeouts(),
+      )
     }
     return result(m, why)
   }
 
   /** What retention would delete now (a preview: nothing is touched). */
   async retentionPlan(): Promise<RetentionPlan> {
-    return planRetention(await this.list(), { retainDays: this.deps.config.backupRetainDays, keepFulls: this.deps.config.backup.keepFulls })
+    const sets = await this.list()
+    return planRetention(
+      sets,
+      { retainDays: this.deps.config.backupRetainDays, keepFulls: this.deps.config.backup.keepFulls },
+      Date.now(),
+      undefined,
+      await this.orphanedSafety(sets),
+    )
   }
 
   /** Apply retention: really deletes the objects. Needs "delete" typed back (or --yes in the CLI). */
@@ -222,7 +261,7 @@ export class BackupService {
   }
 
   slots() {
-    return withClient(this.url(), ourSlots)
+    return withClient(this.url(), ourSlots, this.timeouts())
   }
 
   /** Drop a slot of ours: its chain ends, and the next backup is a full. Needs the slot's name typed back. */
@@ -232,7 +271,7 @@ export class BackupService {
     if (!slots.find((s) => s.name === name))
       throw new OpsError('unknown_slot', `There is no slot "${name}" of ExamForge Ops in this database.`)
     try {
-      await withClient(this.url(), (c) => dropSlot(c, name))
+      await withClient(this.url(), (c) => dropSlot(c, name), this.timeouts())
       await this.deps.audit.record({ actor, action: 'backup.drop-slot', target: name, outcome: 'dropped' })
     } catch (e) {
       await this.deps.audit.record({

@@ -25,6 +25,8 @@ export interface Config {
   stripe: { secretKey: string | null; apiBase: string }
   app: { url: string | null; healthPath: string; keyword: string | null }
   healthIntervalS: number
+  /** DB_CONNECT_TIMEOUT_S: every backup and restore connection gives up connecting after this. */
+  connectTimeoutMs: number
   probeTimeoutMs: number
   /** When the host probe calls this machine degraded. */
   host: { loadWarnPerCore: number; memoryWarnRatio: number }
@@ -37,6 +39,8 @@ export interface Config {
     incrementalEveryMs: number | null
     restoreTestEveryMs: number | null
     slotWarnBytes: number
+    /** BACKUP_LOCK_TIMEOUT: the longest a backup waits for locks other sessions hold. */
+    lockTimeoutMs: number
     parallelism: number | null
     chunkBytes: number
     encryptionKey: string | null
@@ -130,6 +134,18 @@ export function every(v: string | undefined, key: string): number | null {
   return ms
 }
 
+/** A duration: "90s", "2m", "1h", or a number of seconds; never "off" (a wait must end). */
+export function duration(v: string | undefined, key: string, minMs: number, maxMs: number): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec((v ?? '').trim())
+  const ms = m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 's'] : NaN
+  if (!Number.isFinite(ms) || ms < minMs || ms > maxMs)
+    throw new OpsError(
+      'bad_setting',
+      `${key} must be a duration like 30s, 2m or 1h, from ${minMs / 1000} s to ${maxMs / 3_600_000} h; it is "${v}". Fix it and start again.`,
+    )
+  return ms
+}
+
 function sse(v: string | undefined): 'AES256' | 'aws:kms' | null {
   if (!v) return null
   if (v === 'AES256' || v === 'aws:kms') return v
@@ -189,6 +205,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
     app: { url: raw.APP_URL ?? null, healthPath: raw.APP_HEALTH_PATH ?? '/api/health', keyword: raw.APP_HEALTH_KEYWORD ?? null },
     healthIntervalS: num(raw.HEALTH_INTERVAL_S, 'HEALTH_INTERVAL_S', 1, 3600),
     probeTimeoutMs: num(raw.PROBE_TIMEOUT_MS, 'PROBE_TIMEOUT_MS', 100, 120_000),
+    connectTimeoutMs: num(raw.DB_CONNECT_TIMEOUT_S, 'DB_CONNECT_TIMEOUT_S', 1, 300) * 1000,
     host: {
       loadWarnPerCore: num(raw.HOST_LOAD_WARN_PER_CORE, 'HOST_LOAD_WARN_PER_CORE', 0.1, 10_000),
       memoryWarnRatio: num(raw.HOST_MEMORY_WARN_PERCENT, 'HOST_MEMORY_WARN_PERCENT', 1, 100) / 100,
@@ -197,6 +214,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
     backup: {
       compression: raw.BACKUP_COMPRESSION ?? 'gzip:6',
       slotWarnBytes: num(raw.BACKUP_SLOT_WARN_MB, 'BACKUP_SLOT_WARN_MB', 1, 10_000_000) * 1024 * 1024,
+      lockTimeoutMs: duration(raw.BACKUP_LOCK_TIMEOUT, 'BACKUP_LOCK_TIMEOUT', 1000, 24 * 3_600_000),
       keepFulls: num(raw.BACKUP_KEEP_FULLS, 'BACKUP_KEEP_FULLS', 1, 1000),
       fullEveryMs: every(raw.BACKUP_FULL_EVERY, 'BACKUP_FULL_EVERY'),
       incrementalEveryMs: every(raw.BACKUP_INCREMENTAL_EVERY, 'BACKUP_INCREMENTAL_EVERY'),

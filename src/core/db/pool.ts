@@ -7,6 +7,7 @@ export function createPool(url: string, log: Logger, opts: { max?: number; appli
   const pool = pgPool(url, {
     max: opts.max ?? 4,
     connectionTimeoutMillis: 5000,
+    keepAlive: true,
     idleTimeoutMillis: 30_000,
     application_name: opts.applicationName ?? 'examforge-ops',
   })

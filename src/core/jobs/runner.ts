@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import type pg from 'pg'
+import pg from 'pg'
 import { OpsError } from '../../shared/contract'
 import type { JobInfo, JobProgress } from '../../shared/domain'
 import type { OpsEvents } from '../events'
 import type { Logger } from '../log/logger'
 import { scrub } from '../log/scrub'
 import type { AuditLog } from '../audit/audit'
+
+/** Advisory lock space of running jobs: a job's lock is held by its process's session while it runs. */
+const JOB_LOCK = `hashtext('examforge-ops job')`
 
 export type ProgressUpdate = Omit<JobProgress, 'jobId' | 'etaS'> & { etaS?: number | null }
 
@@ -53,6 +56,12 @@ export function etaEstimator(windowMs = 20_000): (done: number, total: number | 
 export class JobRunner {
   private jobs = new Map<string, Running>()
   private finished: JobInfo[] = []
+  /**
+   * One session of the ops store (outside its pool) holding an advisory lock per running job: "this run is
+   * alive". When the process dies the session and its locks go, and reconcile() can tell.
+   */
+  private alive: Promise<pg.Client | null> | null = null
+  private held = new Set<string>()
 
   constructor(private deps: { events: OpsEvents; log: Logger; store: () => pg.Pool | null; audit: AuditLog }) {}
 
@@ -86,7 +95,8 @@ export class JobRunner {
         }
       },
     }
-    void this.record(info, input)
+    // Alive first, then recorded as running: a start elsewhere never takes a live job for an interrupted one.
+    const recorded = this.hold(id).then(() => this.record(info, input))
     const promise = (async () => {
       try {
         info.result = await fn(input, ctx)
@@ -114,7 +124,9 @@ export class JobRunner {
         this.finished.unshift(info)
         this.finished.length = Math.min(this.finished.length, 100)
         this.deps.events.emit('job.finished', info)
+        await recorded // the "running" row is written before the outcome, never after it
         await this.record(info, input)
+        await this.release(id)
         await this.deps.audit.record({
           actor,
           action: `job.${kind}`,
@@ -163,6 +175,77 @@ export class JobRunner {
     const running = [...this.jobs.values()]
     for (const j of running) j.controller.abort(new OpsError('cancelled', 'The console is shutting down.'))
     await Promise.race([Promise.allSettled(running.map((j) => j.promise)), new Promise((r) => setTimeout(r, timeoutMs).unref())])
+    // Closing the alive session releases the locks of anything still running: it reads as interrupted.
+    const alive = this.alive
+    this.alive = null
+    this.held.clear()
+    await (await alive)?.end().catch(() => {})
+  }
+
+  /** Take the job's lock on the alive session (opened on first need). Bookkeeping only: a failure is logged. */
+  private async hold(id: string): Promise<void> {
+    const pool = this.deps.store()
+    if (!pool) return
+    this.alive ??= this.openAlive(pool)
+    const c = await this.alive
+    if (!c) return
+    try {
+      await c.query(`SELECT pg_advisory_lock(${JOB_LOCK}, hashtext($1))`, [id])
+      this.held.add(id)
+    } catch (e) {
+      this.deps.log.warn('could not mark the job alive', { error: (e as Error).message })
+    }
+  }
+
+  private openAlive(pool: pg.Pool): Promise<pg.Client | null> {
+    const session: Promise<pg.Client | null> = (async () => {
+      // The pool's own client class and options (TLS as its URL asks, through db/connect).
+      const Client = (pool.options as { Client?: typeof pg.Client }).Client ?? pg.Client
+      const c = new Client({ ...pool.options, application_name: 'examforge-ops:jobs-alive' })
+      c.on('error', () => {
+        // The session is gone, and its locks with it: the next job opens a new one.
+        if (this.alive === session) this.alive = null
+        this.held.clear()
+      })
+      await c.connect()
+      return c
+    })().catch((e: Error) => {
+      if (this.alive === session) this.alive = null
+      this.deps.log.warn('could not open the session that marks running jobs alive', { error: e.message })
+      return null
+    })
+    return session
+  }
+
+  private async release(id: string): Promise<void> {
+    const alive = this.alive
+    if (!alive || !this.held.delete(id)) return
+    const c = await alive
+    if (!c) return
+    await c.query(`SELECT pg_advisory_unlock(${JOB_LOCK}, hashtext($1))`, [id]).catch(() => {})
+  }
+
+  /**
+   * Jobs recorded as running whose process is gone (their lock is free) were interrupted: say so in ops.jobs.
+   * Run when a face starts and whenever restore history is read. Returns how many were corrected.
+   */
+  async reconcile(): Promise<number> {
+    const pool = this.deps.store()
+    if (!pool) return 0
+    try {
+      const r = await pool.query(
+        `UPDATE ops.jobs j SET state = 'interrupted', finished_at = COALESCE(finished_at, now()),
+                error = jsonb_build_object('code', 'interrupted', 'message',
+                  'The process running this job ended (killed or crashed) before it recorded the outcome.')
+          WHERE state = 'running'
+            AND CASE WHEN pg_try_advisory_lock(${JOB_LOCK}, hashtext(j.id))
+                     THEN pg_advisory_unlock(${JOB_LOCK}, hashtext(j.id)) ELSE false END`,
+      )
+      return r.rowCount ?? 0
+    } catch (e) {
+      this.deps.log.warn('could not correct interrupted jobs in ops.jobs', { error: (e as Error).message })
+      return 0
+    }
   }
 
   private async record(info: JobInfo, input: unknown): Promise<void> {

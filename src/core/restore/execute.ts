@@ -16,6 +16,7 @@ import { combineDigests } from '../backup/digest'
 import { describeUrl, relName as rel, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
 import { foreignKeys, partitionParents, rootOf, splitPost, statementTable } from './schema-graph'
 import { runPool } from './pool'
+import { describeWait, watchLockWaits } from '../backup/lock-wait'
 
 export interface ExecuteDeps {
   /** Where the safety backup goes, written like any set. */
@@ -28,8 +29,30 @@ export interface ExecuteDeps {
   parallelism?: number
   /** Tables bigger than this are checked in page ranges over parallel connections (as backups chunk them). */
   chunkBytes?: number
+  /** DB_CONNECT_TIMEOUT_S, for every connection to the target. */
+  connectTimeoutMs?: number
+  /**
+   * Told as soon as the safety backup is stored, before any row is replaced: the restore's record then
+   * points to it whatever happens next (a failure, a cancel, a killed process).
+   */
+  onSafetySet?: (setId: string) => Promise<void>
   log: Logger
 }
+
+/**
+ * What a restore has done to its target so far, filled in as it goes: when it fails, the message says
+ * what really remains (nothing, an empty new database, or one marked incomplete).
+ */
+export interface TargetState {
+  /** A new database was created. */
+  created: boolean
+  /** The database's comment marks it incomplete (schema or data may be in it). */
+  marked: boolean
+  /** In place: the safety backup stored before anything was replaced. */
+  safetySetId: string | null
+}
+
+export const freshTargetState = (): TargetState => ({ created: false, marked: false, safetySetId: null })
 
 export interface RestoreOutcome {
   report: CheckReport
@@ -53,7 +76,12 @@ export class CheckFailed extends OpsError {
 }
 
 /** Run a restore that has been planned and confirmed. Objects are checked first: a damaged one stops it before the target is touched. */
-export async function executeRestore(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext): Promise<RestoreOutcome> {
+export async function executeRestore(
+  p: PreparedRestore,
+  deps: ExecuteDeps,
+  ctx: JobContext,
+  state: TargetState = freshTargetState(),
+): Promise<RestoreOutcome> {
   if (!p.plan.ok)
     throw new OpsError(
       'preflight_failed',
@@ -77,7 +105,7 @@ export async function executeRestore(p: PreparedRestore, deps: ExecuteDeps, ctx:
   })
   phase('verify objects')
   const run = p.plan.target.mode === 'replace' ? replace : load
-  const out = await run(p, deps, ctx, phase)
+  const out = await run(p, deps, ctx, phase, state)
   return { ...out, phasesMs }
 }
 
@@ -161,8 +189,8 @@ async function setSequences(c: pg.ClientBase, p: PreparedRestore, inPlace: boole
  * this transaction's snapshot; then the tables are emptied, loaded, the changes replayed, sequences set and
  * everything checked before COMMIT. A failure, a cancel or a killed process at any moment rolls it all back.
  */
-async function replace(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phase: (n: string) => void) {
-  const c = await connect(p.targetUrl, 'restore')
+async function replace(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phase: (n: string) => void, state: TargetState) {
+  const c = await connect(p.targetUrl, 'restore', deps.connectTimeoutMs)
   const rep = reporter(p, ctx)
   let safetySetId: string | null = null
   let applier: ChangeApplier | null = null
@@ -170,15 +198,33 @@ async function replace(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, p
     await c.query('BEGIN')
     await c.query(`SET LOCAL lock_timeout = '30s'`)
     ctx.onProgress({ phase: 'locking tables', done: 0, total: null, unit: 'steps' })
+    // While it queues, the progress says who it waits for.
+    const watch = watchLockWaits(
+      p.targetUrl,
+      [(c as unknown as { processID: number }).processID],
+      (w) =>
+        ctx.onProgress({
+          phase: w ? 'waiting for a lock' : 'locking tables',
+          done: 0,
+          total: null,
+          unit: 'steps',
+          message: w ? describeWait(w) : undefined,
+        }),
+      { connectTimeoutMs: deps.connectTimeoutMs },
+    )
     try {
       await c.query(`LOCK TABLE ${p.scope.map(rel).join(', ')} IN SHARE MODE`)
     } catch (e) {
-      if ((e as { code?: string }).code === '55P03')
+      if ((e as { code?: string }).code === '55P03') {
+        const w = watch.last()
         throw new OpsError(
           'lock_timeout',
-          'Another session kept a lock on the tables for 30 s (a migration or a long transaction?): try again when it is done.',
+          `Another session kept a lock on the tables for 30 s (${w ? `pid ${w.pid}: ${w.query || 'no statement'}` : 'a migration or a long transaction?'}): try again when it is done.`,
         )
+      }
       throw e
+    } finally {
+      await watch.stop()
     }
     await c.query(`SET LOCAL lock_timeout = 0`)
     const { rows: snap } = await c.query(`SELECT pg_export_snapshot() AS name, pg_current_wal_lsn()::text AS lsn, now() AS time`)
@@ -198,10 +244,13 @@ async function replace(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, p
         externalSnapshot: { name: snap[0].name, lsn: snap[0].lsn, time: new Date(snap[0].time).toISOString() },
         type: 'safety',
         parallelism: deps.parallelism,
+        connectTimeoutMs: deps.connectTimeoutMs,
         log: deps.log,
       },
       { signal: ctx.signal, onProgress: (pr) => ctx.onProgress({ ...pr, phase: `safety backup: ${pr.phase}` }) },
     )
+    state.safetySetId = safetySetId
+    await deps.onSafetySet?.(safetySetId)
     phase('safety backup')
     await c.query('SET LOCAL session_replication_role = replica')
     await c.query('SAVEPOINT empty')
@@ -267,19 +316,20 @@ const MARK = 'examforge-ops restore'
  * indexes, the change stream, sequences, then foreign keys, triggers and policies, then the check. Not one
  * transaction (that would forbid the parallel load): until it finishes the database is marked incomplete.
  */
-async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phase: (n: string) => void) {
+async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phase: (n: string) => void, state: TargetState) {
   const where = describeUrl(p.targetUrl)
   if (p.plan.target.createsDatabase) {
-    const m = await connect(withDatabase(p.targetUrl, 'postgres'), 'restore')
+    const m = await connect(withDatabase(p.targetUrl, 'postgres'), 'restore', deps.connectTimeoutMs)
     try {
       await m.query(`CREATE DATABASE ${qi(where.database)}`)
+      state.created = true
     } finally {
       await m.end().catch(() => {})
     }
   }
   const comment = (c: pg.ClientBase, text: string) =>
     c.query(`COMMENT ON DATABASE ${qi(where.database)} IS '${`${MARK}: ${text}`.replace(/'/g, "''")}'`)
-  const c = await connect(p.targetUrl, 'restore')
+  const c = await connect(p.targetUrl, 'restore', deps.connectTimeoutMs)
   const parallelism = deps.parallelism ?? Math.max(2, Math.min(6, os.cpus().length + 1))
   const workers: pg.Client[] = []
   const rep = reporter(p, ctx)
@@ -288,6 +338,7 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       c,
       `INCOMPLETE: a restore of ${p.plan.point.label} started ${new Date().toISOString()} and has not finished. Drop this database and restore again.`,
     )
+    state.marked = true
     ctx.onProgress({ phase: 'creating the schema', done: 0, total: p.schema.pre.length, unit: 'steps' })
     await c.query('SET check_function_bodies = off')
     await c.query('BEGIN')
@@ -296,7 +347,7 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     phase('schema')
 
     for (let i = 0; i < parallelism; i++) {
-      const w = await connect(p.targetUrl, `restore-${i}`)
+      const w = await connect(p.targetUrl, `restore-${i}`, deps.connectTimeoutMs)
       await w.query(`SET synchronous_commit = off; SET maintenance_work_mem = '256MB'`)
       workers.push(w)
     }

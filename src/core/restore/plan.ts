@@ -12,6 +12,7 @@ import { qname } from '../backup/full'
 import type { BackupStorage } from '../storage/storage'
 import { foreignKeys, partitionParents, rootOf, type ForeignKey } from './schema-graph'
 import { SetReader, type Keys } from './source'
+import { CATALOG_STATEMENT_TIMEOUT_MS, connectTimeouts, explainConnectError } from '../db/timeouts'
 
 export type ResolvedTarget =
   | { kind: 'in-place' }
@@ -222,8 +223,13 @@ async function countAfter(
   return { rows, transactions }
 }
 
-async function tryConnect(url: string): Promise<{ client: pg.Client | null; missing: boolean; error: string | null }> {
-  const client = pgClient(url, { application_name: 'examforge-ops:restore-plan', connectionTimeoutMillis: 10_000 })
+async function tryConnect(
+  url: string,
+  connectTimeoutMs?: number,
+): Promise<{ client: pg.Client | null; missing: boolean; error: string | null }> {
+  const client = pgClient(url, { application_name: 'examforge-ops:restore-plan',
+    ...connectTimeouts({ connectTimeoutMs, statementTimeoutMs: CATALOG_STATEMENT_TIMEOUT_MS }),
+  })
   client.on('error', () => {})
   try {
     await client.connect()
@@ -231,7 +237,50 @@ async function tryConnect(url: string): Promise<{ client: pg.Client | null; miss
   } catch (e) {
     await client.end().catch(() => {})
     const code = (e as { code?: string }).code
-    return { client: null, missing: code === '3D000', error: (e as Error).message }
+    return { client: null, missing: code === '3D000', error: (explainConnectError(e, url, { connectTimeoutMs }) as Error).message }
+  }
+}
+
+/** A preview reads every object to check its SHA-256 up to this many bytes; beyond, that check runs when the restore starts. */
+export const PREVIEW_VERIFY_BYTES = 128 * 1024 * 1024
+
+/**
+ * The "Backup objects" preflight line, saying exactly what was checked: every object present with its
+ * recorded size (always; one listing per set), and its SHA-256 when `verifyUpTo` allows reading it all
+ * now. Otherwise it says the SHA-256 check runs at start (it always does, before the target is touched).
+ */
+async function objectsCheck(reader: SetReader, sets: Manifest[], verifyUpTo: number, signal: AbortSignal): Promise<PreflightCheck> {
+  const count = sets.reduce((n, s) => n + s.objects.length, 0)
+  const bytes = sets.reduce((n, s) => n + s.objects.reduce((a, o) => a + o.size, 0), 0)
+  const what = `${count} objects, ${formatBytes(bytes)}`
+  const key = sets[0].encryption ? '; the decryption key matches' : ''
+  const problems = await reader.checkPresence()
+  if (problems.length)
+    return {
+      check: 'Backup objects',
+      status: 'failed',
+      detail: `${problems.slice(0, 3).join(' ')}${problems.length > 3 ? ` (${problems.length - 3} more)` : ''} Choose another backup set.`,
+    }
+  if (bytes <= verifyUpTo) {
+    try {
+      await reader.verifyObjects(signal, () => {})
+    } catch (e) {
+      if (signal.aborted) throw e
+      return { check: 'Backup objects', status: 'failed', detail: (e as Error).message }
+    }
+    return {
+      check: 'Backup objects',
+      status: 'ok',
+      detail: `${what}: each matches its SHA-256 (checked now, and again when the restore starts, before the target is touched)${key}.`,
+    }
+  }
+  return {
+    check: 'Backup objects',
+    status: 'ok',
+    detail:
+      verifyUpTo > 0
+        ? `${what}: all present with their recorded sizes; their SHA-256 is not checked in the preview (too much to read) but when the restore starts, before the target is touched${key}.`
+        : `${what}: all present with their recorded sizes; their SHA-256 is checked as the restore starts, before the target is touched${key}.`,
   }
 }
 
@@ -254,7 +303,15 @@ async function serverFreeBytes(c: pg.Client, url: string): Promise<number | null
  */
 export async function planRestore(
   input: PlanInput,
-  deps: { storage: BackupStorage; keys: Keys; databaseUrl: string | null; signal?: AbortSignal },
+  deps: {
+    storage: BackupStorage
+    keys: Keys
+    databaseUrl: string | null
+    signal?: AbortSignal
+    connectTimeoutMs?: number
+    /** Read every object now to check its SHA-256 when the sets hold at most this many bytes (0: never; the restore always does at start). */
+    verifyUpTo?: number
+  },
 ): Promise<PreparedRestore> {
   const signal = deps.signal ?? new AbortController().signal
   const point = await resolvePoint(deps.storage, input.point, deps.keys)
@@ -269,11 +326,8 @@ export async function planRestore(
     input.allowUnauthenticated ?? false,
   )
   const reader = new SetReader(deps.storage, sets, deps.keys) // a wrong key is refused here
-  preflight.push({
-    check: 'Backup objects',
-    status: 'ok',
-    detail: `${sets.reduce((n, s) => n + s.objects.length, 0)} objects, ${formatBytes(sets.reduce((n, s) => n + s.objects.reduce((a, o) => a + o.size, 0), 0))}; each is checked against its SHA-256 before the target is touched${full.encryption ? '; the decryption key matches' : ''}.`,
-  })
+  const objects = await objectsCheck(reader, sets, deps.verifyUpTo ?? 0, signal)
+  preflight.push(objects)
   preflight.push(
     acknowledged.length
       ? {
@@ -294,12 +348,21 @@ export async function planRestore(
               'Not checked: no encryption key is configured, so the manifests are trusted as stored (their SHA-256s guard against damage, not against someone who can write to the backup storage).',
           },
   )
-  const schema = await reader.schema(full, signal)
+  let schema: { pre: string[]; post: string[] }
+  let after: Awaited<ReturnType<typeof countAfter>>
+  try {
+    schema = await reader.schema(full, signal)
+    after = await countAfter(reader, sets, point.stopAfter, signal)
+  } catch (e) {
+    // A damaged schema or change object cannot be read: the objects check already says which and why.
+    if (objects.status === 'failed' && !signal.aborted) throw new OpsError('object_damaged', objects.detail)
+    throw e
+  }
   const parents = partitionParents(schema.pre)
   const fks = foreignKeys(schema.post)
   const scope = resolveTables(input.tables, full, parents)
   const whole = scope.length === full.tables.length
-  const { rows: rowsAfter, transactions } = await countAfter(reader, sets, point.stopAfter, signal)
+  const { rows: rowsAfter, transactions } = after
 
   // The target.
   let targetUrl: string
@@ -314,7 +377,7 @@ export async function planRestore(
     if (deps.databaseUrl && describeUrl(deps.databaseUrl).database === t.database && describeUrl(deps.databaseUrl).server === where.server)
       throw new OpsError('target_is_source', `"${t.database}" is the database being watched: choose "in place" to restore into it.`)
   }
-  const conn = await tryConnect(targetUrl)
+  const conn = await tryConnect(targetUrl, deps.connectTimeoutMs)
   let mode: 'replace' | 'load' = 'load'
   let createsDatabase = false
   const rowsNow = new Map<string, { rows: number; exact: boolean }>()
@@ -324,7 +387,7 @@ export async function planRestore(
       if (conn.missing && (t.kind === 'new' || t.kind === 'url')) {
         createsDatabase = true
         preflight.push({ check: 'Target', status: 'ok', detail: `The database ${where.database} on ${where.server} will be created.` })
-        const maint = await tryConnect(withDatabase(targetUrl, 'postgres'))
+        const maint = await tryConnect(withDatabase(targetUrl, 'postgres'), deps.connectTimeoutMs)
         if (!maint.client)
           preflight.push({ check: 'Target reachable', status: 'failed', detail: `Cannot reach the server ${where.server}: ${maint.error}` })
         else {

@@ -12,8 +12,18 @@ import type { BackupService } from '../backup/service'
 import { chains, readCatalog } from '../backup/catalog'
 import { parseCompression } from '../backup/compression'
 import { resolveKey } from '../backup/crypto'
-import { CheckFailed, executeRestore, type RestoreOutcome } from './execute'
-import { describeUrl, planRestore, withDatabase, type PlanInput, type PreparedRestore, type ResolvedTarget } from './plan'
+import { CheckFailed, executeRestore, freshTargetState, type RestoreOutcome, type TargetState } from './execute'
+import { connectTimeouts, explainConnectError } from '../db/timeouts'
+import { orphanedSafetySets } from '../backup/safety'
+import {
+  describeUrl,
+  planRestore,
+  PREVIEW_VERIFY_BYTES,
+  withDatabase,
+  type PlanInput,
+  type PreparedRestore,
+  type ResolvedTarget,
+} from './plan'
 
 export interface RestoreResult extends Omit<RestoreOutcome, 'report'> {
   restoreId: string
@@ -54,6 +64,8 @@ export class RestoreService {
   async points(): Promise<RestorePoints> {
     const catalog = await readCatalog(this.deps.backups.storage(), this.keys())
     const url = this.deps.databaseUrl()
+    // Safety backups of restores that failed hold what the database still has: not offered.
+    const orphans = await orphanedSafetySets(this.deps.store(), catalog)
     return {
       chains: chains(catalog).map((c) => ({
         fullSetId: c.full.setId,
@@ -62,7 +74,7 @@ export class RestoreService {
         sets: c.sets.map((s) => ({ setId: s.setId, type: s.type, snapshotTime: s.snapshot.time })),
       })),
       safety: catalog
-        .filter((s) => s.status === 'complete' && s.manifest?.type === 'safety')
+        .filter((s) => s.status === 'complete' && s.manifest?.type === 'safety' && !orphans.has(s.setId))
         .map((s) => ({ setId: s.setId, snapshotTime: s.manifest!.snapshot.time, tables: s.manifest!.tables.length })),
       database: url ? describeUrl(url).database : null,
     }
@@ -72,17 +84,21 @@ export class RestoreService {
     return { point: r.point, tables: r.tables, target: r.target as ResolvedTarget, allowUnauthenticated: r.allowUnauthenticated }
   }
 
-  prepare(r: RestoreRequest | PlanInput, signal?: AbortSignal): Promise<PreparedRestore> {
+  /** A plan for running now: objects are checked against their SHA-256 by the run itself, before the target is touched. */
+  prepare(r: RestoreRequest | PlanInput, signal?: AbortSignal, verifyUpTo = 0): Promise<PreparedRestore> {
     return planRestore(this.input(r), {
+      verifyUpTo,
       storage: this.deps.backups.storage(),
       keys: this.keys(),
       databaseUrl: this.deps.databaseUrl(),
       signal,
+      connectTimeoutMs: this.deps.config.connectTimeoutMs,
     })
   }
 
+  /** The preview: on small sets it reads every object now, so a damaged one shows before anything is confirmed. */
   async plan(r: RestoreRequest | PlanInput): Promise<RestorePlan> {
-    return (await this.prepare(r)).plan
+    return (await this.prepare(r, undefined, PREVIEW_VERIFY_BYTES)).plan
   }
 
   /**
@@ -124,6 +140,11 @@ export class RestoreService {
     if (!rec) throw new OpsError('unknown_restore', `There is no restore "${restoreId}".`)
     if (!rec.safetySetId || rec.outcome !== 'succeeded' || !rec.plan)
       throw new OpsError('no_undo', 'Only a restore that replaced tables and succeeded can be undone (it has a safety backup).')
+    if (rec.undoneBy)
+      throw new OpsError(
+        'already_undone',
+        `Restore ${rec.id} was already undone by ${rec.undoneBy}: its safety backup ${rec.safetySetId} is back in place, so there is nothing left to undo. To return to what that restore put there, undo ${rec.undoneBy} instead.`,
+      )
     const t = rec.plan.target
     if (t.kind === 'url')
       throw new OpsError(
@@ -162,7 +183,7 @@ export class RestoreService {
           try {
             return await this.execute('restore-test', prepared, actor, point.setId, ctx)
           } finally {
-            await dropDatabase(url, scratch).catch((e) =>
+            await dropDatabase(url, scratch, this.deps.config.connectTimeoutMs).catch((e) =>
               this.deps.log.warn('could not drop the restore test database', { database: scratch, error: (e as Error).message }),
             )
           }
@@ -220,10 +241,14 @@ export class RestoreService {
       })
       .catch(() => null)
     const b = this.deps.config.backup
+    const state: TargetState = freshTargetState()
     try {
       const out = await executeRestore(
         prepared,
         {
+          connectTimeoutMs: this.deps.config.connectTimeoutMs,
+          // The record points to the safety backup before any row is replaced.
+          onSafetySet: (setId) => this.write(`UPDATE ops.restores SET safety_set_id = $2 WHERE id = $1`, [id, setId]),
           safety: {
             storage: this.deps.backups.storage(),
             compression: parseCompression(b.compression),
@@ -235,6 +260,7 @@ export class RestoreService {
           log: this.deps.log,
         },
         ctx,
+        state,
       )
       const durationMs = Date.now() - startedAt.getTime()
       await this.write(
@@ -269,14 +295,9 @@ export class RestoreService {
         outcome: cancelled ? 'cancelled' : 'failed',
         details: { restoreId: id, point: plan.point.label, error: message },
       })
-      if (plan.target.mode === 'replace')
-        throw new OpsError(
-          (e as OpsError).code ?? 'restore_failed',
-          `${cancelled ? 'The restore was cancelled' : `The restore failed: ${message}`} The database is unchanged (everything was rolled back).`,
-        )
       throw new OpsError(
         (e as OpsError).code ?? 'restore_failed',
-        `${cancelled ? 'The restore was cancelled' : `The restore failed: ${message}`} The database ${plan.target.database} is incomplete and marked so: drop it and restore again.`,
+        `${cancelled ? 'The restore was cancelled' : `The restore failed: ${message}`} ${whatRemains(plan, state)}`,
       )
     } finally {
       alive?.release(true) // closing the session releases its lock
@@ -291,11 +312,14 @@ export class RestoreService {
       .catch((e) => this.deps.log.warn('could not record the restore in ops.restores', { error: (e as Error).message }))
   }
 
-  async history(limit = 50): Promise<RestoreRecord[]> {
+  /**
+   * Runs whose process is gone (their session lock is free) were interrupted: say so, in ops.restores and
+   * (through the job runner) ops.jobs. Done when any face starts and whenever the history is read.
+   */
+  async reconcile(): Promise<number> {
     const pool = this.deps.store()
-    if (!pool) return []
-    // Runs whose process is gone (their session lock is free) were interrupted: say so.
-    await pool
+    if (!pool) return 0
+    const r = await pool
       .query(
         `UPDATE ops.restores r SET outcome = 'interrupted', finished_at = COALESCE(finished_at, now()),
                 error = 'The process running it ended (killed or crashed) before it recorded the outcome. In place, a restore is all or nothing: the tables are either as they were or fully restored; the check report of a new restore shows which.'
@@ -303,15 +327,26 @@ export class RestoreService {
             AND CASE WHEN pg_try_advisory_lock(hashtext('examforge-ops restore'), hashtext(r.id))
                      THEN pg_advisory_unlock(hashtext('examforge-ops restore'), hashtext(r.id)) ELSE false END`,
       )
-      .catch(() => {})
-    const { rows } = await pool.query(`SELECT * FROM ops.restores ORDER BY started_at DESC LIMIT $1`, [limit])
+      .catch(() => ({ rowCount: 0 }))
+    await this.deps.jobs.reconcile()
+    return r.rowCount ?? 0
+  }
+
+  async history(limit = 50): Promise<RestoreRecord[]> {
+    const pool = this.deps.store()
+    if (!pool) return []
+    await this.reconcile()
+    const { rows } = await pool.query(`SELECT r.*, ${UNDONE_BY} AS undone_by FROM ops.restores r ORDER BY started_at DESC LIMIT $1`, [
+      limit,
+    ])
     return rows.map(toRecord)
   }
 
   async record(id: string): Promise<RestoreRecord | null> {
     const pool = this.deps.store()
     if (!pool) throw new OpsError('store_unavailable', 'The ops store is not reachable: restore records cannot be read now.')
-    const { rows } = await pool.query(`SELECT * FROM ops.restores WHERE id = $1`, [id])
+    await this.reconcile()
+    const { rows } = await pool.query(`SELECT r.*, ${UNDONE_BY} AS undone_by FROM ops.restores r WHERE r.id = $1`, [id])
     return rows[0] ? toRecord(rows[0]) : null
   }
 
@@ -328,6 +363,27 @@ export class RestoreService {
   }
 }
 
+/**
+ * The undo that put a restore's safety backup back (null when none did): a succeeded undo restoring that
+ * set, itself not undone later (undoing the undo puts the restore's result back, so it may be undone again).
+ */
+const UNDONE_BY = `(SELECT u.id FROM ops.restores u
+   WHERE r.safety_set_id IS NOT NULL AND u.kind = 'undo' AND u.outcome = 'succeeded' AND u.started_at > r.started_at
+     AND u.plan->'point'->>'setId' = r.safety_set_id
+     AND NOT EXISTS (SELECT 1 FROM ops.restores uu WHERE uu.kind = 'undo' AND uu.outcome = 'succeeded'
+                      AND uu.started_at > u.started_at AND u.safety_set_id IS NOT NULL AND uu.plan->'point'->>'setId' = u.safety_set_id)
+   ORDER BY u.started_at DESC LIMIT 1)`
+
+/** What a failed restore left in its target, said as it is. */
+function whatRemains(plan: RestorePlan, state: TargetState): string {
+  const db = plan.target.database
+  if (plan.target.mode === 'replace') return 'The database is unchanged (everything was rolled back).'
+  if (state.marked) return `The database ${db} is incomplete and marked so: drop it and restore again.`
+  if (state.created) return `The database ${db} was created but nothing was loaded into it: drop it, then restore again.`
+  if (plan.target.createsDatabase) return `Nothing was changed: the database ${db} was not created.`
+  return `Nothing was written to ${db}: it is as it was.`
+}
+
 function toRecord(r: Record<string, unknown>): RestoreRecord {
   const iso = (v: unknown) => (v ? new Date(v as string).toISOString() : null)
   return {
@@ -341,6 +397,7 @@ function toRecord(r: Record<string, unknown>): RestoreRecord {
     target: r.target as string,
     tables: (r.tables as string[]) ?? [],
     safetySetId: (r.safety_set_id as string) ?? null,
+    undoneBy: (r.undone_by as string) ?? null,
     provenSetId: (r.proven_set_id as string) ?? null,
     durationMs: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
     error: (r.error as string) ?? null,
@@ -349,10 +406,12 @@ function toRecord(r: Record<string, unknown>): RestoreRecord {
   }
 }
 
-async function dropDatabase(url: string, name: string): Promise<void> {
-  const c = pgClient(withDatabase(url, 'postgres'))
+async function dropDatabase(url: string, name: string, connectTimeoutMs?: number): Promise<void> {
+  const c = pgClient(withDatabase(url, 'postgres'), { ...connectTimeouts({ connectTimeoutMs }) })
   c.on('error', () => {})
-  await c.connect()
+  await c.connect().catch((e) => {
+    throw explainConnectError(e, url, { connectTimeoutMs })
+  })
   try {
     await c.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`)
   } finally {

@@ -75,6 +75,26 @@ export class SetReader {
   }
 
   /**
+   * Quick: every object of every set is in storage with the size its manifest records (one listing per
+   * set, nothing read). Returns what is wrong, one line per object; empty when all is there.
+   */
+  async checkPresence(): Promise<string[]> {
+    const problems: string[] = []
+    for (const m of this.sets) {
+      const stored = new Map((await this.storage.list(`sets/${m.setId}/`)).map((o) => [o.key, o.size]))
+      for (const obj of m.objects) {
+        const size = stored.get(obj.key)
+        if (size === undefined) problems.push(`The backup object ${obj.key} is missing from ${this.storage.location}.`)
+        else if (size !== obj.size)
+          problems.push(
+            `The backup object ${obj.key} is ${size} bytes, not the ${obj.size} its manifest records: it was altered or damaged.`,
+          )
+      }
+    }
+    return problems
+  }
+
+  /**
    * Before touching a target: every object of every set is there, with the size and SHA-256 its manifest
    * records. A damaged or missing object is named, and nothing is restored.
    */

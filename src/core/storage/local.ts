@@ -153,6 +153,25 @@ export class LocalStorage implements BackupStorage {
     return out.sort((a, b) => a.key.localeCompare(b.key))
   }
 
+  async listPartial(prefix: string): Promise<StoredObject[]> {
+    const out: StoredObject[] = []
+    const walk = async (dir: string) => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+      for (const e of entries) {
+        const p = join(dir, e.name)
+        if (e.isDirectory()) await walk(p)
+        else if (e.name.endsWith(PARTIAL)) {
+          const key = relative(this.location, p).split(sep).join('/').slice(0, -PARTIAL.length)
+          if (!key.startsWith(prefix)) continue
+          const st = await stat(p).catch(() => null) // it may be renamed into place meanwhile
+          if (st) out.push({ key, size: st.size, modified: st.mtime })
+        }
+      }
+    }
+    await walk(this.location)
+    return out.sort((a, b) => a.key.localeCompare(b.key))
+  }
+
   async delete(keys: string[]): Promise<void> {
     const dirs = new Set<string>()
     for (const k of keys) {

@@ -136,6 +136,46 @@ export class S3Storage implements BackupStorage {
     return out.sort((a, b) => a.key.localeCompare(b.key))
   }
 
+  /** Multipart uploads in progress under the prefix, each with the bytes of the parts uploaded so far. */
+  async listPartial(prefix: string): Promise<StoredObject[]> {
+    const { client, sdk } = await this.s3()
+    const out: StoredObject[] = []
+    try {
+      let keyMarker: string | undefined
+      let uploadIdMarker: string | undefined
+      do {
+        const r = await client.send(
+          new sdk.ListMultipartUploadsCommand({
+            Bucket: this.o.bucket,
+            Prefix: this.prefix + prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        )
+        for (const u of r.Uploads ?? []) {
+          let size = 0
+          let part: string | undefined
+          do {
+            const parts = await client.send(
+              new sdk.ListPartsCommand({ Bucket: this.o.bucket, Key: u.Key!, UploadId: u.UploadId!, PartNumberMarker: part }),
+            )
+            size += (parts.Parts ?? []).reduce((n, p) => n + (p.Size ?? 0), 0)
+            part = parts.IsTruncated ? parts.NextPartNumberMarker : undefined
+          } while (part)
+          out.push({ key: u.Key!.slice(this.prefix.length), size, modified: u.Initiated ?? new Date(0) })
+        }
+        keyMarker = r.IsTruncated ? r.NextKeyMarker : undefined
+        uploadIdMarker = r.IsTruncated ? r.NextUploadIdMarker : undefined
+      } while (keyMarker)
+    } catch (e) {
+      // Some S3-compatible stores do not implement the listing: there is nothing to count there.
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+      if (status === 501 || status === 405 || status === 404) return out
+      throw this.wrap(e)
+    }
+    return out.sort((a, b) => a.key.localeCompare(b.key))
+  }
+
   async delete(keys: string[]): Promise<void> {
     const { client, sdk } = await this.s3()
     try {

@@ -21,6 +21,11 @@ export interface BackupStorage {
   getBuffer(key: string): Promise<Buffer>
   exists(key: string): Promise<boolean>
   list(prefix: string): Promise<StoredObject[]>
+  /**
+   * Unfinished writes under the prefix (local "<key>.partial" files, S3 multipart uploads in progress),
+   * by the key they will have: they take space, so the catalog counts them.
+   */
+  listPartial(prefix: string): Promise<StoredObject[]>
   delete(keys: string[]): Promise<void>
   /** Remove partial writes (and abort stale multipart uploads) older than the given age. */
   cleanupIncomplete(olderThanMs: number): Promise<{ removed: number }>

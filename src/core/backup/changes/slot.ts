@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { pgClient } from '../../db/connect'
 import { OpsError } from '../../../shared/contract'
+import { CATALOG_STATEMENT_TIMEOUT_MS, connectTimeouts, explainConnectError, type DbTimeoutSettings } from '../../db/timeouts'
 import { USER_SCHEMAS } from '../schema-capture'
 
 export const PUBLICATION = 'examforge_ops'
@@ -78,10 +79,20 @@ export async function ensurePublication(client: pg.ClientBase): Promise<void> {
  * Create the chain's slot on a replication connection, exporting its snapshot. The snapshot can be
  * imported only while that connection stays open and idle: close it once every reader has it.
  */
-export async function createSlotWithSnapshot(url: string, slot: string): Promise<{ conn: pg.Client; lsn: string; snapshot: string }> {
-  const conn = pgClient(url, { replication: 'database', application_name: 'examforge-ops:slot' } as pg.ClientConfig)
+export async function createSlotWithSnapshot(
+  url: string,
+  slot: string,
+  timeouts: DbTimeoutSettings = {},
+): Promise<{ conn: pg.Client; lsn: string; snapshot: string }> {
+  // A replication connection: connect timeout and keepalives, never a statement timeout.
+  const conn = pgClient(url, { replication: 'database',
+    application_name: 'examforge-ops:slot',
+    ...connectTimeouts({ connectTimeoutMs: timeouts.connectTimeoutMs }),
+  } as pg.ClientConfig)
   conn.on('error', () => {})
-  await conn.connect()
+  await conn.connect().catch((e) => {
+    throw explainConnectError(e, url, timeouts)
+  })
   try {
     const { rows } = await conn.query(`CREATE_REPLICATION_SLOT "${slot}" LOGICAL pgoutput (SNAPSHOT 'export')`)
     return { conn, lsn: rows[0].consistent_point, snapshot: rows[0].snapshot_name }
@@ -119,10 +130,15 @@ export async function dropSlot(client: pg.ClientBase, name: string): Promise<voi
   await client.query('SELECT pg_drop_replication_slot($1)', [name])
 }
 
-export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = pgClient(url, { application_name: 'examforge-ops:backup' })
+/** A short-lived connection for catalog queries: connect timeout, keepalives and a statement timeout. */
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>, timeouts: DbTimeoutSettings = {}): Promise<T> {
+  const c = pgClient(url, { application_name: 'examforge-ops:backup',
+    ...connectTimeouts({ statementTimeoutMs: CATALOG_STATEMENT_TIMEOUT_MS, ...timeouts }),
+  })
   c.on('error', () => {})
-  await c.connect()
+  await c.connect().catch((e) => {
+    throw explainConnectError(e, url, timeouts)
+  })
   try {
     return await fn(c)
   } finally {

@@ -1,5 +1,6 @@
 import { pgClient, pgTransport } from '../../db/connect'
 import { maskUrl } from '../../log/scrub'
+import { connectTimeouts } from '../../db/timeouts'
 import { degraded, describeNetError, formatBytes, ok, unhealthy, type Probe, type ProbeOutcome } from '../probe'
 
 export interface PostgresProbeOptions {
@@ -20,8 +21,7 @@ export function postgresProbe(o: PostgresProbeOptions): Probe {
     configured: () => !!o.url,
     async run(signal) {
       const client = pgClient(o.url!, {
-        connectionTimeoutMillis: o.timeoutMs,
-        statement_timeout: o.timeoutMs,
+        ...connectTimeouts({ connectTimeoutMs: o.timeoutMs, statementTimeoutMs: o.timeoutMs }),
         application_name: 'examforge-ops:health',
       })
       const abort = () => void client.end().catch(() => {})

@@ -3,6 +3,7 @@ import { pgClient } from '../../db/connect'
 import { Rates } from '../rates'
 import { FIRST, type Collector, type Sample } from './collector'
 import { round } from './host'
+import { connectTimeouts } from '../../db/timeouts'
 
 const DOWN = 'the database did not answer'
 
@@ -29,7 +30,10 @@ export function postgresCollector(url: string | null): Collector {
     async collect(now) {
       try {
         if (!client) {
-          const c = pgClient(url!, { application_name: 'examforge-ops:metrics', connectionTimeoutMillis: 5000 })
+          // Kept open: keepalives notice a vanished server, and no query may hang a collection.
+          const c = pgClient(url!, { application_name: 'examforge-ops:metrics',
+            ...connectTimeouts({ connectTimeoutMs: 5000, statementTimeoutMs: 10_000 }),
+          })
           c.on('error', () => {
             if (client === c) client = null
           })

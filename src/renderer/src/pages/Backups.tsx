@@ -242,11 +242,20 @@ export function Backups() {
                     ? `${fmtNumber(s.changes.inserts + s.changes.updates + s.changes.deletes)} changes in ${fmtNumber(s.changes.transactions)} tx`
                     : fmtNumber(s.rows)}
                 </td>
-                <td>{bytes(s.storedBytes)}</td>
+                <td>
+                  {bytes(s.storedBytes)}
+                  {s.partialBytes > 0 && <div className="muted">{bytes(s.partialBytes)} unfinished</div>}
+                </td>
                 <td>{s.durationMs != null ? fmtDuration(s.durationMs / 1000) : '—'}</td>
                 <td>
                   <span className={`pill small status-${s.status === 'complete' ? 'healthy' : 'unhealthy'}`}>{s.status}</span>
                   {s.problem && <div className="muted">{s.problem}</div>}
+                  {s.orphanedSafety && (
+                    <div className="muted" data-testid="orphaned-safety">
+                      orphaned safety backup: its restore failed or was cancelled, so the database was left as it was. Not offered for undo;
+                      retention deletes it.
+                    </div>
+                  )}
                   {s.provenAt && (
                     <div className="ok" data-testid="proven" title={formatTime(s.provenAt)}>
                       proven restorable {ago(s.provenAt)}

@@ -62,13 +62,16 @@ export function CheckTable({ report }: { report: CheckReport }) {
 }
 
 export function ResultStep() {
-  const { finished, shown, undo, reset } = useRestore()
+  const { finished, shown, undo, reset, history } = useRestore()
   const [typed, setTyped] = useState('')
   const [operator, setOperator] = useState('')
   const [undoing, setUndoing] = useState(false)
   if (!finished) return null
   const job = finished.job
   const database = shown?.target.split('@')[0] ?? ''
+  // An undo already done is not offered again (the history knows which undo put the safety backup back).
+  const undoneBy = history.find((h) => h.id === shown?.restoreId)?.undoneBy ?? null
+  const canUndo = !!shown?.safetySetId && !undoneBy
   return (
     <section className="card" data-testid="restore-result">
       <h3>
@@ -91,6 +94,7 @@ export function ResultStep() {
               <>
                 {' '}
                 The rows it replaced are in the safety backup <code>{shown.safetySetId}</code>.
+                {undoneBy ? ` It was undone by ${undoneBy}.` : ''}
               </>
             ) : null}
           </p>
@@ -99,14 +103,14 @@ export function ResultStep() {
             <button onClick={() => download(`restore-${shown.restoreId}.json`, shown)} data-testid="restore-export">
               Download the report (JSON)
             </button>
-            {shown.safetySetId && !undoing && (
+            {canUndo && !undoing && (
               <button onClick={() => setUndoing(true)} data-testid="restore-undo">
                 Undo…
               </button>
             )}
             <button onClick={reset}>New restore</button>
           </div>
-          {shown.safetySetId && undoing && (
+          {canUndo && undoing && (
             <form
               className="edit column"
               onSubmit={(e) => {
@@ -220,6 +224,11 @@ export function History({ history }: { history: RestoreRecord[] }) {
                 </span>
                 {h.durationMs !== null ? <span className="muted"> {fmtDuration(h.durationMs / 1000)}</span> : null}
                 {h.error ? <div className="muted">{h.error}</div> : null}
+                {h.undoneBy ? (
+                  <div className="muted" data-testid="restore-undone">
+                    undone by {h.undoneBy}
+                  </div>
+                ) : null}
               </td>
               <td>
                 <button
