@@ -30,7 +30,8 @@ export function freePort(): Promise<number> {
   })
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of ours (the face running the sandbox) is still alive. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

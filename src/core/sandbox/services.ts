@@ -12,6 +12,7 @@ import type pg from 'pg'
 import { pgPool } from '../db/connect'
 import type { Logger } from '../log/logger'
 import { registerSecret } from '../log/scrub'
+import { alive } from './cluster'
 import { startSandboxRedis, type SandboxRedis } from './redis'
 import { startSandboxWebApp, type SandboxWebApp } from './webapp'
 
@@ -21,15 +22,6 @@ export interface SandboxServices {
   /** What the banner says is simulated. */
   describe: string
   stop(): Promise<void>
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 const file = (dataDir: string) => join(dataDir, 'sandbox', 'services.json')
