@@ -183,8 +183,11 @@ export async function main(argv: string[]): Promise<number> {
                 ? 'Incremental backups are possible.\n'
                 : `Incremental backups are not possible yet:\n${p.problems.map((x) => `- ${x}`).join('\n')}\n`,
             )
+            for (const n of p.notes) process.stdout.write(`Note: ${n}\n`)
             for (const s of slots)
-              process.stdout.write(`slot ${s.name}: ${s.walStatus}, retains ${formatBytes(s.retainedBytes)}${s.active ? ', active' : ''}\n`)
+              process.stdout.write(
+                `slot ${s.name}: ${s.walStatus}, retains ${formatBytes(s.retainedBytes)}${s.active ? ', active' : ''}${s.orphan ? ', used by no backup chain (a backup that did not finish left it): drop it with "examforge-ops backups drop-slot ' + s.name + ' --yes"' : ''}\n`,
+              )
           }
           return p.ok ? 0 : 1
         })

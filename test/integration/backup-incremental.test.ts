@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createGunzip } from 'node:zlib'
@@ -14,6 +14,8 @@ import { createOps, type Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
 import { seedExamforge } from '../helpers/seed'
+import { cli } from '../helpers/cli'
+import { waitFor } from '../helpers/wait'
 
 const root = resolve(__dirname, '../..')
 
@@ -209,11 +211,12 @@ describe('a slot only when incrementals are in use', () => {
 })
 
 describe('incremental prerequisites', () => {
-  it('lists every table without a replica identity with the exact fix, and a full still works without a chain', async () => {
+  it('a table without a replica identity does not stop a chain: it is left out of the publication, listed with its fix, and keeps working', async () => {
     const db = await createDatabase(inject('pgUrl'), 'pre')
     await query(
       db.url,
-      `CREATE TABLE "Keyless Table" (v int); INSERT INTO "Keyless Table" VALUES (1); CREATE TABLE keyed (id int PRIMARY KEY)`,
+      `CREATE TABLE "Keyless Table" (v int); INSERT INTO "Keyless Table" VALUES (1); CREATE TABLE keyed (id int PRIMARY KEY);
+       CREATE PUBLICATION examforge_ops FOR ALL TABLES;`, // as earlier versions made it
     )
     const ops = await createOps({
       config: loadConfig({
@@ -226,21 +229,174 @@ describe('incremental prerequisites', () => {
     })
     try {
       const p = await ops.backups.prerequisites()
-      expect(p.ok).toBe(false)
+      expect(p.ok).toBe(true)
       expect(p.tablesWithoutReplicaIdentity).toEqual([
         { table: 'public."Keyless Table"', fix: 'ALTER TABLE public."Keyless Table" REPLICA IDENTITY FULL;  -- or add a primary key' },
       ])
+      expect(p.notes.join(' ')).toMatch(/backed up by full backups only .*public."Keyless Table"/)
       const r = await backupNow(ops, 'incremental')
       expect(r.type).toBe('full')
-      expect(r.note).toMatch(/not possible yet: .*REPLICA IDENTITY FULL/)
-      expect(await slotOf(db.url)).toHaveLength(0)
+      expect(r.fullsOnly).toEqual(['public."Keyless Table"'])
+      expect(r.note).toMatch(/backed up by full backups only .*public."Keyless Table"/)
+      expect(await slotOf(db.url)).toHaveLength(1)
+      // The old publication FOR ALL TABLES was replaced by one that holds only tables with a replica identity.
+      expect(await publishedTables(db.url)).toEqual({ all: false, tables: ['public.keyed'] })
+      await query(db.url, `UPDATE "Keyless Table" SET v = 2; DELETE FROM "Keyless Table" WHERE v = 2; INSERT INTO keyed VALUES (1)`)
+      const inc = await backupNow(ops, 'incremental')
+      expect(inc.type).toBe('incremental')
+      expect(inc.fullsOnly).toEqual(['public."Keyless Table"'])
+      expect(inc.note).toMatch(/backed up by full backups only/)
+      expect(inc.changes).toMatchObject({ inserts: 1, updates: 0, deletes: 0 })
       const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
-      expect((await backupSlotProbe({ url: db.url, warnBytes: 1 }).run(new AbortController().signal)).status).toBe('not_configured')
-      // No publication was created, so the keyless table's updates keep working.
-      await query(db.url, `UPDATE "Keyless Table" SET v = 2`)
+      const health = await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3 }).run(new AbortController().signal)
+      expect(health.status).toBe('healthy')
+      expect(health.reason).toMatch(/backed up by full backups only .*public."Keyless Table"/)
     } finally {
       await ops.close()
       await dropSlotsAndDb(db)
     }
   })
+})
+
+async function publishedTables(url: string) {
+  const [pub] = await query<{ all: boolean }>(url, `SELECT puballtables AS all FROM pg_publication WHERE pubname = 'examforge_ops'`)
+  const tables = await query<{ t: string }>(
+    url,
+    `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = 'examforge_ops' ORDER BY 1`,
+  )
+  return { all: pub?.all ?? null, tables: tables.map((t) => t.t) }
+}
+
+describe('tables created while a chain runs', () => {
+  it('a new table without a key keeps its updates and deletes in production, is reported, and one with a key is added to the publication', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'newtab')
+    await seedExamforge(db.url, 0.02)
+    const ops = await openOps({
+      DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-newtab-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    try {
+      expect((await backupNow(ops, 'full')).fullsOnly).toEqual([])
+      // As a Prisma migration makes an implicit many-to-many table: no primary key.
+      await query(
+        db.url,
+        `CREATE TABLE "_UserTeams" ("A" int NOT NULL, "B" int NOT NULL); CREATE UNIQUE INDEX "_UserTeams_AB" ON "_UserTeams" ("A", "B")`,
+      )
+      await query(db.url, `INSERT INTO "_UserTeams" VALUES (1, 1), (2, 1)`)
+      await query(db.url, `UPDATE "_UserTeams" SET "B" = 2 WHERE "A" = 1; DELETE FROM "_UserTeams" WHERE "A" = 2`)
+      await query(db.url, `CREATE TABLE badges (id int PRIMARY KEY, name text); INSERT INTO badges VALUES (1, 'first')`)
+      const r = await backupNow(ops, 'incremental') // the schema changed: the chain ends and a full starts the next
+      expect(r.type).toBe('full')
+      expect(r.fullsOnly).toEqual(['public."_UserTeams"'])
+      expect(r.note).toMatch(/public."_UserTeams"/)
+      expect((await publishedTables(db.url)).tables).toContain('public.badges')
+      expect((await publishedTables(db.url)).tables).not.toContain('public._UserTeams')
+      // Still fine after the backup, and in the next incremental.
+      await query(db.url, `UPDATE "_UserTeams" SET "B" = 3; DELETE FROM "_UserTeams"; UPDATE badges SET name = 'renamed'`)
+      const inc = await backupNow(ops, 'incremental')
+      expect(inc.type).toBe('incremental')
+      expect(inc.changes).toMatchObject({ updates: 1, deletes: 0 })
+      expect(inc.fullsOnly).toEqual(['public."_UserTeams"'])
+      const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
+      const health = await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3 }).run(new AbortController().signal)
+      expect(health.reason).toMatch(/public."_UserTeams"/)
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  })
+})
+
+describe('a full without a chain', () => {
+  it('says that point-in-time restore needs incrementals, how to turn them on and what their slot costs (CLI)', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'nochain')
+    await seedExamforge(db.url, 0.02)
+    try {
+      const out = await cli(['backup', 'full'], { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-nochain-')) })
+      expect(out.code, out.stderr).toBe(0)
+      expect(out.stdout).toMatch(
+        /Note: This full backup started no chain, so it restores only its own moment: point-in-time restore needs incremental backups\./,
+      )
+      expect(out.stdout).toMatch(/BACKUP_INCREMENTAL_EVERY=15m .* BACKUP_INCREMENTAL=on/)
+      expect(out.stdout).toMatch(/keeps the WAL written between two incrementals on the database server: about [\d.]+ [KMG]?B an hour/)
+      expect(await slotOf(db.url)).toHaveLength(0)
+      // Turned off on purpose: nothing to say.
+      const off = await cli(['backup', 'full', '--json'], {
+        DATABASE_URL: db.url,
+        LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-nochain-')),
+        BACKUP_INCREMENTAL: 'off',
+      })
+      expect(JSON.parse(off.stdout).result.note).toBeNull()
+    } finally {
+      await dropSlotsAndDb(db)
+    }
+  })
+})
+
+describe('slots of backups that did not finish', () => {
+  it('a full killed mid-way leaves its slot: Health names it with the WAL it holds, and the next backup drops it, never the chain’s', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'orphan')
+    await seedExamforge(db.url, 0.3)
+    const dir = mkdtempSync(join(tmpdir(), 'ops-orphan-'))
+    const env = { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: dir, BACKUP_INCREMENTAL: 'on', BACKUP_CHUNK_MB: '1', BACKUP_PARALLELISM: '1' }
+    const ops = await openOps(env)
+    try {
+      await backupNow(ops, 'full')
+      const [live] = await slotOf(db.url)
+      // A second full, killed once it has started writing data: its new slot stays behind.
+      const killed = await new Promise<string | null>((done) => {
+        const child = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'backup', 'full'], {
+          env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_DATA_DIR: mkdtempSync(join(tmpdir(), 'ops-orphan-d-')), ...env },
+          stdio: 'ignore',
+        })
+        const timer = setInterval(() => {
+          const running = readdirSync(join(dir, 'sets')).filter((s) => !existsSync(join(dir, 'sets', s, 'manifest.json')))
+          if (running.some((s) => existsSync(join(dir, 'sets', s, 'data')))) {
+            clearInterval(timer)
+            child.kill('SIGKILL')
+          }
+        }, 5)
+        child.on('exit', (_c, signal) => {
+          clearInterval(timer)
+          done(signal)
+        })
+      })
+      expect(killed).toBe('SIGKILL')
+      const slots = await slotOf(db.url)
+      expect(slots).toHaveLength(2)
+      const orphan = slots.find((s) => s.slot_name !== live.slot_name)!.slot_name
+      // Its sessions end once the server notices the process is gone.
+      await waitFor(async () => (await ops.backups.slots()).find((s) => s.name === orphan)?.orphan, 'the killed backup’s sessions to end')
+      expect((await ops.backups.slots()).find((s) => s.name === live.slot_name)?.orphan).toBe(false)
+      await query(db.url, `UPDATE users SET "displayName" = 'while orphaned' WHERE id = 1`)
+      const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
+      const health = await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3, catalog: () => ops.backups.list() }).run(
+        new AbortController().signal,
+      )
+      expect(health.status).toBe('degraded')
+      expect(health.reason).toMatch(
+        new RegExp(
+          `The slot ${orphan} is used by no backup chain .* holds [\\d.]+ [KMG]?B of WAL: drop it on the Backups page .*drop-slot`,
+        ),
+      )
+      expect(health.details?.orphans).toMatch(orphan)
+      // The next backup (an incremental of the live chain) drops it, and says so.
+      const inc = await backupNow(ops, 'incremental')
+      expect(inc.type).toBe('incremental')
+      expect(inc.changes!.updates).toBe(1)
+      expect(inc.droppedSlots.map((d) => d.name)).toEqual([orphan])
+      expect(inc.note).toMatch(new RegExp(`Dropped the replication slot ${orphan} .* that a backup which did not finish left behind`))
+      expect((await slotOf(db.url)).map((s) => s.slot_name)).toEqual([live.slot_name])
+      const audit = await query<{ target: string }>(db.url, `SELECT target FROM ops.audit_log WHERE action = 'backup.drop-orphan-slot'`)
+      expect(audit.map((a) => a.target)).toEqual([orphan])
+      expect(
+        (await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3, catalog: () => ops.backups.list() }).run(new AbortController().signal))
+          .status,
+      ).toBe('healthy')
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 120_000)
 })

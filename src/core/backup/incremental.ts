@@ -23,13 +23,30 @@ export interface IncrementalOptions {
   compression: CompressionParams
   encryption: { key: Buffer; params: EncryptionParams } | null
   serverSideEncryption?: string | null
+  /** The chain's full: the tables and column shapes the chain knows. */
+  full: Manifest
   /** The newest set of the chain: this incremental holds every change committed after it. */
   parent: Manifest
+  /** End the chain with this set (the schema changed): keep every change up to the first one of a new shape. */
+  final?: boolean
+  /** Tables the publication leaves out (no replica identity), recorded in the manifest. */
+  fullsOnly?: string[]
   /** Called once the set and its manifest are stored, before the slot moves (tests kill the process here). */
   afterStored?: () => Promise<void> | void
 }
 
-export class SchemaChanged extends Error {}
+/**
+ * The chain cannot go on. endable: its slot still holds every change, so a final incremental can keep
+ * them up to the schema change before a new full starts (false: the slot is gone or lost WAL).
+ */
+export class SchemaChanged extends Error {
+  constructor(
+    message: string,
+    readonly endable: boolean,
+  ) {
+    super(message)
+  }
+}
 
 /** pgoutput through pg-logical-replication's streaming, decoded by our decoder (exact text values). */
 class RawPgoutputPlugin {
@@ -72,10 +89,164 @@ function identity(r: Relation, key: Tuple | null, old: Tuple | null, fallback: T
 }
 
 /**
+ * The shapes the chain knows, from its full: a row of another shape (a column added, dropped, renamed or
+ * retyped since) cannot be replayed onto the chain's schema. Relations the full does not hold (created
+ * since) are not followed: their data comes from the next full.
+ */
+class Shapes {
+  private known = new Map<string, { columns: string[]; types: number[] | null }>()
+  /** The first description of each relation read in this stream (for sets that recorded no types). */
+  private seen = new Map<string, string>()
+  constructor(full: Manifest) {
+    for (const t of full.tables) this.known.set(`${t.schema}.${t.name}`, { columns: t.columns, types: t.types?.length ? t.types : null })
+  }
+  follows(r: Relation): boolean {
+    return this.known.has(`${r.schema}.${r.name}`)
+  }
+  /** Why this relation's rows cannot be replayed onto the chain's schema, or null. */
+  differs(r: Relation): string | null {
+    const k = this.known.get(`${r.schema}.${r.name}`)
+    if (!k) return null
+    const names = r.columns.map((c) => c.name)
+    const sig = r.columns.map((c) => `${c.name}:${c.typeOid}`).join(',')
+    if (names.join('\u0000') !== k.columns.join('\u0000')) return `its columns changed (${k.columns.join(', ')} → ${names.join(', ')})`
+    if (k.types && r.columns.some((c, i) => c.typeOid !== k.types![i])) return 'a column changed type'
+    const before = this.seen.get(`${r.schema}.${r.name}`)
+    this.seen.set(`${r.schema}.${r.name}`, sig)
+    if (before && before !== sig) return 'a column changed type'
+    return null
+  }
+}
+
+interface ReadOptions {
+  url: string
+  slot: string
+  /** Answered to keepalives: nothing is confirmed while reading. */
+  holdAt: string
+  targetLsn: bigint
+  signal: AbortSignal
+  decoder: PgoutputDecoder
+  /** Handle one message in order; true once everything wanted is in. */
+  onMessage(m: PgoutputMessage): boolean
+  /** Whether a transaction is open (a heartbeat past the target ends the read only outside one). */
+  inTxn(): boolean
+  /** Receives the socket's pause/resume, for backpressure. */
+  flow?(pause: () => void, resume: () => void): void
+  /** Ends the read with its error when it rejects (storage failed). */
+  failure?: Promise<unknown>
+}
+
+/**
+ * Read the chain's slot from its confirmed position up to a target, without confirming anything
+ * (the standby-status timer is off; keepalives are answered with the parent's point). Returns the
+ * open stream (to confirm once the set is stored) and the time spent waiting for the server.
+ */
+async function readSlot(r: ReadOptions): Promise<{ stream: LogicalReplicationService; fetchMs: number }> {
+  const { LogicalReplicationService } = await logicalReplication()
+  const stream = new LogicalReplicationService(
+    { connectionString: r.url, application_name: 'examforge-ops:incremental' },
+    { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+  )
+  let fetchMs = 0
+  let lastMessageAt = performance.now()
+  const socket = () => (stream as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
+  r.flow?.(
+    () => socket()?.pause(),
+    () => socket()?.resume(),
+  )
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let finished = false
+      const finish = (e?: unknown) => {
+        if (finished) return
+        finished = true
+        clearInterval(idle)
+        r.signal.removeEventListener('abort', onAbort)
+        if (e) reject(e)
+        else resolve()
+      }
+      const onAbort = () => finish(r.signal.reason ?? new Error('cancelled'))
+      r.signal.addEventListener('abort', onAbort, { once: true })
+      // Messages arrive in order and are handled synchronously, in order.
+      stream.on('data', (_lsn: string, m: PgoutputMessage) => {
+        if (finished) return
+        const f0 = performance.now()
+        fetchMs += f0 - lastMessageAt
+        try {
+          if (r.onMessage(m)) finish()
+        } catch (e) {
+          finish(e)
+        }
+        lastMessageAt = performance.now()
+      })
+      // Caught up: the server's position passed the target outside a transaction.
+      stream.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
+        if (!finished && !r.inTxn() && lsnToBigInt(lsn) >= r.targetLsn) finish()
+        else if (shouldRespond) void stream.acknowledge(r.holdAt)
+      })
+      stream.on('error', (e: Error) => finish(e))
+      // If the server is quiet, ask it where it is (the answer arrives as a heartbeat).
+      const idle = setInterval(() => {
+        if (!finished && performance.now() - lastMessageAt > 250) void stream.acknowledge(r.holdAt, true)
+      }, 100)
+      r.failure?.catch((e) => finish(e))
+      stream.subscribe(new RawPgoutputPlugin({ decoder: r.decoder }), r.slot, '0/0').catch((e) => finish(e))
+    })
+  } catch (e) {
+    await stream.stop().catch(() => {})
+    throw e
+  }
+  return { stream, fetchMs }
+}
+/**
+ * Where a final incremental must stop: the first transaction (after the parent's point, before the
+ * target) with a row of a shape the chain does not know. Read once without storing anything.
+ */
+async function findCut(
+  base: Omit<ReadOptions, 'onMessage' | 'inTxn' | 'decoder'>,
+  parentPoint: bigint,
+  shapes: Shapes,
+): Promise<NonNullable<NonNullable<Manifest['endsChain']>['cut']> | null> {
+  let inTxn = false
+  let open = false
+  let current: { lsn: string; time: string } | null = null
+  let cut: NonNullable<NonNullable<Manifest['endsChain']>['cut']> | null = null
+  const decoder = new PgoutputDecoder()
+  const { stream } = await readSlot({
+    ...base,
+    decoder,
+    inTxn: () => open,
+    onMessage: (m) => {
+      if (m.tag === 'begin') {
+        if (lsnToBigInt(m.finalLsn) >= base.targetLsn) return true
+        open = true
+        inTxn = lsnToBigInt(m.finalLsn) >= parentPoint
+        current = { lsn: m.finalLsn, time: m.commitTime }
+      } else if (m.tag === 'commit') inTxn = open = false
+      else if (inTxn && current && (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete')) {
+        const why = shapes.follows(m.relation) ? shapes.differs(m.relation) : null
+        if (why) {
+          cut = { ...current, table: `${m.relation.schema}.${m.relation.name}`, change: why }
+          return true
+        }
+      }
+      return false
+    },
+  })
+  await stream.stop().catch(() => {})
+  return cut
+}
+
+/**
  * An incremental backup: every insert, update, delete and truncate committed since the parent set,
  * read from the chain's slot without consuming it (peek). The slot advances only after the segment
  * and the manifest are stored, so a crash can never lose a change; one that happens between the two
  * is harmless, because transactions the parent already holds are skipped (nothing is stored twice).
+ *
+ * When the schema changed since the chain's full (o.final, or a different schema hash), this is the
+ * chain's last set: it keeps every transaction committed before the first one whose rows have a new
+ * shape (found by a first read that stores nothing), so every moment up to there stays restorable;
+ * the manifest says where the chain ends and why. A new full then starts the next chain.
  */
 export async function runIncremental(setId: string, o: IncrementalOptions, ctx: JobContext): Promise<Manifest> {
   const started = new Date()
@@ -97,8 +268,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   try {
     await c.query(STABLE_SESSION)
     const { rows: slotRows } = await c.query(`SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1`, [slot])
-    if (!slotRows.length) throw new SchemaChanged(`the chain's replication slot ${slot} is gone (dropped or lost)`)
-    if (slotRows[0].wal_status === 'lost') throw new SchemaChanged(`the chain's replication slot ${slot} lost WAL it needed`)
+    if (!slotRows.length) throw new SchemaChanged(`the chain's replication slot ${slot} is gone (dropped or lost)`, false)
+    if (slotRows[0].wal_status === 'lost') throw new SchemaChanged(`the chain's replication slot ${slot} lost WAL it needed`, false)
 
     ctx.onProgress({ phase: 'checking the schema', done: 0, total: null, unit: 'rows' })
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
@@ -108,20 +279,37 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         WHERE c.relkind = 'S' AND c.relnamespace IN (${USER_SCHEMAS}) ORDER BY c.oid`,
     )
     await c.query('COMMIT')
-    if (schemaHash(schema) !== o.parent.schemaHash) throw new SchemaChanged('the schema changed since the last backup')
+    const final = o.final || schemaHash(schema) !== o.parent.schemaHash
     phase('schema check')
 
     // The flushed position: every synchronously committed transaction is at or below it, and the slot can reach it.
     const { rows: target } = await c.query(`SELECT pg_current_wal_flush_lsn()::text AS lsn, now() AS time`)
-    const upTo = target[0].lsn as string
+    let upTo = target[0].lsn as string
+    let upToTime = new Date(target[0].time).toISOString()
     const parentPoint = lsnToBigInt(o.parent.snapshot.lsn)
+    const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)
+    const shapes = new Shapes(o.full)
+    let cut: NonNullable<Manifest['endsChain']>['cut'] = null
+    if (final) {
+      ctx.onProgress({ phase: 'finding where the schema changed', done: 0, total: null, unit: 'rows' })
+      const base = { url: o.databaseUrl, slot, holdAt, targetLsn: lsnToBigInt(upTo), signal: ctx.signal }
+      cut = await findCut(base, parentPoint, new Shapes(o.full))
+      if (cut) {
+        // The chain reaches up to just before the first transaction of the new shape (commit times are
+        // compared at millisecond precision by restores), never before its parent.
+        upTo = cut.lsn
+        const before = new Date(Math.max(new Date(cut.time).getTime() - 1, new Date(o.parent.snapshot.time).getTime()))
+        upToTime = before.toISOString()
+      }
+      phase('finding the schema change')
+    }
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
     const key = `${setPrefix(setId)}changes/0000.jsonl${ext}`
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
     // gzip on a thread of its own, as for a full, so compression never waits on the thread decoding the stream.
     thread = gzipThreadFor(o.compression)
     const storing = storeObject(o.storage, key, lines, storeStages(o.compression, o.encryption?.key ?? null, thread), ctx.signal)
-    storing.catch(() => {}) // awaited below; a failure also ends the streaming (see finish)
+    storing.catch(() => {}) // awaited below; a failure also ends the streaming (failure)
     // Lines are batched into ~256 KB writes: compression then works per batch, not per change. When
     // storage falls behind, the replication socket is paused until it drains (backpressure without a
     // promise per message).
@@ -176,18 +364,15 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       write(l)
     }
     let messages = 0
-    const wanted = (r: Relation) => r.schema !== 'ops' && !r.schema.startsWith('pg_')
-    // Stream from the slot (decoded once on the server). Nothing is confirmed until the set is stored:
-    // the standby-status timer is off, and keepalives are answered with the parent's point.
-    const { LogicalReplicationService } = await logicalReplication()
-    const stream = (streamRef = new LogicalReplicationService(
-      { connectionString: o.databaseUrl, application_name: 'examforge-ops:incremental' },
-      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-    ))
-    const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)
+    // Tables of the chain only: ops, and tables created since the full (their data comes from the next full), are left out.
+    const wanted = (r: Relation) => r.schema !== 'ops' && !r.schema.startsWith('pg_') && shapes.follows(r)
+    const checkShape = (r: Relation) => {
+      const why = shapes.differs(r)
+      // Rows of a new shape cannot be replayed onto this chain: a final set stops before them (found first);
+      // any other set stops here without storing anything, and the backup ends the chain properly.
+      if (why) throw new SchemaChanged(`the table ${r.schema}.${r.name} changed while it was read: ${why}`, true)
+    }
     const targetLsn = lsnToBigInt(upTo)
-    let fetchMs = 0
-    let lastMessageAt = performance.now()
     /** Handle one message; true once everything committed before the target is in. */
     const handle = (m: PgoutputMessage): boolean => {
       messages++
@@ -208,10 +393,12 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         pendingBegin = null
       } else if (skipping || !inTxn) return false
       else if (m.tag === 'insert' && wanted(m.relation)) {
+        checkShape(m.relation)
         emit({ op: 'insert', table: [m.relation.schema, m.relation.name], new: m.new })
         stats.inserts++
         tables.add(`${m.relation.schema}.${m.relation.name}`)
       } else if (m.tag === 'update' && wanted(m.relation)) {
+        checkShape(m.relation)
         emit({
           op: 'update',
           table: [m.relation.schema, m.relation.name],
@@ -221,6 +408,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         stats.updates++
         tables.add(`${m.relation.schema}.${m.relation.name}`)
       } else if (m.tag === 'delete' && wanted(m.relation)) {
+        checkShape(m.relation)
         emit({ op: 'delete', table: [m.relation.schema, m.relation.name], key: identity(m.relation, m.key, m.old, {}) })
         stats.deletes++
         tables.add(`${m.relation.schema}.${m.relation.name}`)
@@ -247,46 +435,23 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         })
       return false
     }
-    const socket = () => (stream as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
-    pauseSource = () => socket()?.pause()
-    resumeSource = () => socket()?.resume()
-    await new Promise<void>((resolve, reject) => {
-      let finished = false
-      const finish = (e?: unknown) => {
-        if (finished) return
-        finished = true
-        clearInterval(idle)
-        ctx.signal.removeEventListener('abort', onAbort)
-        if (e) reject(e)
-        else resolve()
-      }
-      const onAbort = () => finish(ctx.signal.reason ?? new Error('cancelled'))
-      ctx.signal.addEventListener('abort', onAbort, { once: true })
-      // Messages arrive in order and are handled synchronously, in order.
-      stream.on('data', (_lsn: string, m: PgoutputMessage) => {
-        if (finished) return
-        const f0 = performance.now()
-        fetchMs += f0 - lastMessageAt
-        try {
-          if (handle(m)) finish()
-        } catch (e) {
-          finish(e)
-        }
-        lastMessageAt = performance.now()
-      })
-      storing.catch((e) => finish(e))
-      // Caught up: the server's position passed the target outside a transaction.
-      stream.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-        if (!finished && !inTxn && lsnToBigInt(lsn) >= targetLsn) finish()
-        else if (shouldRespond) void stream.acknowledge(holdAt)
-      })
-      stream.on('error', (e: Error) => finish(e))
-      // If the server is quiet, ask it where it is (the answer arrives as a heartbeat).
-      const idle = setInterval(() => {
-        if (!finished && performance.now() - lastMessageAt > 250) void stream.acknowledge(holdAt, true)
-      }, 100)
-      stream.subscribe(new RawPgoutputPlugin({ decoder }), slot, '0/0').catch((e) => finish(e))
-    })
+    const reading: ReadOptions = {
+      url: o.databaseUrl,
+      slot,
+      holdAt,
+      targetLsn,
+      signal: ctx.signal,
+      decoder,
+      onMessage: handle,
+      inTxn: () => inTxn,
+      flow: (pause, resume) => {
+        pauseSource = pause
+        resumeSource = resume
+      },
+      failure: storing,
+    }
+    const { stream, fetchMs } = await readSlot(reading)
+    streamRef = stream
     flush()
     lines.end()
     const stored = await storing
@@ -311,9 +476,20 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       parent: o.parent.setId,
       database: o.parent.database,
       server: { version: info[0].v, versionNum: info[0].n, systemIdentifier: o.parent.server.systemIdentifier },
-      snapshot: { lsn: upTo, time: new Date(target[0].time).toISOString(), method: 'replication-slot', slot },
+      snapshot: { lsn: upTo, time: upToTime, method: 'replication-slot', slot },
       schemaHash: o.parent.schemaHash,
       changes: { ...stats, tables: [...tables].sort() },
+      ...(o.fullsOnly?.length ? { fullsOnly: o.fullsOnly } : {}),
+      ...(final
+        ? {
+            endsChain: {
+              reason: cut
+                ? `the schema changed: ${cut.table} ${cut.change}`
+                : 'the schema changed since the chain started (no row of a new shape was read before this point)',
+              cut,
+            },
+          }
+        : {}),
       tables: [],
       objects: [{ key, kind: 'changes', ...stored }],
       sequences,

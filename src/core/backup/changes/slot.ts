@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { OpsError } from '../../../shared/contract'
+import { formatBytes } from '../../../shared/format'
 import { USER_SCHEMAS } from '../schema-capture'
 
 export const PUBLICATION = 'examforge_ops'
@@ -13,15 +14,38 @@ export interface Prerequisites {
   walLevel: string
   canReplicate: boolean
   publication: 'exists' | 'will be created' | 'cannot be created'
+  /** Tables incrementals cannot follow (no usable replica identity): backed up by full backups only. */
   tablesWithoutReplicaIdentity: { table: string; fix: string }[]
   /** What is wrong and what to do, one sentence each. */
   problems: string[]
+  /** What is worth knowing but does not stop a chain, one sentence each. */
+  notes: string[]
 }
 
 /**
+ * Tables with a usable replica identity (a primary key, REPLICA IDENTITY USING INDEX, or FULL): the
+ * only ones published, because publishing a table without one makes its UPDATEs and DELETEs fail on
+ * the server. Plain and partition tables (a partitioned parent holds no rows; its partitions do).
+ */
+const PUBLISHABLE = (yes: boolean) => `
+  SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND c.relnamespace IN (${USER_SCHEMAS})
+     AND ${yes ? '' : 'NOT '}(c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))`
+
+/** Tables incrementals cannot follow, "schema.name" quoted as SQL, sorted. */
+export async function tablesWithoutIdentity(client: pg.ClientBase): Promise<string[]> {
+  const { rows } = await client.query<{ table: string }>(`SELECT t.table FROM (${PUBLISHABLE(false)}) t ORDER BY 1`)
+  return rows.map((r) => r.table)
+}
+
+/** One sentence for the tables a chain does not follow. */
+export const fullsOnlyNote = (tables: string[]) =>
+  `${tables.length} table(s) have no replica identity, so incrementals leave them out and they are backed up by full backups only (a point-in-time restore brings them back as of the chain's full): ${tables.slice(0, 10).join(', ')}${tables.length > 10 ? ', ...' : ''}. To include one, add a primary key or run ALTER TABLE <table> REPLICA IDENTITY FULL.`
+
+/**
  * What incremental backups need, checked and explained before the first one: wal_level=logical,
- * the replication privilege, the publication, and a replica identity on every table (without
- * one, a publication makes that table's UPDATEs and DELETEs fail on the server).
+ * the replication privilege and the publication. Tables without a replica identity do not stop a
+ * chain: they are left out of the publication (see PUBLISHABLE) and listed.
  */
 export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequisites> {
   const { rows } = await client.query(
@@ -32,15 +56,9 @@ export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequ
     [PUBLICATION],
   )
   const r = rows[0] as { wal_level: string; can_replicate: boolean; is_super: boolean; publication: boolean }
-  const { rows: missing } = await client.query<{ table: string }>(
-    `SELECT format('%I.%I', c.relnamespace::regnamespace::text, c.relname) AS table FROM pg_class c
-      WHERE c.relkind IN ('r', 'p') AND c.relnamespace IN (${USER_SCHEMAS}) AND NOT c.relispartition
-        AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
-      ORDER BY 1`,
-  )
-  const tablesWithoutReplicaIdentity = missing.map((m) => ({
-    table: m.table,
-    fix: `ALTER TABLE ${m.table} REPLICA IDENTITY FULL;  -- or add a primary key`,
+  const tablesWithoutReplicaIdentity = (await tablesWithoutIdentity(client)).map((table) => ({
+    table,
+    fix: `ALTER TABLE ${table} REPLICA IDENTITY FULL;  -- or add a primary key`,
   }))
   const problems: string[] = []
   if (r.wal_level !== 'logical')
@@ -52,12 +70,9 @@ export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequ
   const publication: Prerequisites['publication'] = r.publication ? 'exists' : r.is_super ? 'will be created' : 'cannot be created'
   if (publication === 'cannot be created')
     problems.push(
-      `The publication ${PUBLICATION} is missing and only a superuser can create it: run CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES; as a superuser.`,
+      `The publication ${PUBLICATION} is missing and the backup role may not create it: run CREATE PUBLICATION ${PUBLICATION}; as a superuser (the backups add the tables to it).`,
     )
-  if (tablesWithoutReplicaIdentity.length)
-    problems.push(
-      `${tablesWithoutReplicaIdentity.length} table(s) have no replica identity, so their updates and deletes could not be captured (and would fail once published): ${tablesWithoutReplicaIdentity.map((t) => t.fix.split('  --')[0]).join(' ')}`,
-    )
+  const notes = tablesWithoutReplicaIdentity.length ? [fullsOnlyNote(tablesWithoutReplicaIdentity.map((t) => t.table))] : []
   return {
     ok: problems.length === 0,
     walLevel: r.wal_level,
@@ -65,12 +80,52 @@ export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequ
     publication,
     tablesWithoutReplicaIdentity,
     problems,
+    notes,
   }
 }
 
-export async function ensurePublication(client: pg.ClientBase): Promise<void> {
-  const { rowCount } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [PUBLICATION])
-  if (!rowCount) await client.query(`CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES`)
+/**
+ * Make the publication hold exactly the tables with a usable replica identity: new ones are added,
+ * ones that lost it are removed, so no table the application writes to is published without one.
+ * An older publication FOR ALL TABLES is replaced in the same transaction (decoding never sees it
+ * missing). Returns the tables left out (backed up by fulls only).
+ */
+export async function syncPublication(client: pg.ClientBase): Promise<{ added: string[]; removed: string[]; leftOut: string[] }> {
+  await client.query('BEGIN')
+  try {
+    const { rows: pub } = await client.query<{ oid: number; all: boolean }>(
+      'SELECT oid::int, puballtables AS all FROM pg_publication WHERE pubname = $1',
+      [PUBLICATION],
+    )
+    const { rows: want } = await client.query<{ oid: number; table: string }>(
+      `SELECT oid::int, t.table FROM (${PUBLISHABLE(true)}) t ORDER BY 2`,
+    )
+    let added: string[] = []
+    let removed: string[] = []
+    if (!pub.length || pub[0].all) {
+      if (pub.length) await client.query(`DROP PUBLICATION ${PUBLICATION}`)
+      await client.query(`CREATE PUBLICATION ${PUBLICATION}${want.length ? ` FOR TABLE ${want.map((t) => t.table).join(', ')}` : ''}`)
+      added = want.map((t) => t.table)
+    } else {
+      const { rows: have } = await client.query<{ oid: number; table: string }>(
+        `SELECT c.oid::int, format('%I.%I', n.nspname, c.relname) AS table
+           FROM pg_publication_rel pr JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE pr.prpubid = $1`,
+        [pub[0].oid],
+      )
+      const haveOids = new Set(have.map((t) => t.oid))
+      const wantOids = new Set(want.map((t) => t.oid))
+      added = want.filter((t) => !haveOids.has(t.oid)).map((t) => t.table)
+      removed = have.filter((t) => !wantOids.has(t.oid)).map((t) => t.table)
+      if (added.length) await client.query(`ALTER PUBLICATION ${PUBLICATION} ADD TABLE ${added.join(', ')}`)
+      if (removed.length) await client.query(`ALTER PUBLICATION ${PUBLICATION} DROP TABLE ${removed.join(', ')}`)
+    }
+    const leftOut = await tablesWithoutIdentity(client)
+    await client.query('COMMIT')
+    return { added, removed, leftOut }
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw e
+  }
 }
 
 /**
@@ -116,6 +171,33 @@ export async function ourSlots(client: pg.ClientBase): Promise<SlotStatus[]> {
 
 export async function dropSlot(client: pg.ClientBase, name: string): Promise<void> {
   await client.query('SELECT pg_drop_replication_slot($1)', [name])
+}
+
+/**
+ * What a full backup without a chain means, and what a chain would cost: it can restore only its own
+ * moment; point-in-time restore needs incrementals, whose slot keeps the WAL written between two of
+ * them on the database server. The rate is this server's average since its WAL statistics were reset
+ * (pg_stat_wal, PostgreSQL 14+), when it can be read.
+ */
+export async function chainAdvice(client: pg.ClientBase): Promise<string> {
+  let rate: number | null = null
+  try {
+    const { rows } = await client.query<{ per_hour: string | null }>(
+      `SELECT (wal_bytes / GREATEST(EXTRACT(EPOCH FROM now() - stats_reset), 60) * 3600)::bigint::text AS per_hour FROM pg_stat_wal`,
+    )
+    rate = rows[0]?.per_hour ? Number(rows[0].per_hour) : null
+  } catch {
+    rate = null // before PostgreSQL 14, or no access to the statistics
+  }
+  const cost =
+    rate !== null
+      ? `about ${formatBytes(rate)} an hour on this server, so about ${formatBytes(rate / 4)} with incrementals every 15 minutes`
+      : 'as much as the database writes between two incrementals'
+  return (
+    'This full backup started no chain, so it restores only its own moment: point-in-time restore needs incremental backups. ' +
+    'Turn them on with BACKUP_INCREMENTAL_EVERY=15m (the agent then takes them) or BACKUP_INCREMENTAL=on; they need wal_level=logical ' +
+    `(see "examforge-ops backups prerequisites"). Their replication slot keeps the WAL written between two incrementals on the database server: ${cost}.`
+  )
 }
 
 export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
