@@ -29,7 +29,7 @@ export interface IncrementalOptions {
   parent: Manifest
   /** End the chain with this set (the schema changed): keep every change up to the first one of a new shape. */
   final?: boolean
-  /** Tables the publication leaves out (no replica identity), recorded in the manifest. */
+  /** Tables the publication leaves out (no replica identity), as schema.name, recorded in the manifest. */
   fullsOnly?: string[]
   /** Called once the set and its manifest are stored, before the slot moves (tests kill the process here). */
   afterStored?: () => Promise<void> | void

@@ -35,7 +35,7 @@ export const manifestSchema = z.object({
     .nullable(),
   /**
    * Incrementals: tables the change stream does not follow (no replica identity, so not published):
-   * a point-in-time restore brings them back as of the chain's full.
+   * a point-in-time restore brings them back as of the chain's full. As schema.name.
    */
   fullsOnly: z.array(z.string()).optional(),
   /**

@@ -200,14 +200,12 @@ export class BackupService {
         )
       // The publication follows the tables as they are now: new ones with a replica identity are added, and
       // none without one stays published (its updates and deletes would fail in production).
-      const fullsOnly = await withClient(o.databaseUrl, syncPublication).then(
-        (r) => r.leftOut,
-        (e) => {
-          this.deps.log.warn('could not update the publication', { error: (e as Error).message })
-          return [] as string[]
-        },
-      )
-      const opts = { ...o, full: chain.full, parent, fullsOnly, afterStored: faultPoint }
+      const pub = await withClient(o.databaseUrl, syncPublication).catch((e) => {
+        this.deps.log.warn('could not update the publication', { error: (e as Error).message })
+        return { leftOut: [] as string[], leftOutKeys: [] as string[] }
+      })
+      const fullsOnly = pub.leftOut
+      const opts = { ...o, full: chain.full, parent, fullsOnly: pub.leftOutKeys, afterStored: faultPoint }
       let m: Manifest
       try {
         m = await runIncremental(newSetId('incremental'), opts, ctx)

@@ -243,6 +243,24 @@ export async function planRestore(
   const scope = resolveTables(input.tables, full, parents)
   const whole = scope.length === full.tables.length
   const { rows: rowsAfter, transactions } = await countAfter(reader, sets, point.stopAfter, signal)
+  // What a point in a chain cannot bring back as it was: tables the change stream does not follow, and
+  // the schema after a change that ended the chain.
+  if (sets.length > 1) {
+    const fullsOnly = [...new Set(sets.flatMap((m) => m.fullsOnly ?? []))].filter((t) => scope.includes(t))
+    if (fullsOnly.length)
+      preflight.push({
+        check: 'Change stream coverage',
+        status: 'warning',
+        detail: `${fullsOnly.join(', ')} ${fullsOnly.length === 1 ? 'is' : 'are'} not in the change stream (no replica identity): restored as of the full backup (${full.snapshot.time}).`,
+      })
+    const end = sets.at(-1)!.endsChain
+    if (end)
+      preflight.push({
+        check: 'Schema',
+        status: 'warning',
+        detail: `This chain ends at a schema change (${end.reason}); the tables are restored with the schema of its full backup (${full.snapshot.time}), and their rows as they were at the chosen moment.`,
+      })
+  }
 
   // The target.
   let targetUrl: string

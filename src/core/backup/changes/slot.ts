@@ -28,14 +28,14 @@ export interface Prerequisites {
  * the server. Plain and partition tables (a partitioned parent holds no rows; its partitions do).
  */
 const PUBLISHABLE = (yes: boolean) => `
-  SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS table, n.nspname || '.' || c.relname AS key FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND c.relnamespace IN (${USER_SCHEMAS})
      AND ${yes ? '' : 'NOT '}(c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))`
 
-/** Tables incrementals cannot follow, "schema.name" quoted as SQL, sorted. */
-export async function tablesWithoutIdentity(client: pg.ClientBase): Promise<string[]> {
-  const { rows } = await client.query<{ table: string }>(`SELECT t.table FROM (${PUBLISHABLE(false)}) t ORDER BY 1`)
-  return rows.map((r) => r.table)
+/** Tables incrementals cannot follow: as SQL (public."Keyless", sorted), or as schema.name keys. */
+export async function tablesWithoutIdentity(client: pg.ClientBase, as: 'table' | 'key' = 'table'): Promise<string[]> {
+  const { rows } = await client.query<{ table: string; key: string }>(`SELECT t.table, t.key FROM (${PUBLISHABLE(false)}) t ORDER BY 1`)
+  return rows.map((r) => r[as])
 }
 
 /** One sentence for the tables a chain does not follow. */
@@ -90,7 +90,9 @@ export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequ
  * An older publication FOR ALL TABLES is replaced in the same transaction (decoding never sees it
  * missing). Returns the tables left out (backed up by fulls only).
  */
-export async function syncPublication(client: pg.ClientBase): Promise<{ added: string[]; removed: string[]; leftOut: string[] }> {
+export async function syncPublication(
+  client: pg.ClientBase,
+): Promise<{ added: string[]; removed: string[]; leftOut: string[]; leftOutKeys: string[] }> {
   await client.query('BEGIN')
   try {
     const { rows: pub } = await client.query<{ oid: number; all: boolean }>(
@@ -120,8 +122,9 @@ export async function syncPublication(client: pg.ClientBase): Promise<{ added: s
       if (removed.length) await client.query(`ALTER PUBLICATION ${PUBLICATION} DROP TABLE ${removed.join(', ')}`)
     }
     const leftOut = await tablesWithoutIdentity(client)
+    const leftOutKeys = await tablesWithoutIdentity(client, 'key')
     await client.query('COMMIT')
-    return { added, removed, leftOut }
+    return { added, removed, leftOut, leftOutKeys }
   } catch (e) {
     await client.query('ROLLBACK').catch(() => {})
     throw e
