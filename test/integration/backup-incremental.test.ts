@@ -289,6 +289,13 @@ describe('tables created while a chain runs', () => {
       const r = await backupNow(ops, 'incremental') // the schema changed: the chain ends and a full starts the next
       expect(r.type).toBe('full')
       expect(r.fullsOnly).toEqual(['public."_UserTeams"'])
+      // The fix offered uses the unique index the table already has.
+      expect((await ops.backups.prerequisites()).tablesWithoutReplicaIdentity).toEqual([
+        {
+          table: 'public."_UserTeams"',
+          fix: 'ALTER TABLE public."_UserTeams" REPLICA IDENTITY USING INDEX "_UserTeams_AB";  -- or add a primary key',
+        },
+      ])
       expect(r.note).toMatch(/public."_UserTeams"/)
       expect((await publishedTables(db.url)).tables).toContain('public.badges')
       expect((await publishedTables(db.url)).tables).not.toContain('public._UserTeams')

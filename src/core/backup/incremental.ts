@@ -199,6 +199,27 @@ async function readSlot(r: ReadOptions): Promise<{ stream: LogicalReplicationSer
   return { stream, fetchMs }
 }
 /**
+ * Wait until nobody reads the slot: the server ends the walsender of a read that just stopped a moment
+ * after its connection closes, and a slot serves one reader at a time.
+ */
+async function slotIdle(c: pg.Client, slot: string, signal: AbortSignal, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    signal.throwIfAborted()
+    const { rows } = await c.query<{ pid: number | null }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1`, [
+      slot,
+    ])
+    if (!rows[0]?.pid) return
+    if (Date.now() > deadline)
+      throw new OpsError(
+        'slot_busy',
+        `The chain's replication slot ${slot} is being read by another session (pid ${rows[0].pid}): is another backup running? Wait for it, then try again.`,
+      )
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/**
  * Where a final incremental must stop: the first transaction (after the parent's point, before the
  * target) with a row of a shape the chain does not know. Read once without storing anything.
  */
@@ -293,6 +314,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     if (final) {
       ctx.onProgress({ phase: 'finding where the schema changed', done: 0, total: null, unit: 'rows' })
       const base = { url: o.databaseUrl, slot, holdAt, targetLsn: lsnToBigInt(upTo), signal: ctx.signal }
+      await slotIdle(c, slot, ctx.signal)
       cut = await findCut(base, parentPoint, new Shapes(o.full))
       if (cut) {
         // The chain reaches up to just before the first transaction of the new shape (commit times are
@@ -450,6 +472,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       },
       failure: storing,
     }
+    await slotIdle(c, slot, ctx.signal)
     const { stream, fetchMs } = await readSlot(reading)
     streamRef = stream
     flush()

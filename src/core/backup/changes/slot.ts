@@ -56,9 +56,21 @@ export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequ
     [PUBLICATION],
   )
   const r = rows[0] as { wal_level: string; can_replicate: boolean; is_super: boolean; publication: boolean }
-  const tablesWithoutReplicaIdentity = (await tablesWithoutIdentity(client)).map((table) => ({
+  // The fix: a unique index on NOT NULL columns can serve as the identity (as Prisma's implicit
+  // many-to-many tables have); else FULL (every old row is then logged whole).
+  const { rows: missing } = await client.query<{ table: string; idx: string | null }>(
+    `SELECT t.table,
+            (SELECT format('%I', ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+              WHERE i.indrelid = t.oid AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) k JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k WHERE NOT a.attnotnull)
+              ORDER BY i.indnatts, ic.relname LIMIT 1) AS idx
+       FROM (${PUBLISHABLE(false)}) t ORDER BY 1`,
+  )
+  const tablesWithoutReplicaIdentity = missing.map(({ table, idx }) => ({
     table,
-    fix: `ALTER TABLE ${table} REPLICA IDENTITY FULL;  -- or add a primary key`,
+    fix: idx
+      ? `ALTER TABLE ${table} REPLICA IDENTITY USING INDEX ${idx};  -- or add a primary key`
+      : `ALTER TABLE ${table} REPLICA IDENTITY FULL;  -- or add a primary key`,
   }))
   const problems: string[] = []
   if (r.wal_level !== 'logical')
