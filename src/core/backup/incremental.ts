@@ -286,6 +286,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   const written: string[] = []
   let streamRef: LogicalReplicationService | null = null
   let thread: GzipThread | null = null
+  // The object being stored, ended with the error when the read fails (its upload then stops).
+  let storingRef: { lines: PassThrough; storing: Promise<unknown> } | null = null
   try {
     await c.query(STABLE_SESSION)
     const { rows: slotRows } = await c.query(`SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1`, [slot])
@@ -332,6 +334,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     thread = gzipThreadFor(o.compression)
     const storing = storeObject(o.storage, key, lines, storeStages(o.compression, o.encryption?.key ?? null, thread), ctx.signal)
     storing.catch(() => {}) // awaited below; a failure also ends the streaming (failure)
+    storingRef = { lines, storing }
     // Lines are batched into ~256 KB writes: compression then works per batch, not per change. When
     // storage falls behind, the replication socket is paused until it drains (backpressure without a
     // promise per message).
@@ -536,6 +539,10 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     await stream.stop()
     return manifest
   } catch (e) {
+    if (storingRef && !storingRef.lines.writableFinished) {
+      storingRef.lines.destroy(e instanceof Error ? e : new Error(String(e)))
+      await storingRef.storing.catch(() => {})
+    }
     await o.storage.delete(written).catch(() => {})
     throw e
   } finally {
