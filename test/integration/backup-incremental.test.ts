@@ -5,7 +5,12 @@ import { join, resolve } from 'node:path'
 import { createGunzip } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { chains, readCatalog } from '../../src/core/backup/catalog'
-import type { ChangeLine } from '../../src/core/backup/incremental'
+import { runIncremental, type ChangeLine } from '../../src/core/backup/incremental'
+import { schemaHash } from '../../src/core/backup/full'
+import { captureSchema } from '../../src/core/backup/schema-capture'
+import { parseCompression } from '../../src/core/backup/compression'
+import { newSetId } from '../../src/core/backup/manifest'
+import pg from 'pg'
 import type { Manifest } from '../../src/core/backup/manifest'
 import type { BackupResult } from '../../src/core/backup/service'
 import { loadConfig } from '../../src/core/config/config'
@@ -406,4 +411,50 @@ describe('slots of backups that did not finish', () => {
       await dropSlotsAndDb(db)
     }
   }, 120_000)
+})
+
+describe('a table that changes shape while an incremental reads the stream', () => {
+  it('stores nothing of the new shape: a normal incremental stops and says the chain must end; a final one stops just before it', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'shape')
+    await seedExamforge(db.url, 0.02)
+    const ops = await openOps({
+      DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-shape-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    try {
+      await backupNow(ops, 'full')
+      const chain = chains(await readCatalog(ops.backups.storage()))[0]
+      await query(db.url, `UPDATE teams SET name = 'before the change' WHERE id = 1`)
+      await query(db.url, `ALTER TABLE teams ADD COLUMN region text`)
+      await query(db.url, `UPDATE teams SET region = 'eu' WHERE id = 2`)
+      // As if the schema check had run just after the change: the parent's hash is the current schema's.
+      const c = new pg.Client({ connectionString: db.url })
+      await c.connect()
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
+      const current = schemaHash(await captureSchema(c))
+      await c.end()
+      const o = {
+        databaseUrl: db.url,
+        storage: ops.backups.storage(),
+        compression: parseCompression('gzip:1'),
+        encryption: null,
+        full: chain.full,
+        parent: { ...chain.full, schemaHash: current },
+      }
+      const ctx = { signal: new AbortController().signal, onProgress: () => {} }
+      await expect(runIncremental(newSetId('incremental'), o, ctx)).rejects.toMatchObject({
+        endable: true,
+        message: expect.stringMatching(/the table public\.teams changed while it was read: its columns changed/),
+      })
+      // Nothing of it is left in storage (its upload was ended and removed).
+      expect((await readCatalog(ops.backups.storage())).map((s) => s.type)).toEqual(['full'])
+      const last = await runIncremental(newSetId('incremental'), { ...o, final: true }, ctx)
+      expect(last.endsChain?.cut).toMatchObject({ table: 'public.teams', change: expect.stringMatching(/region/) })
+      expect(last.changes).toMatchObject({ transactions: 1, updates: 1 })
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 60_000)
 })

@@ -303,6 +303,13 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     )
     await c.query('COMMIT')
     const final = o.final || schemaHash(schema) !== o.parent.schemaHash
+    // Tables created since the chain's full: not in it (their data starts with the next full).
+    const { rows: now } = await c.query<{ key: string }>(
+      `SELECT n.nspname || '.' || c.relname AS key FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND c.relnamespace IN (${USER_SCHEMAS}) ORDER BY 1`,
+    )
+    const inFull = new Set(o.full.tables.map((t) => `${t.schema}.${t.name}`))
+    const newTables = now.map((r) => r.key).filter((k) => !inFull.has(k))
     phase('schema check')
 
     // The flushed position: every synchronously committed transaction is at or below it, and the slot can reach it.
@@ -513,6 +520,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
                 ? `the schema changed: ${cut.table} ${cut.change}`
                 : 'the schema changed since the chain started (no row of a new shape was read before this point)',
               cut,
+              ...(newTables.length ? { newTables } : {}),
             },
           }
         : {}),

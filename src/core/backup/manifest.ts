@@ -48,6 +48,8 @@ export const manifestSchema = z.object({
     .object({
       reason: z.string(),
       cut: z.object({ lsn: z.string(), time: z.string(), table: z.string(), change: z.string() }).nullable(),
+      /** Tables created since the chain's full (schema.name): not in this chain; their data starts with the next full. */
+      newTables: z.array(z.string()).optional(),
     })
     .optional(),
   tables: z.array(

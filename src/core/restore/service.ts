@@ -39,6 +39,10 @@ export function coverageNote(c: Chain, newer: Chain | null): string | null {
     notes.push(
       `Ends at a schema change (${end.reason}): restorable up to ${c.to}${newer ? `; the next chain starts at ${newer.from}, and moments between cannot be restored` : ''}. Restores use the schema of this chain's full (${c.from}).`,
     )
+  if (end?.newTables?.length)
+    notes.push(
+      `Tables created after its full are not in it: ${end.newTables.join(', ')} (their data starts with ${newer ? 'the next chain' : 'the next full backup'}).`,
+    )
   const fullsOnly = [...new Set(c.sets.flatMap((s) => s.fullsOnly ?? []))].sort()
   if (fullsOnly.length)
     notes.push(
