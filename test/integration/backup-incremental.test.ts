@@ -458,3 +458,38 @@ describe('a table that changes shape while an incremental reads the stream', () 
     }
   }, 60_000)
 })
+
+describe('a backup role that may not change the publication', () => {
+  it('still takes the full, starts no chain, and says what to grant', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'role')
+    const role = `bk_${Math.random().toString(36).slice(2, 8)}`
+    await query(
+      db.url,
+      `CREATE TABLE keyed (id int PRIMARY KEY, v text); INSERT INTO keyed VALUES (1, 'a');
+       CREATE PUBLICATION examforge_ops;
+       CREATE ROLE ${role} LOGIN REPLICATION PASSWORD 'backup-pw'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`,
+    )
+    const u = new URL(db.url)
+    u.username = role
+    u.password = 'backup-pw'
+    const ops = await openOps({
+      DATABASE_URL: u.toString(),
+      OPS_DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-role-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    try {
+      const r = await backupNow(ops, 'full')
+      expect(r.type).toBe('full')
+      expect(r.tables).toBe(1)
+      expect(r.note).toMatch(
+        /not possible yet: The publication examforge_ops could not be updated .*must own it and the tables it publishes/,
+      )
+      expect(await slotOf(db.url)).toHaveLength(0)
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+      await query(inject('pgUrl'), `DROP ROLE IF EXISTS ${role}`).catch(() => {})
+    }
+  }, 60_000)
+})

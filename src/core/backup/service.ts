@@ -14,6 +14,7 @@ import {
   dropSlot,
   fullsOnlyNote,
   ourSlots,
+  PUBLICATION,
   slotNameFor,
   syncPublication,
   withClient,
@@ -251,7 +252,16 @@ export class BackupService {
     if (startChain && mode !== 'off') {
       const pre = await withClient(o.databaseUrl, async (c) => {
         const p = await checkPrerequisites(c)
-        if (p.ok) fullsOnly = (await syncPublication(c)).leftOut
+        if (p.ok)
+          try {
+            fullsOnly = (await syncPublication(c)).leftOut
+          } catch (e) {
+            // No chain rather than no backup: the full goes on, and says what to do.
+            p.ok = false
+            p.problems.push(
+              `The publication ${PUBLICATION} could not be updated (${(e as Error).message}): the backup role must own it and the tables it publishes (or be a superuser); as a superuser run ALTER PUBLICATION ${PUBLICATION} OWNER TO <backup role>;.`,
+            )
+          }
         return p
       })
       if (pre.ok) slot = slotNameFor(setId)

@@ -82,7 +82,7 @@ export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequ
   const publication: Prerequisites['publication'] = r.publication ? 'exists' : r.is_super ? 'will be created' : 'cannot be created'
   if (publication === 'cannot be created')
     problems.push(
-      `The publication ${PUBLICATION} is missing and the backup role may not create it: run CREATE PUBLICATION ${PUBLICATION}; as a superuser (the backups add the tables to it).`,
+      `The publication ${PUBLICATION} is missing and the backup role may not create it: as a superuser run CREATE PUBLICATION ${PUBLICATION}; ALTER PUBLICATION ${PUBLICATION} OWNER TO <backup role>; (the backups add the tables with a replica identity to it, which needs the backup role to own them).`,
     )
   const notes = tablesWithoutReplicaIdentity.length ? [fullsOnlyNote(tablesWithoutReplicaIdentity.map((t) => t.table))] : []
   return {
