@@ -493,3 +493,36 @@ describe('a backup role that may not change the publication', () => {
     }
   }, 60_000)
 })
+
+describe('the agent and a migration', () => {
+  it('ends the chain soon after a schema change, without waiting for the next scheduled incremental', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'watch')
+    await seedExamforge(db.url, 0.02)
+    const env = { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-watch-')), BACKUP_INCREMENTAL: 'on' }
+    const ops = await openOps(env)
+    // Incrementals every hour: only the schema watch can act within the test.
+    const agent = await openOps({ ...env, BACKUP_INCREMENTAL_EVERY: '1h', BACKUP_SCHEMA_WATCH: '1s' }, { backupSchedule: true })
+    try {
+      await backupNow(ops, 'full')
+      await query(db.url, `UPDATE teams SET name = 'before' WHERE id = 1`)
+      await query(db.url, `ALTER TABLE teams ADD COLUMN region text; UPDATE teams SET region = 'eu' WHERE id = 2`)
+      const two = (await waitFor(
+        async () => {
+          const list = chains(await readCatalog(ops.backups.storage()))
+          return list.length === 2 ? list : null
+        },
+        'a new chain after the schema change',
+        60_000,
+      ))!
+      const old = two[1].sets.at(-1)!
+      expect(old.type).toBe('incremental')
+      expect(old.endsChain?.cut?.table).toBe('public.teams')
+      expect(old.changes).toMatchObject({ updates: 1 }) // the change before the new shape is kept
+      expect((await slotOf(db.url)).map((s) => s.slot_name)).toEqual([two[0].full.snapshot.slot])
+    } finally {
+      await agent.close()
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 90_000)
+})

@@ -22,7 +22,8 @@ import {
 } from './changes/slot'
 import { parseCompression } from './compression'
 import { resolveKey } from './crypto'
-import { runFullBackup } from './full'
+import { runFullBackup, schemaHash } from './full'
+import { captureSchema } from './schema-capture'
 import { runIncremental, SchemaChanged } from './incremental'
 import { newSetId, type Manifest } from './manifest'
 import { verifySet } from './verify'
@@ -131,6 +132,7 @@ export class BackupService {
           return { ...r, droppedSlots: dropped, note: [r.note, said].filter(Boolean).join(' ') }
         } finally {
           this.running = null
+          this.followed = undefined // the chain may have moved: read again when next asked
         }
       },
       actor,
@@ -166,6 +168,35 @@ export class BackupService {
         })
       }
       return dropped
+    })
+  }
+
+  /** The schema hash of the chain incrementals follow (read from the catalog once after each backup). */
+  private followed: { schemaHash: string | null; at: number } | undefined = undefined
+
+  /**
+   * Whether the schema changed since the chain incrementals follow was taken (false with no chain, or
+   * while a backup runs). The agent asks this often, so a migration ends the chain within a minute
+   * instead of at the next scheduled incremental: the moments between the first row of a new shape and
+   * the next full are the only ones no chain covers, and this keeps them few.
+   */
+  async schemaChangedSinceChain(): Promise<boolean> {
+    if (this.running) return false
+    // Read again after each backup here, and every few minutes (another process may back up too).
+    if (!this.followed || Date.now() - this.followed.at > 5 * 60_000) {
+      const chain = chains(await this.list()).find((c) => c.full.snapshot.slot)
+      const last = chain?.sets.at(-1)
+      this.followed = { schemaHash: last && !last.endsChain ? last.schemaHash : null, at: Date.now() }
+    }
+    const hash = this.followed.schemaHash
+    if (!hash) return false
+    return withClient(this.url(), async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      try {
+        return schemaHash(await captureSchema(c)) !== hash
+      } finally {
+        await c.query('ROLLBACK').catch(() => {})
+      }
     })
   }
 
