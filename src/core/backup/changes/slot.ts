@@ -198,7 +198,7 @@ export async function chainAdvice(client: pg.ClientBase): Promise<string> {
   let rate: number | null = null
   try {
     const { rows } = await client.query<{ per_hour: string | null }>(
-      `SELECT (wal_bytes / GREATEST(EXTRACT(EPOCH FROM now() - stats_reset), 60) * 3600)::bigint::text AS per_hour FROM pg_stat_wal`,
+      `SELECT (wal_bytes / GREATEST(EXTRACT(EPOCH FROM now() - stats_reset), 60) * 3600)::bigint::text AS per_hour FROM pg_stat_wal WHERE stats_reset IS NOT NULL`,
     )
     rate = rows[0]?.per_hour ? Number(rows[0].per_hour) : null
   } catch {
