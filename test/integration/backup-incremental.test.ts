@@ -526,3 +526,39 @@ describe('the agent and a migration', () => {
     }
   }, 90_000)
 })
+
+describe('a table that cannot be added to the publication right now', () => {
+  it('does not wait behind the lock: the full goes on without a chain, says why, and the next backup starts one', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'publock')
+    await seedExamforge(db.url, 0.02)
+    const ops = await openOps({
+      DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-publock-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    // As a long VACUUM, ANALYZE or CREATE INDEX CONCURRENTLY would: readers pass, adding the table to a publication waits.
+    const holder = new pg.Client({ connectionString: db.url })
+    await holder.connect()
+    try {
+      await query(db.url, `CREATE TABLE badges (id int PRIMARY KEY, name text)`)
+      await holder.query(`BEGIN; LOCK TABLE badges IN SHARE UPDATE EXCLUSIVE MODE`)
+      const t0 = Date.now()
+      const r = await backupNow(ops, 'full')
+      expect(Date.now() - t0).toBeLessThan(60_000)
+      expect(r.type).toBe('full')
+      expect(r.note).toMatch(
+        /not possible yet: The publication examforge_ops could not be updated \(canceling statement due to lock timeout\): another session holds a lock .* the next backup tries again/,
+      )
+      expect(await slotOf(db.url)).toHaveLength(0)
+      await holder.query('ROLLBACK')
+      const next = await backupNow(ops, 'incremental')
+      expect(next.type).toBe('full')
+      expect(await slotOf(db.url)).toHaveLength(1)
+      expect((await publishedTables(db.url)).tables).toContain('public.badges')
+    } finally {
+      await holder.end().catch(() => {})
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 90_000)
+})

@@ -290,7 +290,9 @@ export class BackupService {
             // No chain rather than no backup: the full goes on, and says what to do.
             p.ok = false
             p.problems.push(
-              `The publication ${PUBLICATION} could not be updated (${(e as Error).message}): the backup role must own it and the tables it publishes (or be a superuser); as a superuser run ALTER PUBLICATION ${PUBLICATION} OWNER TO <backup role>;.`,
+              (e as { code?: string }).code === '55P03'
+                ? `The publication ${PUBLICATION} could not be updated (${(e as Error).message}): another session holds a lock on a table it needs to add (a VACUUM, ANALYZE or index build?); the next backup tries again.`
+                : `The publication ${PUBLICATION} could not be updated (${(e as Error).message}): the backup role must own it and the tables it publishes (or be a superuser); as a superuser run ALTER PUBLICATION ${PUBLICATION} OWNER TO <backup role>;.`,
             )
           }
         return p

@@ -107,6 +107,8 @@ export async function syncPublication(
 ): Promise<{ added: string[]; removed: string[]; leftOut: string[]; leftOutKeys: string[] }> {
   await client.query('BEGIN')
   try {
+    // Adding a table takes a brief lock on it: never queue behind a long transaction (and make the application queue behind us).
+    await client.query(`SET LOCAL lock_timeout = '5s'`)
     const { rows: pub } = await client.query<{ oid: number; all: boolean }>(
       'SELECT oid::int, puballtables AS all FROM pg_publication WHERE pubname = $1',
       [PUBLICATION],
