@@ -109,7 +109,12 @@ class Shapes {
     if (!k) return null
     const names = r.columns.map((c) => c.name)
     const sig = r.columns.map((c) => `${c.name}:${c.typeOid}`).join(',')
-    if (names.join('\u0000') !== k.columns.join('\u0000')) return `its columns changed (${k.columns.join(', ')} → ${names.join(', ')})`
+    if (names.join('\u0000') !== k.columns.join('\u0000')) {
+      const added = names.filter((n) => !k.columns.includes(n))
+      const dropped = k.columns.filter((n) => !names.includes(n))
+      const what = [...added.map((n) => `${n} added`), ...dropped.map((n) => `${n} dropped`)]
+      return `its columns changed: ${what.length ? what.slice(0, 6).join(', ') + (what.length > 6 ? ', ...' : '') : 'reordered'}`
+    }
     if (k.types && r.columns.some((c, i) => c.typeOid !== k.types![i])) return 'a column changed type'
     const before = this.seen.get(`${r.schema}.${r.name}`)
     this.seen.set(`${r.schema}.${r.name}`, sig)
