@@ -500,10 +500,12 @@ describe('the agent and a migration', () => {
     await seedExamforge(db.url, 0.02)
     const env = { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-watch-')), BACKUP_INCREMENTAL: 'on' }
     const ops = await openOps(env)
-    // Incrementals every hour: only the schema watch can act within the test.
-    const agent = await openOps({ ...env, BACKUP_INCREMENTAL_EVERY: '1h', BACKUP_SCHEMA_WATCH: '1s' }, { backupSchedule: true })
+    let agent: Ops | null = null
     try {
       await backupNow(ops, 'full')
+      // The agent, started once the chain exists (it reads the catalog after its own backups and every two
+      // minutes). Incrementals every hour: only the schema watch can act within the test.
+      agent = await openOps({ ...env, BACKUP_INCREMENTAL_EVERY: '1h', BACKUP_SCHEMA_WATCH: '1s' }, { backupSchedule: true })
       await query(db.url, `UPDATE teams SET name = 'before' WHERE id = 1`)
       await query(db.url, `ALTER TABLE teams ADD COLUMN region text; UPDATE teams SET region = 'eu' WHERE id = 2`)
       const two = (await waitFor(
@@ -520,7 +522,7 @@ describe('the agent and a migration', () => {
       expect(old.changes).toMatchObject({ updates: 1 }) // the change before the new shape is kept
       expect((await slotOf(db.url)).map((s) => s.slot_name)).toEqual([two[0].full.snapshot.slot])
     } finally {
-      await agent.close()
+      await agent?.close()
       await ops.close()
       await dropSlotsAndDb(db)
     }

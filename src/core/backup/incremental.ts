@@ -5,10 +5,9 @@ import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
 import type { LogicalReplicationService } from 'pg-logical-replication'
-import { logicalReplication } from '../deps/lazy'
-import type pgTypes from 'pg'
 import { PgoutputDecoder, lsnToBigInt, lsnToString, type PgoutputMessage, type Relation, type Tuple } from './changes/pgoutput'
-import { PUBLICATION } from './changes/slot'
+import { readSlot, slotIdle, type ReadOptions } from './changes/read-slot'
+import { findCut, Shapes } from './changes/shapes'
 import { extensionFor, type CompressionParams } from './compression'
 import type { EncryptionParams } from './crypto'
 import { qname, schemaHash, STABLE_SESSION } from './full'
@@ -48,20 +47,6 @@ export class SchemaChanged extends Error {
   }
 }
 
-/** pgoutput through pg-logical-replication's streaming, decoded by our decoder (exact text values). */
-class RawPgoutputPlugin {
-  constructor(readonly options: { decoder: PgoutputDecoder }) {}
-  get name() {
-    return 'pgoutput'
-  }
-  parse(buffer: Buffer) {
-    return this.options.decoder.decode(buffer)
-  }
-  start(client: pgTypes.Client, slot: string, lsn: string) {
-    return client.query(`START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (proto_version '1', publication_names '${PUBLICATION}')`)
-  }
-}
-
 /**
  * One line of the change stream (JSON Lines): a transaction's begin, its changes, its commit.
  * Values are PostgreSQL's text output, so replay writes back exactly what was there.
@@ -86,181 +71,6 @@ function identity(r: Relation, key: Tuple | null, old: Tuple | null, fallback: T
   const out: Tuple = {}
   for (const c of r.columns) if (c.key) out[c.name] = fallback[c.name]
   return out
-}
-
-/**
- * The shapes the chain knows, from its full: a row of another shape (a column added, dropped, renamed or
- * retyped since) cannot be replayed onto the chain's schema. Relations the full does not hold (created
- * since) are not followed: their data comes from the next full.
- */
-class Shapes {
-  private known = new Map<string, { columns: string[]; types: number[] | null }>()
-  /** The first description of each relation read in this stream (for sets that recorded no types). */
-  private seen = new Map<string, string>()
-  constructor(full: Manifest) {
-    for (const t of full.tables) this.known.set(`${t.schema}.${t.name}`, { columns: t.columns, types: t.types?.length ? t.types : null })
-  }
-  follows(r: Relation): boolean {
-    return this.known.has(`${r.schema}.${r.name}`)
-  }
-  /** Why this relation's rows cannot be replayed onto the chain's schema, or null. */
-  differs(r: Relation): string | null {
-    const k = this.known.get(`${r.schema}.${r.name}`)
-    if (!k) return null
-    const names = r.columns.map((c) => c.name)
-    const sig = r.columns.map((c) => `${c.name}:${c.typeOid}`).join(',')
-    if (names.join('\u0000') !== k.columns.join('\u0000')) {
-      const added = names.filter((n) => !k.columns.includes(n))
-      const dropped = k.columns.filter((n) => !names.includes(n))
-      const what = [...added.map((n) => `${n} added`), ...dropped.map((n) => `${n} dropped`)]
-      return `its columns changed: ${what.length ? what.slice(0, 6).join(', ') + (what.length > 6 ? ', ...' : '') : 'reordered'}`
-    }
-    if (k.types && r.columns.some((c, i) => c.typeOid !== k.types![i])) return 'a column changed type'
-    const before = this.seen.get(`${r.schema}.${r.name}`)
-    this.seen.set(`${r.schema}.${r.name}`, sig)
-    if (before && before !== sig) return 'a column changed type'
-    return null
-  }
-}
-
-interface ReadOptions {
-  url: string
-  slot: string
-  /** Answered to keepalives: nothing is confirmed while reading. */
-  holdAt: string
-  targetLsn: bigint
-  signal: AbortSignal
-  decoder: PgoutputDecoder
-  /** Handle one message in order; true once everything wanted is in. */
-  onMessage(m: PgoutputMessage): boolean
-  /** Whether a transaction is open (a heartbeat past the target ends the read only outside one). */
-  inTxn(): boolean
-  /** Receives the socket's pause/resume, for backpressure. */
-  flow?(pause: () => void, resume: () => void): void
-  /** Ends the read with its error when it rejects (storage failed). */
-  failure?: Promise<unknown>
-}
-
-/**
- * Read the chain's slot from its confirmed position up to a target, without confirming anything
- * (the standby-status timer is off; keepalives are answered with the parent's point). Returns the
- * open stream (to confirm once the set is stored) and the time spent waiting for the server.
- */
-async function readSlot(r: ReadOptions): Promise<{ stream: LogicalReplicationService; fetchMs: number }> {
-  const { LogicalReplicationService } = await logicalReplication()
-  const stream = new LogicalReplicationService(
-    { connectionString: r.url, application_name: 'examforge-ops:incremental' },
-    { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-  )
-  let fetchMs = 0
-  let lastMessageAt = performance.now()
-  const socket = () => (stream as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
-  r.flow?.(
-    () => socket()?.pause(),
-    () => socket()?.resume(),
-  )
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let finished = false
-      const finish = (e?: unknown) => {
-        if (finished) return
-        finished = true
-        clearInterval(idle)
-        r.signal.removeEventListener('abort', onAbort)
-        if (e) reject(e)
-        else resolve()
-      }
-      const onAbort = () => finish(r.signal.reason ?? new Error('cancelled'))
-      r.signal.addEventListener('abort', onAbort, { once: true })
-      // Messages arrive in order and are handled synchronously, in order.
-      stream.on('data', (_lsn: string, m: PgoutputMessage) => {
-        if (finished) return
-        const f0 = performance.now()
-        fetchMs += f0 - lastMessageAt
-        try {
-          if (r.onMessage(m)) finish()
-        } catch (e) {
-          finish(e)
-        }
-        lastMessageAt = performance.now()
-      })
-      // Caught up: the server's position passed the target outside a transaction.
-      stream.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-        if (!finished && !r.inTxn() && lsnToBigInt(lsn) >= r.targetLsn) finish()
-        else if (shouldRespond) void stream.acknowledge(r.holdAt)
-      })
-      stream.on('error', (e: Error) => finish(e))
-      // If the server is quiet, ask it where it is (the answer arrives as a heartbeat).
-      const idle = setInterval(() => {
-        if (!finished && performance.now() - lastMessageAt > 250) void stream.acknowledge(r.holdAt, true)
-      }, 100)
-      r.failure?.catch((e) => finish(e))
-      stream.subscribe(new RawPgoutputPlugin({ decoder: r.decoder }), r.slot, '0/0').catch((e) => finish(e))
-    })
-  } catch (e) {
-    await stream.stop().catch(() => {})
-    throw e
-  }
-  return { stream, fetchMs }
-}
-/**
- * Wait until nobody reads the slot: the server ends the walsender of a read that just stopped a moment
- * after its connection closes, and a slot serves one reader at a time.
- */
-async function slotIdle(c: pg.Client, slot: string, signal: AbortSignal, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    signal.throwIfAborted()
-    const { rows } = await c.query<{ pid: number | null }>(`SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1`, [
-      slot,
-    ])
-    if (!rows[0]?.pid) return
-    if (Date.now() > deadline)
-      throw new OpsError(
-        'slot_busy',
-        `The chain's replication slot ${slot} is being read by another session (pid ${rows[0].pid}): is another backup running? Wait for it, then try again.`,
-      )
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
-/**
- * Where a final incremental must stop: the first transaction (after the parent's point, before the
- * target) with a row of a shape the chain does not know. Read once without storing anything.
- */
-async function findCut(
-  base: Omit<ReadOptions, 'onMessage' | 'inTxn' | 'decoder'>,
-  parentPoint: bigint,
-  shapes: Shapes,
-): Promise<NonNullable<NonNullable<Manifest['endsChain']>['cut']> | null> {
-  let inTxn = false
-  let open = false
-  let current: { lsn: string; time: string } | null = null
-  let cut: NonNullable<NonNullable<Manifest['endsChain']>['cut']> | null = null
-  const decoder = new PgoutputDecoder()
-  const { stream } = await readSlot({
-    ...base,
-    decoder,
-    inTxn: () => open,
-    onMessage: (m) => {
-      if (m.tag === 'begin') {
-        if (lsnToBigInt(m.finalLsn) >= base.targetLsn) return true
-        open = true
-        inTxn = lsnToBigInt(m.finalLsn) >= parentPoint
-        current = { lsn: m.finalLsn, time: m.commitTime }
-      } else if (m.tag === 'commit') inTxn = open = false
-      else if (inTxn && current && (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete')) {
-        const why = shapes.follows(m.relation) ? shapes.differs(m.relation) : null
-        if (why) {
-          cut = { ...current, table: `${m.relation.schema}.${m.relation.name}`, change: why }
-          return true
-        }
-      }
-      return false
-    },
-  })
-  await stream.stop().catch(() => {})
-  return cut
 }
 
 /**

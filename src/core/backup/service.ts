@@ -182,8 +182,8 @@ export class BackupService {
    */
   async schemaChangedSinceChain(): Promise<boolean> {
     if (this.running) return false
-    // Read again after each backup here, and every few minutes (another process may back up too).
-    if (!this.followed || Date.now() - this.followed.at > 5 * 60_000) {
+    // Read again after each backup here, and every two minutes (another process may back up too).
+    if (!this.followed || Date.now() - this.followed.at > 2 * 60_000) {
       const chain = chains(await this.list()).find((c) => c.full.snapshot.slot)
       const last = chain?.sets.at(-1)
       this.followed = { schemaHash: last && !last.endsChain ? last.schemaHash : null, at: Date.now() }
