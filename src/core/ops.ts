@@ -138,7 +138,7 @@ export async function createOps(opts: OpsOptions) {
       stripeProbe({ secretKey: config.stripe.secretKey, apiBase: config.stripe.apiBase, timeoutMs: config.probeTimeoutMs }),
       appProbe({ url: appUrl, healthPath: config.app.healthPath, keyword: config.app.keyword, timeoutMs: config.probeTimeoutMs }),
       hostProbe(config.host),
-      backupSlotProbe({ url: databaseUrl, warnBytes: config.backup.slotWarnBytes }),
+      backupSlotProbe({ url: databaseUrl, warnBytes: config.backup.slotWarnBytes, catalog: () => backups.list() }),
     ],
     timeoutMs: config.probeTimeoutMs,
     intervalS: config.healthIntervalS,

@@ -30,7 +30,9 @@ ${openUsage}
                             Run every health check once. Exit 0 all healthy, 1 any degraded, 2 any unhealthy.
   backup full|incremental [--json]
                             A consistent full backup to LOCAL_BACKUP_PATH or BACKUP_S3_BUCKET, or every change since the
-                            last set (a full instead when there is no chain yet or the schema changed; it says so).
+                            last set (a full instead when there is no chain yet or the schema changed: the old chain
+                            then first keeps its changes up to the change; it says so). Slots of backups that did not
+                            finish are dropped first.
   backups list [--json]     The catalog, read from the manifests in storage (works while the database is down).
   backups verify <set-id> [--json]
                             Re-read every object of a set: size, SHA-256, decryption, decompression, row digests.
@@ -196,8 +198,11 @@ export async function main(argv: string[]): Promise<number> {
                 ? 'Incremental backups are possible.\n'
                 : `Incremental backups are not possible yet:\n${p.problems.map((x) => `- ${x}`).join('\n')}\n`,
             )
+            for (const n of p.notes) process.stdout.write(`Note: ${n}\n`)
             for (const s of slots)
-              process.stdout.write(`slot ${s.name}: ${s.walStatus}, retains ${formatBytes(s.retainedBytes)}${s.active ? ', active' : ''}\n`)
+              process.stdout.write(
+                `slot ${s.name}: ${s.walStatus}, retains ${formatBytes(s.retainedBytes)}${s.active ? ', active' : ''}${s.orphan ? ', used by no backup chain (a backup that did not finish left it): drop it with "examforge-ops backups drop-slot ' + s.name + ' --yes"' : ''}\n`,
+              )
           }
           return p.ok ? 0 : 1
         })

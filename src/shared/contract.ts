@@ -95,6 +95,7 @@ export const methods = {
       publication: z.enum(['exists', 'will be created', 'cannot be created']),
       tablesWithoutReplicaIdentity: z.array(z.object({ table: z.string(), fix: z.string() })),
       problems: z.array(z.string()),
+      notes: z.array(z.string()),
       slots: z.array(
         z.object({
           name: z.string(),
@@ -102,6 +103,8 @@ export const methods = {
           walStatus: z.string().nullable(),
           retainedBytes: z.number(),
           confirmedFlushLsn: z.string().nullable(),
+          /** Used by no backup chain (a backup that did not finish left it): it holds WAL for nothing. */
+          orphan: z.boolean(),
         }),
       ),
     }),

@@ -132,6 +132,10 @@ export const restorePoints = z.object({
       from: z.string(),
       to: z.string(),
       sets: z.array(z.object({ setId: z.string(), type: z.string(), snapshotTime: z.string() })),
+      /** The chain's last set ends it at a schema change (a new full starts the next chain). */
+      endsAtSchemaChange: z.boolean(),
+      /** What the range does not say: where it ends and why, and tables restored only as of the full. */
+      note: z.string().nullable(),
     }),
   ),
   safety: z.array(z.object({ setId: z.string(), snapshotTime: z.string(), tables: z.number() })),

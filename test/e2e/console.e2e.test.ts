@@ -238,6 +238,10 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
       await blocker.end()
     }
     await expect.poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 }).toMatch(/Backup succeeded/)
+    // A full with no chain says what that means for point-in-time restore, how to turn incrementals on and their cost.
+    expect(await page.getByTestId('backup-outcome').textContent()).toMatch(
+      /point-in-time restore needs incremental backups\. Turn them on with BACKUP_INCREMENTAL_EVERY=15m .*keeps the WAL written between two incrementals/,
+    )
     await expect.poll(() => page.getByTestId('backup-set').count()).toBe(1)
     // The set that finished after the reload is listed as what it is: complete.
     await expect.poll(() => page.getByTestId('backup-set').first().textContent()).toMatch(/complete/)

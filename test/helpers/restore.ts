@@ -21,9 +21,10 @@ export async function tableRows(url: string, table: string): Promise<string[]> {
   await c.connect()
   try {
     await c.query(STABLE_SESSION)
-    let text = ''
-    for await (const chunk of c.query(copyTo(`COPY (SELECT * FROM ONLY ${rel}) TO STDOUT`))) text += chunk
-    return text.split('\n').filter(Boolean).sort()
+    // Decoded once at the end: a chunk may end inside a multi-byte character.
+    const chunks: Buffer[] = []
+    for await (const chunk of c.query(copyTo(`COPY (SELECT * FROM ONLY ${rel}) TO STDOUT`))) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean).sort()
   } finally {
     await c.end()
   }

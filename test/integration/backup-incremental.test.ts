@@ -1,11 +1,16 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createGunzip } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { chains, readCatalog } from '../../src/core/backup/catalog'
-import type { ChangeLine } from '../../src/core/backup/incremental'
+import { runIncremental, type ChangeLine } from '../../src/core/backup/incremental'
+import { schemaHash } from '../../src/core/backup/full'
+import { captureSchema } from '../../src/core/backup/schema-capture'
+import { parseCompression } from '../../src/core/backup/compression'
+import { newSetId } from '../../src/core/backup/manifest'
+import pg from 'pg'
 import type { Manifest } from '../../src/core/backup/manifest'
 import type { BackupResult } from '../../src/core/backup/service'
 import { loadConfig } from '../../src/core/config/config'
@@ -14,6 +19,8 @@ import { createOps, type Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
 import { seedExamforge } from '../helpers/seed'
+import { cli } from '../helpers/cli'
+import { waitFor } from '../helpers/wait'
 
 const root = resolve(__dirname, '../..')
 
@@ -209,11 +216,12 @@ describe('a slot only when incrementals are in use', () => {
 })
 
 describe('incremental prerequisites', () => {
-  it('lists every table without a replica identity with the exact fix, and a full still works without a chain', async () => {
+  it('a table without a replica identity does not stop a chain: it is left out of the publication, listed with its fix, and keeps working', async () => {
     const db = await createDatabase(inject('pgUrl'), 'pre')
     await query(
       db.url,
-      `CREATE TABLE "Keyless Table" (v int); INSERT INTO "Keyless Table" VALUES (1); CREATE TABLE keyed (id int PRIMARY KEY)`,
+      `CREATE TABLE "Keyless Table" (v int); INSERT INTO "Keyless Table" VALUES (1); CREATE TABLE keyed (id int PRIMARY KEY);
+       CREATE PUBLICATION examforge_ops FOR ALL TABLES;`, // as earlier versions made it
     )
     const ops = await createOps({
       config: loadConfig({
@@ -226,21 +234,333 @@ describe('incremental prerequisites', () => {
     })
     try {
       const p = await ops.backups.prerequisites()
-      expect(p.ok).toBe(false)
+      expect(p.ok).toBe(true)
       expect(p.tablesWithoutReplicaIdentity).toEqual([
         { table: 'public."Keyless Table"', fix: 'ALTER TABLE public."Keyless Table" REPLICA IDENTITY FULL;  -- or add a primary key' },
       ])
+      expect(p.notes.join(' ')).toMatch(/backed up by full backups only .*public."Keyless Table"/)
       const r = await backupNow(ops, 'incremental')
       expect(r.type).toBe('full')
-      expect(r.note).toMatch(/not possible yet: .*REPLICA IDENTITY FULL/)
-      expect(await slotOf(db.url)).toHaveLength(0)
+      expect(r.fullsOnly).toEqual(['public."Keyless Table"'])
+      expect(r.note).toMatch(/backed up by full backups only .*public."Keyless Table"/)
+      expect(await slotOf(db.url)).toHaveLength(1)
+      // The old publication FOR ALL TABLES was replaced by one that holds only tables with a replica identity.
+      expect(await publishedTables(db.url)).toEqual({ all: false, tables: ['public.keyed'] })
+      await query(db.url, `UPDATE "Keyless Table" SET v = 2; DELETE FROM "Keyless Table" WHERE v = 2; INSERT INTO keyed VALUES (1)`)
+      const inc = await backupNow(ops, 'incremental')
+      expect(inc.type).toBe('incremental')
+      expect(inc.fullsOnly).toEqual(['public."Keyless Table"'])
+      expect(inc.note).toMatch(/backed up by full backups only/)
+      expect(inc.changes).toMatchObject({ inserts: 1, updates: 0, deletes: 0 })
       const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
-      expect((await backupSlotProbe({ url: db.url, warnBytes: 1 }).run(new AbortController().signal)).status).toBe('not_configured')
-      // No publication was created, so the keyless table's updates keep working.
-      await query(db.url, `UPDATE "Keyless Table" SET v = 2`)
+      const health = await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3 }).run(new AbortController().signal)
+      expect(health.status).toBe('healthy')
+      expect(health.reason).toMatch(/backed up by full backups only .*public."Keyless Table"/)
     } finally {
       await ops.close()
       await dropSlotsAndDb(db)
     }
   })
+})
+
+async function publishedTables(url: string) {
+  const [pub] = await query<{ all: boolean }>(url, `SELECT puballtables AS all FROM pg_publication WHERE pubname = 'examforge_ops'`)
+  const tables = await query<{ t: string }>(
+    url,
+    `SELECT schemaname || '.' || tablename AS t FROM pg_publication_tables WHERE pubname = 'examforge_ops' ORDER BY 1`,
+  )
+  return { all: pub?.all ?? null, tables: tables.map((t) => t.t) }
+}
+
+describe('tables created while a chain runs', () => {
+  it('a new table without a key keeps its updates and deletes in production, is reported, and one with a key is added to the publication', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'newtab')
+    await seedExamforge(db.url, 0.02)
+    const ops = await openOps({
+      DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-newtab-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    try {
+      expect((await backupNow(ops, 'full')).fullsOnly).toEqual([])
+      // As a Prisma migration makes an implicit many-to-many table: no primary key.
+      await query(
+        db.url,
+        `CREATE TABLE "_UserTeams" ("A" int NOT NULL, "B" int NOT NULL); CREATE UNIQUE INDEX "_UserTeams_AB" ON "_UserTeams" ("A", "B")`,
+      )
+      await query(db.url, `INSERT INTO "_UserTeams" VALUES (1, 1), (2, 1)`)
+      await query(db.url, `UPDATE "_UserTeams" SET "B" = 2 WHERE "A" = 1; DELETE FROM "_UserTeams" WHERE "A" = 2`)
+      await query(db.url, `CREATE TABLE badges (id int PRIMARY KEY, name text); INSERT INTO badges VALUES (1, 'first')`)
+      const r = await backupNow(ops, 'incremental') // the schema changed: the chain ends and a full starts the next
+      expect(r.type).toBe('full')
+      expect(r.fullsOnly).toEqual(['public."_UserTeams"'])
+      // The fix offered uses the unique index the table already has.
+      expect((await ops.backups.prerequisites()).tablesWithoutReplicaIdentity).toEqual([
+        {
+          table: 'public."_UserTeams"',
+          fix: 'ALTER TABLE public."_UserTeams" REPLICA IDENTITY USING INDEX "_UserTeams_AB";  -- or add a primary key',
+        },
+      ])
+      expect(r.note).toMatch(/public."_UserTeams"/)
+      expect((await publishedTables(db.url)).tables).toContain('public.badges')
+      expect((await publishedTables(db.url)).tables).not.toContain('public._UserTeams')
+      // Still fine after the backup, and in the next incremental.
+      await query(db.url, `UPDATE "_UserTeams" SET "B" = 3; DELETE FROM "_UserTeams"; UPDATE badges SET name = 'renamed'`)
+      const inc = await backupNow(ops, 'incremental')
+      expect(inc.type).toBe('incremental')
+      expect(inc.changes).toMatchObject({ updates: 1, deletes: 0 })
+      expect(inc.fullsOnly).toEqual(['public."_UserTeams"'])
+      const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
+      const health = await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3 }).run(new AbortController().signal)
+      expect(health.reason).toMatch(/public."_UserTeams"/)
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  })
+})
+
+describe('a full without a chain', () => {
+  it('says that point-in-time restore needs incrementals, how to turn them on and what their slot costs (CLI)', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'nochain')
+    await seedExamforge(db.url, 0.02)
+    try {
+      const out = await cli(['backup', 'full'], { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-nochain-')) })
+      expect(out.code, out.stderr).toBe(0)
+      expect(out.stdout).toMatch(
+        /Note: This full backup started no chain, so it restores only its own moment: point-in-time restore needs incremental backups\./,
+      )
+      expect(out.stdout).toMatch(/BACKUP_INCREMENTAL_EVERY=15m .* BACKUP_INCREMENTAL=on/)
+      expect(out.stdout).toMatch(/keeps the WAL written between two incrementals on the database server: about [\d.]+ [KMG]?B an hour/)
+      expect(await slotOf(db.url)).toHaveLength(0)
+      // Turned off on purpose: nothing to say.
+      const off = await cli(['backup', 'full', '--json'], {
+        DATABASE_URL: db.url,
+        LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-nochain-')),
+        BACKUP_INCREMENTAL: 'off',
+      })
+      expect(JSON.parse(off.stdout).result.note).toBeNull()
+    } finally {
+      await dropSlotsAndDb(db)
+    }
+  })
+})
+
+describe('slots of backups that did not finish', () => {
+  it('a full killed mid-way leaves its slot: Health names it with the WAL it holds, and the next backup drops it, never the chain’s', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'orphan')
+    await seedExamforge(db.url, 0.3)
+    const dir = mkdtempSync(join(tmpdir(), 'ops-orphan-'))
+    const env = { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: dir, BACKUP_INCREMENTAL: 'on', BACKUP_CHUNK_MB: '1', BACKUP_PARALLELISM: '1' }
+    const ops = await openOps(env)
+    try {
+      await backupNow(ops, 'full')
+      const [live] = await slotOf(db.url)
+      // A second full, killed once it has started writing data: its new slot stays behind.
+      const killed = await new Promise<string | null>((done) => {
+        const child = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'backup', 'full'], {
+          env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_DATA_DIR: mkdtempSync(join(tmpdir(), 'ops-orphan-d-')), ...env },
+          stdio: 'ignore',
+        })
+        const timer = setInterval(() => {
+          const running = readdirSync(join(dir, 'sets')).filter((s) => !existsSync(join(dir, 'sets', s, 'manifest.json')))
+          if (running.some((s) => existsSync(join(dir, 'sets', s, 'data')))) {
+            clearInterval(timer)
+            child.kill('SIGKILL')
+          }
+        }, 5)
+        child.on('exit', (_c, signal) => {
+          clearInterval(timer)
+          done(signal)
+        })
+      })
+      expect(killed).toBe('SIGKILL')
+      const slots = await slotOf(db.url)
+      expect(slots).toHaveLength(2)
+      const orphan = slots.find((s) => s.slot_name !== live.slot_name)!.slot_name
+      // Its sessions end once the server notices the process is gone.
+      await waitFor(async () => (await ops.backups.slots()).find((s) => s.name === orphan)?.orphan, 'the killed backup’s sessions to end')
+      expect((await ops.backups.slots()).find((s) => s.name === live.slot_name)?.orphan).toBe(false)
+      await query(db.url, `UPDATE users SET "displayName" = 'while orphaned' WHERE id = 1`)
+      const { backupSlotProbe } = await import('../../src/core/health/probes/backup-slot')
+      const health = await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3, catalog: () => ops.backups.list() }).run(
+        new AbortController().signal,
+      )
+      expect(health.status).toBe('degraded')
+      expect(health.reason).toMatch(
+        new RegExp(
+          `The slot ${orphan} is used by no backup chain .* holds [\\d.]+ [KMG]?B of WAL: drop it on the Backups page .*drop-slot`,
+        ),
+      )
+      expect(health.details?.orphans).toMatch(orphan)
+      // The next backup (an incremental of the live chain) drops it, and says so.
+      const inc = await backupNow(ops, 'incremental')
+      expect(inc.type).toBe('incremental')
+      expect(inc.changes!.updates).toBe(1)
+      expect(inc.droppedSlots.map((d) => d.name)).toEqual([orphan])
+      expect(inc.note).toMatch(new RegExp(`Dropped the replication slot ${orphan} .* that a backup which did not finish left behind`))
+      expect((await slotOf(db.url)).map((s) => s.slot_name)).toEqual([live.slot_name])
+      const audit = await query<{ target: string }>(db.url, `SELECT target FROM ops.audit_log WHERE action = 'backup.drop-orphan-slot'`)
+      expect(audit.map((a) => a.target)).toEqual([orphan])
+      expect(
+        (await backupSlotProbe({ url: db.url, warnBytes: 1024 ** 3, catalog: () => ops.backups.list() }).run(new AbortController().signal))
+          .status,
+      ).toBe('healthy')
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 120_000)
+})
+
+describe('a table that changes shape while an incremental reads the stream', () => {
+  it('stores nothing of the new shape: a normal incremental stops and says the chain must end; a final one stops just before it', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'shape')
+    await seedExamforge(db.url, 0.02)
+    const ops = await openOps({
+      DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-shape-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    try {
+      await backupNow(ops, 'full')
+      const chain = chains(await readCatalog(ops.backups.storage()))[0]
+      await query(db.url, `UPDATE teams SET name = 'before the change' WHERE id = 1`)
+      await query(db.url, `ALTER TABLE teams ADD COLUMN region text`)
+      await query(db.url, `UPDATE teams SET region = 'eu' WHERE id = 2`)
+      // As if the schema check had run just after the change: the parent's hash is the current schema's.
+      const c = new pg.Client({ connectionString: db.url })
+      await c.connect()
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
+      const current = schemaHash(await captureSchema(c))
+      await c.end()
+      const o = {
+        databaseUrl: db.url,
+        storage: ops.backups.storage(),
+        compression: parseCompression('gzip:1'),
+        encryption: null,
+        full: chain.full,
+        parent: { ...chain.full, schemaHash: current },
+      }
+      const ctx = { signal: new AbortController().signal, onProgress: () => {} }
+      await expect(runIncremental(newSetId('incremental'), o, ctx)).rejects.toMatchObject({
+        endable: true,
+        message: expect.stringMatching(/the table public\.teams changed while it was read: its columns changed: region added/),
+      })
+      // Nothing of it is left in storage (its upload was ended and removed).
+      expect((await readCatalog(ops.backups.storage())).map((s) => s.type)).toEqual(['full'])
+      const last = await runIncremental(newSetId('incremental'), { ...o, final: true }, ctx)
+      expect(last.endsChain?.cut).toMatchObject({ table: 'public.teams', change: expect.stringMatching(/region/) })
+      expect(last.changes).toMatchObject({ transactions: 1, updates: 1 })
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 60_000)
+})
+
+describe('a backup role that may not change the publication', () => {
+  it('still takes the full, starts no chain, and says what to grant', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'role')
+    const role = `bk_${Math.random().toString(36).slice(2, 8)}`
+    await query(
+      db.url,
+      `CREATE TABLE keyed (id int PRIMARY KEY, v text); INSERT INTO keyed VALUES (1, 'a');
+       CREATE PUBLICATION examforge_ops;
+       CREATE ROLE ${role} LOGIN REPLICATION PASSWORD 'backup-pw'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`,
+    )
+    const u = new URL(db.url)
+    u.username = role
+    u.password = 'backup-pw'
+    const ops = await openOps({
+      DATABASE_URL: u.toString(),
+      OPS_DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-role-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    try {
+      const r = await backupNow(ops, 'full')
+      expect(r.type).toBe('full')
+      expect(r.tables).toBe(1)
+      expect(r.note).toMatch(
+        /not possible yet: The publication examforge_ops could not be updated .*must own it and the tables it publishes/,
+      )
+      expect(await slotOf(db.url)).toHaveLength(0)
+    } finally {
+      await ops.close()
+      await dropSlotsAndDb(db)
+      await query(inject('pgUrl'), `DROP ROLE IF EXISTS ${role}`).catch(() => {})
+    }
+  }, 60_000)
+})
+
+describe('the agent and a migration', () => {
+  it('ends the chain soon after a schema change, without waiting for the next scheduled incremental', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'watch')
+    await seedExamforge(db.url, 0.02)
+    const env = { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-watch-')), BACKUP_INCREMENTAL: 'on' }
+    const ops = await openOps(env)
+    let agent: Ops | null = null
+    try {
+      await backupNow(ops, 'full')
+      // The agent, started once the chain exists (it reads the catalog after its own backups and every two
+      // minutes). Incrementals every hour: only the schema watch can act within the test.
+      agent = await openOps({ ...env, BACKUP_INCREMENTAL_EVERY: '1h', BACKUP_SCHEMA_WATCH: '1s' }, { backupSchedule: true })
+      await query(db.url, `UPDATE teams SET name = 'before' WHERE id = 1`)
+      await query(db.url, `ALTER TABLE teams ADD COLUMN region text; UPDATE teams SET region = 'eu' WHERE id = 2`)
+      const two = (await waitFor(
+        async () => {
+          const list = chains(await readCatalog(ops.backups.storage()))
+          return list.length === 2 ? list : null
+        },
+        'a new chain after the schema change',
+        60_000,
+      ))!
+      const old = two[1].sets.at(-1)!
+      expect(old.type).toBe('incremental')
+      expect(old.endsChain?.cut?.table).toBe('public.teams')
+      expect(old.changes).toMatchObject({ updates: 1 }) // the change before the new shape is kept
+      expect((await slotOf(db.url)).map((s) => s.slot_name)).toEqual([two[0].full.snapshot.slot])
+    } finally {
+      await agent?.close()
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 90_000)
+})
+
+describe('a table that cannot be added to the publication right now', () => {
+  it('does not wait behind the lock: the full goes on without a chain, says why, and the next backup starts one', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'publock')
+    await seedExamforge(db.url, 0.02)
+    const ops = await openOps({
+      DATABASE_URL: db.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-publock-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    // As a long VACUUM, ANALYZE or CREATE INDEX CONCURRENTLY would: readers pass, adding the table to a publication waits.
+    const holder = new pg.Client({ connectionString: db.url })
+    await holder.connect()
+    try {
+      await query(db.url, `CREATE TABLE badges (id int PRIMARY KEY, name text)`)
+      await holder.query(`BEGIN; LOCK TABLE badges IN SHARE UPDATE EXCLUSIVE MODE`)
+      const t0 = Date.now()
+      const r = await backupNow(ops, 'full')
+      expect(Date.now() - t0).toBeLessThan(60_000)
+      expect(r.type).toBe('full')
+      expect(r.note).toMatch(
+        /not possible yet: The publication examforge_ops could not be updated \(canceling statement due to lock timeout\): another session holds a lock .* the next backup tries again/,
+      )
+      expect(await slotOf(db.url)).toHaveLength(0)
+      await holder.query('ROLLBACK')
+      const next = await backupNow(ops, 'incremental')
+      expect(next.type).toBe('full')
+      expect(await slotOf(db.url)).toHaveLength(1)
+      expect((await publishedTables(db.url)).tables).toContain('public.badges')
+    } finally {
+      await holder.end().catch(() => {})
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 90_000)
 })

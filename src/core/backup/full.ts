@@ -17,6 +17,7 @@ import { storeObject, storeStages } from './pipeline'
 import { gzipThreadFor } from './gzip-thread'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
 import { createSlotWithSnapshot, dropSlot, withClient } from './changes/slot'
+import { runningFullName } from './changes/orphans'
 import { sha256Hex } from './crypto'
 import { connectTimeouts, explainConnectError } from '../db/timeouts'
 import { describeWait, watchLockWaits, type LockWait } from './lock-wait'
@@ -106,7 +107,12 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
   }
   ctx.onProgress({ phase: 'connecting', done: 0, total: null, unit: 'bytes' })
   try {
-    const coord = await connect(o.databaseUrl, 'backup', o.connectTimeoutMs)
+    // A full that creates a slot names it in its coordinating session: a backup elsewhere then knows the slot is in use.
+    const coord = await connect(
+      o.databaseUrl,
+      o.slot ? runningFullName(o.slot).slice('examforge-ops:'.length) : 'backup',
+      o.connectTimeoutMs,
+    )
     clients.push(coord)
     const { rows: info } = await coord.query(
       `SELECT current_database() AS db, current_setting('server_version') AS version, current_setting('server_version_num')::int AS num,
@@ -255,13 +261,15 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     phase('connect, lock and snapshot')
     ctx.onProgress({ phase: 'capturing schema', done: 0, total: null, unit: 'bytes' })
     const schema = await captureSchema(coord)
-    const { rows: cols } = await coord.query<{ oid: number; cols: string[] }>(
-      `SELECT a.attrelid::int AS oid, array_agg(a.attname::text ORDER BY a.attnum) AS cols FROM pg_attribute a
+    const { rows: cols } = await coord.query<{ oid: number; cols: string[]; types: number[] }>(
+      `SELECT a.attrelid::int AS oid, array_agg(a.attname::text ORDER BY a.attnum) AS cols,
+              array_agg(a.atttypid::int ORDER BY a.attnum) AS types FROM pg_attribute a
         WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
         GROUP BY a.attrelid`,
       [tables.map((t) => t.oid)],
     )
     const columns = new Map(cols.map((c) => [c.oid, c.cols]))
+    const types = new Map(cols.map((c) => [c.oid, c.types]))
 
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
     // Each object is encrypted bound to this set and its own key: moved anywhere else, it fails to decrypt.
@@ -385,6 +393,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
           schema: t.schema,
           name: t.name,
           columns: columns.get(t.oid) ?? [],
+          types: types.get(t.oid) ?? [],
           rows: chunks.reduce((n, c) => n + c.rows, 0),
           digest: combineDigests(chunks.map((c) => c.digest)),
           rawBytes: chunks.reduce((n, c) => n + c.rawBytes, 0),

@@ -5,10 +5,9 @@ import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
 import type { LogicalReplicationService } from 'pg-logical-replication'
-import { logicalReplication } from '../deps/lazy'
-import type pgTypes from 'pg'
 import { PgoutputDecoder, lsnToBigInt, lsnToString, type PgoutputMessage, type Relation, type Tuple } from './changes/pgoutput'
-import { PUBLICATION } from './changes/slot'
+import { readSlot, slotIdle, type ReadOptions } from './changes/read-slot'
+import { findCut, Shapes } from './changes/shapes'
 import { extensionFor, type CompressionParams } from './compression'
 import type { EncryptionParams } from './crypto'
 import { qname, schemaHash, STABLE_SESSION } from './full'
@@ -27,25 +26,28 @@ export interface IncrementalOptions {
   serverSideEncryption?: string | null
   /** DB_CONNECT_TIMEOUT_S, for both the catalog connection and the replication stream. */
   connectTimeoutMs?: number
+  /** The chain's full: the tables and column shapes the chain knows. */
+  full: Manifest
   /** The newest set of the chain: this incremental holds every change committed after it. */
   parent: Manifest
+  /** End the chain with this set (the schema changed): keep every change up to the first one of a new shape. */
+  final?: boolean
+  /** Tables the publication leaves out (no replica identity), as schema.name, recorded in the manifest. */
+  fullsOnly?: string[]
   /** Called once the set and its manifest are stored, before the slot moves (tests kill the process here). */
   afterStored?: () => Promise<void> | void
 }
 
-export class SchemaChanged extends Error {}
-
-/** pgoutput through pg-logical-replication's streaming, decoded by our decoder (exact text values). */
-class RawPgoutputPlugin {
-  constructor(readonly options: { decoder: PgoutputDecoder }) {}
-  get name() {
-    return 'pgoutput'
-  }
-  parse(buffer: Buffer) {
-    return this.options.decoder.decode(buffer)
-  }
-  start(client: pgTypes.Client, slot: string, lsn: string) {
-    return client.query(`START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (proto_version '1', publication_names '${PUBLICATION}')`)
+/**
+ * The chain cannot go on. endable: its slot still holds every change, so a final incremental can keep
+ * them up to the schema change before a new full starts (false: the slot is gone or lost WAL).
+ */
+export class SchemaChanged extends Error {
+  constructor(
+    message: string,
+    readonly endable: boolean,
+  ) {
+    super(message)
   }
 }
 
@@ -80,6 +82,11 @@ function identity(r: Relation, key: Tuple | null, old: Tuple | null, fallback: T
  * read from the chain's slot without consuming it (peek). The slot advances only after the segment
  * and the manifest are stored, so a crash can never lose a change; one that happens between the two
  * is harmless, because transactions the parent already holds are skipped (nothing is stored twice).
+ *
+ * When the schema changed since the chain's full (o.final, or a different schema hash), this is the
+ * chain's last set: it keeps every transaction committed before the first one whose rows have a new
+ * shape (found by a first read that stores nothing), so every moment up to there stays restorable;
+ * the manifest says where the chain ends and why. A new full then starts the next chain.
  */
 export async function runIncremental(setId: string, o: IncrementalOptions, ctx: JobContext): Promise<Manifest> {
   const started = new Date()
@@ -93,7 +100,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   const slot = o.parent.snapshot.slot
   if (!slot) throw new OpsError('no_chain', 'The parent set was not taken with a replication slot: take a full backup to start a chain.')
   // Connect timeout and keepalives; no statement timeout (the same session may wait on a slow catalog).
-  const c = pgClient(o.databaseUrl, { application_name: 'examforge-ops:incremental',
+  const c = pgClient(o.databaseUrl, {
+    application_name: 'examforge-ops:incremental',
     ...connectTimeouts({ connectTimeoutMs: o.connectTimeoutMs }),
   })
   c.on('error', () => {})
@@ -101,13 +109,22 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     throw explainConnectError(e, o.databaseUrl, { connectTimeoutMs: o.connectTimeoutMs })
   })
   const written: string[] = []
+  // The replication stream's options: TLS as this first connection found it, a connect timeout and
+  // keepalives, never a statement timeout.
+  const replication = () =>
+    pgClientConfigLike(c, o.databaseUrl, {
+      application_name: 'examforge-ops:incremental',
+      ...connectTimeouts({ connectTimeoutMs: o.connectTimeoutMs }),
+    })
   let streamRef: LogicalReplicationService | null = null
   let thread: GzipThread | null = null
+  // The object being stored, ended with the error when the read fails (its upload then stops).
+  let storingRef: { lines: PassThrough; storing: Promise<unknown> } | null = null
   try {
     await c.query(STABLE_SESSION)
     const { rows: slotRows } = await c.query(`SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1`, [slot])
-    if (!slotRows.length) throw new SchemaChanged(`the chain's replication slot ${slot} is gone (dropped or lost)`)
-    if (slotRows[0].wal_status === 'lost') throw new SchemaChanged(`the chain's replication slot ${slot} lost WAL it needed`)
+    if (!slotRows.length) throw new SchemaChanged(`the chain's replication slot ${slot} is gone (dropped or lost)`, false)
+    if (slotRows[0].wal_status === 'lost') throw new SchemaChanged(`the chain's replication slot ${slot} lost WAL it needed`, false)
 
     ctx.onProgress({ phase: 'checking the schema', done: 0, total: null, unit: 'rows' })
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
@@ -117,13 +134,45 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         WHERE c.relkind = 'S' AND c.relnamespace IN (${USER_SCHEMAS}) ORDER BY c.oid`,
     )
     await c.query('COMMIT')
-    if (schemaHash(schema) !== o.parent.schemaHash) throw new SchemaChanged('the schema changed since the last backup')
+    const final = o.final || schemaHash(schema) !== o.parent.schemaHash
+    // Tables created since the chain's full: not in it (their data starts with the next full).
+    const { rows: now } = await c.query<{ key: string }>(
+      `SELECT n.nspname || '.' || c.relname AS key FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND c.relnamespace IN (${USER_SCHEMAS}) ORDER BY 1`,
+    )
+    const inFull = new Set(o.full.tables.map((t) => `${t.schema}.${t.name}`))
+    const newTables = now.map((r) => r.key).filter((k) => !inFull.has(k))
     phase('schema check')
 
     // The flushed position: every synchronously committed transaction is at or below it, and the slot can reach it.
     const { rows: target } = await c.query(`SELECT pg_current_wal_flush_lsn()::text AS lsn, now() AS time`)
-    const upTo = target[0].lsn as string
+    let upTo = target[0].lsn as string
+    let upToTime = new Date(target[0].time).toISOString()
     const parentPoint = lsnToBigInt(o.parent.snapshot.lsn)
+    const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)
+    const shapes = new Shapes(o.full)
+    let cut: NonNullable<Manifest['endsChain']>['cut'] = null
+    if (final) {
+      ctx.onProgress({ phase: 'finding where the schema changed', done: 0, total: null, unit: 'rows' })
+      const base = {
+        url: o.databaseUrl,
+        clientConfig: replication(),
+        slot,
+        holdAt,
+        targetLsn: lsnToBigInt(upTo),
+        signal: ctx.signal,
+      }
+      await slotIdle(c, slot, ctx.signal)
+      cut = await findCut(base, parentPoint, new Shapes(o.full))
+      if (cut) {
+        // The chain reaches up to just before the first transaction of the new shape (commit times are
+        // compared at millisecond precision by restores), never before its parent.
+        upTo = cut.lsn
+        const before = new Date(Math.max(new Date(cut.time).getTime() - 1, new Date(o.parent.snapshot.time).getTime()))
+        upToTime = before.toISOString()
+      }
+      phase('finding the schema change')
+    }
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
     const key = `${setPrefix(setId)}changes/0000.jsonl${ext}`
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
@@ -136,7 +185,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       storeStages(o.compression, o.encryption ? { key: o.encryption.key, aad: objectAad(setId, key) } : null, thread),
       ctx.signal,
     )
-    storing.catch(() => {}) // awaited below; a failure also ends the streaming (see finish)
+    storing.catch(() => {}) // awaited below; a failure also ends the streaming (failure)
+    storingRef = { lines, storing }
     // Lines are batched into ~256 KB writes: compression then works per batch, not per change. When
     // storage falls behind, the replication socket is paused until it drains (backpressure without a
     // promise per message).
@@ -191,22 +241,15 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       write(l)
     }
     let messages = 0
-    const wanted = (r: Relation) => r.schema !== 'ops' && !r.schema.startsWith('pg_')
-    // Stream from the slot (decoded once on the server). Nothing is confirmed until the set is stored:
-    // the standby-status timer is off, and keepalives are answered with the parent's point.
-    const { LogicalReplicationService } = await logicalReplication()
-    const stream = (streamRef = new LogicalReplicationService(
-      pgClientConfigLike(c, o.databaseUrl, {
-        application_name: 'examforge-ops:incremental',
-        // The replication stream: connect timeout and keepalives, never a statement timeout.
-        ...connectTimeouts({ connectTimeoutMs: o.connectTimeoutMs }),
-      }),
-      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-    ))
-    const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)
+    // Tables of the chain only: ops, and tables created since the full (their data comes from the next full), are left out.
+    const wanted = (r: Relation) => r.schema !== 'ops' && !r.schema.startsWith('pg_') && shapes.follows(r)
+    const checkShape = (r: Relation) => {
+      const why = shapes.differs(r)
+      // Rows of a new shape cannot be replayed onto this chain: a final set stops before them (found first);
+      // any other set stops here without storing anything, and the backup ends the chain properly.
+      if (why) throw new SchemaChanged(`the table ${r.schema}.${r.name} changed while it was read: ${why}`, true)
+    }
     const targetLsn = lsnToBigInt(upTo)
-    let fetchMs = 0
-    let lastMessageAt = performance.now()
     /** Handle one message; true once everything committed before the target is in. */
     const handle = (m: PgoutputMessage): boolean => {
       messages++
@@ -227,10 +270,12 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         pendingBegin = null
       } else if (skipping || !inTxn) return false
       else if (m.tag === 'insert' && wanted(m.relation)) {
+        checkShape(m.relation)
         emit({ op: 'insert', table: [m.relation.schema, m.relation.name], new: m.new })
         stats.inserts++
         tables.add(`${m.relation.schema}.${m.relation.name}`)
       } else if (m.tag === 'update' && wanted(m.relation)) {
+        checkShape(m.relation)
         emit({
           op: 'update',
           table: [m.relation.schema, m.relation.name],
@@ -240,6 +285,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         stats.updates++
         tables.add(`${m.relation.schema}.${m.relation.name}`)
       } else if (m.tag === 'delete' && wanted(m.relation)) {
+        checkShape(m.relation)
         emit({ op: 'delete', table: [m.relation.schema, m.relation.name], key: identity(m.relation, m.key, m.old, {}) })
         stats.deletes++
         tables.add(`${m.relation.schema}.${m.relation.name}`)
@@ -266,46 +312,25 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         })
       return false
     }
-    const socket = () => (stream as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
-    pauseSource = () => socket()?.pause()
-    resumeSource = () => socket()?.resume()
-    await new Promise<void>((resolve, reject) => {
-      let finished = false
-      const finish = (e?: unknown) => {
-        if (finished) return
-        finished = true
-        clearInterval(idle)
-        ctx.signal.removeEventListener('abort', onAbort)
-        if (e) reject(e)
-        else resolve()
-      }
-      const onAbort = () => finish(ctx.signal.reason ?? new Error('cancelled'))
-      ctx.signal.addEventListener('abort', onAbort, { once: true })
-      // Messages arrive in order and are handled synchronously, in order.
-      stream.on('data', (_lsn: string, m: PgoutputMessage) => {
-        if (finished) return
-        const f0 = performance.now()
-        fetchMs += f0 - lastMessageAt
-        try {
-          if (handle(m)) finish()
-        } catch (e) {
-          finish(e)
-        }
-        lastMessageAt = performance.now()
-      })
-      storing.catch((e) => finish(e))
-      // Caught up: the server's position passed the target outside a transaction.
-      stream.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-        if (!finished && !inTxn && lsnToBigInt(lsn) >= targetLsn) finish()
-        else if (shouldRespond) void stream.acknowledge(holdAt)
-      })
-      stream.on('error', (e: Error) => finish(e))
-      // If the server is quiet, ask it where it is (the answer arrives as a heartbeat).
-      const idle = setInterval(() => {
-        if (!finished && performance.now() - lastMessageAt > 250) void stream.acknowledge(holdAt, true)
-      }, 100)
-      stream.subscribe(new RawPgoutputPlugin({ decoder }), slot, '0/0').catch((e) => finish(e))
-    })
+    const reading: ReadOptions = {
+      url: o.databaseUrl,
+      clientConfig: replication(),
+      slot,
+      holdAt,
+      targetLsn,
+      signal: ctx.signal,
+      decoder,
+      onMessage: handle,
+      inTxn: () => inTxn,
+      flow: (pause, resume) => {
+        pauseSource = pause
+        resumeSource = resume
+      },
+      failure: storing,
+    }
+    await slotIdle(c, slot, ctx.signal)
+    const { stream, fetchMs } = await readSlot(reading)
+    streamRef = stream
     flush()
     lines.end()
     const stored = await storing
@@ -330,9 +355,21 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       parent: o.parent.setId,
       database: o.parent.database,
       server: { version: info[0].v, versionNum: info[0].n, systemIdentifier: o.parent.server.systemIdentifier },
-      snapshot: { lsn: upTo, time: new Date(target[0].time).toISOString(), method: 'replication-slot', slot },
+      snapshot: { lsn: upTo, time: upToTime, method: 'replication-slot', slot },
       schemaHash: o.parent.schemaHash,
       changes: { ...stats, tables: [...tables].sort() },
+      ...(o.fullsOnly?.length ? { fullsOnly: o.fullsOnly } : {}),
+      ...(final
+        ? {
+            endsChain: {
+              reason: cut
+                ? `the schema changed: ${cut.table} ${cut.change}`
+                : 'the schema changed since the chain started (no row of a new shape was read before this point)',
+              cut,
+              ...(newTables.length ? { newTables } : {}),
+            },
+          }
+        : {}),
       tables: [],
       objects: [{ key, kind: 'changes', ...stored }],
       sequences,
@@ -357,6 +394,10 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     await stream.stop()
     return sealed
   } catch (e) {
+    if (storingRef && !storingRef.lines.writableFinished) {
+      storingRef.lines.destroy(e instanceof Error ? e : new Error(String(e)))
+      await storingRef.storing.catch(() => {})
+    }
     await o.storage.delete(written).catch(() => {})
     throw e
   } finally {

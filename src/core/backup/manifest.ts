@@ -38,11 +38,32 @@ export const manifestSchema = z.object({
       tables: z.array(z.string()),
     })
     .nullable(),
+  /**
+   * Incrementals: tables the change stream does not follow (no replica identity, so not published):
+   * a point-in-time restore brings them back as of the chain's full. As schema.name.
+   */
+  fullsOnly: z.array(z.string()).optional(),
+  /**
+   * The last incremental of a chain that ends at a schema change. Its change stream holds every
+   * transaction committed before the first one whose rows have a shape the chain does not know
+   * (cut; null when no such row was read: it then holds everything up to its point). The next
+   * chain's full starts after it.
+   */
+  endsChain: z
+    .object({
+      reason: z.string(),
+      cut: z.object({ lsn: z.string(), time: z.string(), table: z.string(), change: z.string() }).nullable(),
+      /** Tables created since the chain's full (schema.name): not in this chain; their data starts with the next full. */
+      newTables: z.array(z.string()).optional(),
+    })
+    .optional(),
   tables: z.array(
     z.object({
       schema: z.string(),
       name: z.string(),
       columns: z.array(z.string()),
+      /** Each column's type oid (sets written before they were recorded have none): a change stream whose shape differs ends the chain. */
+      types: z.array(z.number()).optional(),
       rows: z.number(),
       digest: z.string(),
       rawBytes: z.number(),

@@ -6,7 +6,8 @@ import type { RestoreService } from '../restore/service'
 
 /**
  * Scheduled backups in the agent: fulls and incrementals at their intervals, retention applied
- * after each scheduled full. A tick that finds a backup running skips (the next tick tries again).
+ * after each scheduled full, and between incrementals a look for a schema change (BACKUP_SCHEMA_WATCH)
+ * that ends the chain at once. A tick that finds a backup running skips (the next tick tries again).
  */
 export function startBackupSchedule(deps: {
   backups: BackupService
@@ -32,6 +33,28 @@ export function startBackupSchedule(deps: {
   }
   if (fullEveryMs) timers.push(setInterval(() => void tick('full'), fullEveryMs))
   if (incrementalEveryMs) timers.push(setInterval(() => void tick('incremental'), incrementalEveryMs))
+  // A migration ends the chain (the next incremental keeps every change up to its first row of a new shape,
+  // then a full starts the next chain). Looking for one between incrementals keeps the moments no chain
+  // covers to about this interval instead of the incrementals'.
+  const { schemaWatchMs } = deps.config.backup
+  let watching = false
+  if (incrementalEveryMs && schemaWatchMs && schemaWatchMs < incrementalEveryMs)
+    timers.push(
+      setInterval(async () => {
+        if (watching) return
+        watching = true
+        try {
+          if (await deps.backups.schemaChangedSinceChain()) {
+            deps.log.info('the schema changed: ending the chain now')
+            await tick('incremental')
+          }
+        } catch (e) {
+          deps.log.warn('could not check the schema for changes', { error: (e as Error).message })
+        } finally {
+          watching = false
+        }
+      }, schemaWatchMs),
+    )
   // Restore tests (e.g. weekly): the newest chain into a scratch database, checked and dropped.
   if (restoreTestEveryMs)
     timers.push(

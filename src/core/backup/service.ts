@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { OpsError } from '../../shared/contract'
+import { formatBytes } from '../../shared/format'
 import type { AuditLog } from '../audit/audit'
 import type { Config } from '../config/config'
 import type { JobContext, JobRunner } from '../jobs/runner'
@@ -7,10 +8,23 @@ import type { Logger } from '../log/logger'
 import { openStorage } from '../storage/open'
 import type { BackupStorage } from '../storage/storage'
 import { chains, readCatalog, type CatalogSet } from './catalog'
-import { checkPrerequisites, dropSlot, ensurePublication, ourSlots, slotNameFor, withClient, type Prerequisites } from './changes/slot'
+import { classifySlots, type SlotUse } from './changes/orphans'
+import {
+  chainAdvice,
+  checkPrerequisites,
+  dropSlot,
+  fullsOnlyNote,
+  ourSlots,
+  PUBLICATION,
+  slotNameFor,
+  syncPublication,
+  withClient,
+  type Prerequisites,
+} from './changes/slot'
 import { parseCompression } from './compression'
 import { resolveKey, type KeySource } from './crypto'
-import { runFullBackup } from './full'
+import { runFullBackup, schemaHash } from './full'
+import { captureSchema } from './schema-capture'
 import { runIncremental, SchemaChanged } from './incremental'
 import { newSetId, type Manifest } from './manifest'
 import { verifySet } from './verify'
@@ -23,6 +37,8 @@ const STALE_MS = 15 * 60_000
 export interface BackupResult {
   setId: string
   type: 'full' | 'incremental'
+  /** The moment the set restores to (a full's snapshot; an incremental's point). */
+  snapshotTime: string
   /** Why an incremental became a full, or why a full could not start a chain. */
   note: string | null
   tables: number
@@ -32,6 +48,12 @@ export interface BackupResult {
   storedBytes: number
   durationMs: number
   phasesMs: Record<string, number>
+  /** Tables incrementals do not follow (no replica identity): backed up by full backups only. */
+  fullsOnly: string[]
+  /** Slots that earlier backups which did not finish left behind, dropped before this one. */
+  droppedSlots: { name: string; retainedBytes: number }[]
+  /** A schema change ended the previous chain: its last set, and the moment up to which it restores. */
+  endedChain: { setId: string; coversTo: string; reason: string } | null
 }
 
 export class BackupService {
@@ -130,15 +152,82 @@ export class BackupService {
           await this.cleanup(STALE_MS, catalog).catch((e) =>
             this.deps.log.warn('cleanup before the backup failed', { error: (e as Error).message }),
           )
-          return await run(ctx, catalog)
+          const dropped = await this.dropOrphanSlots(catalog, actor).catch((e) => {
+            this.deps.log.warn('could not drop the slots of failed backups', { error: (e as Error).message })
+            return []
+          })
+          const r = await run(ctx, catalog)
+          if (!dropped.length) return r
+          const said = `Dropped ${dropped.length === 1 ? 'the replication slot' : 'the replication slots'} ${dropped.map((d) => `${d.name} (${formatBytes(d.retainedBytes)} of WAL)`).join(', ')} that ${dropped.length === 1 ? 'a backup which did not finish' : 'backups which did not finish'} left behind.`
+          return { ...r, droppedSlots: dropped, note: [r.note, said].filter(Boolean).join(' ') }
         } finally {
           this.running = null
+          this.followed = undefined // the chain may have moved: read again when next asked
         }
       },
       actor,
     )
     this.running = jobId
     return { jobId }
+  }
+
+  /**
+   * Drop our slots that no chain uses and no running backup owns (see orphans.ts): each holds WAL back
+   * on the database server for nothing. The live chain's slot is named by its sets, so it is never one.
+   */
+  private async dropOrphanSlots(catalog: CatalogSet[], actor: string): Promise<{ name: string; retainedBytes: number }[]> {
+    const url = this.url()
+    return withClient(url, async (c) => {
+      const dropped: { name: string; retainedBytes: number }[] = []
+      for (const s of await classifySlots(c, catalog)) {
+        if (!s.orphan) continue
+        try {
+          await dropSlot(c, s.name)
+        } catch (e) {
+          this.deps.log.warn('could not drop the slot of a failed backup', { slot: s.name, error: (e as Error).message })
+          continue
+        }
+        dropped.push({ name: s.name, retainedBytes: s.retainedBytes })
+        this.deps.log.info('dropped the slot of a backup that did not finish', { slot: s.name, retainedBytes: s.retainedBytes })
+        await this.deps.audit.record({
+          actor,
+          action: 'backup.drop-orphan-slot',
+          target: s.name,
+          outcome: 'dropped',
+          details: { retainedBytes: s.retainedBytes, why: 'used by no backup chain and owned by no running backup' },
+        })
+      }
+      return dropped
+    })
+  }
+
+  /** The schema hash of the chain incrementals follow (read from the catalog once after each backup). */
+  private followed: { schemaHash: string | null; at: number } | undefined = undefined
+
+  /**
+   * Whether the schema changed since the chain incrementals follow was taken (false with no chain, or
+   * while a backup runs). The agent asks this often, so a migration ends the chain within a minute
+   * instead of at the next scheduled incremental: the moments between the first row of a new shape and
+   * the next full are the only ones no chain covers, and this keeps them few.
+   */
+  async schemaChangedSinceChain(): Promise<boolean> {
+    if (this.running) return false
+    // Read again after each backup here, and every two minutes (another process may back up too).
+    if (!this.followed || Date.now() - this.followed.at > 2 * 60_000) {
+      const chain = chains(await this.list()).find((c) => c.full.snapshot.slot)
+      const last = chain?.sets.at(-1)
+      this.followed = { schemaHash: last && !last.endsChain ? last.schemaHash : null, at: Date.now() }
+    }
+    const hash = this.followed.schemaHash
+    if (!hash) return false
+    return withClient(this.url(), async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      try {
+        return schemaHash(await captureSchema(c)) !== hash
+      } finally {
+        await c.query('ROLLBACK').catch(() => {})
+      }
+    })
   }
 
   startFull(actor: string): { jobId: string } {
@@ -164,13 +253,47 @@ export class BackupService {
       const chain = chains(catalog).find((c) => c.full.snapshot.slot)
       if (!chain) return this.full(o, ctx, 'There was no backup chain yet, so this is a full backup that starts one.', true)
       const parent = chain.sets[chain.sets.length - 1]
-      const setId = newSetId('incremental')
+      if (parent.endsChain)
+        return this.full(
+          o,
+          ctx,
+          `The last chain ended at a schema change (${parent.endsChain.reason}), so this is a full backup that starts the next one.`,
+          true,
+        )
+      // The publication follows the tables as they are now: new ones with a replica identity are added, and
+      // none without one stays published (its updates and deletes would fail in production).
+      const pub = await withClient(o.databaseUrl, syncPublication).catch((e) => {
+        this.deps.log.warn('could not update the publication', { error: (e as Error).message })
+        return { leftOut: [] as string[], leftOutKeys: [] as string[] }
+      })
+      const fullsOnly = pub.leftOut
+      const opts = { ...o, full: chain.full, parent, fullsOnly: pub.leftOutKeys, afterStored: faultPoint }
+      let m: Manifest
       try {
-        const m = await runIncremental(setId, { ...o, parent, afterStored: faultPoint }, ctx)
-        return result(m, null)
+        m = await runIncremental(newSetId('incremental'), opts, ctx)
       } catch (e) {
         if (!(e instanceof SchemaChanged)) throw e
-        return this.full(o, ctx, `This is a full backup instead of an incremental: ${e.message}.`, true)
+        if (!e.endable) return this.full(o, ctx, `This is a full backup instead of an incremental: ${e.message}.`, true)
+        // A table changed shape while it was read: end the chain properly, just before that change.
+        m = await runIncremental(newSetId('incremental'), { ...opts, final: true }, ctx)
+      }
+      if (!m.endsChain) return result(m, fullsOnly.length ? fullsOnlyNote(fullsOnly) : null, fullsOnly)
+      // The schema changed: the old chain ends with this set (every moment up to its point stays restorable),
+      // and a full starts the next one.
+      const cut = m.endsChain.cut
+      const r = await this.full(
+        o,
+        ctx,
+        `The schema changed since the last backup (${m.endsChain.reason}), so this is a full backup that starts a new chain. ` +
+          `The old chain's last incremental ${m.setId} keeps every change up to ${m.snapshot.time}` +
+          (cut ? `, just before the first change of the new shape (${cut.time})` : '') +
+          `, so every moment up to there stays restorable; moments between then and this full (${'{full}'}) cannot be restored.`,
+        true,
+      )
+      return {
+        ...r,
+        note: r.note?.replace('{full}', r.snapshotTime) ?? null,
+        endedChain: { setId: m.setId, coversTo: m.snapshot.time, reason: m.endsChain.reason },
       }
     })
   }
@@ -185,18 +308,36 @@ export class BackupService {
     const setId = newSetId('full')
     let slot: string | null = null
     let why = note
-    if (startChain && this.deps.config.backup.incremental !== 'off') {
+    let fullsOnly: string[] = []
+    const mode = this.deps.config.backup.incremental
+    if (startChain && mode !== 'off') {
       const pre = await withClient(
         o.databaseUrl,
         async (c) => {
           const p = await checkPrerequisites(c)
-          if (p.ok) await ensurePublication(c)
+          if (p.ok)
+            try {
+              fullsOnly = (await syncPublication(c)).leftOut
+            } catch (e) {
+              // No chain rather than no backup: the full goes on, and says what to do.
+              p.ok = false
+              p.problems.push(
+                (e as { code?: string }).code === '55P03'
+                  ? `The publication ${PUBLICATION} could not be updated (${(e as Error).message}): another session holds a lock on a table it needs to add (a VACUUM, ANALYZE or index build?); the next backup tries again.`
+                  : `The publication ${PUBLICATION} could not be updated (${(e as Error).message}): the backup role must own it and the tables it publishes (or be a superuser); as a superuser run ALTER PUBLICATION ${PUBLICATION} OWNER TO <backup role>;.`,
+              )
+            }
           return p
         },
         this.timeouts(),
       )
       if (pre.ok) slot = slotNameFor(setId)
       else why = [note, `Incremental backups are not possible yet: ${pre.problems.join(' ')}`].filter(Boolean).join(' ')
+      if (pre.ok && fullsOnly.length) why = [why, fullsOnlyNote(fullsOnly)].filter(Boolean).join(' ')
+    } else if (mode === 'auto') {
+      // Nothing asked for a chain: say what that means for restores, and what one would cost.
+      const advice = await withClient(o.databaseUrl, chainAdvice).catch(() => null)
+      if (advice) why = [note, advice].filter(Boolean).join(' ')
     }
     const m = await runFullBackup(
       setId,
@@ -213,7 +354,7 @@ export class BackupService {
         this.timeouts(),
       )
     }
-    return result(m, why)
+    return result(m, why, fullsOnly)
   }
 
   /** What retention would delete now (a preview: nothing is touched). */
@@ -260,8 +401,14 @@ export class BackupService {
     return { jobId }
   }
 
-  slots() {
-    return withClient(this.url(), ourSlots, this.timeouts())
+  /** Our slots, each marked when no chain uses it (read against the catalog; unmarked when storage cannot be read). */
+  async slots(): Promise<SlotUse[]> {
+    const catalog = await this.list().catch(() => null)
+    return withClient(
+      this.url(),
+      async (c) => (catalog ? classifySlots(c, catalog) : (await ourSlots(c)).map((s) => ({ ...s, orphan: false }))),
+      this.timeouts(),
+    )
   }
 
   /** Drop a slot of ours: its chain ends, and the next backup is a full. Needs the slot's name typed back. */
@@ -286,9 +433,10 @@ export class BackupService {
   }
 }
 
-function result(m: Manifest, note: string | null): BackupResult {
+function result(m: Manifest, note: string | null, fullsOnly: string[] = []): BackupResult {
   return {
     setId: m.setId,
+    snapshotTime: m.snapshot.time,
     type: m.type === 'incremental' ? 'incremental' : 'full',
     note,
     tables: m.tables.length,
@@ -298,6 +446,9 @@ function result(m: Manifest, note: string | null): BackupResult {
     storedBytes: m.objects.reduce((n, o) => n + o.size, 0),
     durationMs: m.timings.durationMs,
     phasesMs: m.timings.phasesMs ?? {},
+    fullsOnly,
+    droppedSlots: [],
+    endedChain: null,
   }
 }
 

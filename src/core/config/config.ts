@@ -37,6 +37,8 @@ export interface Config {
     keepFulls: number
     fullEveryMs: number | null
     incrementalEveryMs: number | null
+    /** How often the agent looks for a schema change, to end the chain at once rather than at the next incremental. */
+    schemaWatchMs: number | null
     restoreTestEveryMs: number | null
     slotWarnBytes: number
     /** BACKUP_LOCK_TIMEOUT: the longest a backup waits for locks other sessions hold. */
@@ -218,6 +220,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
       keepFulls: num(raw.BACKUP_KEEP_FULLS, 'BACKUP_KEEP_FULLS', 1, 1000),
       fullEveryMs: every(raw.BACKUP_FULL_EVERY, 'BACKUP_FULL_EVERY'),
       incrementalEveryMs: every(raw.BACKUP_INCREMENTAL_EVERY, 'BACKUP_INCREMENTAL_EVERY'),
+      schemaWatchMs: every(raw.BACKUP_SCHEMA_WATCH ?? '1m', 'BACKUP_SCHEMA_WATCH'),
       restoreTestEveryMs: every(raw.RESTORE_TEST_EVERY, 'RESTORE_TEST_EVERY'),
       incremental: /^(off|no|false|0)$/i.test(raw.BACKUP_INCREMENTAL ?? 'auto')
         ? 'off'

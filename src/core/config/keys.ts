@@ -79,6 +79,13 @@ export const settingKeys: SettingKey[] = [
     default: 'off',
   },
   {
+    key: 'BACKUP_SCHEMA_WATCH',
+    label: 'Between incrementals, look for a schema change this often and end the chain at once (e.g. 1m, off)',
+    kind: 'text',
+    secret: false,
+    default: '1m',
+  },
+  {
     key: 'RESTORE_TEST_EVERY',
     label: 'Scheduled restore tests in the agent (e.g. 7d, off)',
     kind: 'text',

@@ -227,7 +227,8 @@ async function tryConnect(
   url: string,
   connectTimeoutMs?: number,
 ): Promise<{ client: pg.Client | null; missing: boolean; error: string | null }> {
-  const client = pgClient(url, { application_name: 'examforge-ops:restore-plan',
+  const client = pgClient(url, {
+    application_name: 'examforge-ops:restore-plan',
     ...connectTimeouts({ connectTimeoutMs, statementTimeoutMs: CATALOG_STATEMENT_TIMEOUT_MS }),
   })
   client.on('error', () => {})
@@ -363,6 +364,24 @@ export async function planRestore(
   const scope = resolveTables(input.tables, full, parents)
   const whole = scope.length === full.tables.length
   const { rows: rowsAfter, transactions } = after
+  // What a point in a chain cannot bring back as it was: tables the change stream does not follow, and
+  // the schema after a change that ended the chain.
+  if (sets.length > 1) {
+    const fullsOnly = [...new Set(sets.flatMap((m) => m.fullsOnly ?? []))].filter((t) => scope.includes(t))
+    if (fullsOnly.length)
+      preflight.push({
+        check: 'Change stream coverage',
+        status: 'warning',
+        detail: `${fullsOnly.join(', ')} ${fullsOnly.length === 1 ? 'is' : 'are'} not in the change stream (no replica identity): restored as of the full backup (${full.snapshot.time}).`,
+      })
+    const end = sets.at(-1)!.endsChain
+    if (end)
+      preflight.push({
+        check: 'Schema',
+        status: 'warning',
+        detail: `This chain ends at a schema change (${end.reason}); the tables are restored with the schema of its full backup (${full.snapshot.time}), and their rows as they were at the chosen moment.`,
+      })
+  }
 
   // The target.
   let targetUrl: string

@@ -9,7 +9,7 @@ import type { JobContext, JobRunner } from '../jobs/runner'
 import type { Logger } from '../log/logger'
 import { scrub } from '../log/scrub'
 import type { BackupService } from '../backup/service'
-import { chains, readCatalog } from '../backup/catalog'
+import { chains, readCatalog, type Chain } from '../backup/catalog'
 import { parseCompression } from '../backup/compression'
 import { resolveKey } from '../backup/crypto'
 import { CheckFailed, executeRestore, freshTargetState, type RestoreOutcome, type TargetState } from './execute'
@@ -39,6 +39,29 @@ export interface Operator {
   actor: string
 }
 
+/**
+ * What a chain's range does not say: that it ends at a schema change (and the moments up to the next
+ * chain that no backup restores), and the tables its incrementals do not follow.
+ */
+export function coverageNote(c: Chain, newer: Chain | null): string | null {
+  const notes: string[] = []
+  const end = c.sets.at(-1)!.endsChain
+  if (end)
+    notes.push(
+      `Ends at a schema change (${end.reason}): restorable up to ${c.to}${newer ? `; the next chain starts at ${newer.from}, and moments between cannot be restored` : ''}. Restores use the schema of this chain's full (${c.from}).`,
+    )
+  if (end?.newTables?.length)
+    notes.push(
+      `Tables created after its full are not in it: ${end.newTables.join(', ')} (their data starts with ${newer ? 'the next chain' : 'the next full backup'}).`,
+    )
+  const fullsOnly = [...new Set(c.sets.flatMap((s) => s.fullsOnly ?? []))].sort()
+  if (fullsOnly.length)
+    notes.push(
+      `${fullsOnly.join(', ')} ${fullsOnly.length === 1 ? 'comes' : 'come'} back as of this chain's full (${c.from}): incrementals do not follow ${fullsOnly.length === 1 ? 'it' : 'them'} (no replica identity).`,
+    )
+  return notes.join(' ') || null
+}
+
 /** Restores, undo and restore tests: planned, confirmed, run as jobs, recorded in ops.restores and the audit log. */
 export class RestoreService {
   private running: string | null = null
@@ -66,12 +89,15 @@ export class RestoreService {
     const url = this.deps.databaseUrl()
     // Safety backups of restores that failed hold what the database still has: not offered.
     const orphans = await orphanedSafetySets(this.deps.store(), catalog)
+    const list = chains(catalog) // newest first
     return {
-      chains: chains(catalog).map((c) => ({
+      chains: list.map((c, i) => ({
         fullSetId: c.full.setId,
         from: c.from,
         to: c.to,
         sets: c.sets.map((s) => ({ setId: s.setId, type: s.type, snapshotTime: s.snapshot.time })),
+        endsAtSchemaChange: !!c.sets.at(-1)!.endsChain,
+        note: coverageNote(c, list[i - 1] ?? null),
       })),
       safety: catalog
         .filter((s) => s.status === 'complete' && s.manifest?.type === 'safety' && !orphans.has(s.setId))

@@ -38,9 +38,7 @@ function Incrementals() {
     <section className="card" data-testid="incrementals">
       <h3>Incremental backups</h3>
       {p.ok ? (
-        <p className="ok">
-          Ready: wal_level=logical, replication privilege, publication {p.publication}, every table has a replica identity.
-        </p>
+        <p className="ok">Ready: wal_level=logical, replication privilege, publication {p.publication}.</p>
       ) : (
         <>
           <p>Not possible yet (full backups work meanwhile):</p>
@@ -54,10 +52,16 @@ function Incrementals() {
           )}
         </>
       )}
+      {p.notes.map((n) => (
+        <p key={n} className="note" data-testid="prerequisite-note">
+          {n}
+        </p>
+      ))}
       {p.slots.map((s) => (
         <div key={s.name} className="slot">
           <code>{s.name}</code> holds <b>{bytes(s.retainedBytes)}</b> of WAL ({s.walStatus}
           {s.active ? ', in use' : ''}).{' '}
+          {s.orphan && <b data-testid="orphan-slot">Used by no backup chain (a backup that did not finish left it): drop it. </b>}
           {dropping === s.name ? (
             <form
               className="edit inline"

@@ -4,7 +4,7 @@ import { useApp } from '../stores/app'
 import { Time } from '../components/Time'
 
 export function Health() {
-  const { health, checkNow, checking, selected, select, history } = useApp()
+  const { health, checkNow, checking, selected, select, history, go } = useApp()
   const current = health?.results.find((r) => r.service === selected) ?? null
   return (
     <>
@@ -37,6 +37,12 @@ export function Health() {
             </div>
             <p className={`pill status-${current.status}`}>{statusText[current.status]}</p>
             <p>{current.reason}</p>
+            {current.service === 'backup_slot' && current.details.orphans ? (
+              // Dropping needs the slot's name typed back: that form is on the Backups page, next to the slot.
+              <button className="danger" onClick={() => go('backups')} data-testid="drop-orphan">
+                Drop the unused slot on the Backups page
+              </button>
+            ) : null}
             {current.status !== 'not_configured' && (
               <button onClick={() => void checkNow(current.service)} disabled={checking !== null}>
                 {checking === current.service ? 'Checking…' : `Check ${current.label} now`}

@@ -31,6 +31,11 @@ function ChainTimeline({ chain }: { chain: Chain }) {
           · {fmt(chain.from)} → {fmt(chain.to)} · {chain.sets.length} set(s)
         </span>
       </div>
+      {chain.note && (
+        <p className="muted" data-testid="chain-note">
+          {chain.note}
+        </p>
+      )}
       <div
         className="chain-bar"
         title="Click to restore to that moment"
