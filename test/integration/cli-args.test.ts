@@ -1,6 +1,7 @@
-import { existsSync, mkdtempSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { commands } from '../../src/host/cli'
 import { commandHelp, usageLine } from '../../src/host/cli-command'
@@ -110,6 +111,53 @@ describe('every examforge-ops command reads its arguments the same way', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/No sandbox is running for the data folder .*: start one with "examforge-ops serve"/)
     expect(r.stdout).toBe('')
+  })
+})
+
+describe('examforge-ops sandbox url', () => {
+  /** A data folder whose sandbox record names a live process (this one) and a database that answers. */
+  const running = () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ops-clisbx-'))
+    mkdirSync(join(dataDir, 'sandbox'))
+    writeFileSync(join(dataDir, 'sandbox', 'running.json'), JSON.stringify({ pid: process.pid, url: inject('pgUrl') }), { mode: 0o600 })
+    return dataDir
+  }
+
+  it('prints the URL into a pipe only with --show-password; without it, refuses without printing it', async () => {
+    const dataDir = running()
+    const piped = await cli(['sandbox', 'url'], { OPS_DATA_DIR: dataDir })
+    expect(piped.code).toBe(64)
+    expect(piped.stderr).toContain('The sandbox URL holds its password, so it is printed only to a terminal: add --show-password')
+    expect(piped.stdout).toBe('')
+    expect(piped.stderr).not.toContain(inject('pgUrl'))
+    const shown = await cli(['sandbox', 'url', '--show-password'], { OPS_DATA_DIR: dataDir })
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).toBe(`${inject('pgUrl')}\n`)
+  })
+
+  it('prints it to a terminal (a real pseudo-terminal from script(1)) without the flag', async () => {
+    const dataDir = running()
+    const root = resolve(__dirname, '../..')
+    const out = await new Promise<{ code: number; text: string }>((done) => {
+      const child = spawn('script', ['-qec', 'npx --no-install examforge-ops sandbox url', '/dev/null'], {
+        cwd: root,
+        env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_DATA_DIR: dataDir },
+      })
+      let text = ''
+      child.stdout.on('data', (d) => (text += d))
+      child.on('close', (code) => done({ code: code ?? -1, text }))
+    })
+    expect(out.code, out.text).toBe(0)
+    expect(out.text).toContain(inject('pgUrl'))
+  })
+
+  it('a record whose process is gone is no sandbox: exit 1', async () => {
+    const dataDir = running()
+    // A pid that cannot be running: beyond the kernel's pid_max.
+    writeFileSync(join(dataDir, 'sandbox', 'running.json'), JSON.stringify({ pid: 2 ** 30, url: inject('pgUrl') }))
+    const r = await cli(['sandbox', 'url', '--show-password'], { OPS_DATA_DIR: dataDir })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/No sandbox is running/)
   })
 })
 
