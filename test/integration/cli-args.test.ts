@@ -254,4 +254,20 @@ describe('examforge-ops: not found is 1, bad arguments 64, output a person reads
     const json = await cli(['restore', '--backup', fullId, '--tables', 'users', '--json'], env())
     expect(JSON.parse(json.stdout)).toMatchObject({ applied: false, plan: { tables: [{ table: 'public.users' }] } })
   }, 60_000)
+
+  it('a restore result is text a person reads (the check in words), not JSON', async () => {
+    const target = await createDatabase(inject('pgUrl'), 'cliargs_to')
+    try {
+      const u = new URL(target.url)
+      const password = decodeURIComponent(u.password)
+      u.password = ''
+      const r = await cli(['restore', '--backup', fullId, '--target', u.toString(), '--yes'], { ...env(), PGPASSWORD: password })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/^Restored .+ into \S+ in [\d.]+ s \(restore \S+\)\.$/m)
+      expect(r.stdout).toMatch(/^Check passed: 11 tables \(rows and digests\), [\d,]+ foreign keys?, [\d,]+ sequences?\.$/m)
+      expect(r.stdout).not.toMatch(/[{}]/)
+    } finally {
+      await target.drop()
+    }
+  }, 120_000)
 })
