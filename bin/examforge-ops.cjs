@@ -7,12 +7,13 @@ if (!existsSync(cli)) {
   process.stderr.write('examforge-ops is not built yet: run "npm run build" in ' + join(__dirname, '..') + ' first.\n')
   process.exit(70)
 }
-const { main } = require(cli)
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    process.stderr.write('examforge-ops: ' + (e && e.name === 'OpsError' ? e.message : (e && e.stack) || String(e)) + '\n')
-    // An OpsError is a failure explained to the operator (1), or bad arguments (64); anything else is a bug (70).
-    process.exit(e && e.name === 'OpsError' ? (e.code === 'bad_argument' ? 64 : 1) : 70)
-  },
-)
+// main() turns every outcome into an exit code (0, 1, 2, 64, 70: see src/host/cli-command.ts); the catch is a last resort.
+require(cli)
+  .main(process.argv.slice(2))
+  .then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write('examforge-ops: internal error: ' + ((e && e.message) || String(e)) + '\n')
+      process.exit(70)
+    },
+  )

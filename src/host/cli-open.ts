@@ -5,16 +5,11 @@
  * --as-token the link is minted by an administrator's token (OPS_API_TOKENS) instead, read from
  * OPS_TOKEN or standard input (never from the command line), and the session acts as its e-mail.
  */
-import { parseArgs } from 'node:util'
 import { defaultDataDir } from '../core/config/config'
 import { OpsError } from '../shared/contract'
 import { LAUNCH_PATH } from '../shared/ws-protocol'
+import { defineCommand } from './cli-command'
 import { readControlFile } from './control'
-
-export const openUsage = `  open [--as-token] [--json]
-                            Print a fresh one-time link into the running host's browser UI (it lasts 5 minutes), for
-                            the OS user running the host; --as-token signs the link in as an administrator's token
-                            (OPS_API_TOKENS), read from OPS_TOKEN or standard input.`
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('Administrator token: ')
@@ -26,8 +21,7 @@ async function readStdin(): Promise<string> {
   return data.split(/\r?\n/)[0].trim()
 }
 
-export async function openCommand(rest: string[]): Promise<number> {
-  const { values } = parseArgs({ args: rest, options: { 'as-token': { type: 'boolean' }, json: { type: 'boolean' } } })
+async function openCommand(values: { 'as-token'?: boolean; json?: boolean }): Promise<number> {
   const dataDir = defaultDataDir()
   let origin: string
   let bearer: string
@@ -60,3 +54,13 @@ export async function openCommand(rest: string[]): Promise<number> {
   )
   return 0
 }
+
+export const open = defineCommand({
+  name: 'open',
+  synopsis: '[--as-token] [--json]',
+  description: `Print a fresh one-time link into the running host's browser UI (it lasts 5 minutes), for
+    the OS user running the host; --as-token signs the link in as an administrator's token
+    (OPS_API_TOKENS), read from OPS_TOKEN or standard input. Exit 1 when no host is running.`,
+  options: { 'as-token': { type: 'boolean' }, json: { type: 'boolean' } },
+  run: ({ values }) => openCommand(values),
+})

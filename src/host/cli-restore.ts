@@ -1,33 +1,17 @@
-import { parseArgs } from 'node:util'
-import { describeIdentity, type Identity } from '../core/auth/identity'
+/**
+ * The restore commands of `examforge-ops`: `restore` (plan, run, --undo) and `restore-test`, each one entry
+ * of the command table (see cli-command.ts). A plan changes nothing; --yes runs it. Results are text for a
+ * person; --json prints the plan and the job.
+ */
+import { describeIdentity } from '../core/auth/identity'
 import { OpsError } from '../shared/contract'
 import { readSecretsFile } from '../core/config/config'
 import { registerSecret, urlSecrets } from '../core/log/scrub'
-import { formatBytes } from '../shared/format'
+import { formatBytes, formatTime, plural } from '../shared/format'
 import type { CheckReport, RestorePlan } from '../shared/restore'
 import type { Ops } from '../core/ops'
-import type { JobInfo } from '../shared/domain'
 import type { PlanInput } from '../core/restore/plan'
-
-type WithOps = <T>(fn: (ops: Ops) => Promise<T>) => Promise<T>
-type Follow = (ops: Ops, jobId: string, draw: boolean) => Promise<JobInfo>
-
-export const restoreUsage = `  restore (--backup <set-id> | --to-time <ISO time with zone>) [--tables a,b] [--target <database url> | --target-secret KEY]
-          [--yes] [--json] [--as <note>] [--allow-unauthenticated]
-                            Plan a restore and print it (changes nothing); with --yes, run it. --to-time needs a zone,
-                            e.g. 2026-11-29T14:05:00Z or 2026-11-29T15:05:00+01:00 (the plan shows it in UTC). Without --target it
-                            restores in place, atomically, after a safety backup. --target restores into another
-                            database (created when missing); leave its password out (other users can read a command
-                            line) and let PGPASSWORD or ~/.pgpass supply it, or name with --target-secret a KEY whose
-                            value is the URL in the 0600 file OPS_SECRETS_FILE (or in the environment).
-                            Needs an administrator when ADMIN_EMAILS is set (your OS user, mapped by OPS_OS_USERS);
-                            --as adds a name to the audit record, nothing more. With an encryption key configured,
-                            only sets whose manifest it authenticates are restored; --allow-unauthenticated accepts
-                            older or unencrypted ones anyway.
-  restore --undo <restore-id> [--yes] [--as <email>]
-                            Undo an in-place restore by restoring the safety backup it took (refused once undone).
-  restore-test [--json]     Restore the newest backup chain into a scratch database, check it, drop it, and record
-                            the set as proven restorable.`
+import { defineCommand, followJob, me, mustBeAdmin, withOps } from './cli-command'
 
 /** An ISO 8601 time that names its zone (Z or ±hh:mm): without one it would mean a different moment on each machine. */
 const ZONED_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$/i
@@ -54,14 +38,14 @@ export function renderPlan(p: RestorePlan, given?: { text: string; zone: string 
     p.point.kind === 'time' && p.point.time
       ? `Restore to ${p.point.time.replace('.000Z', 'Z')} UTC${given ? ` (given as ${given.text}, zone ${given.zone})` : ''}`
       : `Restore ${p.point.label}`,
-    `  chain ${p.chain.fullSetId} covers ${p.chain.from} to ${p.chain.to}`,
-    `  reads ${p.sets.length} set(s), ${formatBytes(p.bytesToRead)}${p.transactions ? `; replays ${p.transactions} transaction(s)` : ''}`,
+    `  chain ${p.chain.fullSetId} covers ${formatTime(p.chain.from)} to ${formatTime(p.chain.to)}`,
+    `  reads ${plural(p.sets.length, 'set')}, ${formatBytes(p.bytesToRead)}${p.transactions ? `; replays ${plural(p.transactions, 'transaction')}` : ''}`,
     `  into ${p.target.database} on ${p.target.server}: ${
       p.target.mode === 'replace'
         ? 'replaces the tables in one transaction, after a safety backup of them'
         : `${p.target.createsDatabase ? 'creates the database, then ' : ''}loads the schema and data into the empty database`
     }`,
-    `  scope: ${p.wholeDatabase ? 'the whole database' : `${p.tables.length} table(s)`}; about ${p.estimatedSeconds} s`,
+    `  scope: ${p.wholeDatabase ? 'the whole database' : plural(p.tables.length, 'table')}; about ${p.estimatedSeconds} s`,
     '',
     '  table                                      rows now     rows after',
     ...p.tables.map(
@@ -82,7 +66,7 @@ export function renderReport(r: CheckReport): string {
     ...r.sequences.filter((s) => !s.ok).map((s) => `  BAD  ${s.sequence}: ${s.value} < ${s.maxInUse}`),
   ]
   return [
-    `Check ${r.ok ? 'passed' : 'FAILED'}: ${r.tables.length} table(s) (rows${r.tables.some((t) => t.digestExpected) ? ' and digests' : ''}), ${r.foreignKeys.length} foreign key(s), ${r.sequences.length} sequence(s).`,
+    `Check ${r.ok ? 'passed' : 'FAILED'}: ${plural(r.tables.length, 'table')} (rows${r.tables.some((t) => t.digestExpected) ? ' and digests' : ''}), ${plural(r.foreignKeys.length, 'foreign key')}, ${plural(r.sequences.length, 'sequence')}.`,
     ...bad,
   ].join('\n')
 }
@@ -122,99 +106,126 @@ export function restoreTarget(values: { target?: string; 'target-secret'?: strin
   return url
 }
 
-export async function restoreCommand(
-  rest: string[],
-  withOps: WithOps,
-  follow: Follow,
-  me: Identity,
-  mustBeAdmin: (action: string) => void,
-): Promise<number> {
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      backup: { type: 'string' },
-      'to-time': { type: 'string' },
-      tables: { type: 'string' },
-      target: { type: 'string' },
-      'target-secret': { type: 'string' },
-      undo: { type: 'string' },
-      yes: { type: 'boolean' },
-      json: { type: 'boolean' },
-      as: { type: 'string' },
-      'allow-unauthenticated': { type: 'boolean' },
-    },
-  })
-  const operator = values.as ?? process.env.OPS_OPERATOR ?? null
-  if (values.undo) {
-    if (values.yes) mustBeAdmin('Undoing a restore')
+/** --tables as a list; a value that names no table is refused rather than read as "the whole database". */
+export function parseTables(v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined
+  const tables = v
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+  if (!tables.length)
+    throw new OpsError(
+      'bad_argument',
+      `--tables "${v}" names no table: list them (e.g. --tables users,subscriptions), or leave --tables out to restore the whole database.`,
+    )
+  return tables
+}
+
+const restoreOptions = {
+  backup: { type: 'string' },
+  'to-time': { type: 'string' },
+  tables: { type: 'string' },
+  target: { type: 'string' },
+  'target-secret': { type: 'string' },
+  undo: { type: 'string' },
+  yes: { type: 'boolean' },
+  json: { type: 'boolean' },
+  as: { type: 'string' },
+  'allow-unauthenticated': { type: 'boolean' },
+} as const
+
+export const restore = defineCommand({
+  name: 'restore',
+  synopsis: `(--backup <set-id> | --to-time <ISO time with zone>) [--tables a,b] [--target <database url> | --target-secret KEY]
+          [--yes] [--json] [--as <note>] [--allow-unauthenticated]
+       examforge-ops restore --undo <restore-id> [--yes] [--json] [--as <note>]`,
+  description: `Plan a restore and print it (changes nothing); with --yes, run it. --to-time needs a zone,
+    e.g. 2026-11-29T14:05:00Z or 2026-11-29T15:05:00+01:00 (the plan shows it in UTC). Without --target it
+    restores in place, atomically, after a safety backup. --target restores into another
+    database (created when missing); leave its password out (other users can read a command
+    line) and let PGPASSWORD or ~/.pgpass supply it, or name with --target-secret a KEY whose
+    value is the URL in the 0600 file OPS_SECRETS_FILE (or in the environment).
+    Needs an administrator when ADMIN_EMAILS is set (your OS user, mapped by OPS_OS_USERS);
+    --as adds a name to the audit record, nothing more. With an encryption key configured,
+    only sets whose manifest it authenticates are restored; --allow-unauthenticated accepts
+    older or unencrypted ones anyway.
+    --undo undoes an in-place restore by restoring the safety backup it took (refused once undone).
+    Exit 1 when the plan finds a problem, the restore fails, or the set, table, time or restore id is not found.`,
+  options: restoreOptions,
+  run: async ({ values }) => {
+    const operator = values.as ?? process.env.OPS_OPERATOR ?? null
+    if (values.undo !== undefined) {
+      if (values.backup || values['to-time'] || values.tables !== undefined || values.target || values['target-secret'])
+        throw new OpsError('bad_argument', '--undo takes only a restore id (and --yes, --json, --as): it restores that restore’s safety backup.')
+      return undo(values.undo, !!values.yes, !!values.json, operator)
+    }
+    if (!!values.backup === !!values['to-time'])
+      throw new OpsError('bad_argument', 'Give either --backup <set-id> or --to-time <ISO time with zone, e.g. 2026-11-29T14:05:00Z>.')
+    const toTime = values['to-time'] ? parseToTime(values['to-time']) : null
+    const given = toTime ? { text: values['to-time']!.trim(), zone: toTime.zone } : undefined
+    const tables = parseTables(values.tables)
+    const target = restoreTarget(values)
+    if (target && !/^postgres(ql)?:\/\//.test(target))
+      throw new OpsError(
+        'bad_argument',
+        `${values.target ? '--target' : `The value of ${values['target-secret']}`} must be a database URL, e.g. postgres://user@host:5432/examforge_restored.`,
+      )
+    const input: PlanInput = {
+      point: values.backup ? { setId: values.backup } : { time: toTime!.iso },
+      tables,
+      target: target ? { kind: 'url', url: target } : { kind: 'in-place' },
+      ...(values['allow-unauthenticated'] ? { allowUnauthenticated: true } : {}),
+    }
+    if (values.yes) mustBeAdmin('Restoring')
     return withOps(async (ops) => {
-      const rec = await ops.restores.record(values.undo!)
-      if (!rec) throw new OpsError('unknown_restore', `There is no restore "${values.undo}": see the Restore page's history.`)
-      if (rec.undoneBy)
-        throw new OpsError(
-          'already_undone',
-          `Restore ${rec.id} was already undone by ${rec.undoneBy}: there is nothing left to undo. To return to what it put there, undo ${rec.undoneBy} instead.`,
-        )
-      if (!rec.safetySetId || rec.outcome !== 'succeeded')
-        throw new OpsError(
-          'no_undo',
-          `Restore ${rec.id} ${rec.outcome === 'succeeded' ? 'replaced no tables (it has no safety backup)' : `did not succeed (${rec.outcome}): the database was left as it was`}, so there is nothing to undo.`,
-        )
+      const plan = await ops.restores.plan(input)
       if (!values.yes) {
         process.stdout.write(
-          `Would undo restore ${rec.id} (${rec.point} into ${rec.target}) by restoring its safety backup ${rec.safetySetId}. Add --yes to do it.\n`,
+          values.json
+            ? JSON.stringify({ applied: false, plan }, null, 2) + '\n'
+            : `${renderPlan(plan, given)}\n\nNothing was changed: add --yes to restore.\n`,
         )
-        return 0
+        return plan.ok ? 0 : 1
       }
-      const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', {
-        operator,
-        actor: describeIdentity(ops.config, me),
-      })
-      return finish(ops, jobId, plan, values.json ?? false, follow)
+      const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor: describeIdentity(ops.config, me) })
+      if (!values.json) process.stderr.write(`${renderPlan(plan, given)}\n\nRestoring...\n`)
+      return finish(ops, jobId, plan, !!values.json)
     })
-  }
-  if (!!values.backup === !!values['to-time'])
-    throw new OpsError(
-      'bad_argument',
-      'Usage: examforge-ops restore (--backup <set-id> | --to-time <ISO time with zone, e.g. 2026-11-29T14:05:00Z>) [--tables a,b] [--target <url> | --target-secret KEY] [--yes] [--json]',
-    )
-  const toTime = values['to-time'] ? parseToTime(values['to-time']) : null
-  const given = toTime ? { text: values['to-time']!.trim(), zone: toTime.zone } : undefined
-  const target = restoreTarget(values)
-  if (target && !/^postgres(ql)?:\/\//.test(target))
-    throw new OpsError(
-      'bad_argument',
-      `${values.target ? '--target' : `The value of ${values['target-secret']}`} must be a database URL, e.g. postgres://user@host:5432/examforge_restored.`,
-    )
-  const input: PlanInput = {
-    point: values.backup ? { setId: values.backup } : { time: toTime!.iso },
-    tables: values.tables
-      ?.split(',')
-      .map((t) => t.trim())
-      .filter(Boolean),
-    target: target ? { kind: 'url', url: target } : { kind: 'in-place' },
-    ...(values['allow-unauthenticated'] ? { allowUnauthenticated: true } : {}),
-  }
-  if (values.yes) mustBeAdmin('Restoring')
+  },
+})
+
+function undo(id: string, yes: boolean, json: boolean, operator: string | null): Promise<number> {
+  if (!id.trim()) throw new OpsError('bad_argument', '--undo needs the id of a restore (the CLI printed it; the Restore page lists them).')
+  if (yes) mustBeAdmin('Undoing a restore')
   return withOps(async (ops) => {
-    if (!values.yes) {
-      const plan = await ops.restores.plan(input)
-      process.stdout.write(
-        values.json
-          ? JSON.stringify({ applied: false, plan }, null, 2) + '\n'
-          : `${renderPlan(plan, given)}\n\nNothing was changed: add --yes to restore.\n`,
+    const rec = await ops.restores.record(id)
+    if (!rec) throw new OpsError('unknown_restore', `There is no restore "${id}": see the Restore page's history.`)
+    if (rec.undoneBy)
+      throw new OpsError(
+        'already_undone',
+        `Restore ${rec.id} was already undone by ${rec.undoneBy}: there is nothing left to undo. To return to what it put there, undo ${rec.undoneBy} instead.`,
       )
-      return plan.ok ? 0 : 1
+    if (!rec.safetySetId || rec.outcome !== 'succeeded')
+      throw new OpsError(
+        'no_undo',
+        `Restore ${rec.id} ${rec.outcome === 'succeeded' ? 'replaced no tables (it has no safety backup)' : `did not succeed (${rec.outcome}): the database was left as it was`}, so there is nothing to undo.`,
+      )
+    if (!yes) {
+      process.stdout.write(
+        `Would undo restore ${rec.id} (${rec.point} into ${rec.target}) by restoring its safety backup ${rec.safetySetId}. Add --yes to do it.\n`,
+      )
+      return 0
     }
-    const plan = await ops.restores.plan(input)
-    const { jobId } = await ops.restores.start(input, plan.target.database, { operator, actor: describeIdentity(ops.config, me) })
-    if (!values.json) process.stderr.write(`${renderPlan(plan, given)}\n\nRestoring...\n`)
-    return finish(ops, jobId, plan, values.json ?? false, follow)
+    const { jobId, plan } = await ops.restores.undo(rec.id, rec.plan?.target.database ?? '', {
+      operator,
+      actor: describeIdentity(ops.config, me),
+    })
+    return finish(ops, jobId, plan, json)
   })
 }
 
-async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean, follow: Follow): Promise<number> {
-  const info = await follow(ops, jobId, !json)
+async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean): Promise<number> {
+  const info = await followJob(ops, jobId, !json)
   const ok = info.state === 'succeeded'
   const r = info.result as { restoreId: string; report: CheckReport; safetySetId: string | null; durationMs: number } | undefined
   if (json) process.stdout.write(JSON.stringify({ ok, plan, job: info }, null, 2) + '\n')
@@ -227,29 +238,29 @@ async function finish(ops: Ops, jobId: string, plan: RestorePlan, json: boolean,
   return ok ? 0 : 1
 }
 
-export async function restoreTestCommand(
-  rest: string[],
-  withOps: WithOps,
-  follow: Follow,
-  me: Identity,
-  mustBeAdmin: (action: string) => void,
-): Promise<number> {
-  const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' }, as: { type: 'string' } } })
-  mustBeAdmin('A restore test')
-  return withOps(async (ops) => {
-    const { jobId } = ops.restores.startTest({
-      operator: values.as ?? process.env.OPS_OPERATOR ?? null,
-      actor: describeIdentity(ops.config, me),
+export const restoreTest = defineCommand({
+  name: 'restore-test',
+  synopsis: '[--json] [--as <note>]',
+  description: `Restore the newest backup chain into a scratch database, check it, drop it, and record
+    the set as proven restorable. Exit 1 when it fails.`,
+  options: { json: { type: 'boolean' }, as: { type: 'string' } },
+  run: async ({ values }) => {
+    mustBeAdmin('A restore test')
+    return withOps(async (ops) => {
+      const { jobId } = ops.restores.startTest({
+        operator: values.as ?? process.env.OPS_OPERATOR ?? null,
+        actor: describeIdentity(ops.config, me),
+      })
+      const info = await followJob(ops, jobId, !values.json)
+      const ok = info.state === 'succeeded'
+      const r = info.result as { report: CheckReport; durationMs: number; target: string } | undefined
+      if (values.json) process.stdout.write(JSON.stringify({ ok, job: info }, null, 2) + '\n')
+      else if (ok && r)
+        process.stdout.write(
+          `Restore test passed in ${(r.durationMs / 1000).toFixed(1)} s (scratch database dropped).\n${renderReport(r.report)}\n`,
+        )
+      else process.stderr.write(`Restore test ${info.state}: ${info.error?.message}\n`)
+      return ok ? 0 : 1
     })
-    const info = await follow(ops, jobId, !values.json)
-    const ok = info.state === 'succeeded'
-    const r = info.result as { report: CheckReport; durationMs: number; target: string } | undefined
-    if (values.json) process.stdout.write(JSON.stringify({ ok, job: info }, null, 2) + '\n')
-    else if (ok && r)
-      process.stdout.write(
-        `Restore test passed in ${(r.durationMs / 1000).toFixed(1)} s (scratch database dropped).\n${renderReport(r.report)}\n`,
-      )
-    else process.stderr.write(`Restore test ${info.state}: ${info.error?.message}\n`)
-    return ok ? 0 : 1
-  })
-}
+  },
+})

@@ -36,3 +36,8 @@ export function transportText(t: { encrypted: boolean; verified: boolean; loopba
   if (t.encrypted) return t.verified ? 'Encrypted, verified' : 'Encrypted, not verified'
   return t.loopback ? 'Clear text (loopback)' : 'Not encrypted'
 }
+
+/** A count with its noun, singular for one: plural(1, 'table') → "1 table", plural(12000, 'row') → "12,000 rows". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`
+}
