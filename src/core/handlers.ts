@@ -25,6 +25,7 @@ type Handlers = {
 /** One core function per contract method. Both transports dispatch through here after validating the input. */
 export const handlers: Handlers = {
   'app.info': (ops) => ops.info(),
+  'app.restart': (ops) => ops.restart(),
   // Never report a service unhealthy only because it has not been checked yet.
   'health.snapshot': (ops) => ops.health.ready(),
   'health.checkNow': (ops, input) => ops.health.checkNow(input.service),

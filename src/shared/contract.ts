@@ -37,6 +37,8 @@ const retentionPlan = z.object({
 
 export const methods = {
   'app.info': { input: none, output: appInfo },
+  /** Restart the console so saved settings apply: the desktop app relaunches itself; the host says how. */
+  'app.restart': { input: none, output: z.object({ restarting: z.boolean(), message: z.string() }) },
   'health.snapshot': { input: none, output: healthSnapshot },
   'health.checkNow': {
     input: z.object({ service: serviceId.optional() }).strict(),

@@ -44,6 +44,7 @@ export const destructiveMethods: ReadonlySet<MethodName> = new Set<MethodName>([
   'backups.dropSlot',
   'settings.update',
   'sandbox.seed',
+  'app.restart',
 ])
 
 /** What the program token may not call besides: it reads (health, metrics, catalog), it does not start work. */
