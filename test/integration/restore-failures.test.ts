@@ -207,11 +207,14 @@ describe('restores that fail, are refused or are killed', () => {
     expect((await ops.backups.orphanedSafety(await ops.backups.list())).get(rec.safetySetId!)).toMatch(/^the restore that took it failed/)
   }, 60_000)
 
-  it('a dropped connection mid-restore into a new database leaves it clearly marked incomplete, with what to do', async () => {
+  const exists = async (name: string) => (await query(src.url, `SELECT 1 FROM pg_database WHERE datname = $1`, [name])).length > 0
+
+  it('a dropped connection mid-load into a new database drops the database it created, and says exactly that', async () => {
     const name = `rfail_new_${Date.now().toString(36)}`
     try {
       const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'new', database: name } }, name, { actor: 'test' })
       await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
+      expect(await exists(name)).toBe(true)
       await query(
         src.url,
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'examforge-ops:restore%'`,
@@ -219,9 +222,30 @@ describe('restores that fail, are refused or are killed', () => {
       )
       const info = await ops.jobs.wait(jobId)
       expect(info.state).toBe('failed')
-      expect(info.error?.message).toMatch(new RegExp(`The database ${name} is incomplete and marked so: drop it and restore again`))
-      const [mark] = await query(src.url, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [name])
-      expect(mark.c).toMatch(/INCOMPLETE: a restore of .* has not finished\. Drop this database and restore again/)
+      expect(info.error?.message).toMatch(/^The restore failed: /)
+      expect(info.error?.message).toMatch(new RegExp(`The database ${name} it had created was dropped: nothing of this restore remains\\.$`))
+      expect(await exists(name)).toBe(false)
+      const [rec] = await ops.restores.history()
+      expect(rec).toMatchObject({ outcome: 'failed', error: info.error?.message })
+    } finally {
+      await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    }
+  }, 60_000)
+
+  it('cancel mid-load into a new database drops the database it created; the job and the record say so in one wording', async () => {
+    const name = `rcancel_new_${Date.now().toString(36)}`
+    try {
+      const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'new', database: name } }, name, { actor: 'test' })
+      await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
+      expect(await exists(name)).toBe(true)
+      ops.jobs.cancel(jobId)
+      const info = await ops.jobs.wait(jobId)
+      expect(info.state).toBe('cancelled')
+      const said = `The restore was cancelled by the operator. The database ${name} it had created was dropped: nothing of this restore remains.`
+      expect(info.error?.message).toBe(said)
+      expect(await exists(name)).toBe(false)
+      const [rec] = await ops.restores.history()
+      expect(rec).toMatchObject({ outcome: 'cancelled', error: said })
     } finally {
       await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
     }
@@ -253,6 +277,9 @@ describe('restores that fail, are refused or are killed', () => {
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
     const [rec] = await ops.restores.history()
     expect(rec.outcome).toBe('cancelled')
+    // One wording for the cancel, in the job and in the record (never a library's "The operation was aborted").
+    expect(info.error?.message).toBe('The restore was cancelled by the operator. The database is unchanged (everything was rolled back).')
+    expect(rec.error).toBe(info.error?.message)
     // Its safety backup was stored before the tables were touched, and the record names it: an orphan, since the
     // database was left as it was. It is marked in the catalog, not offered for undo, and retention deletes it.
     expect(rec.safetySetId).toMatch(/-safety-/)

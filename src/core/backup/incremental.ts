@@ -101,6 +101,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     throw explainConnectError(e, o.databaseUrl, { connectTimeoutMs: o.connectTimeoutMs })
   })
   const written: string[] = []
+  let complete = false
   let streamRef: LogicalReplicationService | null = null
   let thread: GzipThread | null = null
   try {
@@ -351,6 +352,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const sealed = sealManifest(manifest, o.encryption?.key ?? null)
     await o.storage.putSmall(manifestKey(setId), JSON.stringify(sealed, null, 2))
     written.length = 0 // complete: nothing to clean up from here on
+    complete = true
     await o.afterStored?.()
     // Only now may the slot forget these changes: confirm exactly up to the target (the library sends lsn + 1).
     await stream.acknowledge(lsnToString(targetLsn - 1n))
@@ -358,6 +360,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     return sealed
   } catch (e) {
     await o.storage.delete(written).catch(() => {})
+    // A set without its manifest leaves no folder behind either (never one whose manifest is stored).
+    if (!complete) await o.storage.discard(setPrefix(setId)).catch(() => {})
     throw e
   } finally {
     await thread?.close()

@@ -5,7 +5,7 @@ import { OpsError } from '../../shared/contract'
 import type { RestorePlan, RestorePoints, RestoreRecord, RestoreRequest } from '../../shared/restore'
 import type { AuditLog } from '../audit/audit'
 import type { Config } from '../config/config'
-import type { JobContext, JobRunner } from '../jobs/runner'
+import { cancelReason, type JobContext, type JobRunner } from '../jobs/runner'
 import type { Logger } from '../log/logger'
 import { scrub } from '../log/scrub'
 import type { BackupService } from '../backup/service'
@@ -277,7 +277,23 @@ export class RestoreService {
       return { ...out, restoreId: id, target, durationMs }
     } catch (e) {
       const cancelled = ctx.signal.aborted
-      const message = scrub((e as Error).message)
+      // A database this restore created is dropped, whether it was cancelled or failed: nothing half-loaded
+      // stays behind under a name that looks restored. If it cannot be dropped, the message says so and how.
+      const remains = state.created
+        ? await dropDatabase(prepared.targetUrl, plan.target.database, this.deps.config.connectTimeoutMs).then(
+            () => {
+              state.dropped = true
+              return `The database ${plan.target.database} it had created was dropped: nothing of this restore remains.`
+            },
+            (de: Error) => {
+              this.deps.log.warn('could not drop the database a stopped restore created', { error: de.message })
+              return `The database ${plan.target.database} it created could not be dropped (${de.message}), so it remains, incomplete and marked so in its comment: drop it (Restore page, or DROP DATABASE) before restoring again.`
+            },
+          )
+        : whatRemains(plan, state)
+      const message = scrub(
+        cancelled ? `The restore was ${cancelReason(ctx.signal)}. ${remains}` : `The restore failed: ${(e as Error).message} ${remains}`,
+      )
       await this.write(
         `UPDATE ops.restores SET finished_at = now(), outcome = $2, duration_ms = $3, error = $4, report = $5 WHERE id = $1`,
         [
@@ -295,10 +311,8 @@ export class RestoreService {
         outcome: cancelled ? 'cancelled' : 'failed',
         details: { restoreId: id, point: plan.point.label, error: message },
       })
-      throw new OpsError(
-        (e as OpsError).code ?? 'restore_failed',
-        `${cancelled ? 'The restore was cancelled' : `The restore failed: ${message}`} ${whatRemains(plan, state)}`,
-      )
+      // A cancel is the job's own OpsError('cancelled'): the job runner shows this message, which says what remains.
+      throw new OpsError(cancelled ? 'cancelled' : ((e as OpsError).code ?? 'restore_failed'), message)
     } finally {
       alive?.release(true) // closing the session releases its lock
     }
