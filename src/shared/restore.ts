@@ -68,7 +68,10 @@ export const restorePlan = z.object({
   /** Tables outside the scope that foreign keys tie to it: the wizard offers to include them. */
   related: z.array(z.object({ table: z.string(), why: z.string() })),
   safetyBackup: z.boolean(),
-  estimatedSeconds: z.number(),
+  /** From the throughput of earlier restores here (core/restore/estimate.ts); null when none was timed yet. */
+  estimatedSeconds: z.number().nullable(),
+  /** Where the estimate comes from, or why there is none, for people. */
+  estimateBasis: z.string(),
   preflight: z.array(preflightCheck),
   ok: z.boolean(),
 })

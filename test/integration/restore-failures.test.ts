@@ -63,6 +63,12 @@ describe('restores that fail, are refused or are killed', () => {
     await src?.drop()
   })
 
+  it('the plan gives no time before any restore was timed here, rather than a made-up one', async () => {
+    const plan = await ops.restores.plan({ point: { setId }, target: { kind: 'new', database: 'never_made_estimate' } })
+    expect(plan.estimatedSeconds).toBeNull()
+    expect(plan.estimateBasis).toMatch(/^unknown: no restore into an empty database has been timed here yet/)
+  })
+
   it('a killed restore process leaves the database exactly as it was, at every point it was killed', async () => {
     // How long a whole in-place restore takes through the CLI, to kill it at random points within.
     const t0 = Date.now()
@@ -411,6 +417,10 @@ describe('restores that fail, are refused or are killed', () => {
     const info = await ops.jobs.wait(jobId)
     expect(info.state, info.error?.message).toBe('succeeded')
     const scratch = (info.result as { target: string }).target.split('@')[0]
+    // Timed now: the next plan into an empty database is estimated from this installation's own throughput.
+    const next = await ops.restores.plan({ point: { setId }, target: { kind: 'new', database: 'never_made_estimate' } })
+    expect(next.estimatedSeconds).toBeGreaterThan(0)
+    expect(next.estimateBasis).toMatch(/^from the last (restore|\d+ restores) into an empty database here \([\d.]+ MB\/s including fixed costs\)$/)
     expect(scratch).toMatch(/^examforge_ops_restore_test_/)
     expect(await query(inject('pgUrl'), `SELECT 1 FROM pg_database WHERE datname = $1`, [scratch])).toEqual([])
     const proven = await ops.restores.proven()

@@ -12,6 +12,7 @@ import type { BackupService } from '../backup/service'
 import { chains, readCatalog } from '../backup/catalog'
 import { parseCompression } from '../backup/compression'
 import { resolveKey } from '../backup/crypto'
+import { estimateRestore, type TimedRestore } from './estimate'
 import { CheckFailed, executeRestore, freshTargetState, type RestoreOutcome, type TargetState } from './execute'
 import { connectTimeouts, explainConnectError } from '../db/timeouts'
 import { orphanedSafetySets } from '../backup/safety'
@@ -85,8 +86,8 @@ export class RestoreService {
   }
 
   /** A plan for running now: objects are checked against their SHA-256 by the run itself, before the target is touched. */
-  prepare(r: RestoreRequest | PlanInput, signal?: AbortSignal, verifyUpTo = 0): Promise<PreparedRestore> {
-    return planRestore(this.input(r), {
+  async prepare(r: RestoreRequest | PlanInput, signal?: AbortSignal, verifyUpTo = 0): Promise<PreparedRestore> {
+    const prepared = await planRestore(this.input(r), {
       verifyUpTo,
       storage: this.deps.backups.storage(),
       keys: this.keys(),
@@ -94,6 +95,32 @@ export class RestoreService {
       signal,
       connectTimeoutMs: this.deps.config.connectTimeoutMs,
     })
+    const plan = prepared.plan
+    const e = estimateRestore(
+      plan.tables.reduce((n, t) => n + t.bytes, 0),
+      plan.target.mode,
+      await this.timed(),
+    )
+    plan.estimatedSeconds = e.seconds
+    plan.estimateBasis = e.basis
+    return prepared
+  }
+
+  /** Earlier restores that succeeded, newest first, with their size and duration (for the estimate). */
+  private async timed(): Promise<TimedRestore[]> {
+    const pool = this.deps.store()
+    if (!pool) return []
+    const { rows } = await pool
+      .query(
+        `SELECT plan, duration_ms FROM ops.restores WHERE outcome = 'succeeded' AND duration_ms > 0 AND plan IS NOT NULL
+          ORDER BY finished_at DESC LIMIT 50`,
+      )
+      .catch(() => ({ rows: [] as { plan: RestorePlan; duration_ms: string }[] }))
+    return rows.map((r) => ({
+      mode: r.plan.target?.mode === 'replace' ? 'replace' : 'load',
+      bytes: (r.plan.tables ?? []).reduce((n: number, t: { bytes?: number }) => n + (t.bytes ?? 0), 0),
+      durationMs: Number(r.duration_ms),
+    }))
   }
 
   /** The preview: on small sets it reads every object now, so a damaged one shows before anything is confirmed. */
