@@ -77,6 +77,7 @@ export const handlers: Handlers = {
   }),
   'restore.test': (ops, input, ctx) => ops.restores.startTest({ operator: input.operator, actor: ctx.who }),
   'restore.history': (ops) => ops.restores.history(),
+  'restore.dropIncomplete': (ops, input, ctx) => ops.restores.dropIncomplete(input.restoreId, input.confirm, ctx.who),
   'restore.get': async (ops, input) => {
     const r = await ops.restores.record(input.restoreId)
     if (!r) throw new OpsError('unknown_restore', `There is no restore "${input.restoreId}".`)

@@ -119,6 +119,11 @@ export const restoreRecord = z.object({
   safetySetId: z.string().nullable(),
   /** The undo that already put this restore's safety backup back: it is not offered (or accepted) again. */
   undoneBy: z.string().nullable().default(null),
+  /**
+   * A database this restore created that is still there, marked incomplete (its drop after a cancel or a
+   * failure did not succeed, or the process was killed): offered for a one-click drop (restore.dropIncomplete).
+   */
+  leftover: z.string().nullable().default(null),
   /** For a restore test: the set proven restorable. */
   provenSetId: z.string().nullable(),
   durationMs: z.number().nullable(),

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { dispatch } from '../../src/core/dispatch'
 import type { Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
@@ -256,6 +257,54 @@ describe('restores that fail, are refused or are killed', () => {
       await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
     }
   }, 60_000)
+
+  it('a restore killed mid-load into a new database leaves it marked incomplete: the history offers it, and one call drops it', async () => {
+    const name = `rkill_new_${Date.now().toString(36)}`
+    const u = new URL(src.url)
+    const password = decodeURIComponent(u.password)
+    u.password = ''
+    u.pathname = `/${name}`
+    try {
+      const run = cli(['restore', '--backup', setId, '--target', u.toString(), '--yes'], { ...env, PGPASSWORD: password })
+      await waitFor(
+        async () =>
+          (
+            await query(
+              src.url,
+              `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'examforge-ops:restore-%' AND state = 'active'`,
+              [name],
+            )
+          ).length > 0,
+        'the CLI restore to be loading the new database',
+        30_000,
+        20,
+      )
+      run.child.kill('SIGKILL')
+      await run.done
+      // The server ends the killed process's session (and its lock) when it notices the socket closed.
+      const rec = (await waitFor(
+        async () => (await ops.restores.history()).find((h) => h.target.startsWith(`${name}@`) && h.outcome !== 'running'),
+        'the killed restore to read as interrupted',
+        30_000,
+        50,
+      ))!
+      expect(rec).toMatchObject({ outcome: 'interrupted', leftover: name })
+      const call = (input: unknown) =>
+        dispatch(ops, 'restore.dropIncomplete', input, { actor: { via: 'cli', osUser: 'test', email: null } }) as Promise<{
+          ok: boolean
+          value?: { dropped: string }
+          error?: { message: string }
+        }>
+      expect((await call({ restoreId: rec.id, confirm: 'wrong' })).error?.message).toMatch(`Type the database's name (${name})`)
+      expect((await call({ restoreId: rec.id, confirm: name })).value).toEqual({ dropped: name })
+      expect(await exists(name)).toBe(false)
+      expect((await ops.restores.history()).find((h) => h.id === rec.id)?.leftover).toBeNull()
+      // Never a database that is not a stopped restore's, marked incomplete.
+      expect((await call({ restoreId: rec.id, confirm: name })).error?.message).toMatch(/is gone, or no longer marked incomplete/)
+    } finally {
+      await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    }
+  }, 90_000)
 
   it('the agent runs restore tests on RESTORE_TEST_EVERY', async () => {
     const agent = await openOps({ ...env, RESTORE_TEST_EVERY: '2s' }, { backupSchedule: true })

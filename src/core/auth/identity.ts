@@ -39,6 +39,7 @@ export function describeIdentity(config: Config, id: Identity): string {
 export const destructiveMethods: ReadonlySet<MethodName> = new Set<MethodName>([
   'restore.start',
   'restore.undo',
+  'restore.dropIncomplete',
   'restore.test',
   'backups.prune',
   'backups.dropSlot',

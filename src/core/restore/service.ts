@@ -380,7 +380,55 @@ export class RestoreService {
     const { rows } = await pool.query(`SELECT r.*, ${UNDONE_BY} AS undone_by FROM ops.restores r ORDER BY started_at DESC LIMIT $1`, [
       limit,
     ])
-    return rows.map(toRecord)
+    const records = rows.map(toRecord)
+    const left = await this.leftovers(records.filter(stoppedCreating).map((r) => r.plan!.target.database))
+    return records.map((r) => (stoppedCreating(r) && left.has(r.plan!.target.database) ? { ...r, leftover: r.plan!.target.database } : r))
+  }
+
+  /** Which of these databases exist and carry a restore's INCOMPLETE mark (only those are ever offered for a drop). */
+  private async leftovers(names: string[]): Promise<Set<string>> {
+    const url = this.deps.databaseUrl()
+    if (!url || !names.length) return new Set()
+    const c = pgClient(url, { ...connectTimeouts({ connectTimeoutMs: this.deps.config.connectTimeoutMs }) })
+    c.on('error', () => {})
+    try {
+      await c.connect()
+      const { rows } = await c.query<{ datname: string }>(
+        `SELECT datname FROM pg_database WHERE datname = ANY($1) AND shobj_description(oid, 'pg_database') LIKE $2`,
+        [names, `${INCOMPLETE_MARK}%`],
+      )
+      return new Set(rows.map((r) => r.datname))
+    } catch {
+      return new Set()
+    } finally {
+      await c.end().catch(() => {})
+    }
+  }
+
+  /**
+   * The one-click drop the history offers: only the database a stopped restore created, only while it still
+   * carries the restore's INCOMPLETE mark (never a database someone has since put to use), its name typed back.
+   */
+  async dropIncomplete(restoreId: string, confirm: string, actor: string): Promise<{ dropped: string }> {
+    const r = await this.record(restoreId)
+    if (!r) throw new OpsError('unknown_restore', `There is no restore "${restoreId}".`)
+    if (!stoppedCreating(r))
+      throw new OpsError('not_incomplete', `Restore ${restoreId} did not stop while creating a database: there is nothing of it to drop.`)
+    const name = r.plan!.target.database
+    if (confirm !== name) throw new OpsError('not_confirmed', `Type the database's name (${name}) to confirm dropping it.`)
+    if (!(await this.leftovers([name])).has(name))
+      throw new OpsError(
+        'not_incomplete',
+        `The database ${name} is gone, or no longer marked incomplete by a restore (someone may use it now): nothing was dropped.`,
+      )
+    try {
+      await dropDatabase(this.deps.databaseUrl()!, name, this.deps.config.connectTimeoutMs)
+    } catch (e) {
+      await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'failed', details: { restoreId } })
+      throw new OpsError('drop_failed', `The database ${name} could not be dropped: ${scrub((e as Error).message)}. Drop it with DROP DATABASE.`)
+    }
+    await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'dropped', details: { restoreId } })
+    return { dropped: name }
   }
 
   async record(id: string): Promise<RestoreRecord | null> {
@@ -415,6 +463,12 @@ const UNDONE_BY = `(SELECT u.id FROM ops.restores u
                       AND uu.started_at > u.started_at AND u.safety_set_id IS NOT NULL AND uu.plan->'point'->>'setId' = u.safety_set_id)
    ORDER BY u.started_at DESC LIMIT 1)`
 
+const INCOMPLETE_MARK = 'examforge-ops restore: INCOMPLETE'
+
+/** A restore into a database it created that did not succeed (failed, cancelled or killed). */
+const stoppedCreating = (r: RestoreRecord): boolean =>
+  (r.outcome === 'failed' || r.outcome === 'cancelled' || r.outcome === 'interrupted') && !!r.plan?.target.createsDatabase
+
 /** What a failed restore left in its target, said as it is. */
 function whatRemains(plan: RestorePlan, state: TargetState): string {
   const db = plan.target.database
@@ -439,6 +493,7 @@ function toRecord(r: Record<string, unknown>): RestoreRecord {
     tables: (r.tables as string[]) ?? [],
     safetySetId: (r.safety_set_id as string) ?? null,
     undoneBy: (r.undone_by as string) ?? null,
+    leftover: null,
     provenSetId: (r.proven_set_id as string) ?? null,
     durationMs: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
     error: (r.error as string) ?? null,
