@@ -18,7 +18,8 @@ function SettingRow({ s }: { s: SettingView }) {
   }
   const save = async (v: string | null) => {
     const r = await saveSetting(s.key, v, confirmWith && secret ? secret : undefined)
-    setNote(r)
+    // Clearing a flagged value: the default is what already runs, no restart needed.
+    setNote(r.ok && v === null && s.problem ? { ok: true, message: 'Cleared: the default, which already applies.' } : r)
     if (r.ok) stop()
     else setSecret('')
     // Clearing a credential that guards an endpoint asks for the current secret: ask for it here.
@@ -76,7 +77,13 @@ function SettingRow({ s }: { s: SettingView }) {
                   Clear (use the default)
                 </button>
               )}
-              <button type="button" onClick={stop}>
+              <button
+                type="button"
+                onClick={() => {
+                  stop()
+                  setNote(null)
+                }}
+              >
                 Cancel
               </button>
             </div>
@@ -125,12 +132,13 @@ function SettingRow({ s }: { s: SettingView }) {
 function RestartBar() {
   const { settings, info, api } = useApp()
   const [message, setMessage] = useState<string | null>(null)
-  const pending = settings?.filter((s) => s.pending !== null || (s.problem && s.source !== 'environment')) ?? []
+  // Only saved changes wait for a restart: a flagged bad value already runs at its default.
+  const pending = settings?.filter((s) => s.pending !== null) ?? []
   if (!pending.length) return null
   const desktop = info?.face === 'electron'
   return (
     <div className="note" data-testid="restart-bar">
-      {pending.length === 1 ? '1 saved setting applies' : `${pending.length} saved settings apply`} after a restart.{' '}
+      {pending.length === 1 ? `${pending[0].key} applies` : `${pending.length} saved settings apply`} after a restart.{' '}
       {desktop ? (
         <button
           onClick={() =>
@@ -144,7 +152,7 @@ function RestartBar() {
         </button>
       ) : (
         <>
-          Restart the host to apply them: stop <code>npm run serve</code> (or <code>examforge-ops serve</code>) with Ctrl+C and start it
+          Restart the host to apply: stop <code>npm run serve</code> (or <code>examforge-ops serve</code>) with Ctrl+C and start it
           again.
         </>
       )}
