@@ -25,6 +25,7 @@ type Handlers = {
 /** One core function per contract method. Both transports dispatch through here after validating the input. */
 export const handlers: Handlers = {
   'app.info': (ops) => ops.info(),
+  'app.restart': (ops) => ops.restart(),
   // Never report a service unhealthy only because it has not been checked yet.
   'health.snapshot': (ops) => ops.health.ready(),
   'health.checkNow': (ops, input) => ops.health.checkNow(input.service),
@@ -76,6 +77,7 @@ export const handlers: Handlers = {
   }),
   'restore.test': (ops, input, ctx) => ops.restores.startTest({ operator: input.operator, actor: ctx.who }),
   'restore.history': (ops) => ops.restores.history(),
+  'restore.dropIncomplete': (ops, input, ctx) => ops.restores.dropIncomplete(input.restoreId, input.confirm, ctx.who),
   'restore.get': async (ops, input) => {
     const r = await ops.restores.record(input.restoreId)
     if (!r) throw new OpsError('unknown_restore', `There is no restore "${input.restoreId}".`)

@@ -49,6 +49,8 @@ export interface OpsOptions {
   secrets?: SecretStore
   /** Seed a new sandbox and run its traffic simulator (long-lived faces); one-shot commands skip it. */
   sandboxActivity?: boolean
+  /** How this face restarts itself (the Electron shell: app.relaunch() then quit); absent where it cannot (the host). */
+  restart?: () => void
 }
 
 export interface SandboxState {
@@ -66,6 +68,10 @@ export async function createOps(opts: OpsOptions) {
   const config = opts.config
   const log = opts.log ?? createLogger()
   const events = new OpsEvents()
+  // Bad values in the settings file did not stop the start: each is at its default, and said so here.
+  if (config.fileProblem) log.warn(config.fileProblem)
+  for (const p of config.problems)
+    log.warn(`Setting ${p.key} in ${p.file} is "${p.value}", which cannot be used: ${p.message} Using the default until it is fixed (Settings page).`)
 
   let closing = false
   const sandbox: SandboxState = { active: false, message: '', cluster: null, traffic: null, seedJobId: null }
@@ -250,6 +256,19 @@ export async function createOps(opts: OpsOptions) {
     log,
     events,
     secrets: opts.secrets ?? noSecretStore,
+    /** app.restart: the face restarts itself where it can; otherwise the reply says how (settings apply after a restart). */
+    restart(): { restarting: boolean; message: string } {
+      if (opts.restart) {
+        log.info('restart asked for from the console')
+        setImmediate(opts.restart)
+        return { restarting: true, message: 'The console is restarting: running jobs finish or stop first, then the window reopens.' }
+      }
+      return {
+        restarting: false,
+        message:
+          'This console runs in a terminal (npm run serve or examforge-ops serve): stop it with Ctrl+C and start it again to apply saved settings.',
+      }
+    },
     store,
     audit,
     jobs,

@@ -45,7 +45,7 @@ export function renderPlan(p: RestorePlan, given?: { text: string; zone: string 
         ? 'replaces the tables in one transaction, after a safety backup of them'
         : `${p.target.createsDatabase ? 'creates the database, then ' : ''}loads the schema and data into the empty database`
     }`,
-    `  scope: ${p.wholeDatabase ? 'the whole database' : plural(p.tables.length, 'table')}; about ${p.estimatedSeconds} s`,
+    `  scope: ${p.wholeDatabase ? 'the whole database' : plural(p.tables.length, 'table')}; ${p.estimatedSeconds === null ? `time ${p.estimateBasis}` : `about ${p.estimatedSeconds} s (${p.estimateBasis})`}`,
     '',
     '  table                                      rows now     rows after',
     ...p.tables.map(

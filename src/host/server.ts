@@ -251,7 +251,7 @@ export async function startHostServer(o: {
       if (!c || c === 'ended') return unauthorized(req, res, c)
       if (!auth.take(c.key)) return sendJson(res, 429, rateLimited(), { 'Retry-After': '1' })
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' })
-      return res.end(prometheusText(o.ops.metrics.latest()))
+      return res.end(prometheusText(o.ops.metrics.exposition()))
     }
 
     // The UI's files are no secret: the cookie is enough to load them; calls need the page's secret too.

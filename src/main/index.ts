@@ -81,10 +81,21 @@ async function start(): Promise<void> {
   } catch (e) {
     log.warn('stored secrets could not be read', { error: (e as Error).message })
   }
-  const config = loadConfig({ dataDir: process.env.OPS_DATA_DIR ?? app.getPath('userData'), secrets: stored })
   const windowReady = createWindow()
   try {
-    ops = await createOps({ config, face: 'electron', log, secrets })
+    // Bad values in the settings file fall back to their defaults; bad environment values refuse, all listed.
+    const config = loadConfig({ dataDir: process.env.OPS_DATA_DIR ?? app.getPath('userData'), secrets: stored })
+    ops = await createOps({
+      config,
+      face: 'electron',
+      log,
+      secrets,
+      // app.restart: before-quit drains running jobs, then the relaunched app starts with the saved settings.
+      restart: () => {
+        app.relaunch()
+        app.quit()
+      },
+    })
   } catch (e) {
     startError = scrub(`The console could not start: ${(e as Error).message}`)
     log.error(startError)

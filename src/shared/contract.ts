@@ -37,6 +37,8 @@ const retentionPlan = z.object({
 
 export const methods = {
   'app.info': { input: none, output: appInfo },
+  /** Restart the console so saved settings apply: the desktop app relaunches itself; the host says how. */
+  'app.restart': { input: none, output: z.object({ restarting: z.boolean(), message: z.string() }) },
   'health.snapshot': { input: none, output: healthSnapshot },
   'health.checkNow': {
     input: z.object({ service: serviceId.optional() }).strict(),
@@ -134,6 +136,11 @@ export const methods = {
   },
   'restore.test': { input: z.object({ operator: z.string().max(254).optional() }).strict(), output: z.object({ jobId: z.string() }) },
   'restore.history': { input: none, output: z.array(restoreRecord) },
+  /** Drop the database a stopped restore created and left behind, marked incomplete; its name typed back. */
+  'restore.dropIncomplete': {
+    input: z.object({ restoreId: z.string().uuid(), confirm: z.string().max(80) }).strict(),
+    output: z.object({ dropped: z.string() }),
+  },
   'restore.get': { input: z.object({ restoreId: z.string().uuid() }).strict(), output: restoreRecord },
   'metrics.series': {
     input: none,

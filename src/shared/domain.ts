@@ -103,6 +103,8 @@ export const settingView = z.object({
   source: z.enum(['environment', 'settings file', 'secret store', 'sandbox', 'default', 'unset']),
   /** A value saved in the settings file that takes effect at the next start (null when none). */
   pending: z.string().nullable(),
+  /** Why the value saved for this key could not be used at start (the console runs with its default), or null. */
+  problem: z.string().nullable(),
   /**
    * Where the setting sends a secret (or the backups): what a change from the console must confirm
    * (confirmWith, typed again), why, or that only the environment may change it. Null for other settings.

@@ -68,7 +68,10 @@ export const restorePlan = z.object({
   /** Tables outside the scope that foreign keys tie to it: the wizard offers to include them. */
   related: z.array(z.object({ table: z.string(), why: z.string() })),
   safetyBackup: z.boolean(),
-  estimatedSeconds: z.number(),
+  /** From the throughput of earlier restores here (core/restore/estimate.ts); null when none was timed yet. */
+  estimatedSeconds: z.number().nullable(),
+  /** Where the estimate comes from, or why there is none, for people. */
+  estimateBasis: z.string(),
   preflight: z.array(preflightCheck),
   ok: z.boolean(),
 })
@@ -116,6 +119,11 @@ export const restoreRecord = z.object({
   safetySetId: z.string().nullable(),
   /** The undo that already put this restore's safety backup back: it is not offered (or accepted) again. */
   undoneBy: z.string().nullable().default(null),
+  /**
+   * A database this restore created that is still there, marked incomplete (its drop after a cancel or a
+   * failure did not succeed, or the process was killed): offered for a one-click drop (restore.dropIncomplete).
+   */
+  leftover: z.string().nullable().default(null),
   /** For a restore test: the set proven restorable. */
   provenSetId: z.string().nullable(),
   durationMs: z.number().nullable(),

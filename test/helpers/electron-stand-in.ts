@@ -18,6 +18,7 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     openedExternal: [] as string[],
     notifications: [] as { title: string; body: string }[],
     quitCalls: 0,
+    relaunchCalls: 0,
     ready: false,
     privilegedSchemes: [] as { schemes: { scheme: string; privileges?: Record<string, boolean> }[]; beforeReady: boolean }[],
     protocolHandlers: new Map<string, (request: Request) => Response | Promise<Response>>(),
@@ -33,6 +34,9 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     requestSingleInstanceLock: () => true,
     quit: () => {
       rec.quitCalls++
+    },
+    relaunch: () => {
+      rec.relaunchCalls++
     },
   })
 

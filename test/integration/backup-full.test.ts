@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -168,14 +168,17 @@ describe('full backups', () => {
     const controller = new AbortController()
     const setId = newSetId('full')
     let progressed = 0
-    const run = runFullBackup(setId, options(storage, { chunkBytes: 64 * 1024, parallelism: 1 }), {
+    const run = runFullBackup(setId, options(storage, { chunkBytes: 64 * 1024, parallelism: 3 }), {
       signal: controller.signal,
       onProgress: (p) => {
-        if (p.unit === 'bytes' && p.done > 0 && ++progressed === 3) controller.abort(new Error('cancelled by test'))
+        if (p.unit === 'bytes' && p.done > 0 && ++progressed === 1) controller.abort(new Error('cancelled by test'))
       },
     })
     await expect(run).rejects.toThrow()
     expect(await storage.exists(manifestKey(setId))).toBe(false)
+    // Not even its folder: a cancelled set leaves nothing behind (with several connections still copying when it stopped).
+    expect(existsSync(join(dir, ...manifestKey(setId).split('/').slice(0, -1)))).toBe(false)
+    expect(existsSync(join(dir, 'sets')) ? readdirSync(join(dir, 'sets')) : []).toEqual([])
     const cat = await readCatalog(storage)
     expect(cat.filter((c) => c.status === 'complete')).toHaveLength(0)
     // The next backup succeeds.

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import Module, { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -24,6 +24,8 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     process.env.DATABASE_URL = db.url
     process.env.OPS_DATA_DIR = userData
     process.env.HEALTH_INTERVAL_S = '3600'
+    // A settings file with a value the console cannot use: the shell starts anyway, with the default.
+    writeFileSync(join(userData, 'settings.json'), JSON.stringify({ METRICS_INTERVAL_S: '0' }), { mode: 0o600 })
     ;(Module as unknown as { _load: unknown })._load = function (req: string, ...rest: unknown[]) {
       return req === 'electron' ? stand.module : load.call(this, req, ...rest)
     }
@@ -39,9 +41,10 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
         this.prevented = true
       },
     }
+    const quitsBefore = rec.quitCalls
     stand.module.app.emit('before-quit', event)
     expect(event.prevented).toBe(true)
-    await waitFor(() => rec.quitCalls > 0, 'the shell to quit after draining')
+    await waitFor(() => rec.quitCalls > quitsBefore, 'the shell to quit after draining')
     ;(Module as unknown as { _load: unknown })._load = load
     await db?.drop()
   })
@@ -289,5 +292,20 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     expect(statSync(join(userData, 'secrets.bin')).mode & 0o777).toBe(0o600)
     const list = await call('settings.list', {})
     expect(JSON.stringify(list)).not.toContain('keyring_secret')
+  })
+
+  it('started despite a bad METRICS_INTERVAL_S in settings.json: the key is at its default and flagged with the file', async () => {
+    const list = (await call('settings.list', {})) as { ok: true; value: { key: string; value: string; source: string; problem: string }[] }
+    const m = list.value.find((s) => s.key === 'METRICS_INTERVAL_S')!
+    expect(m).toMatchObject({ value: '5', source: 'default' })
+    expect(m.problem).toContain(join(userData, 'settings.json'))
+    expect(m.problem).toMatch(/METRICS_INTERVAL_S must be a number from 1 to 60; it is "0"/)
+  })
+
+  it('app.restart relaunches the desktop app (app.relaunch, then quit, which drains running jobs first)', async () => {
+    const quitsBefore = rec.quitCalls
+    const r = (await call('app.restart', {})) as { ok: true; value: { restarting: boolean; message: string } }
+    expect(r.value).toMatchObject({ restarting: true })
+    await waitFor(() => rec.relaunchCalls === 1 && rec.quitCalls === quitsBefore + 1, 'the shell to relaunch and quit')
   })
 })

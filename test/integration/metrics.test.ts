@@ -13,6 +13,7 @@ import { postgresCollector } from '../../src/core/metrics/collectors/postgres'
 import { redisCollector } from '../../src/core/metrics/collectors/redis'
 import { MetricsService } from '../../src/core/metrics/service'
 import { MetricStore } from '../../src/core/metrics/store'
+import { promtoolCheck } from '../helpers/promtool'
 import { freePort } from '../../src/core/sandbox/cluster'
 import { startHostServer } from '../../src/host/server'
 import type { Ops } from '../../src/core/ops'
@@ -256,7 +257,13 @@ describe('metrics: collectors, tiered history, Prometheus', () => {
       expect(r.headers.get('content-type')).toMatch(/text\/plain; version=0.0.4/)
       const text = await r.text()
       expect(text).toMatch(/^examforge_pg_connections\{host="[^"]+"\} \d+$/m)
-      expect(text).toMatch(/^examforge_redis_mem_used_bytes\{host="[^"]+"\} \d+$/m)
+      expect(text).toMatch(/^examforge_redis_memory_used_bytes\{host="[^"]+"\} \d+$/m)
+      // Raw counters (Prometheus computes the rates), ratios from 0 to 1.
+      expect(text).toMatch(/^# TYPE examforge_pg_transactions_total counter$/m)
+      expect(text).toMatch(/^examforge_pg_transactions_total\{host="[^"]+"\} \d+$/m)
+      expect(text).toMatch(/^examforge_redis_commands_processed_total\{host="[^"]+"\} \d+$/m)
+      expect(text).toMatch(/^examforge_pg_connections_used_ratio\{host="[^"]+"\} (0(\.\d+)?|1)$/m)
+      expect(promtoolCheck(text)).toEqual({ code: 0, output: '' })
       expect(text).not.toContain(db.url)
     })
 

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { dispatch } from '../../src/core/dispatch'
 import type { Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
@@ -61,6 +62,12 @@ describe('restores that fail, are refused or are killed', () => {
   afterAll(async () => {
     await ops?.close()
     await src?.drop()
+  })
+
+  it('the plan gives no time before any restore was timed here, rather than a made-up one', async () => {
+    const plan = await ops.restores.plan({ point: { setId }, target: { kind: 'new', database: 'never_made_estimate' } })
+    expect(plan.estimatedSeconds).toBeNull()
+    expect(plan.estimateBasis).toMatch(/^unknown: no restore into an empty database has been timed here yet/)
   })
 
   it('a killed restore process leaves the database exactly as it was, at every point it was killed', async () => {
@@ -207,11 +214,14 @@ describe('restores that fail, are refused or are killed', () => {
     expect((await ops.backups.orphanedSafety(await ops.backups.list())).get(rec.safetySetId!)).toMatch(/^the restore that took it failed/)
   }, 60_000)
 
-  it('a dropped connection mid-restore into a new database leaves it clearly marked incomplete, with what to do', async () => {
+  const exists = async (name: string) => (await query(src.url, `SELECT 1 FROM pg_database WHERE datname = $1`, [name])).length > 0
+
+  it('a dropped connection mid-load into a new database drops the database it created, and says exactly that', async () => {
     const name = `rfail_new_${Date.now().toString(36)}`
     try {
       const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'new', database: name } }, name, { actor: 'test' })
       await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
+      expect(await exists(name)).toBe(true)
       await query(
         src.url,
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'examforge-ops:restore%'`,
@@ -219,13 +229,82 @@ describe('restores that fail, are refused or are killed', () => {
       )
       const info = await ops.jobs.wait(jobId)
       expect(info.state).toBe('failed')
-      expect(info.error?.message).toMatch(new RegExp(`The database ${name} is incomplete and marked so: drop it and restore again`))
-      const [mark] = await query(src.url, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [name])
-      expect(mark.c).toMatch(/INCOMPLETE: a restore of .* has not finished\. Drop this database and restore again/)
+      expect(info.error?.message).toMatch(/^The restore failed: /)
+      expect(info.error?.message).toMatch(new RegExp(`The database ${name} it had created was dropped: nothing of this restore remains\\.$`))
+      expect(await exists(name)).toBe(false)
+      const [rec] = await ops.restores.history()
+      expect(rec).toMatchObject({ outcome: 'failed', error: info.error?.message })
     } finally {
       await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
     }
   }, 60_000)
+
+  it('cancel mid-load into a new database drops the database it created; the job and the record say so in one wording', async () => {
+    const name = `rcancel_new_${Date.now().toString(36)}`
+    try {
+      const { jobId } = await ops.restores.start({ point: { setId }, target: { kind: 'new', database: name } }, name, { actor: 'test' })
+      await waitFor(async () => ops.jobs.get(jobId)?.progress?.phase.startsWith('loading') ?? false, 'the restore to be loading', 20_000, 5)
+      expect(await exists(name)).toBe(true)
+      ops.jobs.cancel(jobId)
+      const info = await ops.jobs.wait(jobId)
+      expect(info.state).toBe('cancelled')
+      const said = `The restore was cancelled by the operator. The database ${name} it had created was dropped: nothing of this restore remains.`
+      expect(info.error?.message).toBe(said)
+      expect(await exists(name)).toBe(false)
+      const [rec] = await ops.restores.history()
+      expect(rec).toMatchObject({ outcome: 'cancelled', error: said })
+    } finally {
+      await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    }
+  }, 60_000)
+
+  it('a restore killed mid-load into a new database leaves it marked incomplete: the history offers it, and one call drops it', async () => {
+    const name = `rkill_new_${Date.now().toString(36)}`
+    const u = new URL(src.url)
+    const password = decodeURIComponent(u.password)
+    u.password = ''
+    u.pathname = `/${name}`
+    try {
+      const run = cli(['restore', '--backup', setId, '--target', u.toString(), '--yes'], { ...env, PGPASSWORD: password })
+      await waitFor(
+        async () =>
+          (
+            await query(
+              src.url,
+              `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'examforge-ops:restore-%' AND state = 'active'`,
+              [name],
+            )
+          ).length > 0,
+        'the CLI restore to be loading the new database',
+        30_000,
+        20,
+      )
+      run.child.kill('SIGKILL')
+      await run.done
+      // The server ends the killed process's session (and its lock) when it notices the socket closed.
+      const rec = (await waitFor(
+        async () => (await ops.restores.history()).find((h) => h.target.startsWith(`${name}@`) && h.outcome !== 'running'),
+        'the killed restore to read as interrupted',
+        30_000,
+        50,
+      ))!
+      expect(rec).toMatchObject({ outcome: 'interrupted', leftover: name })
+      const call = (input: unknown) =>
+        dispatch(ops, 'restore.dropIncomplete', input, { actor: { via: 'cli', osUser: 'test', email: null } }) as Promise<{
+          ok: boolean
+          value?: { dropped: string }
+          error?: { message: string }
+        }>
+      expect((await call({ restoreId: rec.id, confirm: 'wrong' })).error?.message).toMatch(`Type the database's name (${name})`)
+      expect((await call({ restoreId: rec.id, confirm: name })).value).toEqual({ dropped: name })
+      expect(await exists(name)).toBe(false)
+      expect((await ops.restores.history()).find((h) => h.id === rec.id)?.leftover).toBeNull()
+      // Never a database that is not a stopped restore's, marked incomplete.
+      expect((await call({ restoreId: rec.id, confirm: name })).error?.message).toMatch(/is gone, or no longer marked incomplete/)
+    } finally {
+      await query(src.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    }
+  }, 90_000)
 
   it('the agent runs restore tests on RESTORE_TEST_EVERY', async () => {
     const agent = await openOps({ ...env, RESTORE_TEST_EVERY: '2s' }, { backupSchedule: true })
@@ -253,6 +332,9 @@ describe('restores that fail, are refused or are killed', () => {
     expect(await databaseRows(src.url, TABLES)).toEqual(current)
     const [rec] = await ops.restores.history()
     expect(rec.outcome).toBe('cancelled')
+    // One wording for the cancel, in the job and in the record (never a library's "The operation was aborted").
+    expect(info.error?.message).toBe('The restore was cancelled by the operator. The database is unchanged (everything was rolled back).')
+    expect(rec.error).toBe(info.error?.message)
     // Its safety backup was stored before the tables were touched, and the record names it: an orphan, since the
     // database was left as it was. It is marked in the catalog, not offered for undo, and retention deletes it.
     expect(rec.safetySetId).toMatch(/-safety-/)
@@ -384,6 +466,10 @@ describe('restores that fail, are refused or are killed', () => {
     const info = await ops.jobs.wait(jobId)
     expect(info.state, info.error?.message).toBe('succeeded')
     const scratch = (info.result as { target: string }).target.split('@')[0]
+    // Timed now: the next plan into an empty database is estimated from this installation's own throughput.
+    const next = await ops.restores.plan({ point: { setId }, target: { kind: 'new', database: 'never_made_estimate' } })
+    expect(next.estimatedSeconds).toBeGreaterThan(0)
+    expect(next.estimateBasis).toMatch(/^from the last (restore|\d+ restores) into an empty database here \([\d.]+ MB\/s including fixed costs\)$/)
     expect(scratch).toMatch(/^examforge_ops_restore_test_/)
     expect(await query(inject('pgUrl'), `SELECT 1 FROM pg_database WHERE datname = $1`, [scratch])).toEqual([])
     const proven = await ops.restores.proven()

@@ -111,3 +111,84 @@ describe('configuration', () => {
     }
   })
 })
+
+describe('one parser per setting, for the loader and for settings.update', () => {
+  it('checkSettingValue accepts what the loader accepts and refuses the rest with what it must be', async () => {
+    const { checkSettingValue } = await import('../../src/core/config/parse')
+    const ok: [string, string][] = [
+      ['METRICS_INTERVAL_S', '1'],
+      ['METRICS_INTERVAL_S', '60'],
+      ['HEALTH_INTERVAL_S', '30'],
+      ['BACKUP_COMPRESSION', 'gzip:9'],
+      ['BACKUP_COMPRESSION', 'none'],
+      ['BACKUP_FULL_EVERY', '24h'],
+      ['BACKUP_FULL_EVERY', 'off'],
+      ['PROBE_TIMEOUT_MS', '5000'],
+      ['ADMIN_EMAILS', 'a@examforge.com, B@examforge.com'],
+      ['BACKUP_INCREMENTAL', 'on'],
+      ['SANDBOX_TRAFFIC', 'off'],
+      ['APP_HEALTH_PATH', '/healthz'],
+    ]
+    for (const [k, v] of ok) {
+      expect(() => checkSettingValue(k, v), `${k}=${v}`).not.toThrow()
+      expect(() => loadConfig({ env: { [k]: v }, dataDir: dir() }), `${k}=${v}`).not.toThrow()
+    }
+    const bad: [string, string, RegExp][] = [
+      ['METRICS_INTERVAL_S', '0', /from 1 to 60; it is "0"/],
+      ['METRICS_INTERVAL_S', '100000', /from 1 to 60/],
+      ['HEALTH_INTERVAL_S', '-5', /from 1 to 3600/],
+      ['BACKUP_COMPRESSION', 'lz4', /"lz4" is not known/],
+      ['BACKUP_COMPRESSION', 'gzip:12', /gzip level must be 1 to 9/],
+      ['BACKUP_FULL_EVERY', 'banana', /interval like 15m/],
+      ['PROBE_TIMEOUT_MS', '1e12', /from 100 to 120000/],
+      ['ADMIN_EMAILS', 'garbage', /"garbage" is not one/],
+      ['OPS_OS_USERS', 'alice', /name=value pairs/],
+      ['BACKUP_INCREMENTAL', 'sometimes', /must be auto, on, off/],
+      ['SANDBOX_TRAFFIC', 'maybe', /must be on, off/],
+      ['APP_HEALTH_PATH', 'health', /starting with "\/"/],
+      ['S3_SSE', 'rot13', /AES256/],
+      ['APP_URL', 'not a url', /must be a URL/],
+      ['BACKUP_LOCK_TIMEOUT', 'forever', /duration like 30s/],
+    ]
+    for (const [k, v, m] of bad) {
+      expect(() => checkSettingValue(k, v), `${k}=${v}`).toThrow(m)
+      expect(() => loadConfig({ env: { [k]: v }, dataDir: dir() }), `${k}=${v}`).toThrow(m)
+    }
+    // Clearing (back to the default) is always allowed.
+    expect(() => checkSettingValue('METRICS_INTERVAL_S', null)).not.toThrow()
+  })
+
+  it('the loader lists every bad environment value at once, each with where it came from', () => {
+    let message = ''
+    try {
+      loadConfig({ env: { METRICS_INTERVAL_S: '0', HEALTH_INTERVAL_S: '-5', BACKUP_FULL_EVERY: 'banana' }, dataDir: dir() })
+    } catch (e) {
+      message = (e as Error).message
+    }
+    expect(message).toMatch(/^The configuration has 3 problems: /)
+    for (const k of ['METRICS_INTERVAL_S', 'HEALTH_INTERVAL_S', 'BACKUP_FULL_EVERY']) expect(message).toMatch(new RegExp(`${k} .*\\(from the environment\\)`))
+  })
+
+  it('a bad settings file starts anyway: bad keys at their defaults, each listed with the file; good keys kept', () => {
+    const d = dir()
+    writeFileSync(
+      join(d, 'settings.json'),
+      JSON.stringify({ METRICS_INTERVAL_S: '0', BACKUP_COMPRESSION: 'lz4', ADMIN_EMAILS: 'garbage', BACKUP_RETAIN_DAYS: '30' }),
+    )
+    const c = loadConfig({ env: {}, dataDir: d })
+    expect(c.metricsIntervalMs).toBe(5000)
+    expect(c.backup.compression).toBe('gzip:6')
+    expect(c.adminEmails).toEqual([])
+    expect(c.backupRetainDays).toBe(30)
+    expect(c.problems.map((p) => p.key).sort()).toEqual(['ADMIN_EMAILS', 'BACKUP_COMPRESSION', 'METRICS_INTERVAL_S'])
+    expect(c.problems.every((p) => p.file === join(d, 'settings.json'))).toBe(true)
+    const view = settingsView(c)
+    expect(view.find((s) => s.key === 'BACKUP_COMPRESSION')!.problem).toMatch(/holds "lz4", which cannot be used/)
+    expect(view.find((s) => s.key === 'BACKUP_RETAIN_DAYS')!.problem).toBeNull()
+    // An environment value is not overridden by the file's fallback, and a file that is not JSON starts with defaults.
+    writeFileSync(join(d, 'settings.json'), '{ not json')
+    const c2 = loadConfig({ env: {}, dataDir: d })
+    expect(c2.fileProblem).toMatch(/is not valid JSON/)
+    expect(c2.metricsIntervalMs).toBe(5000)
+  })
+})

@@ -4,7 +4,8 @@ import { prometheusText } from '../../src/core/metrics/prometheus'
 import { Rates } from '../../src/core/metrics/rates'
 import { SeriesRegistry } from '../../src/core/metrics/registry'
 import { tierFor } from '../../src/core/metrics/tiers'
-import type { LatestValue, MetricPoint } from '../../src/shared/metrics'
+import type { MetricPoint } from '../../src/shared/metrics'
+import { promtoolCheck } from '../helpers/promtool'
 
 describe('rates from counters', () => {
   it('has no rate for the first sample, then the change per second; a counter reset gives none', () => {
@@ -72,21 +73,59 @@ describe('downsampling keeps the extremes', () => {
 })
 
 describe('Prometheus text format', () => {
-  it('writes one gauge per series with help, units and labels, and parses as exposition lines', () => {
-    const reg = new SeriesRegistry()
-    const at = (id: string, v: number | null): LatestValue => ({ ...reg.get(id)!, host: 'ops-1', t: 1, v, note: null })
-    reg.id('host.disk_used_percent', { mount: '/var/"lib"' })
-    const text = prometheusText([
+  const reg = new SeriesRegistry()
+  reg.id('host.disk_used_percent', { mount: '/var/"lib"' })
+  const at = (id: string, v: number | null, raw: number | null = null) => ({ ...reg.get(id)!, host: 'ops-1', t: 1, v, note: null, raw })
+  const input = {
+    series: [
       at('host.cpu_percent', 12.5),
       at('host.disk_used_percent{mount=/var/"lib"}', 40),
+      at('host.net_rx_bps', 1500.5, 987_654_321),
+      at('pg.tps', 42.1, 1_234_567),
+      at('pg.longest_tx_s', 3.5),
       at('pg.replication_lag_bytes', null),
-    ])
-    const lines = text.trim().split('\n')
-    expect(lines).toContain('# TYPE examforge_host_cpu_percent gauge')
-    expect(lines).toContain('examforge_host_cpu_percent{host="ops-1"} 12.5')
-    expect(lines).toContain('examforge_host_disk_used_percent{host="ops-1",mount="/var/\\"lib\\""} 40')
-    expect(text).not.toMatch(/replication_lag_bytes\{/) // no value, no sample line
-    const sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$/
-    for (const l of lines) expect(l.startsWith('# HELP ') || l.startsWith('# TYPE ') || sample.test(l), l).toBe(true)
+      at('redis.hit_rate', 97),
+      at('app.p50_ms', 12),
+      at('app.throughput_rpm', 60),
+    ],
+    app: {
+      latency: { bounds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], counts: [1, 3, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10], sum: 0.3, count: 10 },
+      ok: 10,
+      failed: 2,
+    },
+  }
+
+  it('base units, ratios 0 to 1, raw counters as _total, and the app latency as a histogram', () => {
+    const lines = prometheusText(input).trim().split('\n')
+    expect(lines).toContain('# TYPE examforge_host_cpu_busy_ratio gauge')
+    expect(lines).toContain('examforge_host_cpu_busy_ratio{host="ops-1"} 0.125')
+    expect(lines).toContain('examforge_host_disk_used_ratio{host="ops-1",mount="/var/\\"lib\\""} 0.4')
+    // The counters the rates were computed from, not our per-second numbers.
+    expect(lines).toContain('# TYPE examforge_host_network_received_bytes_total counter')
+    expect(lines).toContain('examforge_host_network_received_bytes_total{host="ops-1"} 987654321')
+    expect(lines).toContain('examforge_pg_transactions_total{host="ops-1"} 1234567')
+    expect(lines).toContain('examforge_pg_longest_transaction_seconds{host="ops-1"} 3.5')
+    expect(lines).toContain('examforge_redis_keyspace_hit_ratio{host="ops-1"} 0.97')
+    expect(lines).toContain('# TYPE examforge_app_request_duration_seconds histogram')
+    expect(lines).toContain('examforge_app_request_duration_seconds_bucket{host="ops-1",le="0.01"} 3')
+    expect(lines).toContain('examforge_app_request_duration_seconds_bucket{host="ops-1",le="+Inf"} 10')
+    expect(lines).toContain('examforge_app_request_duration_seconds_count{host="ops-1"} 10')
+    expect(lines).toContain('examforge_app_requests_total{host="ops-1",outcome="failed"} 2')
+    const text = lines.join('\n')
+    // Nothing in the UI's units, and no value, no sample line.
+    expect(text).not.toMatch(/_percent|_ms\b|_ms\{|_per_s|_bps|_rpm|p50/)
+    expect(text).not.toMatch(/replication_lag_bytes\{/)
+  })
+
+  it('every series of the registry is mapped (exposed, or said to be derived), so none is dropped by accident', async () => {
+    const { FAMILY_NAMES } = await import('../../src/core/metrics/prometheus')
+    for (const s of reg.list()) expect(FAMILY_NAMES, s.name).toContain(s.name)
+  })
+
+  it('passes promtool check metrics (Prometheus\' own parser and linter)', () => {
+    expect(promtoolCheck(prometheusText(input))).toEqual({ code: 0, output: '' })
+    // And the checker can fail: the old exposition's names break the conventions.
+    const old = '# HELP examforge_app_p50_ms x\n# TYPE examforge_app_p50_ms gauge\nexamforge_app_p50_ms 12\n# HELP examforge_pg_tps x\n# TYPE examforge_pg_tps counter\nexamforge_pg_tps 4\n'
+    expect(promtoolCheck(old).output).toMatch(/counter metrics should have "_total" suffix/)
   })
 })

@@ -39,11 +39,13 @@ export function describeIdentity(config: Config, id: Identity): string {
 export const destructiveMethods: ReadonlySet<MethodName> = new Set<MethodName>([
   'restore.start',
   'restore.undo',
+  'restore.dropIncomplete',
   'restore.test',
   'backups.prune',
   'backups.dropSlot',
   'settings.update',
   'sandbox.seed',
+  'app.restart',
 ])
 
 /** What the program token may not call besides: it reads (health, metrics, catalog), it does not start work. */

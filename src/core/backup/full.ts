@@ -318,11 +318,12 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
         unit: 'bytes',
         message: `${tables.length - [...tablesLeft.values()].filter((n) => n > 0).length}/${tables.length} tables, ${rowsDone.toLocaleString('en-US')} rows`,
       })
+    let stop = false
     const worker = async (c: pg.Client) => {
       // gzip runs on a thread of this connection's own; other codecs in Node's zlib streams.
       const thread = gzipThreadFor(o.compression)
       try {
-        for (let task = tasks.shift(); task; task = tasks.shift()) {
+        for (let task = tasks.shift(); task && !stop; task = tasks.shift()) {
           ctx.signal.throwIfAborted()
           const t = tables[task.table]
           const key = `${setPrefix(setId)}data/t${String(task.table).padStart(4, '0')}/c${String(task.chunk).padStart(4, '0')}.copy${ext}`
@@ -351,12 +352,18 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
           tablesLeft.set(task.table, (tablesLeft.get(task.table) ?? 1) - 1)
           report(`copying ${t.schema}.${t.name}`)
         }
+      } catch (e) {
+        stop = true
+        throw e
       } finally {
         await thread?.close()
       }
     }
     phase('schema')
-    await Promise.all(workers.map((w) => worker(w)))
+    // Every worker settles before a failure is handled: none may still be writing when the set is removed.
+    const settled = await Promise.allSettled(workers.map((w) => worker(w)))
+    const failure = settled.find((r) => r.status === 'rejected')
+    if (failure) throw failure.reason
     phase('data')
 
     // Sequences are not transactional: read at the end, they are at or above every value the data uses.
@@ -423,6 +430,10 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     // No manifest was written: remove what this run stored (what cannot be removed now, cleanup removes later),
     // and the slot it created, which no set would follow and which would otherwise hold WAL forever.
     await o.storage.delete(written).catch(() => {})
+    // The set's folder too (a cancel mid-copy would leave it empty), with any partial write in it.
+    await o.storage.discard(setPrefix(setId)).catch((err) =>
+      o.log.warn('could not remove the folder of an unfinished backup (cleanup removes what it can later)', { setId, error: String(err) }),
+    )
     if (slotCreated) {
       await Promise.all(clients.map((c) => c.end().catch(() => {})))
       await withClient(o.databaseUrl, (c) => dropSlot(c, o.slot!), { connectTimeoutMs: o.connectTimeoutMs }).catch((err) =>

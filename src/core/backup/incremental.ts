@@ -116,6 +116,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       application_name: 'examforge-ops:incremental',
       ...connectTimeouts({ connectTimeoutMs: o.connectTimeoutMs }),
     })
+  let complete = false
   let streamRef: LogicalReplicationService | null = null
   let thread: GzipThread | null = null
   // The object being stored, ended with the error when the read fails (its upload then stops).
@@ -388,6 +389,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const sealed = sealManifest(manifest, o.encryption?.key ?? null)
     await o.storage.putSmall(manifestKey(setId), JSON.stringify(sealed, null, 2))
     written.length = 0 // complete: nothing to clean up from here on
+    complete = true
     await o.afterStored?.()
     // Only now may the slot forget these changes: confirm exactly up to the target (the library sends lsn + 1).
     await stream.acknowledge(lsnToString(targetLsn - 1n))
@@ -399,6 +401,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       await storingRef.storing.catch(() => {})
     }
     await o.storage.delete(written).catch(() => {})
+    // A set without its manifest leaves no folder behind either (never one whose manifest is stored).
+    if (!complete) await o.storage.discard(setPrefix(setId)).catch(() => {})
     throw e
   } finally {
     await thread?.close()

@@ -3,7 +3,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { OpsError } from '../../shared/contract'
 import { registerSecret, urlSecrets } from '../log/scrub'
-import { parsePairs } from '../auth/identity'
+import { parsers, type Parsed } from './parse'
 import { settingKeys } from './keys'
 
 export type Source = 'environment' | 'settings file' | 'secret store' | 'sandbox' | 'default' | 'unset'
@@ -61,6 +61,12 @@ export interface Config {
   sources: Record<string, Source>
   /** The raw values by setting key (secrets included: core only). */
   raw: Record<string, string | undefined>
+  /** Where the Settings page saves (dataDir/settings.json). */
+  settingsFile: string
+  /** Values in the settings file the console could not use: it started with their defaults instead. */
+  problems: SettingProblem[]
+  /** Why the settings file could not be read at all (then every key took its environment value or default). */
+  fileProblem: string | null
 }
 
 export interface ConfigInput {
@@ -87,7 +93,7 @@ export function readSettingsFile(dataDir: string): Record<string, string> {
   } catch (e) {
     throw new OpsError(
       'bad_settings',
-      `The settings file ${file} is not valid JSON (${(e as Error).message}). Fix or delete it, then start again.`,
+      `The settings file ${file} is not valid JSON (${(e as Error).message}). The console started without it (every setting at its environment value or default); fix or delete the file, then restart.`,
     )
   }
   const out: Record<string, string> = {}
@@ -118,46 +124,34 @@ export function readSecretsFile(path: string): Record<string, string> {
   return out
 }
 
-function num(value: string | undefined, key: string, min: number, max: number): number {
-  const n = Number(value)
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new OpsError('bad_setting', `${key} must be a number from ${min} to ${max}; it is "${value}". Fix it and start again.`)
-  }
-  return n
-}
+export { every, duration } from './parse'
 
-/** "30s", "15m", "24h", "7d" or "off". */
-export function every(v: string | undefined, key: string): number | null {
-  if (!v || /^(off|no|none|0)$/i.test(v)) return null
-  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)$/i.exec(v.trim())
-  if (!m) throw new OpsError('bad_setting', `${key} must be an interval like 15m, 6h or 1d, or "off"; it is "${v}".`)
-  const ms = Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2].toLowerCase() as 's']
-  if (ms < 1000) throw new OpsError('bad_setting', `${key} must be at least 1s.`)
-  return ms
-}
-
-/** A duration: "90s", "2m", "1h", or a number of seconds; never "off" (a wait must end). */
-export function duration(v: string | undefined, key: string, minMs: number, maxMs: number): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec((v ?? '').trim())
-  const ms = m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 's'] : NaN
-  if (!Number.isFinite(ms) || ms < minMs || ms > maxMs)
-    throw new OpsError(
-      'bad_setting',
-      `${key} must be a duration like 30s, 2m or 1h, from ${minMs / 1000} s to ${maxMs / 3_600_000} h; it is "${v}". Fix it and start again.`,
-    )
-  return ms
-}
-
-function sse(v: string | undefined): 'AES256' | 'aws:kms' | null {
-  if (!v) return null
-  if (v === 'AES256' || v === 'aws:kms') return v
-  throw new OpsError('bad_setting', `S3_SSE must be "AES256" or "aws:kms"; it is "${v}".`)
+/**
+ * A value the settings file holds that the console cannot use: the console started with the key's
+ * default instead, and says so on the Settings page and in the log.
+ */
+export interface SettingProblem {
+  key: string
+  /** What the file holds (never a secret: the settings file holds none). */
+  value: string
+  message: string
+  file: string
 }
 
 export function loadConfig(input: ConfigInput = {}): Config {
   const env = input.env ?? process.env
   const dataDir = input.dataDir ?? defaultDataDir(env)
-  const file = readSettingsFile(dataDir)
+  const settingsFile = join(dataDir, 'settings.json')
+  const problems: SettingProblem[] = []
+  let file: Record<string, string> = {}
+  let fileProblem: string | null = null
+  try {
+    file = readSettingsFile(dataDir)
+  } catch (e) {
+    // An unreadable settings file does not keep the console from starting: every key takes its
+    // environment value or default, and the Settings page and the log say why.
+    fileProblem = (e as Error).message
+  }
   const fileSecrets = env.OPS_SECRETS_FILE ? readSecretsFile(env.OPS_SECRETS_FILE) : {}
   const secrets = { ...fileSecrets, ...(input.secrets ?? {}) }
   const raw: Record<string, string | undefined> = {}
@@ -183,69 +177,88 @@ export function loadConfig(input: ConfigInput = {}): Config {
   }
   // The password alone (it may appear without the URL around it), also when given as ?password=.
   for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) for (const s of urlSecrets(url)) registerSecret(s)
-  const apiTokens = Object.entries(parsePairs(raw.OPS_API_TOKENS, 'OPS_API_TOKENS')).map(([email, token]) => ({
-    email: email.toLowerCase(),
-    token,
-  }))
-  for (const t of apiTokens) registerSecret(t.token)
+  // Every key through its parser (config/parse.ts, the same one settings.update uses). A bad value from
+  // the settings file falls back to the default; bad values from anywhere else are all collected and
+  // refused together, each with where it came from.
+  const parsed = {} as Record<string, unknown>
+  const fatal: string[] = []
+  for (const k of settingKeys) {
+    const parse = (parsers as Record<string, (v: string | undefined) => unknown>)[k.key]
+    try {
+      parsed[k.key] = parse(raw[k.key])
+    } catch (e) {
+      const message = (e as Error).message
+      if (sources[k.key] === 'settings file') {
+        problems.push({ key: k.key, value: raw[k.key] ?? '', message, file: settingsFile })
+        raw[k.key] = k.default
+        sources[k.key] = k.default === undefined ? 'unset' : 'default'
+        parsed[k.key] = parse(raw[k.key])
+      } else {
+        const where =
+          sources[k.key] === 'secret store' && fileSecrets[k.key] && !input.secrets?.[k.key]
+            ? `the secrets file ${env.OPS_SECRETS_FILE}`
+            : sources[k.key] === 'secret store'
+              ? 'the secret store'
+              : `the ${sources[k.key]}`
+        fatal.push(`${message.replace(/\.$/, '')} (from ${where})`)
+      }
+    }
+  }
+  if (fatal.length)
+    throw new OpsError(
+      'bad_setting',
+      `The configuration has ${fatal.length === 1 ? 'a problem' : `${fatal.length} problems`}: ${fatal.join('; ')}. Fix ${fatal.length === 1 ? 'it' : 'them'} and start again.`,
+    )
+  const v = parsed as Parsed
+  for (const t of v.OPS_API_TOKENS) registerSecret(t.token)
   if (!raw.LOCAL_BACKUP_PATH) sources.LOCAL_BACKUP_PATH = 'default'
   return {
     dataDir,
-    databaseUrl: raw.DATABASE_URL ?? null,
-    opsDatabaseUrl: raw.OPS_DATABASE_URL ?? raw.DATABASE_URL ?? null,
-    localBackupPath: raw.LOCAL_BACKUP_PATH ?? join(dataDir, 'backups'),
+    databaseUrl: v.DATABASE_URL,
+    opsDatabaseUrl: v.OPS_DATABASE_URL ?? v.DATABASE_URL,
+    localBackupPath: v.LOCAL_BACKUP_PATH ?? join(dataDir, 'backups'),
     s3: {
-      bucket: raw.BACKUP_S3_BUCKET ?? null,
-      region: raw.AWS_REGION ?? 'us-east-1',
-      endpoint: raw.S3_ENDPOINT ?? null,
-      prefix: raw.S3_PREFIX ?? '',
-      accessKeyId: raw.AWS_ACCESS_KEY_ID ?? null,
-      secretAccessKey: raw.AWS_SECRET_ACCESS_KEY ?? null,
+      bucket: v.BACKUP_S3_BUCKET,
+      region: v.AWS_REGION ?? 'us-east-1',
+      endpoint: v.S3_ENDPOINT,
+      prefix: v.S3_PREFIX ?? '',
+      accessKeyId: v.AWS_ACCESS_KEY_ID,
+      secretAccessKey: v.AWS_SECRET_ACCESS_KEY,
     },
-    redisUrl: raw.REDIS_URL ?? null,
-    stripe: { secretKey: raw.STRIPE_SECRET_KEY ?? null, apiBase: (raw.STRIPE_API_BASE ?? 'https://api.stripe.com').replace(/\/+$/, '') },
-    app: { url: raw.APP_URL ?? null, healthPath: raw.APP_HEALTH_PATH ?? '/api/health', keyword: raw.APP_HEALTH_KEYWORD ?? null },
-    healthIntervalS: num(raw.HEALTH_INTERVAL_S, 'HEALTH_INTERVAL_S', 1, 3600),
-    probeTimeoutMs: num(raw.PROBE_TIMEOUT_MS, 'PROBE_TIMEOUT_MS', 100, 120_000),
-    connectTimeoutMs: num(raw.DB_CONNECT_TIMEOUT_S, 'DB_CONNECT_TIMEOUT_S', 1, 300) * 1000,
-    host: {
-      loadWarnPerCore: num(raw.HOST_LOAD_WARN_PER_CORE, 'HOST_LOAD_WARN_PER_CORE', 0.1, 10_000),
-      memoryWarnRatio: num(raw.HOST_MEMORY_WARN_PERCENT, 'HOST_MEMORY_WARN_PERCENT', 1, 100) / 100,
-    },
-    backupRetainDays: num(raw.BACKUP_RETAIN_DAYS, 'BACKUP_RETAIN_DAYS', 0, 36_500),
+    redisUrl: v.REDIS_URL,
+    stripe: { secretKey: v.STRIPE_SECRET_KEY, apiBase: v.STRIPE_API_BASE },
+    app: { url: v.APP_URL, healthPath: v.APP_HEALTH_PATH, keyword: v.APP_HEALTH_KEYWORD },
+    healthIntervalS: v.HEALTH_INTERVAL_S,
+    probeTimeoutMs: v.PROBE_TIMEOUT_MS,
+    connectTimeoutMs: v.DB_CONNECT_TIMEOUT_S,
+    host: { loadWarnPerCore: v.HOST_LOAD_WARN_PER_CORE, memoryWarnRatio: v.HOST_MEMORY_WARN_PERCENT },
+    backupRetainDays: v.BACKUP_RETAIN_DAYS,
     backup: {
-      compression: raw.BACKUP_COMPRESSION ?? 'gzip:6',
-      slotWarnBytes: num(raw.BACKUP_SLOT_WARN_MB, 'BACKUP_SLOT_WARN_MB', 1, 10_000_000) * 1024 * 1024,
-      lockTimeoutMs: duration(raw.BACKUP_LOCK_TIMEOUT, 'BACKUP_LOCK_TIMEOUT', 1000, 24 * 3_600_000),
-      keepFulls: num(raw.BACKUP_KEEP_FULLS, 'BACKUP_KEEP_FULLS', 1, 1000),
-      fullEveryMs: every(raw.BACKUP_FULL_EVERY, 'BACKUP_FULL_EVERY'),
-      incrementalEveryMs: every(raw.BACKUP_INCREMENTAL_EVERY, 'BACKUP_INCREMENTAL_EVERY'),
-      schemaWatchMs: every(raw.BACKUP_SCHEMA_WATCH ?? '1m', 'BACKUP_SCHEMA_WATCH'),
-      restoreTestEveryMs: every(raw.RESTORE_TEST_EVERY, 'RESTORE_TEST_EVERY'),
-      incremental: /^(off|no|false|0)$/i.test(raw.BACKUP_INCREMENTAL ?? 'auto')
-        ? 'off'
-        : /^(on|yes|true|1)$/i.test(raw.BACKUP_INCREMENTAL ?? '')
-          ? 'on'
-          : 'auto',
-      parallelism: raw.BACKUP_PARALLELISM ? num(raw.BACKUP_PARALLELISM, 'BACKUP_PARALLELISM', 1, 32) : null,
-      chunkBytes: num(raw.BACKUP_CHUNK_MB, 'BACKUP_CHUNK_MB', 1, 65_536) * 1024 * 1024,
-      encryptionKey: raw.BACKUP_ENCRYPTION_KEY ?? null,
-      encryptionPassphrase: raw.BACKUP_ENCRYPTION_PASSPHRASE ?? null,
-      s3Sse: sse(raw.S3_SSE),
-      s3KmsKeyId: raw.S3_SSE_KMS_KEY_ID ?? null,
+      compression: v.BACKUP_COMPRESSION,
+      slotWarnBytes: v.BACKUP_SLOT_WARN_MB,
+      lockTimeoutMs: v.BACKUP_LOCK_TIMEOUT,
+      keepFulls: v.BACKUP_KEEP_FULLS,
+      fullEveryMs: v.BACKUP_FULL_EVERY,
+      incrementalEveryMs: v.BACKUP_INCREMENTAL_EVERY,
+      schemaWatchMs: v.BACKUP_SCHEMA_WATCH,
+      restoreTestEveryMs: v.RESTORE_TEST_EVERY,
+      incremental: v.BACKUP_INCREMENTAL,
+      parallelism: v.BACKUP_PARALLELISM,
+      chunkBytes: v.BACKUP_CHUNK_MB,
+      encryptionKey: v.BACKUP_ENCRYPTION_KEY,
+      encryptionPassphrase: v.BACKUP_ENCRYPTION_PASSPHRASE,
+      s3Sse: v.S3_SSE,
+      s3KmsKeyId: v.S3_SSE_KMS_KEY_ID,
     },
-    metricsIntervalMs: num(raw.METRICS_INTERVAL_S, 'METRICS_INTERVAL_S', 1, 60) * 1000,
-    adminEmails: (raw.ADMIN_EMAILS ?? '')
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-    apiTokens,
-    osUsers: Object.fromEntries(Object.entries(parsePairs(raw.OPS_OS_USERS, 'OPS_OS_USERS')).map(([u, e]) => [u, e.toLowerCase()])),
-    sandbox: {
-      scale: num(raw.SANDBOX_SCALE, 'SANDBOX_SCALE', 0.01, 1000),
-      traffic: !/^(off|0|false|no)$/i.test(raw.SANDBOX_TRAFFIC ?? 'on'),
-    },
+    metricsIntervalMs: v.METRICS_INTERVAL_S,
+    adminEmails: v.ADMIN_EMAILS,
+    apiTokens: v.OPS_API_TOKENS,
+    osUsers: v.OPS_OS_USERS,
+    sandbox: { scale: v.SANDBOX_SCALE, traffic: v.SANDBOX_TRAFFIC },
     sources,
     raw,
+    settingsFile,
+    problems,
+    fileProblem,
   }
 }

@@ -26,6 +26,19 @@ interface Running {
   startedMs: number
 }
 
+const BY_OPERATOR = 'cancelled by the operator'
+const SHUTTING_DOWN = 'cancelled because the console was shutting down'
+
+/**
+ * Why a job was cancelled, in the one wording every message uses (job errors, restore records):
+ * "cancelled by the operator" or "cancelled because the console was shutting down". Whatever a library
+ * threw on the abort ("The operation was aborted") is never what the operator reads.
+ */
+export function cancelReason(signal: AbortSignal): string {
+  const r = signal.reason as { message?: string } | undefined
+  return r?.message?.includes(SHUTTING_DOWN) ? SHUTTING_DOWN : BY_OPERATOR
+}
+
 /**
  * An honest ETA: from the rate over the last 20 seconds (not since the start, so a slow start or a
  * wait for a lock does not skew it), only once there is something to go on (a second of progress
@@ -108,7 +121,7 @@ export class JobRunner {
           const own = e instanceof OpsError && e.code === 'cancelled' && e !== controller.signal.reason ? e.message : null
           info.error = {
             code: 'cancelled',
-            message: scrub(own ?? `The ${kind} job was cancelled by the operator; nothing after the cancel point was kept.`),
+            message: scrub(own ?? `The ${kind} job was ${cancelReason(controller.signal)}; nothing after the cancel point was kept.`),
           }
         } else {
           info.state = 'failed'
@@ -143,7 +156,7 @@ export class JobRunner {
   cancel(id: string): boolean {
     const job = this.jobs.get(id)
     if (!job) return false
-    job.controller.abort(new OpsError('cancelled', 'Cancelled by the operator.'))
+    job.controller.abort(new OpsError('cancelled', `The job was ${BY_OPERATOR}.`))
     // Show the cancel at once, even if the job reports no progress while it cleans up.
     job.info.progress = {
       ...(job.info.progress ?? { jobId: id, done: 0, total: null, unit: 'steps' }),
@@ -173,7 +186,7 @@ export class JobRunner {
   /** On quit: cancel what is running and wait (bounded) for it to clean up. */
   async drain(timeoutMs = 10_000): Promise<void> {
     const running = [...this.jobs.values()]
-    for (const j of running) j.controller.abort(new OpsError('cancelled', 'The console is shutting down.'))
+    for (const j of running) j.controller.abort(new OpsError('cancelled', `The job was ${SHUTTING_DOWN}.`))
     await Promise.race([Promise.allSettled(running.map((j) => j.promise)), new Promise((r) => setTimeout(r, timeoutMs).unref())])
     // Closing the alive session releases the locks of anything still running: it reads as interrupted.
     const alive = this.alive

@@ -4,6 +4,7 @@ import type { HistoryResult, LatestValue, MetricPoint, SeriesInfo } from '../../
 import type { OpsEvents } from '../events'
 import type { Logger } from '../log/logger'
 import type { Collector, Sample } from './collectors/collector'
+import type { PrometheusInput } from './prometheus'
 import { downsample } from './downsample'
 import { SeriesRegistry } from './registry'
 import { MetricStore } from './store'
@@ -40,7 +41,7 @@ export class MetricsService {
   readonly store: MetricStore
   readonly host: string
   private live = new Map<string, MetricPoint[]>()
-  private latest_ = new Map<string, { t: number; v: number | null; note: string | null }>()
+  private latest_ = new Map<string, { t: number; v: number | null; note: string | null; raw: number | null }>()
   private timer: NodeJS.Timeout | null = null
   private flushTimer: NodeJS.Timeout | null = null
   private pruneTimer: NodeJS.Timeout | null = null
@@ -116,7 +117,7 @@ export class MetricsService {
     for (const s of results.flat()) {
       const id = this.registry.id(s.name, s.labels)
       values[id] = s.v
-      this.latest_.set(id, { t: now, v: s.v, note: s.note ?? null })
+      this.latest_.set(id, { t: now, v: s.v, note: s.note ?? null, raw: s.raw ?? null })
       const ring = this.live.get(id) ?? []
       ring.push({ t: now, v: s.v })
       while (ring.length && ring[0].t < now - LIVE_MS) ring.shift()
@@ -144,6 +145,13 @@ export class MetricsService {
       const l = this.latest_.get(s.id)
       return { ...s, host: this.host, t: l?.t ?? null, v: l?.v ?? null, note: l ? l.note : 'not collected yet' }
     })
+  }
+
+  /** What /metrics exposes (prometheus.ts): the newest values with the raw counters behind the rates, and the app's requests. */
+  exposition(): PrometheusInput {
+    const series = this.latest().map((l) => ({ ...l, raw: this.latest_.get(l.id)?.raw ?? null }))
+    const app = this.o.collectors.find((c) => c.id === 'app' && c.configured)?.requests?.() ?? null
+    return { series, app }
   }
 
   /** At most `points` points of a series over [from, to], from memory (live), raw samples or rollups by range. */

@@ -50,9 +50,11 @@ export interface TargetState {
   marked: boolean
   /** In place: the safety backup stored before anything was replaced. */
   safetySetId: string | null
+  /** The database it had created was dropped again after a cancel or a failure. */
+  dropped: boolean
 }
 
-export const freshTargetState = (): TargetState => ({ created: false, marked: false, safetySetId: null })
+export const freshTargetState = (): TargetState => ({ created: false, marked: false, safetySetId: null, dropped: false })
 
 export interface RestoreOutcome {
   report: CheckReport

@@ -608,12 +608,7 @@ export async function planRestore(
     }
   })
 
-  const bytes = scope.reduce((n, k) => n + (full.tables.find((x) => tableKey(x) === k)?.rawBytes ?? 0), 0)
   const readBytes = sets.reduce((n, s) => n + s.objects.reduce((a, o) => a + o.size, 0), 0)
-  // Rough rates from this project's bench (parallel load ~60 MB/s; one transaction ~30 MB/s plus the safety backup).
-  const estimatedSeconds = Math.ceil(
-    (mode === 'load' ? bytes / 60e6 : bytes / 30e6 + bytes / 60e6) + transactions / 2000 + readBytes / 500e6 + 2,
-  )
   const plan: RestorePlan = {
     point: {
       kind: 'setId' in input.point ? 'set' : 'time',
@@ -642,7 +637,9 @@ export async function planRestore(
     available,
     related: [...related].filter(([k]) => !scopeSet.has(k)).map(([table, why]) => ({ table, why })),
     safetyBackup: mode === 'replace',
-    estimatedSeconds,
+    // Filled in by the service from what earlier restores here took (estimate.ts).
+    estimatedSeconds: null,
+    estimateBasis: 'unknown',
     preflight,
     ok: preflight.every((p) => p.status !== 'failed'),
   }

@@ -5,13 +5,14 @@ import { OpsError } from '../../shared/contract'
 import type { RestorePlan, RestorePoints, RestoreRecord, RestoreRequest } from '../../shared/restore'
 import type { AuditLog } from '../audit/audit'
 import type { Config } from '../config/config'
-import type { JobContext, JobRunner } from '../jobs/runner'
+import { cancelReason, type JobContext, type JobRunner } from '../jobs/runner'
 import type { Logger } from '../log/logger'
 import { scrub } from '../log/scrub'
 import type { BackupService } from '../backup/service'
 import { chains, readCatalog, type Chain } from '../backup/catalog'
 import { parseCompression } from '../backup/compression'
 import { resolveKey } from '../backup/crypto'
+import { estimateRestore, type TimedRestore } from './estimate'
 import { CheckFailed, executeRestore, freshTargetState, type RestoreOutcome, type TargetState } from './execute'
 import { connectTimeouts, explainConnectError } from '../db/timeouts'
 import { orphanedSafetySets } from '../backup/safety'
@@ -111,8 +112,8 @@ export class RestoreService {
   }
 
   /** A plan for running now: objects are checked against their SHA-256 by the run itself, before the target is touched. */
-  prepare(r: RestoreRequest | PlanInput, signal?: AbortSignal, verifyUpTo = 0): Promise<PreparedRestore> {
-    return planRestore(this.input(r), {
+  async prepare(r: RestoreRequest | PlanInput, signal?: AbortSignal, verifyUpTo = 0): Promise<PreparedRestore> {
+    const prepared = await planRestore(this.input(r), {
       verifyUpTo,
       storage: this.deps.backups.storage(),
       keys: this.keys(),
@@ -120,6 +121,32 @@ export class RestoreService {
       signal,
       connectTimeoutMs: this.deps.config.connectTimeoutMs,
     })
+    const plan = prepared.plan
+    const e = estimateRestore(
+      plan.tables.reduce((n, t) => n + t.bytes, 0),
+      plan.target.mode,
+      await this.timed(),
+    )
+    plan.estimatedSeconds = e.seconds
+    plan.estimateBasis = e.basis
+    return prepared
+  }
+
+  /** Earlier restores that succeeded, newest first, with their size and duration (for the estimate). */
+  private async timed(): Promise<TimedRestore[]> {
+    const pool = this.deps.store()
+    if (!pool) return []
+    const { rows } = await pool
+      .query(
+        `SELECT plan, duration_ms FROM ops.restores WHERE outcome = 'succeeded' AND duration_ms > 0 AND plan IS NOT NULL
+          ORDER BY finished_at DESC LIMIT 50`,
+      )
+      .catch(() => ({ rows: [] as { plan: RestorePlan; duration_ms: string }[] }))
+    return rows.map((r) => ({
+      mode: r.plan.target?.mode === 'replace' ? 'replace' : 'load',
+      bytes: (r.plan.tables ?? []).reduce((n: number, t: { bytes?: number }) => n + (t.bytes ?? 0), 0),
+      durationMs: Number(r.duration_ms),
+    }))
   }
 
   /** The preview: on small sets it reads every object now, so a damaged one shows before anything is confirmed. */
@@ -303,7 +330,23 @@ export class RestoreService {
       return { ...out, restoreId: id, target, durationMs }
     } catch (e) {
       const cancelled = ctx.signal.aborted
-      const message = scrub((e as Error).message)
+      // A database this restore created is dropped, whether it was cancelled or failed: nothing half-loaded
+      // stays behind under a name that looks restored. If it cannot be dropped, the message says so and how.
+      const remains = state.created
+        ? await dropDatabase(prepared.targetUrl, plan.target.database, this.deps.config.connectTimeoutMs).then(
+            () => {
+              state.dropped = true
+              return `The database ${plan.target.database} it had created was dropped: nothing of this restore remains.`
+            },
+            (de: Error) => {
+              this.deps.log.warn('could not drop the database a stopped restore created', { error: de.message })
+              return `The database ${plan.target.database} it created could not be dropped (${de.message}), so it remains, incomplete and marked so in its comment: drop it (Restore page, or DROP DATABASE) before restoring again.`
+            },
+          )
+        : whatRemains(plan, state)
+      const message = scrub(
+        cancelled ? `The restore was ${cancelReason(ctx.signal)}. ${remains}` : `The restore failed: ${(e as Error).message} ${remains}`,
+      )
       await this.write(
         `UPDATE ops.restores SET finished_at = now(), outcome = $2, duration_ms = $3, error = $4, report = $5 WHERE id = $1`,
         [
@@ -321,10 +364,8 @@ export class RestoreService {
         outcome: cancelled ? 'cancelled' : 'failed',
         details: { restoreId: id, point: plan.point.label, error: message },
       })
-      throw new OpsError(
-        (e as OpsError).code ?? 'restore_failed',
-        `${cancelled ? 'The restore was cancelled' : `The restore failed: ${message}`} ${whatRemains(plan, state)}`,
-      )
+      // A cancel is the job's own OpsError('cancelled'): the job runner shows this message, which says what remains.
+      throw new OpsError(cancelled ? 'cancelled' : ((e as OpsError).code ?? 'restore_failed'), message)
     } finally {
       alive?.release(true) // closing the session releases its lock
     }
@@ -365,7 +406,55 @@ export class RestoreService {
     const { rows } = await pool.query(`SELECT r.*, ${UNDONE_BY} AS undone_by FROM ops.restores r ORDER BY started_at DESC LIMIT $1`, [
       limit,
     ])
-    return rows.map(toRecord)
+    const records = rows.map(toRecord)
+    const left = await this.leftovers(records.filter(stoppedCreating).map((r) => r.plan!.target.database))
+    return records.map((r) => (stoppedCreating(r) && left.has(r.plan!.target.database) ? { ...r, leftover: r.plan!.target.database } : r))
+  }
+
+  /** Which of these databases exist and carry a restore's INCOMPLETE mark (only those are ever offered for a drop). */
+  private async leftovers(names: string[]): Promise<Set<string>> {
+    const url = this.deps.databaseUrl()
+    if (!url || !names.length) return new Set()
+    const c = pgClient(url, { ...connectTimeouts({ connectTimeoutMs: this.deps.config.connectTimeoutMs }) })
+    c.on('error', () => {})
+    try {
+      await c.connect()
+      const { rows } = await c.query<{ datname: string }>(
+        `SELECT datname FROM pg_database WHERE datname = ANY($1) AND shobj_description(oid, 'pg_database') LIKE $2`,
+        [names, `${INCOMPLETE_MARK}%`],
+      )
+      return new Set(rows.map((r) => r.datname))
+    } catch {
+      return new Set()
+    } finally {
+      await c.end().catch(() => {})
+    }
+  }
+
+  /**
+   * The one-click drop the history offers: only the database a stopped restore created, only while it still
+   * carries the restore's INCOMPLETE mark (never a database someone has since put to use), its name typed back.
+   */
+  async dropIncomplete(restoreId: string, confirm: string, actor: string): Promise<{ dropped: string }> {
+    const r = await this.record(restoreId)
+    if (!r) throw new OpsError('unknown_restore', `There is no restore "${restoreId}".`)
+    if (!stoppedCreating(r))
+      throw new OpsError('not_incomplete', `Restore ${restoreId} did not stop while creating a database: there is nothing of it to drop.`)
+    const name = r.plan!.target.database
+    if (confirm !== name) throw new OpsError('not_confirmed', `Type the database's name (${name}) to confirm dropping it.`)
+    if (!(await this.leftovers([name])).has(name))
+      throw new OpsError(
+        'not_incomplete',
+        `The database ${name} is gone, or no longer marked incomplete by a restore (someone may use it now): nothing was dropped.`,
+      )
+    try {
+      await dropDatabase(this.deps.databaseUrl()!, name, this.deps.config.connectTimeoutMs)
+    } catch (e) {
+      await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'failed', details: { restoreId } })
+      throw new OpsError('drop_failed', `The database ${name} could not be dropped: ${scrub((e as Error).message)}. Drop it with DROP DATABASE.`)
+    }
+    await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'dropped', details: { restoreId } })
+    return { dropped: name }
   }
 
   async record(id: string): Promise<RestoreRecord | null> {
@@ -400,6 +489,12 @@ const UNDONE_BY = `(SELECT u.id FROM ops.restores u
                       AND uu.started_at > u.started_at AND u.safety_set_id IS NOT NULL AND uu.plan->'point'->>'setId' = u.safety_set_id)
    ORDER BY u.started_at DESC LIMIT 1)`
 
+const INCOMPLETE_MARK = 'examforge-ops restore: INCOMPLETE'
+
+/** A restore into a database it created that did not succeed (failed, cancelled or killed). */
+const stoppedCreating = (r: RestoreRecord): boolean =>
+  (r.outcome === 'failed' || r.outcome === 'cancelled' || r.outcome === 'interrupted') && !!r.plan?.target.createsDatabase
+
 /** What a failed restore left in its target, said as it is. */
 function whatRemains(plan: RestorePlan, state: TargetState): string {
   const db = plan.target.database
@@ -424,6 +519,7 @@ function toRecord(r: Record<string, unknown>): RestoreRecord {
     tables: (r.tables as string[]) ?? [],
     safetySetId: (r.safety_set_id as string) ?? null,
     undoneBy: (r.undone_by as string) ?? null,
+    leftover: null,
     provenSetId: (r.proven_set_id as string) ?? null,
     durationMs: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
     error: (r.error as string) ?? null,

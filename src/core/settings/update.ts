@@ -5,6 +5,7 @@ import { OpsError } from '../../shared/contract'
 import type { AuditLog } from '../audit/audit'
 import type { Config } from '../config/config'
 import { settingKeys, type SettingKey } from '../config/keys'
+import { checkSettingValue } from '../config/parse'
 import { checkEndpointChange } from './endpoints'
 import type { SecretStore } from './secret-store'
 import { shownValue } from './view'
@@ -36,22 +37,11 @@ export async function changeSetting(
   }
 }
 
-/** The setting named, with the value checked against its kind; a clear error otherwise. */
+/** The setting named, with the value checked by the parser the configuration loader uses (config/parse.ts); a clear error otherwise. */
 export function validateSetting(key: string, value: string | null): SettingKey {
   const def = settingKeys.find((k) => k.key === key)
   if (!def) throw new OpsError('unknown_setting', `There is no setting "${key}".`)
-  if (value !== null && def.kind === 'number' && !Number.isFinite(Number(value)))
-    throw new OpsError('invalid_input', `${key} must be a number.`)
-  if (value !== null && def.kind === 'url') {
-    try {
-      new URL(value)
-    } catch {
-      throw new OpsError(
-        'invalid_input',
-        `${key} must be a URL (for example ${def.key === 'REDIS_URL' ? 'redis://host:6379' : 'https://host'}).`,
-      )
-    }
-  }
+  checkSettingValue(key, value)
   return def
 }
 
@@ -74,7 +64,18 @@ export async function updateSetting(
     }
   } else {
     const file = join(o.dataDir, 'settings.json')
-    const current = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>) : {}
+    let current: Record<string, string> = {}
+    if (existsSync(file)) {
+      try {
+        current = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>
+      } catch (e) {
+        // Never overwrite what cannot be read: the operator's other settings are in it.
+        throw new OpsError(
+          'bad_settings',
+          `The settings file ${file} is not valid JSON (${(e as Error).message}), so nothing was saved. Fix or delete the file, then save again.`,
+        )
+      }
+    }
     if (value === null) delete current[key]
     else current[key] = value
     await mkdir(o.dataDir, { recursive: true })

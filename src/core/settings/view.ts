@@ -14,7 +14,12 @@ export function shownValue(k: SettingKey, value: string | null): string | null {
  * sandbox supplies (its database, Redis and web app) shows as such, where nothing is configured.
  */
 export function settingsView(config: Config, sandbox: Partial<Record<string, string | null>> = {}): SettingView[] {
-  const saved = readSettingsFile(config.dataDir)
+  let saved: Record<string, string> = {}
+  try {
+    saved = readSettingsFile(config.dataDir)
+  } catch {
+    // config.fileProblem says why, on every key.
+  }
   return settingKeys.map((k) => {
     let value = config.raw[k.key] ?? null
     let source = config.sources[k.key] ?? 'unset'
@@ -26,7 +31,24 @@ export function settingsView(config: Config, sandbox: Partial<Record<string, str
     }
     const shown = shownValue(k, value)
     const file = saved[k.key]
-    const pending = !k.secret && file !== undefined && file !== config.raw[k.key] && source !== 'environment' ? file : null
-    return { key: k.key, label: k.label, value: shown, secret: k.secret, source, pending, guard: endpointGuard(k.key, config.raw) }
+    const bad = config.problems.find((p) => p.key === k.key)
+    // A saved value that is still bad is a problem, not a pending change.
+    const stillBad = bad && file === bad.value
+    const pending = !k.secret && !stillBad && file !== undefined && file !== config.raw[k.key] && source !== 'environment' ? file : null
+    const problem = stillBad
+      ? `The settings file ${bad.file} holds "${bad.value}", which cannot be used: ${bad.message} The console runs with the default instead; save a valid value or clear it.`
+      : !k.secret && config.fileProblem
+        ? config.fileProblem
+        : null
+    return {
+      key: k.key,
+      label: k.label,
+      value: shown,
+      secret: k.secret,
+      source,
+      pending,
+      problem,
+      guard: endpointGuard(k.key, config.raw),
+    }
   })
 }

@@ -190,6 +190,17 @@ export class LocalStorage implements BackupStorage {
     }
   }
 
+  async discard(prefix: string): Promise<void> {
+    const dir = this.path(prefix.replace(/\/+$/, ''))
+    await rm(dir, { recursive: true, force: true })
+    // And the folders that emptied, up to the root (as delete() does).
+    for (let d = dirname(dir); d.startsWith(this.location + sep); d = dirname(d)) {
+      const left = await readdir(d).catch(() => null)
+      if (!left || left.length) break
+      await rm(d, { recursive: true, force: true })
+    }
+  }
+
   async cleanupIncomplete(olderThanMs: number): Promise<{ removed: number }> {
     let removed = 0
     const walk = async (dir: string) => {

@@ -176,6 +176,11 @@ export class S3Storage implements BackupStorage {
     return out.sort((a, b) => a.key.localeCompare(b.key))
   }
 
+  async discard(prefix: string): Promise<void> {
+    // S3 has no folders: the objects under the prefix are all there is (stale multipart uploads: cleanupIncomplete).
+    await this.delete((await this.list(prefix)).map((o) => o.key))
+  }
+
   async delete(keys: string[]): Promise<void> {
     const { client, sdk } = await this.s3()
     try {

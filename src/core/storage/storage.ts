@@ -27,6 +27,11 @@ export interface BackupStorage {
    */
   listPartial(prefix: string): Promise<StoredObject[]>
   delete(keys: string[]): Promise<void>
+  /**
+   * Remove everything under the prefix, partial writes and (local) the folder itself: a set that never got its
+   * manifest (failed or cancelled) leaves nothing behind, not even an empty folder.
+   */
+  discard(prefix: string): Promise<void>
   /** Remove partial writes (and abort stale multipart uploads) older than the given age. */
   cleanupIncomplete(olderThanMs: number): Promise<{ removed: number }>
 }

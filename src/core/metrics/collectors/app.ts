@@ -24,17 +24,34 @@ function get(url: URL, timeoutMs: number): Promise<boolean> {
   })
 }
 
+/** Histogram bounds for the app's response time, in seconds (Prometheus' default buckets). */
+const BOUNDS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
 export function appCollector(o: { url: string | null; healthPath: string; timeoutMs: number; windowMs?: number }): Collector {
   const windowMs = o.windowMs ?? 60_000
   const seen: { t: number; ms: number; ok: boolean }[] = []
+  // Every request since start, for /metrics: a latency histogram of the answered ones, and counts by outcome.
+  const latency = { bounds: BOUNDS_S, counts: new Array<number>(BOUNDS_S.length + 1).fill(0), sum: 0, count: 0 }
+  let ok = 0
+  let failed = 0
   return {
     id: 'app',
     configured: !!o.url,
+    requests: () => ({ latency: { ...latency, counts: [...latency.counts] }, ok, failed }),
     async collect(now) {
       const target = new URL(o.healthPath, o.url!)
       const t0 = performance.now()
-      const ok = await get(target, o.timeoutMs)
-      seen.push({ t: now, ms: performance.now() - t0, ok })
+      const answered_ = await get(target, o.timeoutMs)
+      const ms = performance.now() - t0
+      seen.push({ t: now, ms, ok: answered_ })
+      if (answered_) {
+        ok++
+        const s = ms / 1000
+        for (let i = 0; i < BOUNDS_S.length; i++) if (s <= BOUNDS_S[i]) latency.counts[i]++
+        latency.counts[BOUNDS_S.length]++
+        latency.sum += s
+        latency.count++
+      } else failed++
       while (seen.length && seen[0].t < now - windowMs) seen.shift()
       const answered = seen
         .filter((s) => s.ok)

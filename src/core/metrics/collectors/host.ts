@@ -59,6 +59,7 @@ export function hostCollector(): Collector {
         return {
           name: key,
           v,
+          raw: value ?? null,
           ...(v === null ? { note: value === null || value === undefined ? 'not available on this system' : FIRST } : {}),
         }
       }

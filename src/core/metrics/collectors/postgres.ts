@@ -56,7 +56,7 @@ export function postgresCollector(url: string | null): Collector {
         }
         const rate = (name: string, v: number | null): Sample => {
           const x = rates.rate(name, v, now)
-          return { name, v: round(x), ...(x === null ? { note: FIRST } : {}) }
+          return { name, v: round(x), raw: v, ...(x === null ? { note: FIRST } : {}) }
         }
         const hit = rates.ratio('hit', r.hit, r.reads, now)
         return [

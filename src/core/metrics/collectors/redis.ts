@@ -36,7 +36,7 @@ export function redisCollector(url: string | null): Collector {
         const num = (k: string) => (i[k] === undefined ? null : Number(i[k]))
         const rate = (name: string, v: number | null): Sample => {
           const x = rates.rate(name, v, now)
-          return { name, v: round(x), ...(x === null ? { note: FIRST } : {}) }
+          return { name, v: round(x), raw: v, ...(x === null ? { note: FIRST } : {}) }
         }
         const hits = rates.rate('hits', num('keyspace_hits'), now)
         const misses = rates.rate('misses', num('keyspace_misses'), now)

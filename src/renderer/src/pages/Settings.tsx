@@ -18,7 +18,8 @@ function SettingRow({ s }: { s: SettingView }) {
   }
   const save = async (v: string | null) => {
     const r = await saveSetting(s.key, v, confirmWith && secret ? secret : undefined)
-    setNote(r)
+    // Clearing a flagged value: the default is what already runs, no restart needed.
+    setNote(r.ok && v === null && s.problem ? { ok: true, message: 'Cleared: the default, which already applies.' } : r)
     if (r.ok) stop()
     else setSecret('')
     // Clearing a credential that guards an endpoint asks for the current secret: ask for it here.
@@ -71,15 +72,32 @@ function SettingRow({ s }: { s: SettingView }) {
               >
                 {editing === 'clear' ? 'Clear' : 'Save'}
               </button>
-              <button type="button" onClick={stop}>
+              {editing === 'edit' && !confirmWith && (s.source === 'settings file' || s.problem) && (
+                <button type="button" onClick={() => void save(null)} title="Remove the saved value: the default applies after a restart">
+                  Clear (use the default)
+                </button>
+              )}
+              <button
+                type="button"
+                onClick={() => {
+                  stop()
+                  setNote(null)
+                }}
+              >
                 Cancel
               </button>
             </div>
+            <div className="muted">Applies after a restart.</div>
           </form>
         ) : (
           (s.value ?? <span className="muted">not set</span>)
         )}
         {!editing && s.guard?.environmentOnly && <div className="muted">Set in the environment only: {s.guard.why}</div>}
+        {s.problem && (
+          <div className="danger-text" role="alert" data-testid={`setting-${s.key}-problem`}>
+            {s.problem}
+          </div>
+        )}
         {s.pending !== null && <div className="note">Saved: {s.pending} (applies after a restart)</div>}
         {note && (note.ok ? s.pending === null : true) && (
           <div className={note.ok ? 'note' : 'danger-text'} role={note.ok ? undefined : 'alert'} data-testid={`setting-${s.key}-note`}>
@@ -100,13 +118,46 @@ function SettingRow({ s }: { s: SettingView }) {
             Edit
           </button>
         )}
-        {!editing && (s.source === 'settings file' || s.source === 'secret store') && (
+        {!editing && (s.source === 'settings file' || s.source === 'secret store' || !!s.problem) && (
           <button className="link" onClick={() => void save(null)}>
             Clear
           </button>
         )}
       </td>
     </tr>
+  )
+}
+
+/** Saved values apply after a restart: the desktop app restarts itself; a browser tab says how to restart the host. */
+function RestartBar() {
+  const { settings, info, api } = useApp()
+  const [message, setMessage] = useState<string | null>(null)
+  // Only saved changes wait for a restart: a flagged bad value already runs at its default.
+  const pending = settings?.filter((s) => s.pending !== null) ?? []
+  if (!pending.length) return null
+  const desktop = info?.face === 'electron'
+  return (
+    <div className="note" data-testid="restart-bar">
+      {pending.length === 1 ? `${pending[0].key} applies` : `${pending.length} saved settings apply`} after a restart.{' '}
+      {desktop ? (
+        <button
+          onClick={() =>
+            void api!.call('app.restart', {}).then(
+              (r) => setMessage(r.message),
+              (e: Error) => setMessage(e.message),
+            )
+          }
+        >
+          Restart now
+        </button>
+      ) : (
+        <>
+          Restart the host to apply: stop <code>npm run serve</code> (or <code>examforge-ops serve</code>) with Ctrl+C and start it
+          again.
+        </>
+      )}
+      {message && <div>{message}</div>}
+    </div>
   )
 }
 
@@ -124,6 +175,10 @@ export function Settings() {
           the environment (or the 0600 file named by OPS_SECRETS_FILE) and restart the console. A setting that says where a secret or the
           backups are sent asks for that secret again before it changes, and remote addresses must use https://.
         </p>
+        <p className="muted">
+          Every value is read once, when the console starts: a saved change applies after a restart (none applies live).
+        </p>
+        <RestartBar />
         <table className="settings" data-testid="settings">
           <thead>
             <tr>

@@ -156,6 +156,38 @@ export function ResultStep() {
   )
 }
 
+/** One click drops what a stopped restore created and could not drop itself (only while it is marked incomplete). */
+function DropLeftover({ h }: { h: RestoreRecord }) {
+  const api = useApp((s) => s.api)
+  const load = useRestore((s) => s.load)
+  const [note, setNote] = useState<{ ok: boolean; text: string } | null>(null)
+  if (!h.leftover && !note) return null
+  return (
+    <div data-testid="restore-leftover">
+      {h.leftover && (
+        <>
+          <span className="danger-text">The database {h.leftover} it created is still there, incomplete.</span>{' '}
+          <button
+            className="danger"
+            onClick={() =>
+              void api!.call('restore.dropIncomplete', { restoreId: h.id, confirm: h.leftover! }).then(
+                (r) => {
+                  setNote({ ok: true, text: `Dropped ${r.dropped}.` })
+                  void load()
+                },
+                (e: Error) => setNote({ ok: false, text: e.message }),
+              )
+            }
+          >
+            Drop {h.leftover}
+          </button>
+        </>
+      )}
+      {note && <div className={note.ok ? 'ok' : 'danger-text'}>{note.text}</div>}
+    </div>
+  )
+}
+
 export function History({ history }: { history: RestoreRecord[] }) {
   const { runTest, running, finished } = useRestore()
   const api = useApp((s) => s.api)
@@ -224,6 +256,7 @@ export function History({ history }: { history: RestoreRecord[] }) {
                 </span>
                 {h.durationMs !== null ? <span className="muted"> {fmtDuration(h.durationMs / 1000)}</span> : null}
                 {h.error ? <div className="muted">{h.error}</div> : null}
+                <DropLeftover h={h} />
                 {h.undoneBy ? (
                   <div className="muted" data-testid="restore-undone">
                     undone by {h.undoneBy}

@@ -190,7 +190,10 @@ export function PreviewStep() {
           </tr>
           <tr>
             <th>estimated time</th>
-            <td>{fmtDuration(plan.estimatedSeconds)}</td>
+            <td data-testid="restore-estimate">
+              {plan.estimatedSeconds === null ? 'unknown' : `about ${fmtDuration(plan.estimatedSeconds)}`}{' '}
+              <span className="muted">({plan.estimateBasis})</span>
+            </td>
           </tr>
         </tbody>
       </table>
