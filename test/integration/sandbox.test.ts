@@ -1,4 +1,5 @@
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -6,7 +7,8 @@ import { loadConfig } from '../../src/core/config/config'
 import { silentLogger } from '../../src/core/log/logger'
 import { createOps, type Ops } from '../../src/core/ops'
 import { settingsView } from '../../src/core/settings/view'
-import { sandboxClusterDir } from '../../src/core/sandbox/cluster'
+import { reapOrphanRedis } from '../../src/core/sandbox/redis'
+import { freePort, sandboxClusterDir } from '../../src/core/sandbox/cluster'
 import { query } from '../helpers/db'
 import { waitFor } from '../helpers/wait'
 
@@ -172,6 +174,37 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
       expect(() => other.seed(1)).toThrow(/never overwritten/)
     } finally {
       await other.close()
+    }
+  })
+})
+
+describe('the sandbox Redis never outlives its console', () => {
+  it('a start reaps the Redis servers whose consoles died without stopping them, and only those', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-reap-'))
+    const start = async (name: string, owner: number) => {
+      const folder = join(dir, `examforge-ops-redis-${name}`)
+      mkdirSync(folder, { mode: 0o700 })
+      const port = await freePort()
+      writeFileSync(join(folder, 'redis.conf'), `port ${port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir ${folder}\n`)
+      const child = spawn('redis-server', [join(folder, 'redis.conf')], { stdio: 'ignore' })
+      writeFileSync(join(folder, 'owner.json'), JSON.stringify({ owner, pid: child.pid }))
+      await waitFor(() => readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('redis'), 'redis-server to start')
+      return { folder, child }
+    }
+    // A console that is gone (a pid no process has), and one that is alive (this test).
+    const orphan = await start('orphan', 2 ** 22 + 12345)
+    const owned = await start('owned', process.pid)
+    try {
+      const exited = new Promise((r) => orphan.child.once('exit', r))
+      expect(reapOrphanRedis(dir)).toBe(1)
+      await exited
+      expect(existsSync(orphan.folder)).toBe(false)
+      expect(owned.child.exitCode).toBeNull()
+      expect(existsSync(owned.folder)).toBe(true)
+    } finally {
+      orphan.child.kill('SIGKILL')
+      owned.child.kill('SIGKILL')
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })

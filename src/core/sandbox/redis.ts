@@ -4,16 +4,51 @@
  * nothing on disk, asks for a password (other local users share the loopback interface), and that
  * password is in a 0600 config file in a 0700 folder, never on the command line. Where no
  * `redis-server` is installed, the sandbox simply has no Redis (Health says "not configured").
+ *
+ * A Redis must not outlive the console that started it. Normal exits stop it; a console that was killed
+ * cannot, so each Redis's folder names its owner, and every start reaps the Redis servers of owners
+ * that are gone (their folder and process both checked to be ours before anything is killed).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from '../log/logger'
 import { registerSecret } from '../log/scrub'
-import { freePort } from './cluster'
+import { alive, freePort } from './cluster'
+
+const PREFIX = 'examforge-ops-redis-'
+
+/** Stop the sandbox Redis servers whose consoles died without stopping them. */
+export function reapOrphanRedis(dir = tmpdir()): number {
+  let reaped = 0
+  let names: string[] = []
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith(PREFIX))
+  } catch {
+    return 0
+  }
+  for (const name of names) {
+    const folder = join(dir, name)
+    try {
+      const { owner, pid } = JSON.parse(readFileSync(join(folder, 'owner.json'), 'utf8')) as { owner: number; pid: number }
+      if (alive(owner)) continue
+      // Only a redis-server started with this folder's config is ours to stop.
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+      if (alive(pid) && /redis-server/.test(cmd[0] ?? '') && cmd.includes(join(folder, 'redis.conf'))) {
+        process.kill(pid, 'SIGTERM')
+        reaped++
+      }
+      rmSync(folder, { recursive: true, force: true })
+    } catch {
+      /* not ours, already gone, or not on Linux: left alone */
+    }
+  }
+  return reaped
+}
 
 export interface SandboxRedis {
   url: string
@@ -61,7 +96,9 @@ export async function startSandboxRedis(o: { log: Logger }): Promise<SandboxRedi
     o.log.info('no redis-server installed: the sandbox runs without Redis')
     return null
   }
-  const dir = await mkdtemp(join(tmpdir(), 'examforge-ops-redis-'))
+  const reaped = reapOrphanRedis()
+  if (reaped) o.log.info('stopped sandbox Redis servers whose consoles had gone', { count: reaped })
+  const dir = await mkdtemp(join(tmpdir(), PREFIX))
   await chmod(dir, 0o700)
   const password = randomBytes(18).toString('base64url')
   registerSecret(password)
@@ -75,6 +112,12 @@ export async function startSandboxRedis(o: { log: Logger }): Promise<SandboxRedi
     { mode: 0o600 },
   )
   const child = spawn(bin, [conf], { stdio: 'ignore', detached: false })
+  await writeFile(join(dir, 'owner.json'), JSON.stringify({ owner: process.pid, pid: child.pid }), { mode: 0o600 })
+  // However this process ends normally (process.exit included), its Redis ends with it.
+  const onExit = () => {
+    if (child.exitCode === null) child.kill('SIGTERM')
+  }
+  process.once('exit', onExit)
   try {
     await ready(port, password, child)
   } catch (e) {
@@ -88,6 +131,7 @@ export async function startSandboxRedis(o: { log: Logger }): Promise<SandboxRedi
     url: `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`,
     pid: child.pid!,
     async stop() {
+      process.off('exit', onExit)
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r))
         child.kill('SIGTERM')
