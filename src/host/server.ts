@@ -36,6 +36,10 @@ export interface HostServer {
 }
 
 const BODY_LIMIT = 1_000_000
+/** Open WebSockets per caller (session or token): a tab needs one; more only feed a flood (every event goes to each). */
+const SOCKETS_PER_CALLER = 8
+/** Replies and events queued for a socket that does not read: past this it is cut instead of growing the host's memory. */
+const SEND_BUFFER_LIMIT = 8_000_000
 /** Calls an open page makes by itself: they keep nothing signed in (a forgotten tab still goes idle). */
 const HEARTBEATS: ReadonlySet<string> = new Set(['metrics.watch'])
 
@@ -129,14 +133,14 @@ export async function startHostServer(o: {
   const log = o.ops.log
   const bind = o.bind ?? '127.0.0.1'
   const hostUser: Identity = { via: 'browser', osUser: os.userInfo().username, email: null }
-  /** Open sockets, with the browser session each belongs to (null for a token). */
-  const sockets = new Map<WebSocket, string | null>()
+  /** Open sockets: the browser session each belongs to (null for a token), and its caller's rate key. */
+  const sockets = new Map<WebSocket, { session: string | null; key: string }>()
   let origin = ''
   const launchUrl = (identity: Identity = hostUser) => `${origin}/?token=${auth.newLaunchToken(identity)}`
   const ended = messages.sessionEnded(Math.round(auth.idleMs / 60_000), Math.round(auth.maxMs / 3600_000))
 
   const closeSession = (secret: string) => {
-    for (const [ws, s] of sockets) if (s === secret) ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
+    for (const [ws, s] of sockets) if (s.session === secret) ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
   }
   const sweeper = setInterval(() => auth.sweep().forEach(closeSession), o.sweepMs ?? 5000)
   sweeper.unref()
@@ -278,12 +282,17 @@ export async function startHostServer(o: {
     if (!auth.hostAllowed(req) || !auth.originAllowed(req)) return denyUpgrade(socket, 403, 'Forbidden')
     const c = auth.bearer(req) ?? auth.session(req, protocolSecret(req))
     if (!c || c === 'ended') return denyUpgrade(socket, 401, 'Unauthorized')
+    let open = 0
+    for (const s of sockets.values()) if (s.key === c.key) open++
+    if (open >= SOCKETS_PER_CALLER) return denyUpgrade(socket, 429, 'Too Many Requests')
     wss.handleUpgrade(req, socket, head, (ws) => {
-      sockets.set(ws, c.session)
+      sockets.set(ws, { session: c.session, key: c.key })
       // Over the size limit (1009) or invalid UTF-8 (1007): ws reports an error and closes; nothing else to do.
       ws.on('error', () => ws.terminate())
       const send = (f: ServerFrame) => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(f), (e) => e && ws.terminate())
+        if (ws.readyState !== ws.OPEN) return
+        if (ws.bufferedAmount > SEND_BUFFER_LIMIT) return ws.terminate()
+        ws.send(JSON.stringify(f), (e) => e && ws.terminate())
       }
       const off = o.ops.events.onAny((event, payload) => send({ event, payload }))
       ws.on('close', () => {

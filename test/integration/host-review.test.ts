@@ -72,3 +72,110 @@ describe('examforge-ops open does not trust a stale control file or whatever ans
     expect(r.stderr).toMatch(/is not the console host/)
   })
 })
+
+describe('a signed-in caller cannot exhaust the host or undo an administrator', () => {
+  let ops: Ops
+  let host: HostServer
+  let db: Awaited<ReturnType<typeof createDatabase>>
+  beforeAll(async () => {
+    db = await createDatabase(inject('pgUrl'), 'review')
+    const renderer = mkdtempSync(join(tmpdir(), 'ops-ui-'))
+    writeFileSync(join(renderer, 'index.html'), '<!doctype html><title>ExamForge Ops</title>')
+    ops = await createOps({
+      config: loadConfig({
+        env: {
+          DATABASE_URL: db.url,
+          ADMIN_EMAILS: 'ops@examforge.test',
+          OPS_API_TOKENS: `ops@examforge.test=${ADMIN}, dev@examforge.test=${DEV}`,
+        },
+        dataDir: mkdtempSync(join(tmpdir(), 'ops-rv-')),
+      }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
+    host = await startHostServer({ ops, rendererDir: renderer, port: 0 })
+  })
+  afterAll(async () => {
+    await host?.close()
+    await ops?.close()
+    await db?.drop()
+  })
+
+  it('one session opens a bounded number of WebSockets (429 past 8); closing one lets another in', async () => {
+    const tab = await signIn(host.launchUrl())
+    const open = []
+    for (let i = 0; i < 8; i++) open.push(await tabSocket(host.origin, tab))
+    const wsUrl = host.origin.replace('http', 'ws') + '/ws'
+    expect(await wsOpen(wsUrl, { origin: host.origin, cookie: tab.cookie }, tab.secret)).toEqual({ status: 429 })
+    // Another tab (its own session) is not affected.
+    const other = await tabSocket(host.origin, await signIn(host.launchUrl()))
+    other.ws.close()
+    open[0].ws.close()
+    await open[0].closed
+    await expect
+      .poll(async () => {
+        const r = await wsOpen(wsUrl, { origin: host.origin, cookie: tab.cookie }, tab.secret)
+        if ('ws' in r) r.ws.close()
+        return 'ws' in r
+      })
+      .toBe(true)
+    for (const s of open) s.ws.close()
+  })
+
+  it('a socket that stops reading is cut once its queue passes the limit, instead of growing the host', async () => {
+    const tab = await signIn(host.launchUrl())
+    const s = await tabSocket(host.origin, tab)
+    // The client stops reading: everything the host sends it queues up on the host's side.
+    ;(s.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+    const values: Record<string, number> = {}
+    for (let i = 0; i < 20_000; i++) values[`series.${i}.${'x'.repeat(30)}`] = i
+    // Events go to every socket: 40 ticks of ~1 MB each, far more than the socket and the kernel hold.
+    for (let i = 0; i < 40 && s.ws.readyState === s.ws.OPEN; i++) {
+      ops.events.emit('metrics.tick', { host: 'review', t: Date.now(), values })
+      await new Promise((r) => setImmediate(r))
+    }
+    ;(s.ws as unknown as { _socket: { resume(): void } })._socket.resume()
+    const closed = await Promise.race([
+      s.closed,
+      new Promise<{ code: string }>((r) => setTimeout(() => r({ code: 'still open: the host queued everything' }), 15_000)),
+    ])
+    expect(closed.code).toBe(1006) // cut by the host, not closed in order
+    expect(s.frames.length).toBeLessThan(40)
+  })
+
+  it('cancelling a restore needs an administrator, like starting one; the cancel is recorded with who', async () => {
+    // A restore job as the restore service runs it (kind "restore"), waiting until it is cancelled.
+    const jobId = ops.jobs.start(
+      'restore',
+      {},
+      (_i, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error))),
+      'ops@examforge.test (admin-token)',
+    )
+    const refused = await call(host.origin, 'jobs.cancel', { jobId }, bearer(DEV))
+    expect(refused.status).toBe(403)
+    expect(refused.reply.error?.message).toMatch(/Cancelling a restore job needs an administrator.*dev@examforge\.test/)
+    expect(ops.jobs.get(jobId)?.state).toBe('running')
+
+    expect(await call(host.origin, 'jobs.cancel', { jobId }, bearer(ADMIN))).toMatchObject({
+      status: 200,
+      reply: { value: { cancelled: true } },
+    })
+    expect((await ops.jobs.wait(jobId)).state).toBe('cancelled')
+    const rows = await query<{ actor: string }>(db.url, `SELECT actor FROM ops.audit_log WHERE action = 'jobs.cancel' AND target = $1`, [
+      jobId,
+    ])
+    expect(rows.map((r) => r.actor)).toEqual([expect.stringContaining('ops@examforge.test')])
+
+    // A job anyone may start, anyone may cancel.
+    const verify = ops.jobs.start(
+      'backup.verify',
+      {},
+      (_i, ctx) => new Promise((_r, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('x')))),
+    )
+    expect(await call(host.origin, 'jobs.cancel', { jobId: verify }, bearer(DEV))).toMatchObject({
+      status: 200,
+      reply: { value: { cancelled: true } },
+    })
+  })
+})
