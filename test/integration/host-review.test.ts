@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { loadConfig } from '../../src/core/config/config'
-import { silentLogger } from '../../src/core/log/logger'
+import { pgPool } from '../../src/core/db/connect'
+import { silentLogger, type Logger } from '../../src/core/log/logger'
+import { startTrafficSimulator } from '../../src/core/sandbox/traffic'
 import { createOps, type Ops } from '../../src/core/ops'
 import { startHostServer, type HostServer } from '../../src/host/server'
 import { cli } from '../helpers/cli'
@@ -177,5 +179,19 @@ describe('a signed-in caller cannot exhaust the host or undo an administrator', 
       status: 200,
       reply: { value: { cancelled: true } },
     })
+  })
+})
+
+describe('the sandbox traffic simulator', () => {
+  it('survives a database it cannot reach (down, full, or out of file descriptors): it warns, the process lives', async () => {
+    // Before: pool.connect() rejected outside the tick's try, an unhandled rejection that ended the host.
+    const warnings: string[] = []
+    const log: Logger = { ...silentLogger, warn: (m, f) => void warnings.push(`${m} ${JSON.stringify(f)}`), child: () => log }
+    const pool = pgPool('postgres://postgres@127.0.0.1:1/examforge', { connectionTimeoutMillis: 2000 })
+    const traffic = startTrafficSimulator(pool, log, { intervalMs: 20 })
+    await expect.poll(() => warnings.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(3)
+    await traffic.stop()
+    await pool.end()
+    expect(warnings[0]).toMatch(/traffic simulator could not connect.*ECONNREFUSED/)
   })
 })
