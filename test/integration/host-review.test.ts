@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -193,5 +193,78 @@ describe('the sandbox traffic simulator', () => {
     await traffic.stop()
     await pool.end()
     expect(warnings[0]).toMatch(/traffic simulator could not connect.*ECONNREFUSED/)
+  })
+})
+
+describe('one local client cannot hold the host’s connections', () => {
+  let ops: Ops
+  let host: HostServer
+  let db: Awaited<ReturnType<typeof createDatabase>>
+  beforeAll(async () => {
+    db = await createDatabase(inject('pgUrl'), 'reviewconn')
+    const renderer = mkdtempSync(join(tmpdir(), 'ops-ui-'))
+    writeFileSync(join(renderer, 'index.html'), '<!doctype html><title>ExamForge Ops</title>')
+    ops = await createOps({
+      config: loadConfig({ env: { DATABASE_URL: db.url }, dataDir: mkdtempSync(join(tmpdir(), 'ops-rc-')) }),
+      face: 'host',
+      log: silentLogger,
+      schedule: false,
+    })
+    host = await startHostServer({ ops, rendererDir: renderer, port: 0 })
+  })
+  afterAll(async () => {
+    await host?.close()
+    await ops?.close()
+    await db?.drop()
+  })
+
+  /** A connection that sends part of a request and then nothing; what the host answers, and whether it closed it. */
+  function halfSent(head: string) {
+    const s = connect(host.port, '127.0.0.1')
+    let got = ''
+    s.on('data', (d) => (got += d.toString('latin1')))
+    s.on('error', () => {})
+    s.write(head)
+    let done = false
+    const closed = new Promise<string>((r) =>
+      s.on('close', () => {
+        done = true
+        r(got)
+      }),
+    )
+    return { s, closed, got: () => got, isClosed: () => done }
+  }
+
+  it('half-sent requests ("slowloris") are answered 408 and closed within seconds, not held for a minute and more', async () => {
+    const started = Date.now()
+    const held = Array.from({ length: 20 }, (_, i) =>
+      halfSent(i % 2 ? `GET / HTTP/1.1\r\nHost: 127.0.0.1:${host.port}\r\nX-a: ` : `GET /api/call/app.info HTTP/1.1\r\n`),
+    )
+    const answers = await Promise.race([
+      Promise.all(held.map((h) => h.closed)),
+      new Promise<string[]>((r) => setTimeout(() => r(held.map((h) => `still open: ${h.got()}`)), 30_000)),
+    ])
+    held.forEach((h) => h.s.destroy())
+    expect(answers.every((a) => a.startsWith('HTTP/1.1 408'))).toBe(true)
+    expect(Date.now() - started).toBeLessThan(30_000)
+  }, 40_000)
+
+  it('connections past the cap are closed at once; once the flood ends the host answers', async () => {
+    const flood = Array.from({ length: 300 }, () => halfSent(''))
+    // The host keeps 256 at most: the rest are closed as they arrive, not held.
+    await expect.poll(() => flood.filter((f) => f.isClosed()).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(300 - 256)
+    expect(flood.filter((f) => f.isClosed()).length).toBeLessThanOrEqual(300 - 256 + 5)
+    flood.forEach((f) => f.s.destroy())
+    await expect
+      .poll(async () => (await call(host.origin, 'app.info', {}, (await signIn(host.launchUrl())).headers)).status, { timeout: 10_000 })
+      .toBe(200)
+  })
+
+  it('a caller refused 401 is not kept connected (it cannot hold connections by asking again)', async () => {
+    await expect.poll(async () => (await call(host.origin, 'app.info', {}, {})).status, { timeout: 10_000 }).toBe(401)
+    const r = halfSent(`POST /api/call/app.info HTTP/1.1\r\nHost: 127.0.0.1:${host.port}\r\nContent-Length: 0\r\n\r\n`)
+    const got = await Promise.race([r.closed, new Promise<string>((res) => setTimeout(() => res(`still open: ${r.got()}`), 4_000))])
+    r.s.destroy()
+    expect(got).toMatch(/^HTTP\/1.1 401/)
   })
 })
