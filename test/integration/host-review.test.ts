@@ -268,3 +268,35 @@ describe('one local client cannot hold the host’s connections', () => {
     expect(got).toMatch(/^HTTP\/1.1 401/)
   })
 })
+
+describe('tokens a local user could guess', () => {
+  it('the host refuses to start with a short OPS_API_TOKEN or OPS_API_TOKENS entry, without showing it', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'reviewtok')
+    const renderer = mkdtempSync(join(tmpdir(), 'ops-ui-'))
+    const open = (env: Record<string, string>) =>
+      createOps({
+        config: loadConfig({ env: { DATABASE_URL: db.url, ...env }, dataDir: mkdtempSync(join(tmpdir(), 'ops-rt-')) }),
+        face: 'host',
+        log: silentLogger,
+        schedule: false,
+      })
+    const ops = await open({ OPS_API_TOKENS: 'ops@examforge.test=letmein' })
+    try {
+      // Unauthenticated guesses are not limited (there is no one to limit them to): a short token falls.
+      await expect(startHostServer({ ops, rendererDir: renderer, port: 0 })).rejects.toThrow(
+        /The OPS_API_TOKENS token of ops@examforge.test is only 7 characters: .*at least 16 random characters/,
+      )
+      await expect(startHostServer({ ops, rendererDir: renderer, port: 0 })).rejects.not.toThrow(/letmein/)
+      await expect(startHostServer({ ops, rendererDir: renderer, port: 0, apiToken: 'prom-123' })).rejects.toThrow(
+        /OPS_API_TOKEN is only 8 characters/,
+      )
+    } finally {
+      await ops.close()
+    }
+    const fine = await open({ OPS_API_TOKENS: `ops@examforge.test=${ADMIN}` })
+    const host = await startHostServer({ ops: fine, rendererDir: renderer, port: 0, apiToken: 'prom-token-0123456789' })
+    await host.close()
+    await fine.close()
+    await db.drop()
+  })
+})
