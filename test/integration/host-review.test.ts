@@ -3,7 +3,7 @@
  * pass): each test is an attack that worked before its fix. Loopback only, bounded.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdtempSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -298,5 +298,22 @@ describe('tokens a local user could guess', () => {
     await host.close()
     await fine.close()
     await db.drop()
+  })
+})
+
+describe('the data folder (settings, host.json, default backups) is private', () => {
+  it('one of ours that others may write to is made 0700 when the configuration is loaded', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-shared-'))
+    chmodSync(dir, 0o777)
+    loadConfig({ env: {}, dataDir: dir })
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
+  })
+
+  it.skipIf(process.getuid?.() !== 0)('one that belongs to another user (created first under /tmp) is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-theirs-'))
+    // Another user's folder, as if they had created the path first; its settings would point our secrets at them.
+    writeFileSync(join(dir, 'settings.json'), JSON.stringify({ STRIPE_API_BASE: 'https://collector.example/' }))
+    chownSync(dir, 65534, 65534)
+    expect(() => loadConfig({ env: {}, dataDir: dir })).toThrow(/The data folder .* belongs to another user \(uid 65534\)/)
   })
 })

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { OpsError } from '../../shared/contract'
@@ -73,6 +73,23 @@ export function defaultDataDir(env: Record<string, string | undefined> = process
   if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'ExamForge Ops')
   if (process.platform === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'ExamForge Ops')
   return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'examforge-ops')
+}
+
+/**
+ * The data folder holds settings (which endpoints receive the secrets), the host's control file and, by
+ * default, the backups: whoever can write to it can redirect secrets or swap host.json. One that belongs
+ * to another user (a folder someone created first under /tmp, or a link to theirs) is refused; one of
+ * ours that others may write to or read is made 0700.
+ */
+export function privateDataDir(dataDir: string): void {
+  if (process.platform === 'win32' || !existsSync(dataDir)) return
+  const st = statSync(dataDir)
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid())
+    throw new OpsError(
+      'data_dir_not_private',
+      `The data folder ${dataDir} belongs to another user (uid ${st.uid}), who could change its settings or its control file. Use a folder of your own (OPS_DATA_DIR) and start again.`,
+    )
+  if ((st.mode & 0o077) !== 0) chmodSync(dataDir, 0o700)
 }
 
 /** Non-secret settings saved from the UI. Secrets are refused here: they belong in the secret store. */
@@ -155,6 +172,7 @@ function sse(v: string | undefined): 'AES256' | 'aws:kms' | null {
 export function loadConfig(input: ConfigInput = {}): Config {
   const env = input.env ?? process.env
   const dataDir = input.dataDir ?? defaultDataDir(env)
+  privateDataDir(dataDir)
   const file = readSettingsFile(dataDir)
   const fileSecrets = env.OPS_SECRETS_FILE ? readSecretsFile(env.OPS_SECRETS_FILE) : {}
   const secrets = { ...fileSecrets, ...(input.secrets ?? {}) }
