@@ -1,7 +1,7 @@
 import { OpsError, type MethodName, type MethodOutput, type Methods } from '../shared/contract'
 import type { z } from 'zod'
 import type { Ops } from './ops'
-import type { Identity } from './auth/identity'
+import { destructiveJobKinds, requireAdmin, type Identity } from './auth/identity'
 import { settingsView } from './settings/view'
 import { changeSetting } from './settings/update'
 import { summarise } from './backup/summary'
@@ -40,7 +40,22 @@ export const handlers: Handlers = {
   'settings.update': (ops, input, ctx) =>
     changeSetting({ config: ops.config, secrets: ops.secrets, env: process.env, audit: ops.audit }, input, ctx.who),
   'jobs.list': (ops) => ops.jobs.list(),
-  'jobs.cancel': (ops, input) => ({ cancelled: ops.jobs.cancel(input.jobId) }),
+  // Cancelling a destructive job needs whoever could start it; every cancel is recorded with who asked.
+  'jobs.cancel': async (ops, input, ctx) => {
+    const job = ops.jobs.get(input.jobId)
+    if (job?.state === 'running' && destructiveJobKinds.has(job.kind))
+      requireAdmin(ops.config, ctx.identity, `Cancelling a ${job.kind} job`)
+    const cancelled = ops.jobs.cancel(input.jobId)
+    if (cancelled)
+      await ops.audit.record({
+        actor: ctx.who,
+        action: 'jobs.cancel',
+        target: input.jobId,
+        outcome: 'cancelled',
+        details: { kind: job?.kind },
+      })
+    return { cancelled }
+  },
   'backups.list': async (ops) => {
     const [sets, proven] = await Promise.all([ops.backups.list(), ops.restores.proven()])
     const orphans = await ops.backups.orphanedSafety(sets)

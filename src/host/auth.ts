@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Identity } from '../core/auth/identity'
+import { OpsError } from '../shared/contract'
 import { SESSION_COOKIE } from '../shared/ws-protocol'
 
 const token = () => randomBytes(24).toString('base64url')
@@ -19,6 +20,20 @@ export function parseCookies(header: string | undefined): Record<string, string>
     if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim()
   }
   return out
+}
+
+/**
+ * The shortest token the host accepts. Anyone on the machine can send it guesses as fast as it answers
+ * (thousands a second on loopback), so a short or word-like token would fall in minutes.
+ */
+export const MIN_TOKEN_LENGTH = 16
+
+function checkStrength(token: string, name: string): void {
+  if (token.length < MIN_TOKEN_LENGTH)
+    throw new OpsError(
+      'bad_setting',
+      `${name} is only ${token.length} characters: any local user could guess it. Use at least ${MIN_TOKEN_LENGTH} random characters (for example the output of "openssl rand -base64 24") and start again.`,
+    )
 }
 
 export interface Session {
@@ -86,6 +101,8 @@ export class HostAuth {
   constructor(o: AuthOptions = {}) {
     this.apiToken = o.apiToken || null
     this.adminTokens = o.adminTokens ?? []
+    if (this.apiToken) checkStrength(this.apiToken, 'OPS_API_TOKEN')
+    for (const t of this.adminTokens) checkStrength(t.token, `The OPS_API_TOKENS token of ${t.email}`)
     this.idleMs = o.idleMs ?? 30 * 60_000
     this.maxMs = o.maxMs ?? 12 * 3600_000
     this.launchTtlMs = o.launchTtlMs ?? 5 * 60_000

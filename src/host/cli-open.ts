@@ -4,6 +4,8 @@
  * running the host (or root) gets a link, and the session it opens acts as that user. With
  * --as-token the link is minted by an administrator's token (OPS_API_TOKENS) instead, read from
  * OPS_TOKEN or standard input (never from the command line), and the session acts as its e-mail.
+ * Nothing is sent to the address of a control file whose host has died, and a link that does not
+ * point at the host asked is never printed (whatever answers on a freed port is not the console).
  */
 import { defaultDataDir } from '../core/config/config'
 import { OpsError } from '../shared/contract'
@@ -29,7 +31,8 @@ async function openCommand(values: { 'as-token'?: boolean; json?: boolean }): Pr
     // The control file may belong to another OS user: then the host is on OPS_PORT (default 7480).
     try {
       origin = readControlFile(dataDir).origin
-    } catch {
+    } catch (e) {
+      if (e instanceof OpsError && e.code === 'stale_host') throw e
       origin = `http://127.0.0.1:${process.env.OPS_PORT ?? 7480}`
     }
     bearer = process.env.OPS_TOKEN?.trim() || (await readStdin())
@@ -47,6 +50,11 @@ async function openCommand(values: { 'as-token'?: boolean; json?: boolean }): Pr
   }
   const body = (await res.json().catch(() => null)) as { ok: boolean; value?: { url: string }; error?: { message: string } } | null
   if (!body?.ok || !body.value) throw new OpsError('refused', `The host refused: ${body?.error?.message ?? `HTTP ${res.status}`}`)
+  if (typeof body.value.url !== 'string' || !body.value.url.startsWith(`${origin}/?token=`))
+    throw new OpsError(
+      'not_the_host',
+      `What answers at ${origin} is not the console host (its link points elsewhere), so no link is printed. Start the host with "examforge-ops serve".`,
+    )
   process.stdout.write(
     values.json
       ? JSON.stringify(body.value) + '\n'

@@ -66,6 +66,8 @@ export function refuse(
   headers: Record<string, string> = {},
 ): void {
   if (res.headersSent) return void res.end()
+  // A caller refused for who it is (or where from) keeps no connection open: it cannot hold connections by asking again.
+  if (status === 401 || status === 403) res.shouldKeepAlive = false
   if (wantsHtml(req) && req.method === 'GET') return sendPage(res, status, message)
   sendJson(res, status, { ok: false, error: { code, message } }, headers)
 }

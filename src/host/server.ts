@@ -36,6 +36,20 @@ export interface HostServer {
 }
 
 const BODY_LIMIT = 1_000_000
+/** Open WebSockets per caller (session or token): a tab needs one; more only feed a flood (every event goes to each). */
+const SOCKETS_PER_CALLER = 8
+/**
+ * Connections at once. An operator's tabs need a few; without a cap one local client holding half-sent
+ * requests takes every file descriptor the process has, and the database pools, backups and restores
+ * running in it start failing. Past it, new connections are closed at once until some end.
+ */
+const MAX_CONNECTIONS = 256
+/** A request's headers must arrive within this (a "slowloris" holds each connection for as long as allowed)... */
+const HEADERS_TIMEOUT_MS = 10_000
+/** ...and the whole request (at most a 1 MB body on loopback) within this. WebSockets, once open, are not affected. */
+const REQUEST_TIMEOUT_MS = 30_000
+/** Replies and events queued for a socket that does not read: past this it is cut instead of growing the host's memory. */
+const SEND_BUFFER_LIMIT = 8_000_000
 /** Calls an open page makes by itself: they keep nothing signed in (a forgotten tab still goes idle). */
 const HEARTBEATS: ReadonlySet<string> = new Set(['metrics.watch'])
 
@@ -129,31 +143,41 @@ export async function startHostServer(o: {
   const log = o.ops.log
   const bind = o.bind ?? '127.0.0.1'
   const hostUser: Identity = { via: 'browser', osUser: os.userInfo().username, email: null }
-  /** Open sockets, with the browser session each belongs to (null for a token). */
-  const sockets = new Map<WebSocket, string | null>()
+  /** Open sockets: the browser session each belongs to (null for a token), and its caller's rate key. */
+  const sockets = new Map<WebSocket, { session: string | null; key: string }>()
   let origin = ''
   const launchUrl = (identity: Identity = hostUser) => `${origin}/?token=${auth.newLaunchToken(identity)}`
   const ended = messages.sessionEnded(Math.round(auth.idleMs / 60_000), Math.round(auth.maxMs / 3600_000))
 
   const closeSession = (secret: string) => {
-    for (const [ws, s] of sockets) if (s === secret) ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
+    for (const [ws, s] of sockets) if (s.session === secret) ws.close(WS_SESSION_ENDED, 'Session ended: sign in again.')
   }
   const sweeper = setInterval(() => auth.sweep().forEach(closeSession), o.sweepMs ?? 5000)
   sweeper.unref()
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      if (e instanceof BodyError) return refuse(req, res, e.status, e.code, e.message)
-      log.error('host: a request failed', { error: e instanceof Error ? e.message : 'not an error' })
-      if (!res.headersSent) refuse(req, res, 500, 'internal', 'The host could not answer this request; its log says why.')
-      else res.destroy()
-    })
-  })
-  // A malformed request (bad request line, huge headers) is answered 400/431 and closed; never thrown.
+  const server = createServer(
+    { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
+    (req, res) => {
+      handle(req, res).catch((e: unknown) => {
+        if (e instanceof BodyError) return refuse(req, res, e.status, e.code, e.message)
+        log.error('host: a request failed', { error: e instanceof Error ? e.message : 'not an error' })
+        if (!res.headersSent) refuse(req, res, 500, 'internal', 'The host could not answer this request; its log says why.')
+        else res.destroy()
+      })
+    },
+  )
+  server.maxConnections = MAX_CONNECTIONS
+  // A malformed request (bad request line, huge headers) is answered 400/431, one too slow 408, and closed
+  // (destroyed once the answer is written: a client that ignores the close must not keep the socket); never thrown.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy()
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request'
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy())
   })
   server.on('connection', (s: Socket) => s.on('error', () => s.destroy()))
 
@@ -278,12 +302,17 @@ export async function startHostServer(o: {
     if (!auth.hostAllowed(req) || !auth.originAllowed(req)) return denyUpgrade(socket, 403, 'Forbidden')
     const c = auth.bearer(req) ?? auth.session(req, protocolSecret(req))
     if (!c || c === 'ended') return denyUpgrade(socket, 401, 'Unauthorized')
+    let open = 0
+    for (const s of sockets.values()) if (s.key === c.key) open++
+    if (open >= SOCKETS_PER_CALLER) return denyUpgrade(socket, 429, 'Too Many Requests')
     wss.handleUpgrade(req, socket, head, (ws) => {
-      sockets.set(ws, c.session)
+      sockets.set(ws, { session: c.session, key: c.key })
       // Over the size limit (1009) or invalid UTF-8 (1007): ws reports an error and closes; nothing else to do.
       ws.on('error', () => ws.terminate())
       const send = (f: ServerFrame) => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(f), (e) => e && ws.terminate())
+        if (ws.readyState !== ws.OPEN) return
+        if (ws.bufferedAmount > SEND_BUFFER_LIMIT) return ws.terminate()
+        ws.send(JSON.stringify(f), (e) => e && ws.terminate())
       }
       const off = o.ops.events.onAny((event, payload) => send({ event, payload }))
       ws.on('close', () => {

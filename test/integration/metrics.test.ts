@@ -241,7 +241,7 @@ describe('metrics: collectors, tiered history, Prometheus', () => {
     let server: Awaited<ReturnType<typeof startHostServer>>
     beforeAll(async () => {
       ops = await openOps({ DATABASE_URL: db.url, REDIS_URL: redis.url, METRICS_INTERVAL_S: '1' }, { schedule: true })
-      server = await startHostServer({ ops, rendererDir: mkdtempSync(join(tmpdir(), 'ops-r-')), port: 0, apiToken: 'prom-token-123' })
+      server = await startHostServer({ ops, rendererDir: mkdtempSync(join(tmpdir(), 'ops-r-')), port: 0, apiToken: 'prom-token-0123456789' })
       await new Promise((r) => setTimeout(r, 2500))
     })
     afterAll(async () => {
@@ -252,7 +252,7 @@ describe('metrics: collectors, tiered history, Prometheus', () => {
     it('serves /metrics in Prometheus format to the token, and nothing without it', async () => {
       const denied = await fetch(`${server.origin}/metrics`)
       expect(denied.status).toBe(401)
-      const r = await fetch(`${server.origin}/metrics`, { headers: { Authorization: 'Bearer prom-token-123' } })
+      const r = await fetch(`${server.origin}/metrics`, { headers: { Authorization: 'Bearer prom-token-0123456789' } })
       expect(r.status).toBe(200)
       expect(r.headers.get('content-type')).toMatch(/text\/plain; version=0.0.4/)
       const text = await r.text()

@@ -48,6 +48,12 @@ export const destructiveMethods: ReadonlySet<MethodName> = new Set<MethodName>([
   'app.restart',
 ])
 
+/**
+ * Jobs the destructive methods start: cancelling one (jobs.cancel) needs an administrator too, since
+ * stopping a restore half-way can leave a new database incomplete or an incident's fix undone.
+ */
+export const destructiveJobKinds: ReadonlySet<string> = new Set(['restore', 'restore.undo', 'restore.test', 'sandbox.seed'])
+
 /** What the program token may not call besides: it reads (health, metrics, catalog), it does not start work. */
 const notForPrograms: ReadonlySet<MethodName> = new Set<MethodName>(['backups.start', 'backups.verify', 'jobs.cancel'])
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { OpsError } from '../../shared/contract'
@@ -83,6 +83,23 @@ export function defaultDataDir(env: Record<string, string | undefined> = process
   return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'examforge-ops')
 }
 
+/**
+ * The data folder holds settings (which endpoints receive the secrets), the host's control file and, by
+ * default, the backups: whoever can write to it can redirect secrets or swap host.json. One that belongs
+ * to another user (a folder someone created first under /tmp, or a link to theirs) is refused; one of
+ * ours that others may write to or read is made 0700.
+ */
+export function privateDataDir(dataDir: string): void {
+  if (process.platform === 'win32' || !existsSync(dataDir)) return
+  const st = statSync(dataDir)
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid())
+    throw new OpsError(
+      'data_dir_not_private',
+      `The data folder ${dataDir} belongs to another user (uid ${st.uid}), who could change its settings or its control file. Use a folder of your own (OPS_DATA_DIR) and start again.`,
+    )
+  if ((st.mode & 0o077) !== 0) chmodSync(dataDir, 0o700)
+}
+
 /** Non-secret settings saved from the UI. Secrets are refused here: they belong in the secret store. */
 export function readSettingsFile(dataDir: string): Record<string, string> {
   const file = join(dataDir, 'settings.json')
@@ -141,6 +158,7 @@ export interface SettingProblem {
 export function loadConfig(input: ConfigInput = {}): Config {
   const env = input.env ?? process.env
   const dataDir = input.dataDir ?? defaultDataDir(env)
+  privateDataDir(dataDir)
   const settingsFile = join(dataDir, 'settings.json')
   const problems: SettingProblem[] = []
   let file: Record<string, string> = {}

@@ -10,7 +10,14 @@ export function startTrafficSimulator(pool: pg.Pool, log: Logger, opts: { interv
   let running: Promise<void> | null = null
   let ticks = 0
   const tick = async () => {
-    const client = await pool.connect()
+    // The database may be down, full (too many clients) or out of reach: a tick is skipped, never thrown.
+    let client: pg.PoolClient
+    try {
+      client = await pool.connect()
+    } catch (e) {
+      if (!stopped) log.warn('traffic simulator could not connect', { error: (e as Error).message })
+      return
+    }
     try {
       await client.query('BEGIN')
       const { rows } = await client.query(
