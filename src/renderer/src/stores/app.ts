@@ -14,6 +14,10 @@ const pageFromHash = (): Page => {
 interface AppState {
   api: ApiClient | null
   connection: ConnectionState
+  /** When the connection was lost (ms), null while connected: live data on the page is from before then. */
+  lostAt: number | null
+  /** When live data last arrived from the host (ms). */
+  lastUpdate: number | null
   info: AppInfo | null
   page: Page
   health: HealthSnapshot | null
@@ -42,6 +46,8 @@ interface AppState {
 export const useApp = create<AppState>((set, get) => ({
   api: null,
   connection: 'connecting',
+  lostAt: null,
+  lastUpdate: null,
   info: null,
   page: pageFromHash(),
   health: null,
@@ -56,7 +62,7 @@ export const useApp = create<AppState>((set, get) => ({
 
   async init(api) {
     set({ api })
-    api.on('health.updated', (health) => set({ health }))
+    api.on('health.updated', (health) => set({ health, lastUpdate: Date.now() }))
     api.on('job.progress', (p) => set({ jobs: { ...get().jobs, [p.jobId]: p } }))
     api.on('job.finished', (j) => {
       const jobs = { ...get().jobs }
@@ -75,19 +81,21 @@ export const useApp = create<AppState>((set, get) => ({
           .filter((j) => j.state === 'running' && !get().jobs[j.id])
           .map((j) => [j.id, j.progress ?? { jobId: j.id, phase: 'running', done: 0, total: null, unit: 'steps' as const, etaS: null }]),
       )
-      set({ info, health, jobs: { ...running, ...get().jobs } })
+      set({ info, health, jobs: { ...running, ...get().jobs }, lastUpdate: Date.now() })
     } catch (e) {
       set({ error: (e as Error).message })
     }
   },
   setConnection(connection) {
     const was = get().connection
-    set({ connection })
+    if (was === 'ended') return // only a new link (a new page) brings an ended session back
+    const live = connection === 'open'
+    set({ connection, lostAt: live ? null : (get().lostAt ?? (was === 'connecting' ? null : Date.now())) })
     // After a reconnect, pick up what changed while we were away.
     if (connection === 'open' && was === 'closed')
       void get()
         .api?.call('health.snapshot', {})
-        .then((health) => set({ health }))
+        .then((health) => set({ health, lastUpdate: Date.now() }))
   },
   go(page) {
     location.hash = `/${page}`
