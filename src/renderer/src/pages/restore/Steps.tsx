@@ -1,8 +1,9 @@
 import { useState } from 'react'
-import { formatBytes as bytes } from '../../../../shared/format'
+import { formatBytes as bytes, localizeTimes } from '../../../../shared/format'
 import type { RestorePlan } from '../../../../shared/restore'
 import { fmtDuration, fmtNumber } from '../../components/format'
 import { useRestore } from '../../stores/restore'
+import { CopyId } from '../../components/CopyId'
 
 export function ScopeStep({ plan }: { plan: RestorePlan }) {
   const { tables, setTables, setStep } = useRestore()
@@ -170,7 +171,7 @@ export function PreviewStep() {
         <tbody>
           <tr>
             <th>point</th>
-            <td>{plan.point.label}</td>
+            <td data-testid="preview-point">{localizeTimes(plan.point.label)}</td>
           </tr>
           <tr>
             <th>reads</th>
@@ -251,7 +252,7 @@ export function ConfirmStep({ plan }: { plan: RestorePlan }) {
     <section className="card" data-testid="restore-confirm">
       <h3>5. Confirm</h3>
       <p>
-        Restore <b>{plan.point.label}</b> into <code>{plan.target.database}</code>
+        Restore <b>{localizeTimes(plan.point.label)}</b> into <code>{plan.target.database}</code>
         {plan.wholeDatabase ? ' (the whole database)' : ` (${plan.tables.length} table(s))`}.{' '}
         {plan.target.mode === 'replace'
           ? 'The current rows of these tables are saved in a safety backup first; if anything fails, nothing changes.'
@@ -299,7 +300,10 @@ export function RunningStep() {
   return (
     <section className="card job" data-testid="restore-progress">
       <div>
-        <b>{running.kind === 'undo' ? 'Undoing the restore' : running.kind === 'test' ? 'Restore test' : 'Restoring'}</b>
+        <b>{running.kind === 'undo' ? 'Undoing the restore' : running.kind === 'test' ? 'Restore test' : 'Restoring'}</b>{' '}
+        <span className="muted">
+          job <CopyId id={running.jobId} what="job id" testId="restore-job-id" />
+        </span>
         <div className="muted">
           {progress?.phase ?? 'starting'}
           {progress?.message ? ` · ${progress.message}` : ''}
