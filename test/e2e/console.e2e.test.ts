@@ -177,9 +177,7 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('tile-redis').getAttribute('data-status'), { timeout: 10_000, interval: 200 }).toBe('healthy')
     // Overall is back to healthy: nothing else was left unhealthy by Redis (the host's load threshold is set
     // by this spec, so a busy test machine cannot turn the host tile yellow).
-    await expect
-      .poll(() => page.getByTestId('overall').textContent(), { timeout: 15_000, interval: 250 })
-      .toBe('Overall: Healthy')
+    await expect.poll(() => page.getByTestId('overall').textContent(), { timeout: 15_000, interval: 250 }).toBe('Overall: Healthy')
     await expect
       .poll(() => page.locator('[data-testid^="tile-"]:not([data-status="healthy"]):not([data-status="not_configured"])').count())
       .toBe(0)
@@ -247,7 +245,10 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.getByTestId('verify').click()
     await expect
       .poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 })
-      .toMatch(/Verify succeeded — all \d+ objects are intact/)
+      .toMatch(/Verify succeeded — all \d+ stored objects of \S+ \(data, schema and the manifest\) are intact/)
+    // The count is the one the details show.
+    const stored = /^\d+/.exec((await page.getByTestId('details-objects').textContent()) ?? '')?.[0]
+    expect(await page.getByTestId('backup-outcome').textContent()).toContain(`all ${stored} stored objects`)
     // The sandbox allows incrementals. A full on its own holds no WAL back (no slot); the first incremental
     // starts a chain with a full, and the next one follows it.
     await expect.poll(() => page.getByTestId('incrementals').textContent()).toMatch(/Ready: wal_level=logical/)
@@ -325,6 +326,12 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('restore-result').textContent(), { timeout: 60_000 }).toMatch(/Restore done: check passed/)
     await expect.poll(() => page.getByTestId('check-tables').textContent()).toMatch(/public\.subscriptions.*matches the backup/)
     await page.screenshot({ path: join(shots, `${face}-restore-result.png`), fullPage: true })
+    // The restore id the CLI's undo needs is on the page, with the command and a copy button.
+    const restoreId = (await page.getByTestId('restore-id').locator('code').textContent())!
+    expect(restoreId).toMatch(/^[0-9a-f-]{36}$/)
+    expect(await page.getByTestId('restore-ids').textContent()).toContain(`examforge-ops restore --undo ${restoreId}`)
+    await page.getByTestId('restore-id').locator('button.copy').click()
+    await expect.poll(() => page.getByTestId('restore-id').locator('button.copy').textContent()).toBe('copied')
     // Undo puts back what the restore replaced.
     await page.getByTestId('restore-undo').click()
     await page.getByTestId('undo-confirm-name').fill(name)
@@ -338,8 +345,21 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('restore-undone').textContent()).toMatch(/^undone by [0-9a-f-]{36}$/)
     await page.getByTestId('restore-history').scrollIntoViewIfNeeded()
     await page.screenshot({ path: join(shots, `${face}-restore-history.png`) })
+    // The same id in the history, to copy.
+    expect(await page.getByTestId('history-restore-id').locator('code').allTextContents()).toContain(restoreId)
     await page.getByTestId('nav-backups').click()
     await expect.poll(() => page.getByTestId('proven').count(), { timeout: 10_000 }).toBe(1)
+    // The restore's safety backup is listed marked as such, and the list can hide safety backups.
+    const all = await page.getByTestId('backup-set').count()
+    await expect.poll(() => page.locator('[data-testid="backup-set"][data-type="safety"]').count()).toBe(1)
+    expect(await page.locator('[data-testid="backup-set"][data-type="safety"]').getByTestId('safety-mark').textContent()).toBe(
+      'safety backup',
+    )
+    await page.getByTestId('hide-safety').locator('input').check()
+    await expect.poll(() => page.getByTestId('backup-set').count()).toBe(all - 1)
+    expect(await page.locator('[data-testid="backup-set"][data-type="safety"]').count()).toBe(0)
+    await page.getByTestId('hide-safety').locator('input').uncheck()
+    await expect.poll(() => page.getByTestId('backup-set').count()).toBe(all)
   })
 
   it('follows the system colour scheme, and the toggle overrides it (light and dark, 900 and 1440 px)', async () => {

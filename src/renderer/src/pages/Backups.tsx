@@ -211,89 +211,91 @@ export function Backups() {
         </label>
       )}
       <div className="split">
-        <table className="settings sets" data-testid="backup-sets">
-          <thead>
-            <tr>
-              <th>Set</th>
-              <th>Snapshot</th>
-              <th>Tables</th>
-              <th>Rows / changes</th>
-              <th>Size</th>
-              <th>Took</th>
-              <th>Status</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shownSets?.length === 0 && (
+        <div className="table-scroll">
+          <table className="settings sets" data-testid="backup-sets">
+            <thead>
               <tr>
-                <td colSpan={7} className="muted">
-                  {sets?.length
-                    ? 'Only safety backups so far: untick "Hide safety backups" to see them.'
-                    : 'No backups yet. "Back up now" takes a consistent full backup of every table.'}
-                </td>
+                <th>Set</th>
+                <th>Snapshot</th>
+                <th>Tables</th>
+                <th>Rows / changes</th>
+                <th>Size</th>
+                <th>Took</th>
+                <th>Status</th>
               </tr>
-            )}
-            {shownSets?.map((s) => (
-              <tr
-                key={s.setId}
-                className={`${selected?.set.setId === s.setId ? 'selected-row' : ''}${s.type === 'safety' ? ' safety-row' : ''}`}
-                onClick={() => void open(s.setId)}
-                data-testid="backup-set"
-                data-type={s.type}
-              >
-                <td className={s.type === 'incremental' ? 'incremental' : ''}>
-                  <CopyId id={s.setId} what="set id" />
-                  <div className="muted">
-                    {s.type === 'safety' ? (
-                      <span
-                        className="pill small status-degraded"
-                        data-testid="safety-mark"
-                        title="Taken by an in-place restore just before it replaced tables; Undo puts it back"
-                      >
-                        safety backup
-                      </span>
-                    ) : s.type === 'incremental' ? (
-                      '↳ incremental'
-                    ) : (
-                      s.type
+            </thead>
+            <tbody>
+              {shownSets?.length === 0 && (
+                <tr>
+                  <td colSpan={7} className="muted">
+                    {sets?.length
+                      ? 'Only safety backups so far: untick "Hide safety backups" to see them.'
+                      : 'No backups yet. "Back up now" takes a consistent full backup of every table.'}
+                  </td>
+                </tr>
+              )}
+              {shownSets?.map((s) => (
+                <tr
+                  key={s.setId}
+                  className={`${selected?.set.setId === s.setId ? 'selected-row' : ''}${s.type === 'safety' ? ' safety-row' : ''}`}
+                  onClick={() => void open(s.setId)}
+                  data-testid="backup-set"
+                  data-type={s.type}
+                >
+                  <td className={s.type === 'incremental' ? 'incremental' : ''}>
+                    <CopyId id={s.setId} what="set id" />
+                    <div className="muted">
+                      {s.type === 'safety' ? (
+                        <span
+                          className="pill small status-degraded"
+                          data-testid="safety-mark"
+                          title="Taken by an in-place restore just before it replaced tables; Undo puts it back"
+                        >
+                          safety backup
+                        </span>
+                      ) : s.type === 'incremental' ? (
+                        '↳ incremental'
+                      ) : (
+                        s.type
+                      )}
+                      {s.encrypted ? (s.authenticity === 'authenticated' ? ' · encrypted, authenticated' : ' · encrypted') : ''}
+                      {s.compression ? ` · ${s.compression}` : ''}
+                    </div>
+                  </td>
+                  <td>
+                    <Time at={s.snapshotTime} />
+                  </td>
+                  <td>{s.type === 'incremental' ? '—' : s.tables}</td>
+                  <td>
+                    {s.changes
+                      ? `${fmtNumber(s.changes.inserts + s.changes.updates + s.changes.deletes)} changes in ${fmtNumber(s.changes.transactions)} tx`
+                      : fmtNumber(s.rows)}
+                  </td>
+                  <td>
+                    {bytes(s.storedBytes)}
+                    {s.partialBytes > 0 && <div className="muted">{bytes(s.partialBytes)} unfinished</div>}
+                  </td>
+                  <td>{s.durationMs != null ? fmtDuration(s.durationMs / 1000) : '—'}</td>
+                  <td>
+                    <span className={`pill small status-${s.status === 'complete' ? 'healthy' : 'unhealthy'}`}>{s.status}</span>
+                    {s.problem && <div className="muted">{s.problem}</div>}
+                    {s.orphanedSafety && (
+                      <div className="muted" data-testid="orphaned-safety">
+                        orphaned safety backup: its restore failed or was cancelled, so the database was left as it was. Not offered for
+                        undo; retention deletes it.
+                      </div>
                     )}
-                    {s.encrypted ? (s.authenticity === 'authenticated' ? ' · encrypted, authenticated' : ' · encrypted') : ''}
-                    {s.compression ? ` · ${s.compression}` : ''}
-                  </div>
-                </td>
-                <td>
-                  <Time at={s.snapshotTime} />
-                </td>
-                <td>{s.type === 'incremental' ? '—' : s.tables}</td>
-                <td>
-                  {s.changes
-                    ? `${fmtNumber(s.changes.inserts + s.changes.updates + s.changes.deletes)} changes in ${fmtNumber(s.changes.transactions)} tx`
-                    : fmtNumber(s.rows)}
-                </td>
-                <td>
-                  {bytes(s.storedBytes)}
-                  {s.partialBytes > 0 && <div className="muted">{bytes(s.partialBytes)} unfinished</div>}
-                </td>
-                <td>{s.durationMs != null ? fmtDuration(s.durationMs / 1000) : '—'}</td>
-                <td>
-                  <span className={`pill small status-${s.status === 'complete' ? 'healthy' : 'unhealthy'}`}>{s.status}</span>
-                  {s.problem && <div className="muted">{s.problem}</div>}
-                  {s.orphanedSafety && (
-                    <div className="muted" data-testid="orphaned-safety">
-                      orphaned safety backup: its restore failed or was cancelled, so the database was left as it was. Not offered for undo;
-                      retention deletes it.
-                    </div>
-                  )}
-                  {s.provenAt && (
-                    <div className="ok" data-testid="proven" title={formatTime(s.provenAt)}>
-                      proven restorable {ago(s.provenAt)}
-                    </div>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+                    {s.provenAt && (
+                      <div className="ok" data-testid="proven" title={formatTime(s.provenAt)}>
+                        proven restorable {ago(s.provenAt)}
+                      </div>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
         {selected && (
           <aside className="details" data-testid="set-details">
             <div className="details-head">

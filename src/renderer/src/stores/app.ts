@@ -38,7 +38,8 @@ interface AppState {
   loadSettings(): Promise<void>
   /** Save a setting; secret confirms moving an endpoint that receives one. The message says what happened, inline. */
   saveSetting(key: string, value: string | null, secret?: string): Promise<{ ok: boolean; message: string; code?: string }>
-  seed(scale: number): Promise<void>
+  /** Regenerate the sandbox; a refusal comes back (shown at the field), not as the page's banner. */
+  seed(scale: number): Promise<string | null>
   cancelJob(jobId: string): Promise<void>
   dismissError(): void
 }
@@ -148,8 +149,9 @@ export const useApp = create<AppState>((set, get) => ({
     try {
       const { jobId } = await get().api!.call('sandbox.seed', { scale })
       set({ jobs: { ...get().jobs, [jobId]: { jobId, phase: 'starting', done: 0, total: null, unit: 'rows', etaS: null } } })
+      return null
     } catch (e) {
-      set({ error: (e as Error).message })
+      return (e as Error).message
     }
   },
   async cancelJob(jobId) {

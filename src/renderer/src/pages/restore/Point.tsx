@@ -20,8 +20,8 @@ const zoneName = () =>
 
 /** Ticks under a chain's bar: evenly spaced local times, dates shown when the span crosses a day. */
 function TimeAxis({ from, to }: { from: number; to: number }) {
-  if (to <= from) return null
-  const n = 4
+  // One set on its own: its moment under the marker.
+  const n = to > from ? 4 : 0
   const multiDay = new Date(from).toDateString() !== new Date(to).toDateString()
   const withSeconds = to - from < 5 * 60_000
   const label = (t: number) =>
@@ -34,9 +34,9 @@ function TimeAxis({ from, to }: { from: number; to: number }) {
   return (
     <div className="chain-axis" data-testid="chain-axis" aria-hidden>
       {Array.from({ length: n + 1 }, (_, i) => {
-        const t = from + ((to - from) * i) / n
+        const t = n ? from + ((to - from) * i) / n : from
         return (
-          <span key={i} className="tick" style={{ left: `${(i / n) * 100}%` }}>
+          <span key={i} className={`tick${n ? '' : ' single'}`} style={{ left: n ? `${(i / n) * 100}%` : '50%' }}>
             {label(t)}
           </span>
         )

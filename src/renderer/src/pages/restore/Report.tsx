@@ -160,19 +160,25 @@ export function ResultStep() {
                 Undo restores the safety backup <code>{shown.safetySetId}</code>: the tables go back to what they held just before this
                 restore.
               </p>
-              <input
-                value={operator}
-                onChange={(e) => setOperator(e.target.value)}
-                placeholder="a note for the audit log, e.g. your name (optional)"
-                aria-label="Note for the audit log"
-              />
-              <input
-                value={typed}
-                onChange={(e) => setTyped(e.target.value)}
-                placeholder={`type ${database} to confirm`}
-                aria-label="Database name to confirm undo"
-                data-testid="undo-confirm-name"
-              />
+              <label className="field">
+                <span>Note for the audit log: your name or e-mail, why (optional)</span>
+                <input
+                  value={operator}
+                  onChange={(e) => setOperator(e.target.value)}
+                  placeholder="e.g. ana@examforge.io, restoring after the bad migration"
+                  aria-label="Note for the audit log"
+                />
+              </label>
+              <label className="field">
+                <span>Type the database name to confirm</span>
+                <input
+                  value={typed}
+                  onChange={(e) => setTyped(e.target.value)}
+                  placeholder={`type ${database} to confirm`}
+                  aria-label="Database name to confirm undo"
+                  data-testid="undo-confirm-name"
+                />
+              </label>
               <div className="wizard-nav">
                 <button type="button" onClick={() => setUndoing(false)}>
                   Keep the restore

@@ -265,20 +265,26 @@ export function ConfirmStep({ plan }: { plan: RestorePlan }) {
           void start(typed, operator.trim())
         }}
       >
-        <input
-          value={operator}
-          onChange={(e) => setOperator(e.target.value)}
-          placeholder="a note for the audit log, e.g. your name (optional)"
-          aria-label="Note for the audit log"
-          data-testid="restore-operator"
-        />
-        <input
-          value={typed}
-          onChange={(e) => setTyped(e.target.value)}
-          placeholder={`type ${plan.target.database} to confirm`}
-          aria-label="Database name to confirm"
-          data-testid="restore-confirm-name"
-        />
+        <label className="field">
+          <span>Note for the audit log: your name or e-mail, why (optional)</span>
+          <input
+            value={operator}
+            onChange={(e) => setOperator(e.target.value)}
+            placeholder="e.g. ana@examforge.io, restoring after the bad migration"
+            aria-label="Note for the audit log"
+            data-testid="restore-operator"
+          />
+        </label>
+        <label className="field">
+          <span>Type the database name to confirm</span>
+          <input
+            value={typed}
+            onChange={(e) => setTyped(e.target.value)}
+            placeholder={`type ${plan.target.database} to confirm`}
+            aria-label="Database name to confirm"
+            data-testid="restore-confirm-name"
+          />
+        </label>
         <div className="wizard-nav">
           <button type="button" onClick={() => setStep('preview')}>
             Back
