@@ -185,6 +185,19 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
         expect(hidden, `the sets table is cut at ${width} px`).toBeLessThanOrEqual(0)
       })
 
+  it('Live metrics open with the last minutes the host holds, not only what arrived since the page opened', async () => {
+    await page.getByTestId('nav-metrics').click()
+    await page.getByTestId('range-live').click()
+    const openedAt = Date.now()
+    await page.reload()
+    await page.locator('figure.chart').first().waitFor({ timeout: 20_000 })
+    // The host has collected every second since it started (well over 20 s ago); the page, only just now.
+    await expect
+      .poll(() => page.locator('figure.chart').first().getAttribute('data-points').then(Number), { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(15)
+    expect(Date.now() - openedAt).toBeLessThan(12_000)
+  })
+
   it('greys out live data at once when the host stops, and says the session is gone when a new host answers', async () => {
     await page.setViewportSize({ width: 1440, height: 900 })
     await page.getByTestId('nav-overview').click()
