@@ -49,7 +49,19 @@ export function Layout({ children }: { children: ReactNode }) {
         </nav>
         <div className="sidebar-foot">
           <div>{info ? `v${info.version} · ${info.face}` : ''}</div>
-          <div title={info?.database ?? ''}>{info?.database ?? ''}</div>
+          <div className="database" title={info?.database ?? ''} data-testid="sidebar-database">
+            {/* host:port/ then the name on its own line if it must wrap, never inside the name */}
+            {(info?.database ?? '').split('/').map((part, i) => (
+              <span key={i}>
+                {i > 0 && (
+                  <>
+                    /<wbr />
+                  </>
+                )}
+                {part}
+              </span>
+            ))}
+          </div>
           <button
             className="theme-toggle"
             onClick={theme.cycle}
