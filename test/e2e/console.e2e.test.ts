@@ -245,7 +245,7 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.getByTestId('verify').click()
     await expect
       .poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 })
-      .toMatch(/Verify succeeded — all \d+ stored objects of \S+ \(data, schema and the manifest\) are intact/)
+      .toMatch(/Verify succeeded — all \d+ stored objects of \S+ \(the manifest included\) are intact/)
     // The count is the one the details show.
     const stored = /^\d+/.exec((await page.getByTestId('details-objects').textContent()) ?? '')?.[0]
     expect(await page.getByTestId('backup-outcome').textContent()).toContain(`all ${stored} stored objects`)
@@ -261,6 +261,19 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('backup-outcome').textContent()).toMatch(/Backup succeeded/)
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/↳ incremental/)
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/changes in \d+ tx/)
+    // An incremental's details show its changes and the tables they touched, not "0 B → … stored" of table data.
+    const listed = /([\d,]+) changes in ([\d,]+) tx/.exec((await page.getByTestId('backup-sets').textContent()) ?? '')!
+    await page.locator('[data-testid="backup-set"]', { hasText: '↳ incremental' }).first().click()
+    await expect.poll(() => page.getByTestId('details-changes').textContent()).toMatch(/^[\d,]+ transaction\(s\): [\d,]+ inserted/)
+    expect(await page.getByTestId('set-details').textContent()).not.toMatch(/table data/)
+    const details = (await page.getByTestId('details-changes').textContent())!
+    expect(details).toContain(`${listed[2]} transaction(s)`)
+    const [ins, upd, del] = [/([\d,]+) inserted/, /([\d,]+) updated/, /([\d,]+) deleted/].map((r) =>
+      Number(r.exec(details)![1].replace(/,/g, '')),
+    )
+    expect(ins + upd + del).toBe(Number(listed[1].replace(/,/g, '')))
+    await expect.poll(() => page.getByTestId('details-changed-tables').locator('li').count()).toBeGreaterThan(0)
+    await page.getByTestId('set-details').screenshot({ path: join(shots, `${face}-incremental-details.png`) })
     await page.screenshot({ path: join(shots, `${face}-backups.png`) })
   })
 

@@ -116,7 +116,7 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
     await page.getByTestId('verify').click()
     await expect
       .poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 })
-      .toMatch(new RegExp(`Verify succeeded — all ${objects} stored objects of \\S+ \\(data, schema and the manifest\\) are intact`))
+      .toMatch(new RegExp(`Verify succeeded — all ${objects} stored objects of \\S+ \\(the manifest included\\) are intact`))
     // The set id is there to copy.
     await expect.poll(() => page.getByTestId('details-set-id').locator('button.copy').count()).toBe(1)
   })

@@ -188,7 +188,7 @@ export function Backups() {
             : ''}
           {outcome.kind === 'verify' && report
             ? report.ok
-              ? ` — all ${report.objects.length} stored objects of ${report.setId} (data, schema and the manifest) are intact.`
+              ? ` — all ${report.objects.length} stored objects of ${report.setId} (the manifest included) are intact.`
               : ` — ${report.objects.filter((o) => !o.ok).length} of ${report.objects.length} stored objects of ${report.setId} are bad.`
             : ''}
         </p>
@@ -349,7 +349,9 @@ export function Backups() {
                 )}
                 <tr>
                   <th>stored objects</th>
-                  <td data-testid="details-objects">{selected.set.objects} (data, schema and the manifest)</td>
+                  <td data-testid="details-objects">
+                    {selected.set.objects} ({selected.set.changes ? 'the change stream' : 'data, schema'} and the manifest)
+                  </td>
                 </tr>
               </tbody>
             </table>
