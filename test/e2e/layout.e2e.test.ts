@@ -185,6 +185,46 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
         expect(hidden, `the sets table is cut at ${width} px`).toBeLessThanOrEqual(0)
       })
 
+  it('the restore target step: radios beside their labels, a database-name field wide enough to read', async () => {
+    await page.setViewportSize({ width: 900, height: 900 })
+    await page.getByTestId('nav-restore').click()
+    await page.getByTestId('restore-marker').first().click({ timeout: 20_000 })
+    await expect.poll(() => page.getByTestId('restore-chosen').textContent(), { timeout: 20_000 }).toMatch(/Chosen:/)
+    await page.getByTestId('restore-next').click()
+    await page.getByTestId('restore-scope').waitFor()
+    await page.getByTestId('restore-next').click()
+    await page.getByTestId('target-new').check()
+    const radio = (await page.getByTestId('target-new').boundingBox())!
+    const label = (await page.getByText('A new database on the same server, created by the restore').boundingBox())!
+    expect(radio.width).toBeLessThan(30)
+    expect(label.x - (radio.x + radio.width)).toBeLessThan(24)
+    await page.getByTestId('target-name').fill('examforge_restored_copy')
+    expect((await page.getByTestId('target-name').boundingBox())!.width).toBeGreaterThanOrEqual(240)
+    await page.screenshot({ path: join(shots, 'layout-restore-target-900.png') })
+    await page
+      .getByTestId('restore-steps')
+      .locator('li')
+      .first()
+      .click()
+      .catch(() => {})
+  })
+
+  it('the sandbox scale says what is wrong at its field, not in a banner at the top', async () => {
+    await page.getByTestId('nav-settings').click()
+    const scale = page.getByLabel('Scale')
+    await scale.fill('5000')
+    await page.getByRole('button', { name: 'Regenerate sandbox data' }).click()
+    await expect.poll(() => page.getByTestId('scale-error').textContent()).toMatch(/0\.01 to 1000/)
+    const field = (await scale.boundingBox())!
+    const error = (await page.getByTestId('scale-error').boundingBox())!
+    expect(Math.abs(error.y - (field.y + field.height))).toBeLessThan(60)
+    expect(await page.locator('.banner.danger').count()).toBe(0)
+    await scale.scrollIntoViewIfNeeded()
+    await page.screenshot({ path: join(shots, 'layout-scale-error-900.png') })
+    await scale.fill('0.2')
+    await expect.poll(() => page.getByTestId('scale-error').count()).toBe(0)
+  })
+
   it('Live metrics open with the last minutes the host holds, not only what arrived since the page opened', async () => {
     await page.getByTestId('nav-metrics').click()
     await page.getByTestId('range-live').click()

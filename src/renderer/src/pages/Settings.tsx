@@ -154,6 +154,7 @@ export function Settings() {
             Regenerate the sandbox database. 1 ≈ 10 MB; 200 ≈ 2 GB (for benchmarks). The current data stays until the new data is complete.
           </p>
           <form
+            noValidate
             className="toolbar field-row"
             onSubmit={(e) => {
               e.preventDefault()

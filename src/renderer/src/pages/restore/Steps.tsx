@@ -125,6 +125,7 @@ export function TargetStep({ database }: { database: string | null }) {
         </label>
         {target.kind !== 'in-place' && (
           <input
+            className="database-name"
             value={name}
             placeholder="database name, e.g. examforge_restored"
             aria-label="Target database name"
