@@ -80,6 +80,9 @@ export const handlers: Handlers = {
         storedBytes: t.storedBytes,
         chunks: t.chunks.length,
       })),
+      changes: m?.changes
+        ? { tables: m.changes.tables, firstCommitTime: m.changes.firstCommitTime, lastCommitTime: m.changes.lastCommitTime }
+        : null,
     }
   },
   'restore.points': (ops) => ops.restores.points(),

@@ -82,6 +82,11 @@ export const methods = {
           chunks: z.number(),
         }),
       ),
+      /** An incremental's change stream: the tables it touched and when its first and last transaction committed. */
+      changes: z
+        .object({ tables: z.array(z.string()), firstCommitTime: z.string().nullable(), lastCommitTime: z.string().nullable() })
+        .nullable()
+        .default(null),
     }),
   },
   'backups.start': {

@@ -30,6 +30,17 @@ export function formatTime(at: string | number | Date, o: { seconds?: boolean; t
   })
 }
 
+/** ISO 8601 moments inside a text (a restore point's label, a record's note): what localizeTimes replaces. */
+const ISO_IN_TEXT = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})\b/g
+
+/**
+ * A label built in core (e.g. "full backup <id> (2026-11-30T17:02:03.456Z)") as a person reads it: every
+ * ISO moment in it becomes the local time with its zone. JSON keeps the ISO form.
+ */
+export function localizeTimes(text: string, o: { timeZone?: string } = {}): string {
+  return text.replace(ISO_IN_TEXT, (iso) => formatTime(iso, { timeZone: o.timeZone }))
+}
+
 /** A connection's transport in a few words (Health tiles, the CLI): how it travels and whether the peer was verified. */
 export function transportText(t: { encrypted: boolean; verified: boolean; loopback: boolean } | null | undefined): string | null {
   if (!t) return null

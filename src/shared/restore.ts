@@ -99,11 +99,33 @@ export const checkReport = z.object({
       violations: z.number(),
       ok: z.boolean(),
       note: z.string().nullable(),
+      /** False when the key could not be checked (its other table was not restored); absent in older reports (read the note). */
+      checked: z.boolean().optional(),
     }),
   ),
+  /** Why the tables' rows were counted but their digests not compared (null or absent: digests compared). */
+  countOnly: z.string().nullable().optional(),
   sequences: z.array(z.object({ sequence: z.string(), value: z.string(), maxInUse: z.string().nullable(), ok: z.boolean() })),
 })
 export type CheckReport = z.infer<typeof checkReport>
+
+/** A foreign key line that was actually checked (older reports say so only in the note). */
+export const fkChecked = (f: CheckReport['foreignKeys'][number]) => f.checked ?? !f.note?.startsWith('not checked')
+
+/** Foreign keys by what happened to them: checked and holding, checked and broken, not checked. */
+export function foreignKeyCounts(r: CheckReport): { checked: number; hold: number; broken: number; notChecked: number } {
+  const checked = r.foreignKeys.filter(fkChecked)
+  const hold = checked.filter((f) => f.ok).length
+  return { checked: checked.length, hold, broken: checked.length - hold, notChecked: r.foreignKeys.length - checked.length }
+}
+
+/** Why a check compares row counts only: the full set's digests describe it, not a later point. */
+export function countOnlyReason(point: { kind: 'set' | 'time' }, sets: number): string | null {
+  if (sets <= 1) return null
+  return point.kind === 'time'
+    ? 'count only: a point in time between backups has no row digest'
+    : 'count only: changes were replayed from incremental sets, which record no row digest'
+}
 
 export const restoreRecord = z.object({
   id: z.string(),

@@ -177,9 +177,7 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('tile-redis').getAttribute('data-status'), { timeout: 10_000, interval: 200 }).toBe('healthy')
     // Overall is back to healthy: nothing else was left unhealthy by Redis (the host's load threshold is set
     // by this spec, so a busy test machine cannot turn the host tile yellow).
-    await expect
-      .poll(() => page.getByTestId('overall').textContent(), { timeout: 15_000, interval: 250 })
-      .toBe('Overall: Healthy')
+    await expect.poll(() => page.getByTestId('overall').textContent(), { timeout: 15_000, interval: 250 }).toBe('Overall: Healthy')
     await expect
       .poll(() => page.locator('[data-testid^="tile-"]:not([data-status="healthy"]):not([data-status="not_configured"])').count())
       .toBe(0)
@@ -251,7 +249,10 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.getByTestId('verify').click()
     await expect
       .poll(() => page.getByTestId('backup-outcome').textContent(), { timeout: 60_000 })
-      .toMatch(/Verify succeeded — all \d+ objects are intact/)
+      .toMatch(/Verify succeeded — all \d+ stored objects of \S+ \(the manifest included\) are intact/)
+    // The count is the one the details show.
+    const stored = /^\d+/.exec((await page.getByTestId('details-objects').textContent()) ?? '')?.[0]
+    expect(await page.getByTestId('backup-outcome').textContent()).toContain(`all ${stored} stored objects`)
     // The sandbox allows incrementals. A full on its own holds no WAL back (no slot); the first incremental
     // starts a chain with a full, and the next one follows it.
     await expect.poll(() => page.getByTestId('incrementals').textContent()).toMatch(/Ready: wal_level=logical/)
@@ -264,6 +265,19 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('backup-outcome').textContent()).toMatch(/Backup succeeded/)
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/↳ incremental/)
     await expect.poll(() => page.getByTestId('backup-sets').textContent()).toMatch(/changes in \d+ tx/)
+    // An incremental's details show its changes and the tables they touched, not "0 B → … stored" of table data.
+    const listed = /([\d,]+) changes in ([\d,]+) tx/.exec((await page.getByTestId('backup-sets').textContent()) ?? '')!
+    await page.locator('[data-testid="backup-set"]', { hasText: '↳ incremental' }).first().click()
+    await expect.poll(() => page.getByTestId('details-changes').textContent()).toMatch(/^[\d,]+ transaction\(s\): [\d,]+ inserted/)
+    expect(await page.getByTestId('set-details').textContent()).not.toMatch(/table data/)
+    const details = (await page.getByTestId('details-changes').textContent())!
+    expect(details).toContain(`${listed[2]} transaction(s)`)
+    const [ins, upd, del] = [/([\d,]+) inserted/, /([\d,]+) updated/, /([\d,]+) deleted/].map((r) =>
+      Number(r.exec(details)![1].replace(/,/g, '')),
+    )
+    expect(ins + upd + del).toBe(Number(listed[1].replace(/,/g, '')))
+    await expect.poll(() => page.getByTestId('details-changed-tables').locator('li').count()).toBeGreaterThan(0)
+    await page.getByTestId('set-details').screenshot({ path: join(shots, `${face}-incremental-details.png`) })
     await page.screenshot({ path: join(shots, `${face}-backups.png`) })
   })
 
@@ -329,6 +343,12 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('restore-result').textContent(), { timeout: 60_000 }).toMatch(/Restore done: check passed/)
     await expect.poll(() => page.getByTestId('check-tables').textContent()).toMatch(/public\.subscriptions.*matches the backup/)
     await page.screenshot({ path: join(shots, `${face}-restore-result.png`), fullPage: true })
+    // The restore id the CLI's undo needs is on the page, with the command and a copy button.
+    const restoreId = (await page.getByTestId('restore-id').locator('code').textContent())!
+    expect(restoreId).toMatch(/^[0-9a-f-]{36}$/)
+    expect(await page.getByTestId('restore-ids').textContent()).toContain(`examforge-ops restore --undo ${restoreId}`)
+    await page.getByTestId('restore-id').locator('button.copy').click()
+    await expect.poll(() => page.getByTestId('restore-id').locator('button.copy').textContent()).toBe('copied')
     // Undo puts back what the restore replaced.
     await page.getByTestId('restore-undo').click()
     await page.getByTestId('undo-confirm-name').fill(name)
@@ -342,8 +362,22 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('restore-undone').textContent()).toMatch(/^undone by [0-9a-f-]{36}$/)
     await page.getByTestId('restore-history').scrollIntoViewIfNeeded()
     await page.screenshot({ path: join(shots, `${face}-restore-history.png`) })
+    // The same id in the history, to copy.
+    expect(await page.getByTestId('history-restore-id').locator('code').allTextContents()).toContain(restoreId)
     await page.getByTestId('nav-backups').click()
     await expect.poll(() => page.getByTestId('proven').count(), { timeout: 10_000 }).toBe(1)
+    // The safety backups (the restore's, and the undo's own) are listed marked as such, and the list can hide them.
+    const all = await page.getByTestId('backup-set').count()
+    const safety = page.locator('[data-testid="backup-set"][data-type="safety"]')
+    await expect.poll(() => safety.count()).toBeGreaterThanOrEqual(1)
+    const n = await safety.count()
+    expect(await safety.getByTestId('safety-mark').allTextContents()).toEqual(Array(n).fill('safety backup'))
+    expect(await page.locator('[data-testid="backup-set"]:not([data-type="safety"])').getByTestId('safety-mark').count()).toBe(0)
+    await page.getByTestId('hide-safety').locator('input').check()
+    await expect.poll(() => page.getByTestId('backup-set').count()).toBe(all - n)
+    expect(await safety.count()).toBe(0)
+    await page.getByTestId('hide-safety').locator('input').uncheck()
+    await expect.poll(() => page.getByTestId('backup-set').count()).toBe(all)
   })
 
   it('follows the system colour scheme, and the toggle overrides it (light and dark, 900 and 1440 px)', async () => {

@@ -6,6 +6,7 @@ import type { Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
 import { databaseRows, restoreNow, tableRows } from '../helpers/restore'
+import { foreignKeyCounts } from '../../src/shared/restore'
 import { seedExamforge } from '../helpers/seed'
 import { waitFor } from '../helpers/wait'
 import type { BackupResult } from '../../src/core/backup/service'
@@ -118,6 +119,39 @@ describe('point-in-time restore', () => {
     expect(r.report.foreignKeys.map((f) => f.constraint).sort()).toEqual(['subscriptions_planId_fkey', 'subscriptions_teamId_fkey'])
     expect(await databaseRows(src.url, ['public.subscriptions'])).toEqual({ 'public.subscriptions': m.rows['public.subscriptions'] })
     expect(await databaseRows(src.url, ['public.users'])).toEqual(users) // other tables untouched
+  })
+
+  it('reports what it checked: digests only where the backup has them, foreign keys it could not check not counted as holding', async () => {
+    // The newest incremental as the point (a set, not a time), two tables only, into a new database.
+    const inc = (await ops.backups.list()).filter((s) => s.manifest?.type === 'incremental').sort((a, b) => (a.setId < b.setId ? 1 : -1))[0]
+    const name = `pitr_set_${Date.now().toString(36)}`
+    created.push(name)
+    const request = { point: { setId: inc.setId }, tables: ['subscriptions', 'teams'], target: { kind: 'new' as const, database: name } }
+    const r = await restoreNow(ops, request, name)
+    expect(r.report.ok).toBe(true)
+    // A set point is not "a point in time": the rows were counted because incrementals were replayed.
+    expect(r.report.countOnly).toMatch(/incremental/)
+    expect(r.report.countOnly).not.toMatch(/point in time/)
+    expect(r.report.tables.every((t) => t.digestExpected === null)).toBe(true)
+    // subscriptions → teams is checked; subscriptions → plans cannot be (plans was not restored), and is counted as such.
+    const byName = Object.fromEntries(r.report.foreignKeys.map((f) => [f.constraint, f]))
+    expect(byName['subscriptions_teamId_fkey']).toMatchObject({ checked: true, ok: true })
+    expect(byName['subscriptions_planId_fkey']).toMatchObject({ checked: false })
+    const n = foreignKeyCounts(r.report)
+    expect(n.checked + n.notChecked).toBe(r.report.foreignKeys.length)
+    expect(n.notChecked).toBe(r.report.foreignKeys.filter((f) => f.note?.startsWith('not checked')).length)
+    expect(n.notChecked).toBeGreaterThan(0)
+    expect(n.hold).toBe(n.checked)
+    // A time point says so; the full set alone compares digests (countOnly null).
+    const t = `pitr_time_${Date.now().toString(36)}`
+    created.push(t)
+    const rt = await restoreNow(ops, { point: { time: moments[4].at }, tables: ['teams'], target: { kind: 'new', database: t } }, t)
+    expect(rt.report.countOnly).toMatch(/point in time/)
+    const f = `pitr_full_${Date.now().toString(36)}`
+    created.push(f)
+    const rf = await restoreNow(ops, { point: { setId: fullId }, tables: ['teams'], target: { kind: 'new', database: f } }, f)
+    expect(rf.report.countOnly).toBeNull()
+    expect(rf.report.tables.every((x) => x.digestExpected && x.digestExpected === x.digestFound)).toBe(true)
   })
 
   it('refuses a time outside every chain, naming the ranges that exist', async () => {

@@ -30,7 +30,8 @@ export const objectName = (setId: string, key: string) => `object ${key} of set 
 /**
  * Re-read every object of a set: size and SHA-256 as stored, then decrypt (authenticated, bound to
  * this set and key) and decompress, and for data the row count and row digest against the manifest.
- * Reports per object; a manifest that fails its own authentication check is the one bad object.
+ * Reports per stored object, the manifest first (read and checked when the set is opened); a manifest
+ * that fails its own authentication check is the one bad object.
  */
 export async function verifySet(storage: BackupStorage, setId: string, keys: KeySource, ctx: JobContext): Promise<VerifyReport> {
   const set = await readSet(storage, setId, keys)
@@ -47,7 +48,9 @@ export async function verifySet(storage: BackupStorage, setId: string, keys: Key
   const chunks = new Map(m.tables.flatMap((t) => t.chunks.map((c) => [c.key, { ...c, table: `${t.schema}.${t.name}` }] as const)))
   const total = m.objects.reduce((n, o) => n + o.size, 0)
   let done = 0
-  const results: ObjectCheck[] = []
+  // The manifest is one of the set's stored objects too: reading the set above checked it (and, for an
+  // authenticated set, its authentication tag), so the report counts what the set's listing counts.
+  const results: ObjectCheck[] = [{ key: manifestKey(setId), ok: true, problem: null }]
   for (const obj of m.objects) {
     ctx.signal.throwIfAborted()
     const sha = createHash('sha256')

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { OpsError } from '../../shared/contract'
-import type { CheckReport } from '../../shared/restore'
+import { countOnlyReason, type CheckReport } from '../../shared/restore'
 import type { JobContext } from '../jobs/runner'
 import type { Logger } from '../log/logger'
 import { connect, qi, runFullBackup } from '../backup/full'
@@ -287,6 +287,7 @@ async function replace(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, p
       signal: ctx.signal,
       onTable: () => ctx.onProgress({ phase: 'checking the restored data', done: ++n, total: p.scope.length, unit: 'tables' }),
     })
+    report.countOnly = countOnlyReason(p.plan.point, p.sets.length)
     phase('check')
     if (!report.ok) throw new CheckFailed(report)
     ctx.signal.throwIfAborted()
@@ -503,6 +504,7 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       checkedAt: new Date().toISOString(),
       tables: tableLines,
       foreignKeys: relations.foreignKeys,
+      countOnly: countOnlyReason(p.plan.point, p.sets.length),
       sequences: relations.sequences,
     }
     phase('check')

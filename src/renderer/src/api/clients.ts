@@ -38,7 +38,11 @@ export function ipcClient(bridge: OpsBridge): ApiClient {
   }
 }
 
-export type ConnectionState = 'connecting' | 'open' | 'closed'
+/**
+ * connecting: the first connection; open; closed: lost, retrying (the host is away); ended: the host
+ * answers but this tab's session is gone (it restarted, or the session ended): only a new link helps.
+ */
+export type ConnectionState = 'connecting' | 'open' | 'closed' | 'ended'
 
 const SECRET_KEY = 'ops-session'
 
@@ -79,12 +83,18 @@ export function wsClient(
   let opened: Promise<void> = new Promise(() => {})
   let markOpen: () => void = () => {}
 
-  /** After a close: is the session still good (the host is just away: retry) or over (leave)? */
+  /** After a close: is the session still good (the host is just away: retry) or over (say so)? */
   const stillSignedIn = () =>
     fetch('/api/call/app.info', { method: 'POST', headers: { [SESSION_HEADER]: secret ?? '' }, body: '{}' }).then(
       (r) => r.status !== 401,
       () => true,
     )
+
+  let ended = false
+  const end = () => {
+    ended = true
+    onState('ended')
+  }
 
   const connect = () => {
     opened = new Promise((r) => (markOpen = r))
@@ -104,16 +114,19 @@ export function wsClient(
       }
     }
     ws.onclose = (e) => {
-      if (e.code === WS_SESSION_ENDED) return leave()
-      onState('closed')
       for (const p of pending.values())
         p.resolve({ ok: false, error: { code: 'disconnected', message: 'The connection to the host was lost; reconnecting.' } })
       pending.clear()
+      if (ended) return
+      // The host closed this session's socket (signed out elsewhere, idle, too old): the page stays, greyed, and says so.
+      if (e.code === WS_SESSION_ENDED) return end()
+      onState('closed')
       const retry = () => {
         setTimeout(connect, delay)
         delay = Math.min(delay * 2, 10_000)
       }
-      void stillSignedIn().then((ok) => (ok ? retry() : leave()))
+      // A refused handshake (401) looks like any other close here: ask the host whether the session is still good.
+      void stillSignedIn().then((ok) => (ok ? retry() : end()))
     }
   }
   if (secret) connect()
@@ -122,8 +135,13 @@ export function wsClient(
   return {
     async call<M extends MethodName>(method: M, input: MethodInput<M>) {
       await Promise.race([opened, new Promise((r) => setTimeout(r, 5000))])
+      if (ended)
+        throw new CallError(
+          'session_ended',
+          'This session has ended (the host restarted, or the session expired): run "examforge-ops open" on the machine running the host and open the link it prints.',
+        )
       if (!ws || ws.readyState !== WebSocket.OPEN)
-        throw new CallError('disconnected', 'Not connected to the host: is "npm run serve" still running?')
+        throw new CallError('disconnected', 'Not connected to the host: is "examforge-ops serve" still running?')
       const id = nextId++
       const reply = await new Promise<Reply<unknown>>((resolve) => {
         pending.set(id, { resolve })

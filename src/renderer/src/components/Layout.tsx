@@ -2,6 +2,7 @@ import type { ReactNode } from 'react'
 import { useApp, type Page } from '../stores/app'
 import { statusText } from './format'
 import { useTheme } from '../stores/theme'
+import { Time } from './Time'
 
 const nav: { page: Page; label: string; capability: string }[] = [
   { page: 'overview', label: 'Overview', capability: 'health' },
@@ -16,7 +17,9 @@ const nav: { page: Page; label: string; capability: string }[] = [
 ]
 
 export function Layout({ children }: { children: ReactNode }) {
-  const { page, go, info, health, connection, error, dismissError, signOut } = useApp()
+  const { page, go, info, health, connection, lostAt, lastUpdate, error, dismissError, signOut } = useApp()
+  // Live data is stale from the moment the connection drops: greyed, with when it was last fresh.
+  const stale = connection === 'closed' || connection === 'ended' || (connection === 'connecting' && lostAt !== null)
   const theme = useTheme()
   return (
     <div className="app">
@@ -46,7 +49,19 @@ export function Layout({ children }: { children: ReactNode }) {
         </nav>
         <div className="sidebar-foot">
           <div>{info ? `v${info.version} · ${info.face}` : ''}</div>
-          <div title={info?.database ?? ''}>{info?.database ?? ''}</div>
+          <div className="database" title={info?.database ?? ''} data-testid="sidebar-database">
+            {/* host:port/ then the name on its own line if it must wrap, never inside the name */}
+            {(info?.database ?? '').split('/').map((part, i) => (
+              <span key={i}>
+                {i > 0 && (
+                  <>
+                    /<wbr />
+                  </>
+                )}
+                {part}
+              </span>
+            ))}
+          </div>
           <button
             className="theme-toggle"
             onClick={theme.cycle}
@@ -63,11 +78,19 @@ export function Layout({ children }: { children: ReactNode }) {
             <b>Sandbox:</b> {info.sandbox.message}
           </div>
         )}
-        {connection === 'closed' && (
-          <div className="banner danger" role="alert">
-            Lost the connection to the console host. Reconnecting… (is it still running?)
+        {connection === 'ended' ? (
+          <div className="banner danger" role="alert" data-testid="connection-banner" data-state="ended">
+            <b>This session is gone</b>: the console host is reachable but no longer knows this tab (it restarted, or the session ended).
+            The figures below are as they were <Time at={lastUpdate} />. To sign in again, run <code>examforge-ops open</code> on the
+            machine running the host and open the link it prints.
           </div>
-        )}
+        ) : stale ? (
+          <div className="banner danger" role="alert" data-testid="connection-banner" data-state="lost">
+            <b>Lost the connection to the console host</b> <Time at={lostAt} />: the figures below are not live (last updated{' '}
+            <Time at={lastUpdate} />
+            ). Reconnecting… If the host was stopped, start it again with <code>examforge-ops serve</code>.
+          </div>
+        ) : null}
         {error && (
           <div className="banner danger" role="alert">
             {error}{' '}
@@ -79,8 +102,12 @@ export function Layout({ children }: { children: ReactNode }) {
         <header className="topbar">
           <h1>{nav.find((n) => n.page === page)?.label}</h1>
           {health && (
-            <span className={`pill status-${health.overall}`} data-testid="overall">
-              Overall: {statusText[health.overall]}
+            <span
+              className={`pill status-${stale ? 'stale' : health.overall}`}
+              data-testid="overall"
+              data-stale={stale ? 'true' : undefined}
+            >
+              Overall: {stale ? 'unknown (not connected)' : statusText[health.overall]}
             </span>
           )}
           {signOut && (
@@ -89,7 +116,9 @@ export function Layout({ children }: { children: ReactNode }) {
             </button>
           )}
         </header>
-        <div className="content">{children}</div>
+        <div className={`content${stale ? ' stale' : ''}`} data-testid="content" data-stale={stale ? 'true' : undefined}>
+          {children}
+        </div>
       </main>
     </div>
   )

@@ -6,6 +6,7 @@ import { useBackups } from '../stores/backups'
 import { useRestore } from '../stores/restore'
 import { Time } from '../components/Time'
 import { formatTime } from '../../../shared/format'
+import { CopyId } from '../components/CopyId'
 
 function Progress() {
   const { running, progress, cancel } = useBackups()
@@ -15,7 +16,10 @@ function Progress() {
   return (
     <div className="job" data-testid="backup-progress">
       <div>
-        <b>{running.kind === 'backup' ? `Backing up (${running.setId})` : `Verifying ${running.setId}`}</b>
+        <b>{running.kind === 'backup' ? `Backing up (${running.setId})` : `Verifying ${running.setId}`}</b>{' '}
+        <span className="muted">
+          job <CopyId id={running.jobId} what="job id" testId="backup-job-id" />
+        </span>
         <div className="muted">
           {progress?.phase ?? 'starting'}
           {progress?.message ? ` · ${progress.message}` : ''}
@@ -161,7 +165,10 @@ function Retention() {
 
 export function Backups() {
   const { location, sets, selected, running, outcome, report, load, open, backupNow, verify } = useBackups()
+  const [hideSafety, setHideSafety] = useState(false)
   useEffect(() => void load(), [load])
+  const safetyCount = sets?.filter((s) => s.type === 'safety').length ?? 0
+  const shownSets = hideSafety ? sets?.filter((s) => s.type !== 'safety') : sets
   return (
     <>
       <div className="toolbar">
@@ -185,8 +192,8 @@ export function Backups() {
             : ''}
           {outcome.kind === 'verify' && report
             ? report.ok
-              ? ` — all ${report.objects.length} objects are intact.`
-              : ` — ${report.objects.filter((o) => !o.ok).length} bad objects.`
+              ? ` — all ${report.objects.length} stored objects of ${report.setId} (the manifest included) are intact.`
+              : ` — ${report.objects.filter((o) => !o.ok).length} of ${report.objects.length} stored objects of ${report.setId} are bad.`
             : ''}
         </p>
       )}
@@ -201,79 +208,104 @@ export function Backups() {
             ))}
         </ul>
       )}
+      {safetyCount > 0 && (
+        <label className="check-label" data-testid="hide-safety">
+          <input type="checkbox" checked={hideSafety} onChange={(e) => setHideSafety(e.target.checked)} />
+          Hide safety backups ({safetyCount}): the copies an in-place restore takes first, for its undo
+        </label>
+      )}
       <div className="split">
-        <table className="settings sets" data-testid="backup-sets">
-          <thead>
-            <tr>
-              <th>Set</th>
-              <th>Snapshot</th>
-              <th>Tables</th>
-              <th>Rows / changes</th>
-              <th>Size</th>
-              <th>Took</th>
-              <th>Status</th>
-            </tr>
-          </thead>
-          <tbody>
-            {sets?.length === 0 && (
+        <div className="table-scroll">
+          <table className="settings sets" data-testid="backup-sets">
+            <thead>
               <tr>
-                <td colSpan={7} className="muted">
-                  No backups yet. "Back up now" takes a consistent full backup of every table.
-                </td>
+                <th>Set</th>
+                <th>Snapshot</th>
+                <th>Tables</th>
+                <th>Rows / changes</th>
+                <th>Size</th>
+                <th>Took</th>
+                <th>Status</th>
               </tr>
-            )}
-            {sets?.map((s) => (
-              <tr
-                key={s.setId}
-                className={selected?.set.setId === s.setId ? 'selected-row' : ''}
-                onClick={() => void open(s.setId)}
-                data-testid="backup-set"
-              >
-                <td className={s.type === 'incremental' ? 'incremental' : ''}>
-                  <code>{s.setId}</code>
-                  <div className="muted">
-                    {s.type === 'incremental' ? '↳ incremental' : s.type}
-                    {s.encrypted ? (s.authenticity === 'authenticated' ? ' · encrypted, authenticated' : ' · encrypted') : ''}
-                    {s.compression ? ` · ${s.compression}` : ''}
-                  </div>
-                </td>
-                <td>
-                  <Time at={s.snapshotTime} />
-                </td>
-                <td>{s.type === 'incremental' ? '—' : s.tables}</td>
-                <td>
-                  {s.changes
-                    ? `${fmtNumber(s.changes.inserts + s.changes.updates + s.changes.deletes)} changes in ${fmtNumber(s.changes.transactions)} tx`
-                    : fmtNumber(s.rows)}
-                </td>
-                <td>
-                  {bytes(s.storedBytes)}
-                  {s.partialBytes > 0 && <div className="muted">{bytes(s.partialBytes)} unfinished</div>}
-                </td>
-                <td>{s.durationMs != null ? fmtDuration(s.durationMs / 1000) : '—'}</td>
-                <td>
-                  <span className={`pill small status-${s.status === 'complete' ? 'healthy' : 'unhealthy'}`}>{s.status}</span>
-                  {s.problem && <div className="muted">{s.problem}</div>}
-                  {s.orphanedSafety && (
-                    <div className="muted" data-testid="orphaned-safety">
-                      orphaned safety backup: its restore failed or was cancelled, so the database was left as it was. Not offered for undo;
-                      retention deletes it.
+            </thead>
+            <tbody>
+              {shownSets?.length === 0 && (
+                <tr>
+                  <td colSpan={7} className="muted">
+                    {sets?.length
+                      ? 'Only safety backups so far: untick "Hide safety backups" to see them.'
+                      : 'No backups yet. "Back up now" takes a consistent full backup of every table.'}
+                  </td>
+                </tr>
+              )}
+              {shownSets?.map((s) => (
+                <tr
+                  key={s.setId}
+                  className={`${selected?.set.setId === s.setId ? 'selected-row' : ''}${s.type === 'safety' ? ' safety-row' : ''}`}
+                  onClick={() => void open(s.setId)}
+                  data-testid="backup-set"
+                  data-type={s.type}
+                >
+                  <td className={s.type === 'incremental' ? 'incremental' : ''}>
+                    <CopyId id={s.setId} what="set id" />
+                    <div className="muted">
+                      {s.type === 'safety' ? (
+                        <span
+                          className="pill small status-degraded"
+                          data-testid="safety-mark"
+                          title="Taken by an in-place restore just before it replaced tables; Undo puts it back"
+                        >
+                          safety backup
+                        </span>
+                      ) : s.type === 'incremental' ? (
+                        '↳ incremental'
+                      ) : (
+                        s.type
+                      )}
+                      {s.encrypted ? (s.authenticity === 'authenticated' ? ' · encrypted, authenticated' : ' · encrypted') : ''}
+                      {s.compression ? ` · ${s.compression}` : ''}
                     </div>
-                  )}
-                  {s.provenAt && (
-                    <div className="ok" data-testid="proven" title={formatTime(s.provenAt)}>
-                      proven restorable {ago(s.provenAt)}
-                    </div>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+                  </td>
+                  <td>
+                    <Time at={s.snapshotTime} />
+                  </td>
+                  <td>{s.type === 'incremental' ? '—' : s.tables}</td>
+                  <td>
+                    {s.changes
+                      ? `${fmtNumber(s.changes.inserts + s.changes.updates + s.changes.deletes)} changes in ${fmtNumber(s.changes.transactions)} tx`
+                      : fmtNumber(s.rows)}
+                  </td>
+                  <td>
+                    {bytes(s.storedBytes)}
+                    {s.partialBytes > 0 && <div className="muted">{bytes(s.partialBytes)} unfinished</div>}
+                  </td>
+                  <td>{s.durationMs != null ? fmtDuration(s.durationMs / 1000) : '—'}</td>
+                  <td>
+                    <span className={`pill small status-${s.status === 'complete' ? 'healthy' : 'unhealthy'}`}>{s.status}</span>
+                    {s.problem && <div className="muted">{s.problem}</div>}
+                    {s.orphanedSafety && (
+                      <div className="muted" data-testid="orphaned-safety">
+                        orphaned safety backup: its restore failed or was cancelled, so the database was left as it was. Not offered for
+                        undo; retention deletes it.
+                      </div>
+                    )}
+                    {s.provenAt && (
+                      <div className="ok" data-testid="proven" title={formatTime(s.provenAt)}>
+                        proven restorable {ago(s.provenAt)}
+                      </div>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
         {selected && (
           <aside className="details" data-testid="set-details">
             <div className="details-head">
-              <h2>{selected.set.setId}</h2>
+              <h2>
+                <CopyId id={selected.set.setId} what="set id" testId="details-set-id" />
+              </h2>
               <button className="link" onClick={() => void open(null)} aria-label="Close details">
                 ✕
               </button>
@@ -288,15 +320,42 @@ export function Backups() {
                   <th>snapshot LSN</th>
                   <td>{selected.snapshotLsn ?? '—'}</td>
                 </tr>
-                <tr>
-                  <th>table data</th>
-                  <td>
-                    {bytes(selected.set.rawBytes)} → {bytes(selected.set.storedBytes)} stored
-                  </td>
-                </tr>
+                {selected.set.changes ? (
+                  <>
+                    <tr>
+                      <th>changes</th>
+                      <td data-testid="details-changes">
+                        {fmtNumber(selected.set.changes.transactions)} transaction(s): {fmtNumber(selected.set.changes.inserts)} inserted,{' '}
+                        {fmtNumber(selected.set.changes.updates)} updated, {fmtNumber(selected.set.changes.deletes)} deleted
+                        {selected.set.changes.truncates ? `, ${fmtNumber(selected.set.changes.truncates)} truncate(s)` : ''}
+                      </td>
+                    </tr>
+                    {selected.changes?.firstCommitTime && (
+                      <tr>
+                        <th>committed</th>
+                        <td>
+                          <Time at={selected.changes.firstCommitTime} seconds /> to <Time at={selected.changes.lastCommitTime} seconds />
+                        </td>
+                      </tr>
+                    )}
+                    <tr>
+                      <th>change stream</th>
+                      <td>{bytes(selected.set.storedBytes)} stored</td>
+                    </tr>
+                  </>
+                ) : (
+                  <tr>
+                    <th>table data</th>
+                    <td>
+                      {bytes(selected.set.rawBytes)} → {bytes(selected.set.storedBytes)} stored
+                    </td>
+                  </tr>
+                )}
                 <tr>
                   <th>stored objects</th>
-                  <td>{selected.set.objects} (data, schema and the manifest)</td>
+                  <td data-testid="details-objects">
+                    {selected.set.objects} ({selected.set.changes ? 'the change stream' : 'data, schema'} and the manifest)
+                  </td>
                 </tr>
               </tbody>
             </table>
@@ -317,7 +376,20 @@ export function Backups() {
                 </button>
               </div>
             )}
-            <h3>Tables</h3>
+            {selected.changes && (
+              <>
+                <h3>Tables changed ({selected.changes.tables.length})</h3>
+                <ul className="plain" data-testid="details-changed-tables">
+                  {selected.changes.tables.length === 0 && <li className="muted">No table changed in this interval.</li>}
+                  {selected.changes.tables.map((t) => (
+                    <li key={t}>
+                      <code>{t}</code>
+                    </li>
+                  ))}
+                </ul>
+              </>
+            )}
+            {selected.tables.length > 0 && <h3>Tables ({selected.tables.length})</h3>}
             <table className="kv">
               <tbody>
                 {selected.tables.map((t) => (

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react'
 import { fmtDuration, fmtNumber } from '../components/format'
 import type { SettingView } from '../../../shared/domain'
 import { useApp } from '../stores/app'
+import { CopyId } from '../components/CopyId'
 
 function SettingRow({ s }: { s: SettingView }) {
   const saveSetting = useApp((st) => st.saveSetting)
@@ -164,6 +165,12 @@ function RestartBar() {
 export function Settings() {
   const { settings, loadSettings, info, seed, jobs, cancelJob, lastJob } = useApp()
   const [scale, setScale] = useState('1')
+  const [scaleError, setScaleError] = useState<string | null>(null)
+  const scaleValue = Number(scale)
+  const scaleProblem =
+    scale.trim() === '' || !Number.isFinite(scaleValue) || scaleValue < 0.01 || scaleValue > 1000
+      ? 'The scale is a number from 0.01 to 1000 (1 ≈ 10 MB).'
+      : null
   useEffect(() => void loadSettings(), [loadSettings])
   const running = Object.values(jobs)
   return (
@@ -201,19 +208,48 @@ export function Settings() {
           <p className="muted">
             Regenerate the sandbox database. 1 ≈ 10 MB; 200 ≈ 2 GB (for benchmarks). The current data stays until the new data is complete.
           </p>
-          <div className="toolbar">
-            <label>
-              Scale <input type="number" min="0.01" max="1000" step="any" value={scale} onChange={(e) => setScale(e.target.value)} />
+          <form
+            noValidate
+            className="toolbar field-row"
+            onSubmit={(e) => {
+              e.preventDefault()
+              if (scaleProblem) return setScaleError(scaleProblem)
+              void seed(scaleValue).then(setScaleError)
+            }}
+          >
+            <label className="field">
+              <span>Scale</span>
+              <input
+                type="number"
+                min="0.01"
+                max="1000"
+                step="any"
+                value={scale}
+                aria-invalid={!!(scaleError ?? (scale && scaleProblem))}
+                aria-describedby="scale-error"
+                onChange={(e) => {
+                  setScale(e.target.value)
+                  setScaleError(null)
+                }}
+              />
             </label>
-            <button onClick={() => void seed(Number(scale))} disabled={running.length > 0 || !(Number(scale) > 0)}>
+            <button type="submit" disabled={running.length > 0}>
               Regenerate sandbox data
             </button>
-          </div>
+            {(scaleError ?? (scale && scaleProblem)) && (
+              <span id="scale-error" className="danger-text field-error" role="alert" data-testid="scale-error">
+                {scaleError ?? scaleProblem}
+              </span>
+            )}
+          </form>
           {running.map((p) => (
             <div key={p.jobId} className="job" data-testid="job-progress">
               <div>
                 {p.phase}: {fmtNumber(p.done)}
                 {p.total ? ` of ${fmtNumber(p.total)}` : ''} {p.unit} · ETA {fmtDuration(p.etaS)}
+                <div className="muted">
+                  job <CopyId id={p.jobId} what="job id" />
+                </div>
               </div>
               <progress max={p.total ?? 1} value={p.total ? p.done : undefined} />
               <button onClick={() => void cancelJob(p.jobId)}>Cancel</button>

@@ -14,6 +14,10 @@ const pageFromHash = (): Page => {
 interface AppState {
   api: ApiClient | null
   connection: ConnectionState
+  /** When the connection was lost (ms), null while connected: live data on the page is from before then. */
+  lostAt: number | null
+  /** When live data last arrived from the host (ms). */
+  lastUpdate: number | null
   info: AppInfo | null
   page: Page
   health: HealthSnapshot | null
@@ -34,7 +38,8 @@ interface AppState {
   loadSettings(): Promise<void>
   /** Save a setting; secret confirms moving an endpoint that receives one. The message says what happened, inline. */
   saveSetting(key: string, value: string | null, secret?: string): Promise<{ ok: boolean; message: string; code?: string }>
-  seed(scale: number): Promise<void>
+  /** Regenerate the sandbox; a refusal comes back (shown at the field), not as the page's banner. */
+  seed(scale: number): Promise<string | null>
   cancelJob(jobId: string): Promise<void>
   dismissError(): void
 }
@@ -42,6 +47,8 @@ interface AppState {
 export const useApp = create<AppState>((set, get) => ({
   api: null,
   connection: 'connecting',
+  lostAt: null,
+  lastUpdate: null,
   info: null,
   page: pageFromHash(),
   health: null,
@@ -56,7 +63,7 @@ export const useApp = create<AppState>((set, get) => ({
 
   async init(api) {
     set({ api })
-    api.on('health.updated', (health) => set({ health }))
+    api.on('health.updated', (health) => set({ health, lastUpdate: Date.now() }))
     api.on('job.progress', (p) => set({ jobs: { ...get().jobs, [p.jobId]: p } }))
     api.on('job.finished', (j) => {
       const jobs = { ...get().jobs }
@@ -75,19 +82,21 @@ export const useApp = create<AppState>((set, get) => ({
           .filter((j) => j.state === 'running' && !get().jobs[j.id])
           .map((j) => [j.id, j.progress ?? { jobId: j.id, phase: 'running', done: 0, total: null, unit: 'steps' as const, etaS: null }]),
       )
-      set({ info, health, jobs: { ...running, ...get().jobs } })
+      set({ info, health, jobs: { ...running, ...get().jobs }, lastUpdate: Date.now() })
     } catch (e) {
       set({ error: (e as Error).message })
     }
   },
   setConnection(connection) {
     const was = get().connection
-    set({ connection })
+    if (was === 'ended') return // only a new link (a new page) brings an ended session back
+    const live = connection === 'open'
+    set({ connection, lostAt: live ? null : (get().lostAt ?? (was === 'connecting' ? null : Date.now())) })
     // After a reconnect, pick up what changed while we were away.
     if (connection === 'open' && was === 'closed')
       void get()
         .api?.call('health.snapshot', {})
-        .then((health) => set({ health }))
+        .then((health) => set({ health, lastUpdate: Date.now() }))
   },
   go(page) {
     location.hash = `/${page}`
@@ -140,8 +149,9 @@ export const useApp = create<AppState>((set, get) => ({
     try {
       const { jobId } = await get().api!.call('sandbox.seed', { scale })
       set({ jobs: { ...get().jobs, [jobId]: { jobId, phase: 'starting', done: 0, total: null, unit: 'rows', etaS: null } } })
+      return null
     } catch (e) {
-      set({ error: (e as Error).message })
+      return (e as Error).message
     }
   },
   async cancelJob(jobId) {

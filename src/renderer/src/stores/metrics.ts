@@ -111,7 +111,13 @@ export const useMetrics = create<MetricsState>((set, get) => {
         if (latestAsk !== ask) return // a newer range or host was asked for meanwhile
         if (range === 'live' && selectedHost === host) {
           const live = { ...get().live }
-          for (const r of results) if (!live[r.series]?.length) live[r.series] = r.points.slice(-LIVE_POINTS)
+          // Ticks that arrived while this was asked for stay; the history fills in everything before them
+          // (replacing only an empty series would drop the last ten minutes as soon as one tick came first).
+          for (const r of results) {
+            const ticks = live[r.series] ?? []
+            const first = ticks[0]?.t ?? Infinity
+            live[r.series] = [...r.points.filter((p) => p.t < first), ...ticks].slice(-LIVE_POINTS)
+          }
           set({ live, loading: false })
         } else set({ history: Object.fromEntries(results.map((r) => [r.series, r])), loading: false, loaded: `${range}|${selectedHost}` })
       } catch (e) {

@@ -1,7 +1,7 @@
 import { useState } from 'react'
 import type { RestorePoints } from '../../../../shared/restore'
 import { useRestore } from '../../stores/restore'
-import { formatTime } from '../../../../shared/format'
+import { formatTime, localizeTimes } from '../../../../shared/format'
 
 type Chain = RestorePoints['chains'][number]
 
@@ -11,6 +11,38 @@ const toLocalInput = (iso: string) => {
   const d = new Date(iso)
   const pad = (n: number) => String(n).padStart(2, '0')
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+}
+
+/** The zone the operator's times are in, as the browser names it (e.g. "CET", "GMT+1"). */
+const zoneName = () =>
+  new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(new Date()).find((p) => p.type === 'timeZoneName')?.value ??
+  ''
+
+/** Ticks under a chain's bar: evenly spaced local times, dates shown when the span crosses a day. */
+function TimeAxis({ from, to }: { from: number; to: number }) {
+  // One set on its own: its moment under the marker.
+  const n = to > from ? 4 : 0
+  const multiDay = new Date(from).toDateString() !== new Date(to).toDateString()
+  const withSeconds = to - from < 5 * 60_000
+  const label = (t: number) =>
+    new Date(t).toLocaleString(undefined, {
+      ...(multiDay ? { month: 'short', day: 'numeric' } : {}),
+      hour: '2-digit',
+      minute: '2-digit',
+      ...(withSeconds ? { second: '2-digit' } : {}),
+    })
+  return (
+    <div className="chain-axis" data-testid="chain-axis" aria-hidden>
+      {Array.from({ length: n + 1 }, (_, i) => {
+        const t = n ? from + ((to - from) * i) / n : from
+        return (
+          <span key={i} className={`tick${n ? '' : ' single'}`} style={{ left: n ? `${(i / n) * 100}%` : '50%' }}>
+            {label(t)}
+          </span>
+        )
+      })}
+    </div>
+  )
 }
 
 /** One chain on a line: from its full backup to its newest incremental; click a set, or anywhere on the line for that moment. */
@@ -51,7 +83,8 @@ function ChainTimeline({ chain }: { chain: Chain }) {
           return (
             <button
               key={s.setId}
-              className={`marker ${s.type}${chosen ? ' chosen' : ''}`}
+              className={`marker ${s.type}${chosen ? ' marker-chosen' : ''}`}
+              data-chosen={chosen ? 'true' : undefined}
               style={{ left: `${pos(s.snapshotTime)}%` }}
               title={`${s.type} ${s.setId}\n${fmt(s.snapshotTime)}`}
               aria-label={`Restore ${s.type} ${s.setId}`}
@@ -65,6 +98,7 @@ function ChainTimeline({ chain }: { chain: Chain }) {
         })}
         {chosenHere && <div className="time-cursor" style={{ left: `${pos(new Date(chosenTime!).toISOString())}%` }} />}
       </div>
+      <TimeAxis from={from} to={to} />
     </div>
   )
 }
@@ -87,7 +121,7 @@ export function PointStep({ points }: { points: RestorePoints }) {
     <section className="card" data-testid="restore-point">
       <h3>1. Choose the point to restore</h3>
       <p className="muted">
-        A backup set (a marker), or any moment a chain covers: click its line, or type a time. Times are your local time.
+        A backup set (a marker), or any moment a chain covers: click its line, or type a time. Times are your local time ({zoneName()}).
       </p>
       {ranges.map((c) => (
         <ChainTimeline key={c.fullSetId} chain={c} />
@@ -142,7 +176,7 @@ export function PointStep({ points }: { points: RestorePoints }) {
             'Reading the backup…'
           ) : plan ? (
             <>
-              Chosen: <b>{plan.point.label}</b> · reads {plan.sets.length} set(s)
+              Chosen: <b title={plan.point.time ?? plan.point.label}>{localizeTimes(plan.point.label)}</b> · reads {plan.sets.length} set(s)
               {plan.transactions ? `, replays ${plan.transactions} transaction(s)` : ''}
             </>
           ) : (

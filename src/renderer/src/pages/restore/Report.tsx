@@ -1,10 +1,11 @@
 import { useState } from 'react'
-import { formatBytes as bytes } from '../../../../shared/format'
-import type { CheckReport, RestoreRecord } from '../../../../shared/restore'
+import { formatBytes as bytes, localizeTimes } from '../../../../shared/format'
+import { fkChecked, foreignKeyCounts, type CheckReport, type RestoreRecord } from '../../../../shared/restore'
 import { ago, fmtDuration, fmtNumber } from '../../components/format'
 import { useApp } from '../../stores/app'
 import { useRestore } from '../../stores/restore'
 import { Time } from '../../components/Time'
+import { CopyId } from '../../components/CopyId'
 
 /** Save JSON as a file from the page (the report holds no secrets: target as db@host, no credentials). */
 function download(name: string, data: unknown) {
@@ -14,6 +15,31 @@ function download(name: string, data: unknown) {
   a.download = name
   a.click()
   setTimeout(() => URL.revokeObjectURL(url), 1000)
+}
+
+/** Foreign keys counted by what was done with them: a key that could not be checked is not said to hold. */
+function ForeignKeys({ report }: { report: CheckReport }) {
+  const n = foreignKeyCounts(report)
+  const broken = report.foreignKeys.filter((f) => fkChecked(f) && !f.ok)
+  const skipped = report.foreignKeys.filter((f) => !fkChecked(f))
+  return (
+    <>
+      Foreign keys: {n.checked === 0 ? 'none checked' : `${n.hold} of ${n.checked} checked hold`}
+      {broken.map((f) => (
+        <span key={f.constraint} className="danger-text">
+          {' '}
+          {f.constraint}: {f.note}.
+        </span>
+      ))}
+      {skipped.length > 0 ? `; ${skipped.length} not checked:` : '.'}
+      {skipped.map((f, i) => (
+        <span key={f.constraint}>
+          {' '}
+          {f.constraint} ({f.note?.replace(/^not checked: /, '')}){i === skipped.length - 1 ? '.' : ';'}
+        </span>
+      ))}
+    </>
+  )
 }
 
 export function CheckTable({ report }: { report: CheckReport }) {
@@ -38,24 +64,20 @@ export function CheckTable({ report }: { report: CheckReport }) {
               <td className="num">{fmtNumber(t.rowsExpected)}</td>
               <td className="num">{fmtNumber(t.rowsFound)}</td>
               <td className="muted">
-                {t.digestExpected ? (t.digestExpected === t.digestFound ? 'matches the backup' : 'differs') : 'count only (point in time)'}
+                {t.digestExpected
+                  ? t.digestExpected === t.digestFound
+                    ? 'matches the backup'
+                    : 'differs'
+                  : (report.countOnly ?? 'count only (no row digest for this point)')}
               </td>
               <td>{t.ok ? <span className="ok">ok</span> : <span className="danger-text">{t.problem}</span>}</td>
             </tr>
           ))}
         </tbody>
       </table>
-      <p className="muted">
-        Foreign keys: {report.foreignKeys.filter((f) => f.ok).length} of {report.foreignKeys.length} hold
-        {report.foreignKeys.some((f) => !f.ok) ? '' : '.'}{' '}
-        {report.foreignKeys
-          .filter((f) => !f.ok || f.note)
-          .map((f) => (
-            <span key={f.constraint} className={f.ok ? 'muted' : 'danger-text'}>
-              {f.constraint}: {f.note}.{' '}
-            </span>
-          ))}
-        Sequences: {report.sequences.filter((s) => s.ok).length} of {report.sequences.length} at or above the values in use.
+      <p className="muted" data-testid="check-relations">
+        <ForeignKeys report={report} /> Sequences: {report.sequences.filter((s) => s.ok).length} of {report.sequences.length} at or above
+        the values in use.
       </p>
     </>
   )
@@ -98,6 +120,22 @@ export function ResultStep() {
               </>
             ) : null}
           </p>
+          <p className="ids" data-testid="restore-ids">
+            Restore id <CopyId id={shown.restoreId} what="restore id" testId="restore-id" />
+            {canUndo ? (
+              <span className="muted">
+                {' '}
+                · undo from a shell: <code>examforge-ops restore --undo {shown.restoreId}</code>
+              </span>
+            ) : null}
+            {shown.safetySetId ? (
+              <>
+                {' '}
+                · safety backup <CopyId id={shown.safetySetId} what="safety backup set id" />
+              </>
+            ) : null}{' '}
+            · job <CopyId id={job.id} what="job id" />
+          </p>
           <CheckTable report={shown.report} />
           <div className="wizard-nav">
             <button onClick={() => download(`restore-${shown.restoreId}.json`, shown)} data-testid="restore-export">
@@ -122,19 +160,25 @@ export function ResultStep() {
                 Undo restores the safety backup <code>{shown.safetySetId}</code>: the tables go back to what they held just before this
                 restore.
               </p>
-              <input
-                value={operator}
-                onChange={(e) => setOperator(e.target.value)}
-                placeholder="a note for the audit log, e.g. your name (optional)"
-                aria-label="Note for the audit log"
-              />
-              <input
-                value={typed}
-                onChange={(e) => setTyped(e.target.value)}
-                placeholder={`type ${database} to confirm`}
-                aria-label="Database name to confirm undo"
-                data-testid="undo-confirm-name"
-              />
+              <label className="field">
+                <span>Note for the audit log: your name or e-mail, why (optional)</span>
+                <input
+                  value={operator}
+                  onChange={(e) => setOperator(e.target.value)}
+                  placeholder="e.g. ana@examforge.io, restoring after the bad migration"
+                  aria-label="Note for the audit log"
+                />
+              </label>
+              <label className="field">
+                <span>Type the database name to confirm</span>
+                <input
+                  value={typed}
+                  onChange={(e) => setTyped(e.target.value)}
+                  placeholder={`type ${database} to confirm`}
+                  aria-label="Database name to confirm undo"
+                  data-testid="undo-confirm-name"
+                />
+              </label>
               <div className="wizard-nav">
                 <button type="button" onClick={() => setUndoing(false)}>
                   Keep the restore
@@ -224,13 +268,14 @@ export function History({ history }: { history: RestoreRecord[] }) {
             <th>Who</th>
             <th>Into</th>
             <th>Outcome</th>
+            <th>Id</th>
             <th />
           </tr>
         </thead>
         <tbody>
           {history.length === 0 && (
             <tr>
-              <td colSpan={6} className="muted">
+              <td colSpan={7} className="muted">
                 No restores yet.
               </td>
             </tr>
@@ -241,7 +286,7 @@ export function History({ history }: { history: RestoreRecord[] }) {
                 <Time at={h.startedAt} />
               </td>
               <td>
-                {h.kind} · {h.point}
+                {h.kind} · {localizeTimes(h.point)}
                 {h.tables.length ? <div className="muted">{h.tables.length} table(s)</div> : null}
               </td>
               <td>{h.actor}</td>
@@ -262,6 +307,9 @@ export function History({ history }: { history: RestoreRecord[] }) {
                     undone by {h.undoneBy}
                   </div>
                 ) : null}
+              </td>
+              <td>
+                <CopyId id={h.id} what="restore id" testId="history-restore-id" />
               </td>
               <td>
                 <button

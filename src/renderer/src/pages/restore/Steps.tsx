@@ -1,8 +1,9 @@
 import { useState } from 'react'
-import { formatBytes as bytes } from '../../../../shared/format'
+import { formatBytes as bytes, localizeTimes } from '../../../../shared/format'
 import type { RestorePlan } from '../../../../shared/restore'
 import { fmtDuration, fmtNumber } from '../../components/format'
 import { useRestore } from '../../stores/restore'
+import { CopyId } from '../../components/CopyId'
 
 export function ScopeStep({ plan }: { plan: RestorePlan }) {
   const { tables, setTables, setStep } = useRestore()
@@ -124,6 +125,7 @@ export function TargetStep({ database }: { database: string | null }) {
         </label>
         {target.kind !== 'in-place' && (
           <input
+            className="database-name"
             value={name}
             placeholder="database name, e.g. examforge_restored"
             aria-label="Target database name"
@@ -170,7 +172,7 @@ export function PreviewStep() {
         <tbody>
           <tr>
             <th>point</th>
-            <td>{plan.point.label}</td>
+            <td data-testid="preview-point">{localizeTimes(plan.point.label)}</td>
           </tr>
           <tr>
             <th>reads</th>
@@ -254,7 +256,7 @@ export function ConfirmStep({ plan }: { plan: RestorePlan }) {
     <section className="card" data-testid="restore-confirm">
       <h3>5. Confirm</h3>
       <p>
-        Restore <b>{plan.point.label}</b> into <code>{plan.target.database}</code>
+        Restore <b>{localizeTimes(plan.point.label)}</b> into <code>{plan.target.database}</code>
         {plan.wholeDatabase ? ' (the whole database)' : ` (${plan.tables.length} table(s))`}.{' '}
         {plan.target.mode === 'replace'
           ? 'The current rows of these tables are saved in a safety backup first; if anything fails, nothing changes.'
@@ -267,20 +269,26 @@ export function ConfirmStep({ plan }: { plan: RestorePlan }) {
           void start(typed, operator.trim())
         }}
       >
-        <input
-          value={operator}
-          onChange={(e) => setOperator(e.target.value)}
-          placeholder="a note for the audit log, e.g. your name (optional)"
-          aria-label="Note for the audit log"
-          data-testid="restore-operator"
-        />
-        <input
-          value={typed}
-          onChange={(e) => setTyped(e.target.value)}
-          placeholder={`type ${plan.target.database} to confirm`}
-          aria-label="Database name to confirm"
-          data-testid="restore-confirm-name"
-        />
+        <label className="field">
+          <span>Note for the audit log: your name or e-mail, why (optional)</span>
+          <input
+            value={operator}
+            onChange={(e) => setOperator(e.target.value)}
+            placeholder="e.g. ana@examforge.io, restoring after the bad migration"
+            aria-label="Note for the audit log"
+            data-testid="restore-operator"
+          />
+        </label>
+        <label className="field">
+          <span>Type the database name to confirm</span>
+          <input
+            value={typed}
+            onChange={(e) => setTyped(e.target.value)}
+            placeholder={`type ${plan.target.database} to confirm`}
+            aria-label="Database name to confirm"
+            data-testid="restore-confirm-name"
+          />
+        </label>
         <div className="wizard-nav">
           <button type="button" onClick={() => setStep('preview')}>
             Back
@@ -302,7 +310,10 @@ export function RunningStep() {
   return (
     <section className="card job" data-testid="restore-progress">
       <div>
-        <b>{running.kind === 'undo' ? 'Undoing the restore' : running.kind === 'test' ? 'Restore test' : 'Restoring'}</b>
+        <b>{running.kind === 'undo' ? 'Undoing the restore' : running.kind === 'test' ? 'Restore test' : 'Restoring'}</b>{' '}
+        <span className="muted">
+          job <CopyId id={running.jobId} what="job id" testId="restore-job-id" />
+        </span>
         <div className="muted">
           {progress?.phase ?? 'starting'}
           {progress?.message ? ` · ${progress.message}` : ''}
