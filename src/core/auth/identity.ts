@@ -44,10 +44,20 @@ export const destructiveMethods: ReadonlySet<MethodName> = new Set<MethodName>([
   'backups.dropSlot',
   'settings.update',
   'sandbox.seed',
+  'alerts.saveRule',
+  'alerts.deleteRule',
+  'alerts.silence',
+  'alerts.expireSilence',
 ])
 
 /** What the program token may not call besides: it reads (health, metrics, catalog), it does not start work. */
-const notForPrograms: ReadonlySet<MethodName> = new Set<MethodName>(['backups.start', 'backups.verify', 'jobs.cancel'])
+const notForPrograms: ReadonlySet<MethodName> = new Set<MethodName>([
+  'backups.start',
+  'backups.verify',
+  'jobs.cancel',
+  'alerts.ack',
+  'alerts.test',
+])
 
 /** An administrator: anyone when ADMIN_EMAILS is unset (except the read-only program token), else one of ADMIN_EMAILS. */
 export function isAdmin(config: Config, id: Identity): boolean {

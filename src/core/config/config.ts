@@ -55,6 +55,19 @@ export interface Config {
   osUsers: Record<string, string>
   metricsIntervalMs: number
   sandbox: { scale: number; traffic: boolean }
+  /** Alert rules file, channels (URLs are secrets) and the default grouping times. */
+  alerts: {
+    rulesFile: string | null
+    webhookUrl: string | null
+    slackUrl: string | null
+    discordUrl: string | null
+    smtpUrl: string | null
+    emailTo: string[]
+    desktop: boolean
+    groupWaitMs: number
+    groupIntervalMs: number
+    repeatIntervalMs: number
+  }
   /** Where each value came from, for the Settings page. */
   sources: Record<string, Source>
   /** The raw values by setting key (secrets included: core only). */
@@ -180,7 +193,8 @@ export function loadConfig(input: ConfigInput = {}): Config {
     if (k.secret) registerSecret(raw[k.key])
   }
   // The password alone (it may appear without the URL around it), also when given as ?password=.
-  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) for (const s of urlSecrets(url)) registerSecret(s)
+  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL, raw.SMTP_URL])
+    for (const s of urlSecrets(url)) registerSecret(s)
   const apiTokens = Object.entries(parsePairs(raw.OPS_API_TOKENS, 'OPS_API_TOKENS')).map(([email, token]) => ({
     email: email.toLowerCase(),
     token,
@@ -241,6 +255,21 @@ export function loadConfig(input: ConfigInput = {}): Config {
     sandbox: {
       scale: num(raw.SANDBOX_SCALE, 'SANDBOX_SCALE', 0.01, 1000),
       traffic: !/^(off|0|false|no)$/i.test(raw.SANDBOX_TRAFFIC ?? 'on'),
+    },
+    alerts: {
+      rulesFile: raw.ALERT_RULES_FILE ?? null,
+      webhookUrl: raw.ALERT_WEBHOOK_URL ?? null,
+      slackUrl: raw.ALERT_SLACK_WEBHOOK_URL ?? null,
+      discordUrl: raw.ALERT_DISCORD_WEBHOOK_URL ?? null,
+      smtpUrl: raw.SMTP_URL ?? null,
+      emailTo: (raw.ALERT_EMAIL_TO ?? raw.ADMIN_EMAILS ?? '')
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+      desktop: !/^(off|0|false|no)$/i.test(raw.ALERT_DESKTOP ?? 'on'),
+      groupWaitMs: duration(raw.ALERT_GROUP_WAIT, 'ALERT_GROUP_WAIT', 0, 24 * 3_600_000),
+      groupIntervalMs: duration(raw.ALERT_GROUP_INTERVAL, 'ALERT_GROUP_INTERVAL', 0, 7 * 24 * 3_600_000),
+      repeatIntervalMs: duration(raw.ALERT_REPEAT_INTERVAL, 'ALERT_REPEAT_INTERVAL', 1000, 30 * 24 * 3_600_000),
     },
     sources,
     raw,
