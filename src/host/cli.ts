@@ -12,6 +12,7 @@ import { summarise } from '../core/backup/summary'
 import { formatBytes } from '../core/health/probe'
 import { restoreCommand, restoreTestCommand, restoreUsage } from './cli-restore'
 import { openCommand, openUsage } from './cli-open'
+import { alertsCommand, alertsUsage } from './cli-alerts'
 
 /** The CLI acts as the OS user running it (an administrator when OPS_OS_USERS maps it to one of ADMIN_EMAILS). */
 const me = osIdentity('cli')
@@ -43,6 +44,7 @@ ${openUsage}
                             Drop the chain's replication slot (its chain ends; the next backup is a full).
   metrics [--json]          The newest value of every metric series (host, database, Redis, web app), with units.
 ${restoreUsage}
+${alertsUsage}
   seed --scale N            Regenerate the sandbox data (1 ≈ 10 MB, 200 ≈ 2 GB). Sandbox only.
   help                      This text.
 
@@ -274,6 +276,8 @@ export async function main(argv: string[]): Promise<number> {
       return restoreTestCommand(rest, withOps, followJob, me, mustBeAdmin)
     case 'open':
       return openCommand(rest)
+    case 'alerts':
+      return alertsCommand(rest, withOps, me, who, mustBeAdmin)
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })
       const scale = Number(values.scale ?? '1')
