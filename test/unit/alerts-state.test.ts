@@ -233,3 +233,36 @@ describe('rules files', () => {
     expect(parseDuration('5 minutes')).toBeNull()
   })
 })
+
+describe('availability', () => {
+  it('reads a service never checked yet as no data, unhealthy as 1, degraded as 1 only when asked', async () => {
+    const result = (status: string, checkedAt: string) => ({
+      overall: 'healthy' as const,
+      results: [
+        { service: 'postgres', label: 'PostgreSQL', status, latencyMs: null, reason: 'r', details: {}, transport: null, checkedAt },
+      ],
+      checkedAt: null,
+      intervalS: 30,
+    })
+    let snap = result('unhealthy', new Date(0).toISOString())
+    const src = metricSources({
+      latest: () => [],
+      history: async () => [],
+      health: () => snap as never,
+      backupFacts: async () => ({
+        lastFullAt: null,
+        lastIncrementalAt: null,
+        lastJobFailed: false,
+        slotBytes: null,
+        lastRestoreTestAt: null,
+        lastRestoreTestFailed: false,
+      }),
+    }).find((s) => s.kind === 'availability')!
+    expect((await src.evaluate({ service: 'postgres', status: 'unhealthy' }, 0))[0].value).toBeNull()
+    snap = result('unhealthy', new Date().toISOString())
+    expect((await src.evaluate({ service: 'postgres', status: 'unhealthy' }, 0))[0].value).toBe(1)
+    snap = result('degraded', new Date().toISOString())
+    expect((await src.evaluate({ service: 'postgres', status: 'unhealthy' }, 0))[0].value).toBe(0)
+    expect((await src.evaluate({ service: 'postgres', status: 'degraded' }, 0))[0].value).toBe(1)
+  })
+})

@@ -61,6 +61,8 @@ export function metricSources(deps: SourceDeps): RuleSource<Record<string, unkno
     condition: true,
     async evaluate(p) {
       const r = deps.health().results.find((x) => x.service === p.service)
+      // Never checked yet (the placeholder result before the first probe) is no data, not "unhealthy".
+      if (r && Date.parse(r.checkedAt) === 0) return [{ labels: { service: p.service }, value: null, text: 'not checked yet' }]
       if (!r || r.status === 'not_configured')
         return [{ labels: { service: p.service }, value: null, text: r ? 'not configured' : 'not checked yet' }]
       const bad = r.status === 'unhealthy' || (p.status === 'degraded' && r.status === 'degraded')

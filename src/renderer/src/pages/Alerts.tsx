@@ -303,13 +303,15 @@ export function Alerts() {
                   <td>
                     <Time at={a.since} />
                   </td>
-                  <td className="actions">
-                    {!a.silencedBy && <button onClick={() => silence(a.labels)}>Silence</button>}
-                    {a.phase === 'firing' && !a.ackedBy && (
-                      <button onClick={() => void call(() => api.call('alerts.ack', { id: a.id }), load)} data-testid={`ack-${a.rule}`}>
-                        Acknowledge
-                      </button>
-                    )}
+                  <td>
+                    <div className="row-actions">
+                      {!a.silencedBy && <button onClick={() => silence(a.labels)}>Silence</button>}
+                      {a.phase === 'firing' && !a.ackedBy && (
+                        <button onClick={() => void call(() => api.call('alerts.ack', { id: a.id }), load)} data-testid={`ack-${a.rule}`}>
+                          Acknowledge
+                        </button>
+                      )}
+                    </div>
                   </td>
                 </tr>
               ))}
@@ -349,52 +351,54 @@ export function Alerts() {
             </button>
           </div>
         )}
-        <table className="settings" data-testid="rules">
-          <thead>
-            <tr>
-              <th>Rule</th>
-              <th>Kind</th>
-              <th>Condition</th>
-              <th>From</th>
-              <th>State</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {rules?.rules.map((r) => (
-              <tr key={r.name} data-testid={`rule-${r.name}`} className={r.enabled ? '' : 'muted'}>
-                <td>
-                  <b>{r.name}</b> <span className="muted">{r.severity}</span>
-                </td>
-                <td>{r.kind}</td>
-                <td>
-                  <code>
-                    {String(r.spec.series ?? (r.spec.params ? JSON.stringify(r.spec.params) : ''))} {String(r.spec.op)}{' '}
-                    {String(r.spec.threshold)}
-                    {r.spec.for ? ` for ${String(r.spec.for)}` : ''}
-                  </code>
-                </td>
-                <td>{r.origin === 'file' ? 'rules file' : r.origin === 'ui' ? 'edited here' : 'default'}</td>
-                <td>
-                  {!r.enabled ? (
-                    'off'
-                  ) : r.problem ? (
-                    <span className="muted">{r.problem}</span>
-                  ) : r.firing ? (
-                    `${r.firing} firing`
-                  ) : r.pending ? (
-                    `${r.pending} pending`
-                  ) : (
-                    'ok'
-                  )}
-                </td>
-                <td className="actions">
-                  {r.kind === 'threshold' && r.origin !== 'file' && <button onClick={() => setEditing(draftOf(r.spec))}>Edit</button>}
-                </td>
+        <div className="table-scroll">
+          <table className="settings" data-testid="rules">
+            <thead>
+              <tr>
+                <th>Rule</th>
+                <th>Kind</th>
+                <th>Condition</th>
+                <th>From</th>
+                <th>State</th>
+                <th />
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {rules?.rules.map((r) => (
+                <tr key={r.name} data-testid={`rule-${r.name}`} className={r.enabled ? '' : 'muted'}>
+                  <td>
+                    <b>{r.name}</b> <span className="muted">{r.severity}</span>
+                  </td>
+                  <td>{r.kind}</td>
+                  <td>
+                    <code>
+                      {String(r.spec.series ?? (r.spec.params ? JSON.stringify(r.spec.params) : ''))} {String(r.spec.op)}{' '}
+                      {String(r.spec.threshold)}
+                      {r.spec.for ? ` for ${String(r.spec.for)}` : ''}
+                    </code>
+                  </td>
+                  <td>{r.origin === 'file' ? 'rules file' : r.origin === 'ui' ? 'edited here' : 'default'}</td>
+                  <td>
+                    {!r.enabled ? (
+                      'off'
+                    ) : r.problem ? (
+                      <span className="muted">{r.problem}</span>
+                    ) : r.firing ? (
+                      `${r.firing} firing`
+                    ) : r.pending ? (
+                      `${r.pending} pending`
+                    ) : (
+                      'ok'
+                    )}
+                  </td>
+                  <td>
+                    {r.kind === 'threshold' && r.origin !== 'file' && <button onClick={() => setEditing(draftOf(r.spec))}>Edit</button>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       </section>
 
       <section>
