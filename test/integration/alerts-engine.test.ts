@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { exportRules, parseRulesFile } from '../../src/core/alerts/rules-file'
 import { z } from 'zod'
 import { AuditLog } from '../../src/core/alerts/../audit/audit'
 import { AlertEngine, type EngineOptions } from '../../src/core/alerts/engine'
@@ -216,6 +220,44 @@ describe('alert engine on a real ops store: one notifier, restarts, takeover', (
     expect(await e.engine.active()).toMatchObject([{ phase: 'firing', ackedBy: 'tester' }])
     const audit = await query<{ action: string }>(db.url, `SELECT action FROM ops.audit_log WHERE action LIKE 'alerts.%' ORDER BY id`)
     expect(audit.map((a) => a.action)).toEqual(['alerts.silence', 'alerts.silence.expire', 'alerts.ack'])
+    await close(e)
+  })
+
+  it('follows the rules file: a change applies, a bad file is refused with its line and the previous rules stay; UI rules export as a file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-rules-'))
+    const file = join(dir, 'rules.yaml')
+    writeFileSync(file, 'rules:\n  - name: from_file\n    series: host.cpu_percent\n    threshold: 70\n')
+    const k = knob()
+    const e = await open(k, { rulesFile: file, knowsSeries: (x) => x.startsWith('host.') })
+    expect(e.engine.rules().find((r) => r.rule.name === 'from_file')).toMatchObject({ origin: 'file', rule: { threshold: 70 } })
+    writeFileSync(file, 'rules:\n  - name: from_file\n    series: host.cpu_percent\n    threshold: 75\n    for: 2m\n')
+    await waitFor(
+      () => e.engine.rules().find((r) => r.rule.name === 'from_file')?.rule.threshold === 75,
+      'the changed file to apply',
+      15_000,
+    )
+    writeFileSync(file, 'rules:\n  - name: from_file\n    series: host.cpu_percent\n    threshold: 90\n    for: 2 minutes\n')
+    await waitFor(() => e.engine.rulesFileProblem, 'the bad file to be refused', 15_000)
+    expect(e.engine.rulesFileProblem).toMatch(/rules\.yaml line 5: rule 1: "for": for must be a duration such as "30s"/)
+    expect(e.engine.rules().find((r) => r.rule.name === 'from_file')?.rule).toMatchObject({ threshold: 75, for: 120_000 })
+
+    // A rule saved from the UI is stored in ops; a file rule of the same name cannot be changed there.
+    await e.engine.saveRule({ name: 'ui_rule', series: 'host.mem_percent', threshold: 60, for: '1m', severity: 'info' }, 'tester')
+    await expect(e.engine.saveRule({ name: 'from_file', series: 'host.cpu_percent', threshold: 1 }, 'tester')).rejects.toThrow(
+      /defined in the rules file/,
+    )
+    await expect(e.engine.saveRule({ name: 'bad', series: 'nope.series', threshold: 1 }, 'tester')).rejects.toThrow(
+      /unknown series "nope.series"/,
+    )
+    const text = exportRules(e.engine.rules().map((r) => r.rule))
+    const back = parseRulesFile(text, 'export.yaml', { sources: new Map([['threshold', k.source]]), knowsSeries: () => true })
+    expect(back.rules.map((r) => r.name).sort()).toEqual(
+      e.engine
+        .rules()
+        .map((r) => r.rule.name)
+        .sort(),
+    )
+    expect(back.rules.find((r) => r.name === 'ui_rule')).toMatchObject({ threshold: 60, for: 60_000, severity: 'info' })
     await close(e)
   })
 })

@@ -7,7 +7,7 @@
  * a timer nor sends anything twice (a group's "sent" record is written before the request goes out).
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { readFileSync, unwatchFile, watchFile } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import type pg from 'pg'
 import { OpsError } from '../../shared/contract'
 import type { MetricPoint } from '../../shared/metrics'
@@ -131,6 +131,8 @@ export class AlertEngine {
   private fileRules = new Map<string, Rule>()
   private fileGrouping: Record<string, Grouping> = {}
   private fileError: string | null = null
+  private fileTimer: NodeJS.Timeout | null = null
+  private loadedStamp: string | null = null
   private tracked = new Map<string, Tracked>()
   private groups = new Map<string, Group>()
   private silences: Silence[] = []
@@ -172,7 +174,12 @@ export class AlertEngine {
     await this.loadUiRules()
     if (this.o.rulesFile) {
       this.loadFile()
-      watchFile(this.o.rulesFile, { interval: 1000 }, () => this.loadFile()).unref()
+      // Polled once a second against what was last read (the baseline is taken with the read itself, so an
+      // edit right after start is never missed, and editors that replace the file are followed too).
+      this.fileTimer = setInterval(() => {
+        if (this.fileStamp() !== this.loadedStamp) this.loadFile()
+      }, 1000)
+      this.fileTimer.unref()
     }
     if (opts.evaluate) this.leader.start()
   }
@@ -190,10 +197,20 @@ export class AlertEngine {
     }
   }
 
+  private fileStamp(): string {
+    try {
+      const st = statSync(this.o.rulesFile!)
+      return `${st.mtimeMs}:${st.size}:${st.ino}`
+    } catch (e) {
+      return `missing:${(e as NodeJS.ErrnoException).code}`
+    }
+  }
+
   /** (Re)read the rules file; on any problem the previous rules stay and the problem is kept for the UI. */
   loadFile(): void {
     const file = this.o.rulesFile
     if (!file) return
+    this.loadedStamp = this.fileStamp()
     try {
       const text = readFileSync(file, 'utf8')
       const parsed = parseRulesFile(text, file, { sources: this.sources, knowsSeries: this.o.knowsSeries })
@@ -801,9 +818,7 @@ export class AlertEngine {
     }))
   }
 
-  async deliveries(
-    limit = 100,
-  ): Promise<
+  async deliveries(limit = 100): Promise<
     {
       id: number
       channel: string
@@ -918,7 +933,7 @@ export class AlertEngine {
   }
 
   async stop(): Promise<void> {
-    if (this.o.rulesFile) unwatchFile(this.o.rulesFile)
+    if (this.fileTimer) clearInterval(this.fileTimer)
     await this.leader.stop()
     await this.evaluating
     await this.drain()
