@@ -109,7 +109,7 @@ export const handlers: Handlers = {
       alerts: await ops.alerts.active(),
       evaluator: {
         here: ops.alerts.leader.isLeader,
-        intervalMs: ops.metrics.intervalMs,
+        intervalMs: ops.metrics.collectingEveryMs,
         lastEvaluationAt: e?.at ?? null,
         lastEvaluationMs: e?.ms ?? null,
         problem: e?.error ?? (ops.store.pool() ? null : 'The ops store is not reachable: alerts are not being evaluated.'),

@@ -260,4 +260,20 @@ describe('alert engine on a real ops store: one notifier, restarts, takeover', (
     expect(back.rules.find((r) => r.name === 'ui_rule')).toMatchObject({ threshold: 60, for: 60_000, severity: 'info' })
     await close(e)
   })
+
+  it('says once, as a desktop notification, that alerts are not being evaluated while the ops store cannot be reached', async () => {
+    const k = knob()
+    const events = new OpsEvents()
+    const notices: string[] = []
+    events.on('alerts.notify', (n) => notices.push(n.title))
+    const e = await open(k, { events })
+    const down = new AlertEngine({ ...(e.engine as unknown as { o: EngineOptions }).o, pool: () => null, opsUrl: null })
+    down.registerSource(k.source)
+    await down.evaluate(Date.now(), true)
+    await down.evaluate(Date.now(), true)
+    expect(down.lastEvaluation?.error).toMatch(/not reachable/)
+    expect(notices).toEqual(['Alerts are not being evaluated'])
+    await down.stop()
+    await close(e)
+  })
 })

@@ -452,6 +452,13 @@ export class AlertEngine {
       error = (e as Error).message
       this.o.log.warn('alert evaluation failed; will retry at the next collection', { error })
     }
+    // Said once when evaluation starts failing (a desktop notification too), and once when it recovers.
+    if (error && !this.lastEvaluation?.error)
+      this.o.events.emit('alerts.notify', {
+        title: 'Alerts are not being evaluated',
+        body: `${error}. Nothing is notified until the ops store answers again.`,
+        severity: 'critical',
+      })
     this.lastEvaluation = { at: now, ms: performance.now() - started, rules: rules.length, error }
   }
 
