@@ -266,3 +266,23 @@ describe('availability', () => {
     expect((await src.evaluate({ service: 'postgres', status: 'degraded' }, 0))[0].value).toBe(1)
   })
 })
+
+describe('channel secrets', () => {
+  it('webhook URLs (their token is in the path) and the SMTP password never reach the renderer unmasked', async () => {
+    const { loadConfig } = await import('../../src/core/config/config')
+    const { settingsView } = await import('../../src/core/settings/view')
+    const { scrub } = await import('../../src/core/log/scrub')
+    const env = {
+      ALERT_SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T0001/B0001/slackTokenAbcdef123456',
+      ALERT_DISCORD_WEBHOOK_URL: 'https://discord.com/api/webhooks/123/discordTokenAbcdef123456',
+      ALERT_WEBHOOK_URL: 'https://receiver.example/hook?token=genericTokenAbcdef123456',
+      SMTP_URL: 'smtp://ops:smtpPasswordAbcdef123456@mail.example:587',
+    }
+    const config = loadConfig({ env, dataDir: '/nonexistent-ops-test' })
+    const shown = JSON.stringify(settingsView(config, {}))
+    for (const secret of ['slackTokenAbcdef123456', 'discordTokenAbcdef123456', 'genericTokenAbcdef123456', 'smtpPasswordAbcdef123456'])
+      expect(shown).not.toContain(secret)
+    expect(scrub(`failed to post to ${env.ALERT_SLACK_WEBHOOK_URL}`)).not.toContain('slackTokenAbcdef123456')
+    expect(scrub('login smtpPasswordAbcdef123456 refused')).not.toContain('smtpPasswordAbcdef123456')
+  })
+})
