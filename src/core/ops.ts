@@ -247,7 +247,9 @@ export async function createOps(opts: OpsOptions) {
   })
   for (const src of metricSources({
     latest: () => metrics.latest(),
-    history: async (id, from, to) => (await metrics.history(id, from, to, 2000)).points,
+    // Windows longer than an hour read the 1-minute rollups (a 6-hour fit needs no second-by-second samples).
+    history: async (id, from, to) =>
+      to - from > 3_600_000 ? metrics.store.read('1m', id, metrics.host, from, to) : (await metrics.history(id, from, to, 2000)).points,
     health: () => health.snapshot(),
     backupFacts: backupFactsReader({ backups, jobs, restores }),
   }))

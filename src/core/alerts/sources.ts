@@ -41,7 +41,20 @@ function matching(latest: LatestValue[], series: string, host?: string): LatestV
 
 const labelsOf = (s: LatestValue) => ({ host: s.host, ...s.labels })
 
+/** How long a window's history is reused: a fit over hours need not re-read the store at every collection. */
+const HISTORY_REUSE_MS = 60_000
+
 export function metricSources(deps: SourceDeps): RuleSource<Record<string, unknown>>[] {
+  const cache = new Map<string, { at: number; points: Promise<MetricPoint[]> }>()
+  const windowOf = (id: string, window: number, now: number): Promise<MetricPoint[]> => {
+    const key = `${id}|${window}`
+    const hit = cache.get(key)
+    if (hit && now - hit.at < HISTORY_REUSE_MS && now >= hit.at) return hit.points
+    const points = deps.history(id, now - window, now)
+    points.catch(() => cache.delete(key))
+    cache.set(key, { at: now, points })
+    return points
+  }
   const threshold: RuleSource<{ series: string; host?: string }> = {
     kind: 'threshold',
     describe: 'The newest value of a metric series, per host and label set',
@@ -125,7 +138,7 @@ export function metricSources(deps: SourceDeps): RuleSource<Record<string, unkno
       const within = parseDuration(p.within)!
       return Promise.all(
         found.map(async (s): Promise<Reading> => {
-          const pts = await deps.history(s.id, now - window, now)
+          const pts = await windowOf(s.id, window, now)
           const v = predictLinear(pts, now + within)
           return { labels: labelsOf(s), value: v, text: v === null ? 'too little history to fit' : `${round(v)} ${s.unit} in ${p.within}` }
         }),
@@ -150,7 +163,7 @@ export function metricSources(deps: SourceDeps): RuleSource<Record<string, unkno
       return Promise.all(
         found.map(async (s): Promise<Reading> => {
           if (s.v === null) return { labels: labelsOf(s), value: null, text: 'no data' }
-          const pts = await deps.history(s.id, now - window, now)
+          const pts = await windowOf(s.id, window, now)
           const z = robustZ(pts, s.v, p.min_change)
           return { labels: labelsOf(s), value: z, text: z === null ? 'too little history' : `z ${round(z)} at ${round(s.v)} ${s.unit}` }
         }),
