@@ -132,6 +132,7 @@ export class AlertEngine {
   private fileGrouping: Record<string, Grouping> = {}
   private fileError: string | null = null
   private fileTimer: NodeJS.Timeout | null = null
+  private parsedDefaults: Rule[] | null = null
   private loadedStamp: string | null = null
   private tracked = new Map<string, Tracked>()
   private groups = new Map<string, Group>()
@@ -235,10 +236,8 @@ export class AlertEngine {
   /** The rules in force: defaults, replaced by UI rules of the same name, replaced by file rules. */
   rules(): { rule: Rule; origin: RuleOrigin }[] {
     const out = new Map<string, { rule: Rule; origin: RuleOrigin }>()
-    for (const d of this.o.defaults) {
-      const r = ruleInput.parse(d)
-      out.set(r.name, { rule: r, origin: 'default' })
-    }
+    this.parsedDefaults ??= this.o.defaults.map((d) => ruleInput.parse(d))
+    for (const r of this.parsedDefaults) out.set(r.name, { rule: r, origin: 'default' })
     for (const [n, r] of this.uiRules) out.set(n, { rule: r, origin: 'ui' })
     for (const [n, r] of this.fileRules) out.set(n, { rule: r, origin: 'file' })
     return [...out.values()]
@@ -295,8 +294,9 @@ export class AlertEngine {
       throw new OpsError('rule_in_file', `The rule "${name}" is defined in the rules file (ALERT_RULES_FILE): remove it there.`)
     const pool = this.requirePool()
     const isDefault = this.o.defaults.some((d) => d.name === name)
-    if (isDefault) {
-      // A default cannot disappear (it would come back): it is stored switched off.
+    if (isDefault && !this.uiRules.has(name)) {
+      // A default cannot disappear (it would come back): it is stored switched off. Deleting the stored
+      // version of a default (edited or switched off) brings the default back.
       const d = this.o.defaults.find((x) => x.name === name)!
       await this.saveRule({ ...d, enabled: false }, who)
       return { deleted: false, disabled: true }
@@ -783,11 +783,12 @@ export class AlertEngine {
       this.loadSilences(pool),
     ])
     const now = Date.now()
+    const rules = new Map(this.rules().map((x) => [x.rule.name, x.rule]))
     return rows.map((r) => {
       const labels = {
         alertname: r.rule,
         severity: r.severity,
-        ...(this.rules().find((x) => x.rule.name === r.rule)?.rule.labels ?? {}),
+        ...(rules.get(r.rule)?.labels ?? {}),
         ...r.labels,
       }
       return {

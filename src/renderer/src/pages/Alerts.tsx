@@ -392,7 +392,22 @@ export function Alerts() {
                     )}
                   </td>
                   <td>
-                    {r.kind === 'threshold' && r.origin !== 'file' && <button onClick={() => setEditing(draftOf(r.spec))}>Edit</button>}
+                    <div className="row-actions">
+                      {r.kind === 'threshold' && r.origin !== 'file' && <button onClick={() => setEditing(draftOf(r.spec))}>Edit</button>}
+                      {r.origin === 'ui' && (
+                        <button
+                          onClick={() =>
+                            window.confirm(`Delete the rule ${r.name}?`) &&
+                            void call(() => api.call('alerts.deleteRule', { name: r.name }), load)
+                          }
+                        >
+                          Delete
+                        </button>
+                      )}
+                      {r.origin === 'default' && r.enabled && (
+                        <button onClick={() => void call(() => api.call('alerts.deleteRule', { name: r.name }), load)}>Turn off</button>
+                      )}
+                    </div>
                   </td>
                 </tr>
               ))}
