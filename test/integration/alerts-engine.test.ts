@@ -258,6 +258,13 @@ describe('alert engine on a real ops store: one notifier, restarts, takeover', (
         .sort(),
     )
     expect(back.rules.find((r) => r.name === 'ui_rule')).toMatchObject({ threshold: 60, for: 60_000, severity: 'info' })
+    // A default is turned off (stored switched off); deleting that stored version brings the default back.
+    expect(await e.engine.deleteRule('cpu_high', 'tester')).toEqual({ deleted: false, disabled: true })
+    expect(e.engine.rules().find((r) => r.rule.name === 'cpu_high')).toMatchObject({ origin: 'ui', rule: { enabled: false } })
+    expect(await e.engine.deleteRule('cpu_high', 'tester')).toEqual({ deleted: true, disabled: false })
+    expect(e.engine.rules().find((r) => r.rule.name === 'cpu_high')).toMatchObject({ origin: 'default', rule: { enabled: true } })
+    expect(await e.engine.deleteRule('ui_rule', 'tester')).toEqual({ deleted: true, disabled: false })
+    expect(e.engine.rules().some((r) => r.rule.name === 'ui_rule')).toBe(false)
     await close(e)
   })
 
