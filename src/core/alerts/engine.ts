@@ -141,7 +141,8 @@ export class AlertEngine {
   private evaluating: Promise<void> | null = null
   private loaded = false
   private sending = new Set<Promise<unknown>>()
-  lastEvaluation: { at: number; ms: number; rules: number; error: string | null } | null = null
+  /** The last evaluation: when, how long in all, how long the rules and state machine took before the store write, errors. */
+  lastEvaluation: { at: number; ms: number; computeMs: number; rules: number; error: string | null } | null = null
 
   constructor(private o: EngineOptions) {
     this.leader = new LeaderLock({
@@ -391,6 +392,7 @@ export class AlertEngine {
   private async evaluateNow(now: number): Promise<void> {
     const started = performance.now()
     let error: string | null = null
+    let computeMs = 0
     const rules = this.rules().filter((r) => r.rule.enabled)
     try {
       if (!this.loaded) await this.loadState()
@@ -445,6 +447,7 @@ export class AlertEngine {
           }
           transitions.push({ t, tr: { from, to: t.state.phase, at: now, value: t.state.value, text: t.state.text } })
         }
+      computeMs = performance.now() - started
       await this.persist(transitions)
       if (transitions.length) this.o.events.emit('alerts.changed', this.counts())
       await this.notify(now)
@@ -459,7 +462,7 @@ export class AlertEngine {
         body: `${error}. Nothing is notified until the ops store answers again.`,
         severity: 'critical',
       })
-    this.lastEvaluation = { at: now, ms: performance.now() - started, rules: rules.length, error }
+    this.lastEvaluation = { at: now, ms: performance.now() - started, computeMs, rules: rules.length, error }
   }
 
   private apply(
