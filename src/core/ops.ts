@@ -244,6 +244,8 @@ export async function createOps(opts: OpsOptions) {
         .map((l) => l.id),
     history: (ids, from, to) =>
       Promise.all(ids.map(async (id) => ({ id, points: await metrics.store.read(tierFor(from, to), id, metrics.host, from, to) }))),
+    // The notifier evaluates at every collection, so it keeps collection at the interval (not the idle 30 s).
+    onLeaderChange: (leading) => void (leading && metrics.watch()),
   })
   for (const src of metricSources({
     latest: () => metrics.latest(),
@@ -254,7 +256,10 @@ export async function createOps(opts: OpsOptions) {
     backupFacts: backupFactsReader({ backups, jobs, restores }),
   }))
     alerts.registerSource(src)
-  const offTick = events.on('metrics.tick', () => void alerts.evaluate())
+  const offTick = events.on('metrics.tick', () => {
+    if (alerts.leader.isLeader) metrics.watch()
+    void alerts.evaluate()
+  })
   // Rules from ops and ALERT_RULES_FILE; long-lived faces compete for the notifier lock. Sources registered
   // later (the error tracker's) are picked up at the next evaluation.
   await alerts.start({ evaluate: opts.schedule !== false })

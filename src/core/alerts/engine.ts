@@ -75,6 +75,8 @@ export interface EngineOptions {
   seriesIds: (series: string, host?: string) => string[]
   externalUrl?: string
   send?: SendOptions
+  /** Told when this process starts or stops being the store's notifier (ops keeps collection at the interval while it is). */
+  onLeaderChange?: (leading: boolean) => void
 }
 
 export interface RuleView {
@@ -156,6 +158,7 @@ export class AlertEngine {
           this.tracked.clear()
           this.groups.clear()
         }
+        o.onLeaderChange?.(leading)
       },
     })
   }
