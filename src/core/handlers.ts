@@ -6,6 +6,8 @@ import { settingsView } from './settings/view'
 import { changeSetting } from './settings/update'
 import { summarise } from './backup/summary'
 import { readSet } from './backup/catalog'
+import { ruleToFile } from './alerts/rules'
+import { exportRules } from './alerts/rules-file'
 
 /** What a face hands dispatch: who is calling, as it authenticated them. */
 export interface CallContext {
@@ -121,6 +123,49 @@ export const handlers: Handlers = {
     return { dropped: true }
   },
   'backups.verify': (ops, input, ctx) => ops.backups.startVerify(input.setId, ctx.who),
+  'alerts.list': async (ops) => {
+    const e = ops.alerts.lastEvaluation
+    return {
+      alerts: await ops.alerts.active(),
+      evaluator: {
+        here: ops.alerts.leader.isLeader,
+        intervalMs: ops.metrics.collectingEveryMs,
+        lastEvaluationAt: e?.at ?? null,
+        lastEvaluationMs: e?.ms ?? null,
+        problem: e?.error ?? (ops.store.pool() ? null : 'The ops store is not reachable: alerts are not being evaluated.'),
+      },
+      rulesFileProblem: ops.alerts.rulesFileProblem,
+    }
+  },
+  'alerts.rules': (ops) => ({
+    rules: ops.alerts.ruleViews().map((v) => ({
+      name: v.rule.name,
+      kind: v.rule.kind,
+      spec: ruleToFile(v.rule),
+      origin: v.origin,
+      enabled: v.rule.enabled,
+      severity: v.rule.severity,
+      firing: v.firing,
+      pending: v.pending,
+      problem: v.problem,
+    })),
+    kinds: ops.alerts.sourceKinds(),
+    channels: ops.alerts.channels(),
+    rulesFile: ops.config.alerts.rulesFile,
+  }),
+  'alerts.history': async (ops, i) => ({
+    transitions: await ops.alerts.transitions(i.limit),
+    deliveries: await ops.alerts.deliveries(i.limit),
+  }),
+  'alerts.saveRule': async (ops, i, ctx) => ({ name: (await ops.alerts.saveRule(i.rule, ctx.who)).name }),
+  'alerts.deleteRule': (ops, i, ctx) => ops.alerts.deleteRule(i.name, ctx.who),
+  'alerts.backtest': (ops, i) => ops.alerts.backtest(i.rule, i.days),
+  'alerts.silences': (ops) => ops.alerts.listSilences(),
+  'alerts.silence': (ops, i, ctx) => ops.alerts.silence(i.matchers, i.endsAt, ctx.who, i.reason),
+  'alerts.expireSilence': (ops, i, ctx) => ops.alerts.expireSilence(i.id, ctx.who),
+  'alerts.ack': (ops, i, ctx) => ops.alerts.ack(i.id, ctx.who),
+  'alerts.test': (ops, i, ctx) => ops.alerts.testChannel(i.channel, ctx.who),
+  'alerts.export': (ops) => ({ text: exportRules(ops.alerts.rules().map((r) => r.rule)) }),
   'sandbox.seed': (ops, input, ctx) => {
     if (!ops.sandbox.active)
       throw new OpsError('not_sandbox', 'Generating data is only offered in the sandbox; a configured database is never overwritten.')

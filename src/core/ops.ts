@@ -34,6 +34,12 @@ import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
 import { version } from './version'
+import { AlertEngine } from './alerts/engine'
+import { alertChannels } from './alerts/channels'
+import { defaultRules } from './alerts/rules'
+import { metricSources } from './alerts/sources'
+import { backupFactsReader } from './alerts/backup-facts'
+import { tierFor } from './metrics/tiers'
 
 export interface OpsOptions {
   config: Config
@@ -222,6 +228,48 @@ export async function createOps(opts: OpsOptions) {
     log: log.child('metrics'),
   })
 
+  // Alerts: evaluated at every collection by whichever process holds the store's notifier lock.
+  const alerts = new AlertEngine({
+    pool: () => store.pool(),
+    opsUrl,
+    intervalMs: config.metricsIntervalMs,
+    log: log.child('alerts'),
+    events,
+    audit,
+    defaults: defaultRules({
+      slotWarnMb: config.backup.slotWarnBytes / 1024 / 1024,
+      backupsScheduled: config.backup.fullEveryMs !== null || config.backup.incrementalEveryMs !== null,
+    }),
+    channels: alertChannels(config),
+    rulesFile: config.alerts.rulesFile,
+    knowsSeries: (s) => metrics.registry.knows(s),
+    seriesIds: (series, host) =>
+      metrics
+        .latest()
+        .filter((l) => (l.id === series || l.name === series) && (!host || l.host === host))
+        .map((l) => l.id),
+    history: (ids, from, to) =>
+      Promise.all(ids.map(async (id) => ({ id, points: await metrics.store.read(tierFor(from, to), id, metrics.host, from, to) }))),
+    // The notifier evaluates at every collection, so it keeps collection at the interval (not the idle 30 s).
+    onLeaderChange: (leading) => void (leading && metrics.watch()),
+  })
+  for (const src of metricSources({
+    latest: () => metrics.latest(),
+    // Windows longer than an hour read the 1-minute rollups (a 6-hour fit needs no second-by-second samples).
+    history: async (id, from, to) =>
+      to - from > 3_600_000 ? metrics.store.read('1m', id, metrics.host, from, to) : (await metrics.history(id, from, to, 2000)).points,
+    health: () => health.snapshot(),
+    backupFacts: backupFactsReader({ backups, jobs, restores }),
+  }))
+    alerts.registerSource(src)
+  const offTick = events.on('metrics.tick', () => {
+    if (alerts.leader.isLeader) metrics.watch()
+    void alerts.evaluate()
+  })
+  // Rules from ops and ALERT_RULES_FILE; long-lived faces compete for the notifier lock. Sources registered
+  // later (the error tracker's) are picked up at the next evaluation.
+  await alerts.start({ evaluate: opts.schedule !== false })
+
   if (opts.schedule !== false) {
     health.start()
     metrics.start()
@@ -245,7 +293,7 @@ export async function createOps(opts: OpsOptions) {
       backups: true,
       restore: true,
       errors: false,
-      alerts: false,
+      alerts: true,
       incidents: false,
       settings: true,
     },
@@ -276,6 +324,7 @@ export async function createOps(opts: OpsOptions) {
     backups,
     restores,
     metrics,
+    alerts,
     sandbox,
     databaseUrl,
     /** Redis and the web app as watched (the sandbox's own where nothing is configured). */
@@ -289,7 +338,9 @@ export async function createOps(opts: OpsOptions) {
       health.stop()
       backupSchedule?.stop()
       clearInterval(storeRetry)
+      offTick()
       await metrics.stop()
+      await alerts.stop()
       await jobs.drain()
       await sandbox.traffic?.stop()
       await trafficPool?.end().catch(() => {})

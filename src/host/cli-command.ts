@@ -21,7 +21,7 @@ import type { JobInfo } from '../shared/domain'
 
 export const EXIT = { ok: 0, failed: 1, unhealthy: 2, usage: 64, internal: 70 } as const
 
-type OptionSpec = { type: 'string' | 'boolean'; short?: string }
+type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean }
 export type OptionsSpec = Record<string, OptionSpec>
 export type Values<O extends OptionsSpec> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string }
 

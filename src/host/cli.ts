@@ -12,6 +12,7 @@ import { createOps } from '../core/ops'
 import { version } from '../core/version'
 import { OpsError } from '../shared/contract'
 import { serviceId, type HealthSnapshot } from '../shared/domain'
+import { alertsCommands } from './cli-alerts'
 import { backupCommands } from './cli-backups'
 import { commandHelp, defineCommand, EXIT, parseCommandArgs, usageLine, wantsHelp, withOps, type CliCommand } from './cli-command'
 import { open } from './cli-open'
@@ -154,6 +155,7 @@ export const commands: CliCommand[] = [
   open,
   health,
   ...backupCommands,
+  ...alertsCommands,
   metrics,
   restore,
   restoreTest,

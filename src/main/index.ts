@@ -107,6 +107,10 @@ async function start(): Promise<void> {
     if (c.to === 'unhealthy' && Notification.isSupported())
       new Notification({ title: `ExamForge Ops: ${c.service} is unhealthy`, body: c.reason }).show()
   })
+  // The alerts' desktop channel (never carries a secret: titles and summaries only).
+  ops.events.on('alerts.notify', (n) => {
+    if (Notification.isSupported()) new Notification({ title: `ExamForge Ops ${n.title}`, body: n.body }).show()
+  })
   await windowReady
 }
 

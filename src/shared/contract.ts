@@ -16,6 +16,7 @@ import {
 } from './domain'
 import { restorePlan, restorePoints, restoreRecord, restoreRequest } from './restore'
 import { historyResult, latestValue, seriesInfo } from './metrics'
+import { alertView, backtestView, channelView, deliveryView, matcher, ruleView, silenceView, transitionView } from './alerts'
 
 const none = z.object({}).strict()
 
@@ -177,6 +178,65 @@ export const methods = {
     input: z.object({ scale: z.number().min(0.01).max(1000) }).strict(),
     output: z.object({ jobId: z.string() }),
   },
+  /** Firing and pending alerts (from the ops store: the same in every process on it), and who evaluates. */
+  'alerts.list': {
+    input: none,
+    output: z.object({
+      alerts: z.array(alertView),
+      evaluator: z.object({
+        here: z.boolean(),
+        intervalMs: z.number(),
+        lastEvaluationAt: z.number().nullable(),
+        lastEvaluationMs: z.number().nullable(),
+        problem: z.string().nullable(),
+      }),
+      rulesFileProblem: z.string().nullable(),
+    }),
+  },
+  'alerts.rules': {
+    input: none,
+    output: z.object({
+      rules: z.array(ruleView),
+      kinds: z.array(z.object({ kind: z.string(), describe: z.string(), condition: z.boolean() })),
+      channels: z.array(channelView),
+      rulesFile: z.string().nullable(),
+    }),
+  },
+  'alerts.history': {
+    input: z.object({ limit: z.number().int().min(1).max(1000).default(100) }).strict(),
+    output: z.object({ transitions: z.array(transitionView), deliveries: z.array(deliveryView) }),
+  },
+  'alerts.saveRule': {
+    input: z.object({ rule: z.record(z.string(), z.unknown()) }).strict(),
+    output: z.object({ name: z.string() }),
+  },
+  'alerts.deleteRule': {
+    input: z.object({ name: z.string().min(1).max(80) }).strict(),
+    output: z.object({ deleted: z.boolean(), disabled: z.boolean() }),
+  },
+  'alerts.backtest': {
+    input: z
+      .object({
+        rule: z.union([z.string().min(1).max(80), z.record(z.string(), z.unknown())]),
+        days: z.number().min(0.01).max(90).default(7),
+      })
+      .strict(),
+    output: backtestView,
+  },
+  'alerts.silences': { input: none, output: z.array(silenceView) },
+  'alerts.silence': {
+    input: z
+      .object({ matchers: z.array(matcher).min(1).max(20), endsAt: epochMs, reason: z.string().trim().min(1, 'say why').max(500) })
+      .strict(),
+    output: silenceView,
+  },
+  'alerts.expireSilence': { input: z.object({ id: z.string().uuid() }).strict(), output: z.object({ expired: z.boolean() }) },
+  'alerts.ack': { input: z.object({ id: z.string().min(1).max(120) }).strict(), output: z.object({ acknowledged: z.number() }) },
+  'alerts.test': {
+    input: z.object({ channel: z.string().min(1).max(60) }).strict(),
+    output: z.object({ ok: z.boolean(), attempts: z.number(), error: z.string().nullable() }),
+  },
+  'alerts.export': { input: none, output: z.object({ text: z.string() }) },
 } as const
 
 export const events = {
@@ -186,6 +246,10 @@ export const events = {
   'job.finished': jobInfo,
   /** Every collection: this host's newest value of each series. */
   'metrics.tick': z.object({ host: z.string(), t: z.number(), values: z.record(z.string(), z.number().nullable()) }),
+  /** The number of firing and pending alerts changed (the window title and tray show it). */
+  'alerts.changed': z.object({ firing: z.number(), pending: z.number() }),
+  /** A desktop notification to show (the Electron shell's Notification, the browser's Notifications API). */
+  'alerts.notify': z.object({ title: z.string(), body: z.string(), severity: z.string() }),
 } as const
 
 export type Methods = typeof methods

@@ -46,6 +46,10 @@ export const destructiveMethods: ReadonlySet<MethodName> = new Set<MethodName>([
   'settings.update',
   'sandbox.seed',
   'app.restart',
+  'alerts.saveRule',
+  'alerts.deleteRule',
+  'alerts.silence',
+  'alerts.expireSilence',
 ])
 
 /**
@@ -55,7 +59,13 @@ export const destructiveMethods: ReadonlySet<MethodName> = new Set<MethodName>([
 export const destructiveJobKinds: ReadonlySet<string> = new Set(['restore', 'restore.undo', 'restore.test', 'sandbox.seed'])
 
 /** What the program token may not call besides: it reads (health, metrics, catalog), it does not start work. */
-const notForPrograms: ReadonlySet<MethodName> = new Set<MethodName>(['backups.start', 'backups.verify', 'jobs.cancel'])
+const notForPrograms: ReadonlySet<MethodName> = new Set<MethodName>([
+  'backups.start',
+  'backups.verify',
+  'jobs.cancel',
+  'alerts.ack',
+  'alerts.test',
+])
 
 /** An administrator: anyone when ADMIN_EMAILS is unset (except the read-only program token), else one of ADMIN_EMAILS. */
 export function isAdmin(config: Config, id: Identity): boolean {

@@ -57,6 +57,19 @@ export interface Config {
   osUsers: Record<string, string>
   metricsIntervalMs: number
   sandbox: { scale: number; traffic: boolean }
+  /** Alert rules file, channels (URLs are secrets) and the default grouping times. */
+  alerts: {
+    rulesFile: string | null
+    webhookUrl: string | null
+    slackUrl: string | null
+    discordUrl: string | null
+    smtpUrl: string | null
+    emailTo: string[]
+    desktop: boolean
+    groupWaitMs: number
+    groupIntervalMs: number
+    repeatIntervalMs: number
+  }
   /** Where each value came from, for the Settings page. */
   sources: Record<string, Source>
   /** The raw values by setting key (secrets included: core only). */
@@ -194,7 +207,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
     if (k.secret) registerSecret(raw[k.key])
   }
   // The password alone (it may appear without the URL around it), also when given as ?password=.
-  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL]) for (const s of urlSecrets(url)) registerSecret(s)
+  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL, raw.SMTP_URL]) for (const s of urlSecrets(url)) registerSecret(s)
   // Every key through its parser (config/parse.ts, the same one settings.update uses). A bad value from
   // the settings file falls back to the default; bad values from anywhere else are all collected and
   // refused together, each with where it came from.
@@ -273,6 +286,18 @@ export function loadConfig(input: ConfigInput = {}): Config {
     apiTokens: v.OPS_API_TOKENS,
     osUsers: v.OPS_OS_USERS,
     sandbox: { scale: v.SANDBOX_SCALE, traffic: v.SANDBOX_TRAFFIC },
+    alerts: {
+      rulesFile: v.ALERT_RULES_FILE,
+      webhookUrl: v.ALERT_WEBHOOK_URL,
+      slackUrl: v.ALERT_SLACK_WEBHOOK_URL,
+      discordUrl: v.ALERT_DISCORD_WEBHOOK_URL,
+      smtpUrl: v.SMTP_URL,
+      emailTo: v.ALERT_EMAIL_TO.length ? v.ALERT_EMAIL_TO : v.ADMIN_EMAILS,
+      desktop: v.ALERT_DESKTOP,
+      groupWaitMs: v.ALERT_GROUP_WAIT,
+      groupIntervalMs: v.ALERT_GROUP_INTERVAL,
+      repeatIntervalMs: v.ALERT_REPEAT_INTERVAL,
+    },
     sources,
     raw,
     settingsFile,

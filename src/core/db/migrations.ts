@@ -112,6 +112,77 @@ export const migrations: Migration[] = [
       CREATE INDEX metric_rollups_time ON ops.metric_rollups (tier, bucket);
     `,
   },
+  {
+    version: 4,
+    name: 'alerts',
+    sql: `
+      CREATE TABLE ops.alert_rules (
+        name text PRIMARY KEY,
+        spec jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        updated_by text NOT NULL
+      );
+      CREATE TABLE ops.alert_state (
+        rule text NOT NULL,
+        fingerprint text NOT NULL,
+        labels jsonb NOT NULL,
+        phase text NOT NULL,
+        active_at timestamptz,
+        fired_at timestamptz,
+        last_true_at timestamptz,
+        resolved_at timestamptz,
+        value double precision,
+        text text,
+        severity text NOT NULL,
+        acked_by text,
+        acked_at timestamptz,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (rule, fingerprint)
+      );
+      CREATE TABLE ops.alert_transitions (
+        id bigserial PRIMARY KEY,
+        rule text NOT NULL,
+        fingerprint text NOT NULL,
+        labels jsonb NOT NULL,
+        from_phase text NOT NULL,
+        to_phase text NOT NULL,
+        value double precision,
+        text text,
+        at timestamptz NOT NULL
+      );
+      CREATE INDEX alert_transitions_time ON ops.alert_transitions (at DESC);
+      CREATE TABLE ops.alert_groups (
+        channel text NOT NULL,
+        group_key text NOT NULL,
+        first_seen timestamptz NOT NULL,
+        last_sent_at timestamptz,
+        last_digest text,
+        PRIMARY KEY (channel, group_key)
+      );
+      CREATE TABLE ops.alert_deliveries (
+        id bigserial PRIMARY KEY,
+        channel text NOT NULL,
+        group_key text NOT NULL,
+        status text NOT NULL,
+        alerts jsonb NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        outcome text NOT NULL,
+        error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+      );
+      CREATE INDEX alert_deliveries_time ON ops.alert_deliveries (created_at DESC);
+      CREATE TABLE ops.alert_silences (
+        id text PRIMARY KEY,
+        matchers jsonb NOT NULL,
+        starts_at timestamptz NOT NULL DEFAULT now(),
+        ends_at timestamptz NOT NULL,
+        created_by text NOT NULL,
+        reason text NOT NULL,
+        expired_by text
+      );
+    `,
+  },
 ]
 
 /** Apply pending migrations under an advisory lock so two consoles starting together do not race. */

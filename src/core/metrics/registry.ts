@@ -58,6 +58,11 @@ export class SeriesRegistry {
     return id
   }
 
+  /** Whether a series name ("host.disk_used_percent") or id ("host.disk_used_percent{mount=/}") is one the collectors produce. */
+  knows(series: string): boolean {
+    return this.byId.has(series) || this.base.has(series.split('{')[0])
+  }
+
   get(id: string): SeriesInfo | undefined {
     return this.byId.get(id)
   }

@@ -70,6 +70,11 @@ export class MetricsService {
     return Date.now() - this.lastWatch < 60_000
   }
 
+  /** How often collections run now: the interval while a page watches, at most every 30 s otherwise. */
+  get collectingEveryMs(): number {
+    return this.effectiveInterval()
+  }
+
   private effectiveInterval(): number {
     return this.watched() ? this.o.intervalMs : Math.max(this.o.intervalMs, 30_000)
   }

@@ -1,4 +1,5 @@
 import { Layout } from './components/Layout'
+import { Alerts } from './pages/Alerts'
 import { Backups } from './pages/Backups'
 import { Coming } from './pages/Coming'
 import { Health } from './pages/Health'
@@ -6,10 +7,17 @@ import { Overview } from './pages/Overview'
 import { Metrics } from './pages/Metrics'
 import { Restore } from './pages/restore/Restore'
 import { Settings } from './pages/Settings'
+import { useEffect } from 'react'
 import { useApp } from './stores/app'
+import { useAlerts } from './stores/alerts'
 
 export function App() {
   const page = useApp((s) => s.page)
+  const api = useApp((s) => s.api)
+  // The firing count (window title) and desktop notifications follow on every page.
+  useEffect(() => {
+    if (api) useAlerts.getState().follow()
+  }, [api])
   return (
     <Layout>
       {page === 'overview' ? (
@@ -24,6 +32,8 @@ export function App() {
         <Restore />
       ) : page === 'metrics' ? (
         <Metrics />
+      ) : page === 'alerts' ? (
+        <Alerts />
       ) : (
         <Coming page={page} />
       )}

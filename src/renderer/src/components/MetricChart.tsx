@@ -105,7 +105,15 @@ export function MetricChart({
               tickFormatter={(v: number) => formatValue(v, unit)}
               // From zero (or below, for a negative value): a steady series then reads as a level line, not
               // as an axis of five identical labels around it.
-              domain={unit === '%' ? [0, (max: number) => Math.max(100, max)] : [(min: number) => Math.min(0, min), 'auto']}
+              // A threshold above (or below) the data stays in view, so its line is drawn.
+              domain={
+                unit === '%'
+                  ? [0, (max: number) => Math.max(100, max)]
+                  : [
+                      (min: number) => Math.min(0, min, ...thresholds.map((t) => t.value)),
+                      (max: number) => Math.max(max, ...thresholds.map((t) => t.value * 1.1)),
+                    ]
+              }
             />
             <Tooltip
               contentStyle={{ background: c.panel, border: `1px solid ${c.grid}`, color: 'var(--text)', fontSize: 12 }}

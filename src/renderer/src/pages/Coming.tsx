@@ -4,7 +4,6 @@ const plans: Partial<Record<Page, string>> = {
   metrics: 'Live and historical charts (host, PostgreSQL, Redis, web app) with a tiered history that stays fast over weeks.',
   restore: 'A guided wizard: whole database, chosen tables or any point in time, with preview, safety backup, checks and undo.',
   errors: 'Grouped application errors with their breadcrumbs, from the ExamForge SDK.',
-  alerts: 'Threshold alerts on the metric series, with history and notifications.',
   incidents: 'Incident reports that bring together health, metrics, errors and actions, exportable.',
 }
 

@@ -4,6 +4,7 @@ import type { RangeName, SeriesInfo } from '../../../shared/metrics'
 import { RANGES } from '../../../shared/metrics'
 import { MetricChart, type ChartLine } from '../components/MetricChart'
 import { useMetrics } from '../stores/metrics'
+import { useAlerts } from '../stores/alerts'
 
 /** Charts by group: series drawn together share a unit. */
 const LAYOUT: {
@@ -85,6 +86,8 @@ const Chart = memo(
     a.lines.length === b.lines.length,
 )
 
+const NO_THRESHOLDS: { value: number; label: string }[] = []
+
 export function Metrics() {
   const { series, unconfigured, host, hosts, selectedHost, range, history, loading, loaded, requestedAt, init, setRange, setHost, load } =
     useMetrics(
@@ -108,6 +111,19 @@ export function Metrics() {
   // Live points re-render the page only while it shows them.
   const live = useMetrics((s) => (s.range === 'live' && s.selectedHost === s.host ? s.live : NO_LIVE))
   useEffect(() => void init(), [init])
+  // Threshold rules drawn on their series' charts (the same reference array while the rules do not change).
+  const rules = useAlerts((s) => s.rules)
+  useEffect(() => void useAlerts.getState().load(), [])
+  const thresholdsOf = useMemo(() => {
+    const m = new Map<string, { value: number; label: string }[]>()
+    for (const r of rules?.rules ?? []) {
+      if (r.kind !== 'threshold' || !r.enabled || typeof r.spec.series !== 'string') continue
+      const list = m.get(r.spec.series) ?? []
+      list.push({ value: Number(r.spec.threshold), label: `${r.name} ${String(r.spec.op)} ${String(r.spec.threshold)}` })
+      m.set(r.spec.series, list)
+    }
+    return m
+  }, [rules])
   const drawn = useRef<HTMLDivElement>(null)
   const byId = useMemo(() => new Map(series.map((s) => [s.id, s])), [series])
   const isLive = range === 'live' && selectedHost === host
@@ -182,7 +198,13 @@ export function Metrics() {
           <h2>{g.title}</h2>
           <div className="charts">
             {g.charts.map((c) => (
-              <Chart key={c.title} title={c.title} unit={byId.get(c.ids[0])!.unit} lines={linesOf.get(c.title)!} />
+              <Chart
+                key={c.title}
+                title={c.title}
+                unit={byId.get(c.ids[0])!.unit}
+                lines={linesOf.get(c.title)!}
+                thresholds={thresholdsOf.get(c.ids[0]) ?? thresholdsOf.get(byId.get(c.ids[0])!.name) ?? NO_THRESHOLDS}
+              />
             ))}
           </div>
         </section>

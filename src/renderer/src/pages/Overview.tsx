@@ -3,6 +3,8 @@ import { HealthTile } from '../components/HealthTile'
 import { Sparkline } from '../components/MetricChart'
 import { useApp, type Page } from '../stores/app'
 import { useMetrics } from '../stores/metrics'
+import { useAlerts } from '../stores/alerts'
+import { Time } from '../components/Time'
 
 /** The key series drawn under a service's tile. */
 const SPARK: Partial<Record<string, string>> = {
@@ -21,8 +23,8 @@ const upcoming: { page: Page; title: string; text: string }[] = [
   { page: 'metrics', title: 'Metrics', text: 'Live and historical charts of the host, PostgreSQL, Redis and the web app.' },
   {
     page: 'errors',
-    title: 'Errors, alerts, incidents',
-    text: 'Grouped application errors with breadcrumbs, threshold alerts and incident reports.',
+    title: 'Errors and incidents',
+    text: 'Grouped application errors with breadcrumbs, and incident reports.',
   },
 ]
 
@@ -30,10 +32,37 @@ export function Overview() {
   const { health, go, select, info } = useApp()
   const { live, init } = useMetrics()
   useEffect(() => void init(), [init])
+  const alerts = useAlerts()
+  useEffect(() => {
+    alerts.follow()
+    void alerts.load()
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [])
+  const firing = alerts.list?.alerts.filter((a) => a.phase === 'firing') ?? []
   // Only capabilities not built yet are announced; the list shrinks as they land.
   const coming = upcoming.filter((u) => info && !info.capabilities[u.page])
   return (
     <>
+      {info?.capabilities.alerts && (
+        <section data-testid="overview-alerts">
+          <h2>Alerts</h2>
+          {firing.length === 0 ? (
+            <p className="muted">Nothing is firing.</p>
+          ) : (
+            <ul className="firing-list">
+              {firing.map((a) => (
+                <li key={a.id}>
+                  <span className={`pill small status-${a.severity === 'critical' ? 'unhealthy' : 'degraded'}`}>{a.severity}</span>{' '}
+                  <a href="#/alerts" onClick={(e) => (e.preventDefault(), go('alerts'))}>
+                    <b>{a.rule}</b>
+                  </a>{' '}
+                  {a.text ?? a.value ?? ''} since <Time at={a.since} />
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      )}
       <section>
         <h2>Services</h2>
         <div className="tiles compact-grid">
