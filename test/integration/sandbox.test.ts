@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -188,7 +199,7 @@ describe('the sandbox Redis never outlives its console', () => {
       writeFileSync(join(folder, 'redis.conf'), `port ${port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir ${folder}\n`)
       const child = spawn('redis-server', [join(folder, 'redis.conf')], { stdio: 'ignore' })
       writeFileSync(join(folder, 'owner.json'), JSON.stringify({ owner, pid: child.pid }))
-      await waitFor(() => readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('redis'), 'redis-server to start')
+      await waitFor(() => readlinkSync(`/proc/${child.pid}/cwd`) === folder, 'redis-server to start in its folder')
       return { folder, child }
     }
     // A console that is gone (a pid no process has), and one that is alive (this test).

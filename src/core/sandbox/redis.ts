@@ -11,7 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -36,9 +36,10 @@ export function reapOrphanRedis(dir = tmpdir()): number {
     try {
       const { owner, pid } = JSON.parse(readFileSync(join(folder, 'owner.json'), 'utf8')) as { owner: number; pid: number }
       if (alive(owner)) continue
-      // Only a redis-server started with this folder's config is ours to stop.
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-      if (alive(pid) && /redis-server/.test(cmd[0] ?? '') && cmd.includes(join(folder, 'redis.conf'))) {
+      // Only a redis-server working in this folder (its `dir`) is ours to stop: Redis rewrites its
+      // command line once it runs, so its working folder is what identifies it.
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      if (alive(pid) && /redis-server/.test(cmd) && readlinkSync(`/proc/${pid}/cwd`) === folder) {
         process.kill(pid, 'SIGTERM')
         reaped++
       }
