@@ -32,6 +32,7 @@ import { sandboxServices } from './sandbox/services'
 import { openToOthers } from './storage/local'
 import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
+import { ErrorService } from './errors/service'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
 import { version } from './version'
 
@@ -49,6 +50,8 @@ export interface OpsOptions {
   secrets?: SecretStore
   /** Seed a new sandbox and run its traffic simulator (long-lived faces); one-shot commands skip it. */
   sandboxActivity?: boolean
+  /** Run the error ingest listener on ERROR_INGEST_ADDR (the host/agent does; one-shot commands do not). */
+  errorIngest?: boolean
 }
 
 export interface SandboxState {
@@ -95,6 +98,18 @@ export async function createOps(opts: OpsOptions) {
 
   const store = new OpsStore(opsUrl, log.child('store'))
   await store.ready()
+  const errors = new ErrorService({ config, pool: () => store.pool(), log: log.child('errors') })
+  if (opts.errorIngest) {
+    try {
+      const ing = await errors.startIngest()
+      log.info('error ingest listening', { url: ing.url })
+    } catch (e) {
+      // The console still starts; the Errors page and Health say the ingest is not running.
+      log.warn(
+        `The error ingest could not listen on ${config.errors.ingestHost}:${config.errors.ingestPort} (${(e as Error).message}); set ERROR_INGEST_ADDR to a free address and restart.`,
+      )
+    }
+  }
   const audit = new AuditLog({ store: () => store.pool(), log: log.child('audit') })
   const jobs = new JobRunner({ events, log: log.child('jobs'), store: () => store.pool(), audit })
 
@@ -238,7 +253,7 @@ export async function createOps(opts: OpsOptions) {
       metrics: true,
       backups: true,
       restore: true,
-      errors: false,
+      errors: true,
       alerts: false,
       incidents: false,
       settings: true,
@@ -257,6 +272,7 @@ export async function createOps(opts: OpsOptions) {
     backups,
     restores,
     metrics,
+    errors,
     sandbox,
     databaseUrl,
     /** Redis and the web app as watched (the sandbox's own where nothing is configured). */
@@ -274,6 +290,7 @@ export async function createOps(opts: OpsOptions) {
       await jobs.drain()
       await sandbox.traffic?.stop()
       await trafficPool?.end().catch(() => {})
+      await errors.close().catch((e) => log.warn('error tracker stop failed', { error: String(e) }))
       await services?.stop().catch((e) => log.warn('sandbox services stop failed', { error: String(e) }))
       await store.close()
       void s3?.then((c) => c.destroy())

@@ -54,6 +54,17 @@ export interface Config {
   /** OS user name to e-mail (OPS_OS_USERS), so the desktop app and the CLI can be administrators. */
   osUsers: Record<string, string>
   metricsIntervalMs: number
+  /** Error tracking: the ingest listener, the DSN key (null: generated), retention, scrubbing, rate. */
+  errors: {
+    ingestHost: string
+    ingestPort: number
+    dsnKey: string | null
+    retainDays: number
+    eventsPerGroup: number
+    scrubEmails: boolean
+    scrubIps: boolean
+    ratePerClient: number
+  }
   sandbox: { scale: number; traffic: boolean }
   /** Where each value came from, for the Settings page. */
   sources: Record<string, Source>
@@ -152,6 +163,15 @@ function sse(v: string | undefined): 'AES256' | 'aws:kms' | null {
   throw new OpsError('bad_setting', `S3_SSE must be "AES256" or "aws:kms"; it is "${v}".`)
 }
 
+/** host:port of the error ingest listener ([v6]:port accepted); port 0 picks a free one. */
+function ingestAddr(v: string): { ingestHost: string; ingestPort: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v.trim())
+  const port = m ? Number(m[3]) : NaN
+  if (!m || port > 65535)
+    throw new OpsError('bad_setting', `ERROR_INGEST_ADDR must be host:port (e.g. 127.0.0.1:7481); it is "${v}".`)
+  return { ingestHost: m[1] ?? m[2], ingestPort: port }
+}
+
 export function loadConfig(input: ConfigInput = {}): Config {
   const env = input.env ?? process.env
   const dataDir = input.dataDir ?? defaultDataDir(env)
@@ -232,6 +252,15 @@ export function loadConfig(input: ConfigInput = {}): Config {
       s3KmsKeyId: raw.S3_SSE_KMS_KEY_ID ?? null,
     },
     metricsIntervalMs: num(raw.METRICS_INTERVAL_S, 'METRICS_INTERVAL_S', 1, 60) * 1000,
+    errors: {
+      ...ingestAddr(raw.ERROR_INGEST_ADDR ?? '127.0.0.1:7481'),
+      dsnKey: raw.ERROR_DSN_KEY ?? null,
+      retainDays: num(raw.ERROR_RETAIN_DAYS, 'ERROR_RETAIN_DAYS', 1, 3650),
+      eventsPerGroup: num(raw.ERROR_EVENTS_PER_GROUP, 'ERROR_EVENTS_PER_GROUP', 1, 1_000_000),
+      scrubEmails: !/^(off|0|false|no)$/i.test(raw.ERROR_SCRUB_EMAILS ?? 'on'),
+      scrubIps: /^(on|1|true|yes)$/i.test(raw.ERROR_SCRUB_IPS ?? 'off'),
+      ratePerClient: num(raw.ERROR_INGEST_RATE, 'ERROR_INGEST_RATE', 1, 10_000_000),
+    },
     adminEmails: (raw.ADMIN_EMAILS ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())
