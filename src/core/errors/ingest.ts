@@ -177,7 +177,12 @@ export async function startIngest(o: {
       return send(res, 200, { saved: name, release })
     }
     let key = authKey(req, url)
+    // A wrong key in the header or query is refused before the body is read.
+    if (key && !sameKey(key, o.key()))
+      throw new HttpError(403, 'rejected_auth', 'The DSN key is not this ingest\'s: use the DSN "examforge-ops errors dsn" prints.')
     const body = await readBody(req)
+    const enc = String(req.headers['content-encoding'] ?? '').toLowerCase()
+    if (enc && enc !== 'identity') o.sink.count(`encoding_${enc}`)
     let events: unknown[]
     if (route === 'store') {
       try {
