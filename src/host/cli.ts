@@ -12,6 +12,7 @@ import { summarise } from '../core/backup/summary'
 import { formatBytes } from '../core/health/probe'
 import { restoreCommand, restoreTestCommand, restoreUsage } from './cli-restore'
 import { openCommand, openUsage } from './cli-open'
+import { errorsCommand, errorsUsage } from './cli-errors'
 
 /** The CLI acts as the OS user running it (an administrator when OPS_OS_USERS maps it to one of ADMIN_EMAILS). */
 const me = osIdentity('cli')
@@ -43,6 +44,7 @@ ${openUsage}
                             Drop the chain's replication slot (its chain ends; the next backup is a full).
   metrics [--json]          The newest value of every metric series (host, database, Redis, web app), with units.
 ${restoreUsage}
+${errorsUsage}
   seed --scale N            Regenerate the sandbox data (1 ≈ 10 MB, 200 ≈ 2 GB). Sandbox only.
   help                      This text.
 
@@ -274,6 +276,8 @@ export async function main(argv: string[]): Promise<number> {
       return restoreTestCommand(rest, withOps, followJob, me, mustBeAdmin)
     case 'open':
       return openCommand(rest)
+    case 'errors':
+      return errorsCommand(rest, withOps)
     case 'seed': {
       const { values } = parseArgs({ args: rest, options: { scale: { type: 'string' }, json: { type: 'boolean' } } })
       const scale = Number(values.scale ?? '1')
@@ -308,7 +312,7 @@ export async function main(argv: string[]): Promise<number> {
         return v * unit
       }
       const sessions = { idleMs: minutes('OPS_SESSION_IDLE_MIN', 30, 60_000), maxMs: minutes('OPS_SESSION_MAX_H', 12, 3600_000) }
-      const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true, backupSchedule: true })
+      const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true, backupSchedule: true, errorIngest: true })
       const port = Number(values.port ?? process.env.OPS_PORT ?? 7480)
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new OpsError('bad_argument', '--port must be a port number (0 picks a free one).')
@@ -332,6 +336,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(
         `ExamForge Ops ${version} is serving on ${server.origin}${ops.sandbox.active ? ' (sandbox)' : ''}, ready in ${Date.now() - started} ms.\n` +
           `Open this one-time link in a browser (it lasts 5 minutes; "examforge-ops open" prints another):\n\n  ${server.launchUrl()}\n\n` +
+          (ops.errors.ingestUrl() ? `Error ingest (SDKs' DSN: "examforge-ops errors dsn") listens on ${ops.errors.ingestUrl()}.\n` : '') +
           (process.env.OPS_API_TOKEN ? 'Programs may read through /api/call/<method> with "Authorization: Bearer $OPS_API_TOKEN". ' : '') +
           'Press Ctrl+C to stop.\n',
       )

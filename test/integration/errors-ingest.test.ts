@@ -3,8 +3,10 @@ import { gzipSync, brotliCompressSync, deflateSync } from 'node:zlib'
 import { randomBytes } from 'node:crypto'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
+import { SourceMapGenerator } from 'source-map'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import type { Ops } from '../../src/core/ops'
+import type { ErrorGroup } from '../../src/shared/errors'
 import { createDatabase, query } from '../helpers/db'
 import { openOps } from '../helpers/ops'
 import { waitFor } from '../helpers/wait'
@@ -20,7 +22,7 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
   const post = (path: string, body: Buffer | string, headers: Record<string, string> = {}) =>
     fetch(`${base}${path}`, {
       method: 'POST',
-      body,
+      body: body as unknown as string,
       headers: { 'X-Sentry-Auth': `Sentry sentry_version=7, sentry_key=${key}`, ...headers },
     })
   const envelope = (...events: unknown[]) =>
@@ -51,7 +53,10 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
       timeout: 30_000,
     })
     expect(stdout).toContain('sent')
-    const quiz = await waitFor(async () => (await groups("reading 'score'")).find((g) => g.count === 3), 'three quiz errors in one group')
+    const quiz = await waitFor<ErrorGroup>(
+      async () => (await groups("reading 'score'")).find((g) => g.count === 3)!,
+      'three quiz errors in one group',
+    )
     expect(quiz.title).toMatch(/^TypeError: Cannot read properties of undefined/)
     expect(quiz.culprit).toContain('gradeQuiz')
     expect(quiz.users).toBe(1)
@@ -195,6 +200,68 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
     await send('Regressing bug', 'web@2')
     expect((await groups('Regressing bug'))[0].state).toBe('unresolved')
     await expect(ops.errors.setState([g.id, 'nope'], { state: 'resolved' })).rejects.toThrow(/no error group "nope"; nothing was changed/)
+  })
+
+  it('a minified stack with its uploaded source map groups and displays by original names', async () => {
+    const gen = new SourceMapGenerator({ file: 'main.9f8e7d6c.js' })
+    const source = Array.from({ length: 50 }, (_, i) => `// line ${i + 1}`)
+    source[41] = '    throw new QuizError(`Quiz ${id} cannot be graded`)'
+    gen.addMapping({
+      generated: { line: 1, column: 120 },
+      original: { line: 42, column: 4 },
+      source: 'webpack:///src/quiz/grade.ts',
+      name: 'gradeQuiz',
+    })
+    gen.addMapping({
+      generated: { line: 1, column: 300 },
+      original: { line: 10, column: 2 },
+      source: 'webpack:///src/routes/quiz.ts',
+      name: 'handleQuiz',
+    })
+    gen.setSourceContent('webpack:///src/quiz/grade.ts', source.join('\n'))
+    const refused = await fetch(`${base}/api/1/sourcemaps/?release=web@2.0.0&name=main.9f8e7d6c.js.map`, {
+      method: 'POST',
+      body: gen.toString(),
+    })
+    expect(refused.status).toBe(401)
+    const up = await fetch(`${base}/api/1/sourcemaps/?release=web@2.0.0&name=main.9f8e7d6c.js.map`, {
+      method: 'POST',
+      body: gen.toString(),
+      headers: { Authorization: `Bearer ${ops.errors.keys().uploadToken}` },
+    })
+    expect(up.status).toBe(200)
+    const minified = (fn: string, n: number) => ({
+      release: 'web@2.0.0',
+      exception: {
+        values: [
+          {
+            type: 'QuizError',
+            value: `Quiz ${n} cannot be graded`,
+            stacktrace: {
+              frames: [
+                { filename: 'app:///_next/main.9f8e7d6c.js', function: 'q', lineno: 1, colno: 301, in_app: true },
+                { filename: 'app:///_next/main.9f8e7d6c.js', function: fn, lineno: 1, colno: 121, in_app: true },
+              ],
+            },
+          },
+        ],
+      },
+    })
+    // Two builds minified the same function to different names: without the map they would be two groups.
+    for (const [fn, n] of [
+      ['a', 1],
+      ['zz', 2],
+      ['a', 3],
+    ] as const)
+      expect((await post('/api/1/store/', JSON.stringify(minified(fn, n)))).status).toBe(200)
+    const g = await groups('QuizError')
+    expect(g.length).toBe(1)
+    expect(g[0].count).toBe(3)
+    expect(g[0].culprit).toBe('gradeQuiz (src/quiz/grade.ts)')
+    const top = (await ops.errors.show(g[0].id)).event!.exceptions[0].frames.at(-1)!
+    expect(top).toMatchObject({ function: 'gradeQuiz', filename: 'src/quiz/grade.ts', lineno: 42 })
+    expect(top.contextLine).toContain('throw new QuizError')
+    expect(top.preContext.at(-1)).toBe('// line 41')
   })
 
   it('a client flooding the ingest gets 429 with Retry-After and X-Sentry-Rate-Limits', async () => {

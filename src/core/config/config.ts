@@ -167,8 +167,7 @@ function sse(v: string | undefined): 'AES256' | 'aws:kms' | null {
 function ingestAddr(v: string): { ingestHost: string; ingestPort: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v.trim())
   const port = m ? Number(m[3]) : NaN
-  if (!m || port > 65535)
-    throw new OpsError('bad_setting', `ERROR_INGEST_ADDR must be host:port (e.g. 127.0.0.1:7481); it is "${v}".`)
+  if (!m || port > 65535) throw new OpsError('bad_setting', `ERROR_INGEST_ADDR must be host:port (e.g. 127.0.0.1:7481); it is "${v}".`)
   return { ingestHost: m[1] ?? m[2], ingestPort: port }
 }
 

@@ -120,7 +120,12 @@ export const settingKeys: SettingKey[] = [
     secret: false,
     default: '127.0.0.1:7481',
   },
-  { key: 'ERROR_DSN_KEY', label: 'Error ingest DSN key (default: generated on first start, kept 0600 in the data folder)', kind: 'secret', secret: true },
+  {
+    key: 'ERROR_DSN_KEY',
+    label: 'Error ingest DSN key (default: generated on first start, kept 0600 in the data folder)',
+    kind: 'secret',
+    secret: true,
+  },
   { key: 'ERROR_RETAIN_DAYS', label: 'Keep error events for (days; counts stay)', kind: 'number', secret: false, default: '30' },
   { key: 'ERROR_EVENTS_PER_GROUP', label: 'Keep at most this many events per error group', kind: 'number', secret: false, default: '1000' },
   { key: 'ERROR_SCRUB_EMAILS', label: 'Scrub e-mail addresses from error events (on/off)', kind: 'text', secret: false, default: 'on' },

@@ -24,8 +24,8 @@ export class SourceMaps {
     return join(this.dir, safe(release))
   }
 
-  /** Keep one map (its JSON text) for a release; the name is the minified file's map name. */
-  save(release: string, name: string, text: string): void {
+  /** Throws when the text is not a version 3 source map. */
+  static check(name: string, text: string): void {
     let parsed: { version?: unknown; mappings?: unknown }
     try {
       parsed = JSON.parse(text) as { version?: unknown; mappings?: unknown }
@@ -33,6 +33,11 @@ export class SourceMaps {
       throw new Error(`${name} is not a source map (it is not JSON).`)
     }
     if (parsed.version !== 3 || typeof parsed.mappings !== 'string') throw new Error(`${name} is not a version 3 source map.`)
+  }
+
+  /** Keep one map (its JSON text) for a release; the name is the minified file's map name. */
+  save(release: string, name: string, text: string): void {
+    SourceMaps.check(name, text)
     const dir = this.releaseDir(release)
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     chmodSync(this.dir, 0o700)
