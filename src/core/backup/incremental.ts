@@ -93,8 +93,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
   const slot = o.parent.snapshot.slot
   if (!slot) throw new OpsError('no_chain', 'The parent set was not taken with a replication slot: take a full backup to start a chain.')
   // Connect timeout and keepalives; no statement timeout (the same session may wait on a slow catalog).
-  const c = pgClient(o.databaseUrl, {
-    application_name: 'examforge-ops:incremental',
+  const c = pgClient(o.databaseUrl, { application_name: 'examforge-ops:incremental',
     ...connectTimeouts({ connectTimeoutMs: o.connectTimeoutMs }),
   })
   c.on('error', () => {})

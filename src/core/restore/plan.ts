@@ -227,8 +227,7 @@ async function tryConnect(
   url: string,
   connectTimeoutMs?: number,
 ): Promise<{ client: pg.Client | null; missing: boolean; error: string | null }> {
-  const client = pgClient(url, {
-    application_name: 'examforge-ops:restore-plan',
+  const client = pgClient(url, { application_name: 'examforge-ops:restore-plan',
     ...connectTimeouts({ connectTimeoutMs, statementTimeoutMs: CATALOG_STATEMENT_TIMEOUT_MS }),
   })
   client.on('error', () => {})

@@ -85,8 +85,7 @@ export async function createSlotWithSnapshot(
   timeouts: DbTimeoutSettings = {},
 ): Promise<{ conn: pg.Client; lsn: string; snapshot: string }> {
   // A replication connection: connect timeout and keepalives, never a statement timeout.
-  const conn = pgClient(url, {
-    replication: 'database',
+  const conn = pgClient(url, { replication: 'database',
     application_name: 'examforge-ops:slot',
     ...connectTimeouts({ connectTimeoutMs: timeouts.connectTimeoutMs }),
   } as pg.ClientConfig)
@@ -133,8 +132,7 @@ export async function dropSlot(client: pg.ClientBase, name: string): Promise<voi
 
 /** A short-lived connection for catalog queries: connect timeout, keepalives and a statement timeout. */
 export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>, timeouts: DbTimeoutSettings = {}): Promise<T> {
-  const c = pgClient(url, {
-    application_name: 'examforge-ops:backup',
+  const c = pgClient(url, { application_name: 'examforge-ops:backup',
     ...connectTimeouts({ statementTimeoutMs: CATALOG_STATEMENT_TIMEOUT_MS, ...timeouts }),
   })
   c.on('error', () => {})

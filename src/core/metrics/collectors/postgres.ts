@@ -31,8 +31,7 @@ export function postgresCollector(url: string | null): Collector {
       try {
         if (!client) {
           // Kept open: keepalives notice a vanished server, and no query may hang a collection.
-          const c = pgClient(url!, {
-            application_name: 'examforge-ops:metrics',
+          const c = pgClient(url!, { application_name: 'examforge-ops:metrics',
             ...connectTimeouts({ connectTimeoutMs: 5000, statementTimeoutMs: 10_000 }),
           })
           c.on('error', () => {
