@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import { SourceMapGenerator } from 'source-map'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import type { Ops } from '../../src/core/ops'
+import { errorRuleSources } from '../../src/core/errors/alert-sources'
 import type { ErrorGroup } from '../../src/shared/errors'
 import { createDatabase, query } from '../helpers/db'
 import { openOps } from '../helpers/ops'
@@ -262,6 +263,25 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
     expect(top).toMatchObject({ function: 'gradeQuiz', filename: 'src/quiz/grade.ts', lineno: 42 })
     expect(top.contextLine).toContain('throw new QuizError')
     expect(top.preContext.at(-1)).toBe('// line 41')
+  })
+
+  it('registers alert sources: 10 in 5 minutes, new group, regression, spike', async () => {
+    const sources = Object.fromEntries(errorRuleSources(() => ops.store.pool()).map((s) => [s.kind, s]))
+    expect(Object.keys(sources).sort()).toEqual(['errors.count', 'errors.new_group', 'errors.regression', 'errors.spike'])
+    const now = Date.now()
+    const [count] = await sources['errors.count'].evaluate(sources['errors.count'].params.parse({}), now)
+    expect(count.value).toBeGreaterThanOrEqual(500)
+    expect(count.text).toMatch(/in 5 min \(threshold 10\)/)
+    // Nothing in a window that ended before the events.
+    const [before] = await sources['errors.count'].evaluate(sources['errors.count'].params.parse({}), now - 3_600_000)
+    expect(before.value).toBe(0)
+    const fresh = await sources['errors.new_group'].evaluate({ minutes: 10 }, now)
+    const invite = (await groups('Invite'))[0]
+    expect(fresh.find((r) => r.labels.group === invite.id)?.value).toBe(1)
+    const regressed = await sources['errors.regression'].evaluate({ minutes: 10 }, now)
+    expect(regressed.some((r) => r.value === 1 && r.text?.includes('regression'))).toBe(true)
+    const spikes = await sources['errors.spike'].evaluate(sources['errors.spike'].params.parse({}), now)
+    expect(spikes.find((r) => r.labels.group === invite.id)!.value).toBeGreaterThanOrEqual(5)
   })
 
   it('a client flooding the ingest gets 429 with Retry-After and X-Sentry-Rate-Limits', async () => {
