@@ -6,6 +6,7 @@ import { Overview } from './pages/Overview'
 import { Metrics } from './pages/Metrics'
 import { Restore } from './pages/restore/Restore'
 import { Settings } from './pages/Settings'
+import { Errors } from './pages/errors/Errors'
 import { useApp } from './stores/app'
 
 export function App() {
@@ -24,6 +25,8 @@ export function App() {
         <Restore />
       ) : page === 'metrics' ? (
         <Metrics />
+      ) : page === 'errors' ? (
+        <Errors />
       ) : (
         <Coming page={page} />
       )}

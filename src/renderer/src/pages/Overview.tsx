@@ -3,6 +3,49 @@ import { HealthTile } from '../components/HealthTile'
 import { Sparkline } from '../components/MetricChart'
 import { useApp, type Page } from '../stores/app'
 import { useMetrics } from '../stores/metrics'
+import { useErrors } from '../stores/errors'
+import { Time } from '../components/Time'
+
+/** Error groups first seen, or regressed, in the last 24 hours. */
+function NewErrors() {
+  const { recent, loadRecent, open } = useErrors()
+  const go = useApp((s) => s.go)
+  useEffect(() => {
+    void loadRecent()
+    const t = setInterval(() => void loadRecent(), 15_000)
+    return () => clearInterval(t)
+  }, [loadRecent])
+  if (!recent) return null
+  const rows = [...recent.regressed.map((g) => ({ g, kind: 'regressed' })), ...recent.fresh.map((g) => ({ g, kind: 'new' }))]
+  return (
+    <section data-testid="overview-errors">
+      <h2>New and regressed errors (24 h)</h2>
+      {rows.length ? (
+        <ul className="changes">
+          {rows.slice(0, 8).map(({ g, kind }) => (
+            <li key={`${kind}-${g.id}`}>
+              <span className={`pill small state-${kind === 'new' ? 'unresolved' : 'regressed'}`}>{kind}</span>{' '}
+              <button
+                className="link"
+                onClick={() => {
+                  void open(g.id)
+                  go('errors')
+                }}
+              >
+                {g.title}
+              </button>{' '}
+              <span className="muted">
+                {g.count} events · last <Time at={g.lastSeen} />
+              </span>
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="muted">No new or regressed error groups in the last 24 hours.</p>
+      )}
+    </section>
+  )
+}
 
 /** The key series drawn under a service's tile. */
 const SPARK: Partial<Record<string, string>> = {
@@ -20,9 +63,9 @@ const upcoming: { page: Page; title: string; text: string }[] = [
   },
   { page: 'metrics', title: 'Metrics', text: 'Live and historical charts of the host, PostgreSQL, Redis and the web app.' },
   {
-    page: 'errors',
-    title: 'Errors, alerts, incidents',
-    text: 'Grouped application errors with breadcrumbs, threshold alerts and incident reports.',
+    page: 'alerts',
+    title: 'Alerts, incidents',
+    text: 'Threshold alerts (error counts among them) and incident reports.',
   },
 ]
 
@@ -56,6 +99,7 @@ export function Overview() {
           )) ?? <p className="muted">Loading…</p>}
         </div>
       </section>
+      {info?.capabilities.errors && <NewErrors />}
       {coming.length > 0 && (
         <section>
           <h2>Coming next</h2>
