@@ -103,6 +103,7 @@ export async function createOps(opts: OpsOptions) {
     try {
       const ing = await errors.startIngest()
       log.info('error ingest listening', { url: ing.url })
+      services?.reportErrors(errors.dsn())
     } catch (e) {
       // The console still starts; the Errors page and Health say the ingest is not running.
       log.warn(

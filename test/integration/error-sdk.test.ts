@@ -6,6 +6,9 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { ErrorTracker } from '../../packages/error-tracker/src/index'
 import type { Ops } from '../../src/core/ops'
+import { startSandboxWebApp } from '../../src/core/sandbox/webapp'
+import { silentLogger } from '../../src/core/log/logger'
+import { pgPool } from '../../src/core/db/connect'
 import { createDatabase } from '../helpers/db'
 import { openOps } from '../helpers/ops'
 import { waitFor } from '../helpers/wait'
@@ -60,6 +63,35 @@ describe('our error-tracker SDK against the real ingest', () => {
     const c = await ops.errors.show(crash.id)
     expect(c.event!.breadcrumbs.map((b) => b.message)).toEqual(['GET /quiz/1', 'GET /quiz/2', 'GET /quiz/3', 'grading worker started'])
     expect(c.event!.exceptions[0].frames.some((f) => f.inApp && f.filename?.includes('sdk-app.cjs'))).toBe(true)
+  })
+
+  it('the sandbox web app raises a realistic mix of errors with our SDK, grouped into a few recurring bugs', async () => {
+    const pool = pgPool(db.url, { max: 2 })
+    const app = await startSandboxWebApp({ pool, redisUrl: null, log: silentLogger, visitsPerSecond: 20, errorRate: 1 })
+    try {
+      app.reportErrors(ops.errors.dsn())
+      const list = await waitFor(
+        async () => {
+          const r = await ops.errors.list({ limit: 100 })
+          const n = r.groups.reduce((a, g) => a + g.count, 0)
+          return n >= 40 && r.groups.some((g) => g.title.startsWith('TypeError')) ? r.groups : null
+        },
+        'forty sandbox errors',
+        45_000,
+      )
+      const sandboxGroups = list.filter((g) => g.environments.includes('sandbox'))
+      // Recurring bugs collapse: far fewer groups than events.
+      expect(sandboxGroups.length).toBeLessThan(15)
+      const quiz = sandboxGroups.find((g) => g.title.startsWith('TypeError'))!
+      expect(quiz.culprit).toContain('loadQuizQuestions')
+      const d = await ops.errors.show(quiz.id)
+      expect(d.event!.breadcrumbs.some((b) => b.category === 'http')).toBe(true)
+      expect(d.event!.request!.headers.cookie).toBe('[Filtered]')
+      expect(d.event!.user!.id).toMatch(/^user-\d+$/)
+    } finally {
+      await app.stop()
+      await pool.end()
+    }
   })
 
   it('never throws, bounds its queue and counts drops, retries with back-off, flushes', async () => {
