@@ -4,7 +4,8 @@
 // backup (full backup vs pg_dump -Fd -j2 vs raw COPY on the machine's PostgreSQL; BENCH_PG_URL, BENCH_SCALE=200 ≈ 2 GB);
 // incremental (1% of rows changed: incremental vs full, on an embedded PostgreSQL with wal_level=logical; BENCH_INC_SCALE=50);
 // restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200);
-// metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium).
+// metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);
+// errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s with memory, the Errors list over 100,000 events).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,6 +22,7 @@ const suites = {
   incremental: () => built().incrementalBench(),
   restore: (o) => builtRestore().restoreBench(o),
   metrics: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-metrics.js')).metricsBench(o),
+  errors: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(),
 }
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const names = wanted.length ? wanted : Object.keys(suites)

@@ -79,7 +79,7 @@ describe('our error-tracker SDK against the real ingest', () => {
         'forty sandbox errors',
         45_000,
       )
-      const sandboxGroups = list.filter((g) => g.environments.includes('sandbox'))
+      const sandboxGroups = list!.filter((g) => g.environments.includes('sandbox'))
       // Recurring bugs collapse: far fewer groups than events.
       expect(sandboxGroups.length).toBeLessThan(15)
       const quiz = sandboxGroups.find((g) => g.title.startsWith('TypeError'))!

@@ -30,6 +30,12 @@ describe('grouping (Sentry order)', () => {
         ).hash,
       )
     expect(hashes.size).toBe(1)
+    const webhooks = new Set(
+      ['evt_1Pz9Qk2LmX arrived 40s late', 'evt_1Nq2x8Lk3j arrived 300s late', 'evt_k3j4h5g6f7 arrived 2 minutes late'].map(
+        (m) => groupEvent(normalizeEvent({ message: `Stripe webhook ${m}` }, '1')).hash,
+      ),
+    )
+    expect(webhooks.size).toBe(1)
     const other = groupEvent(normalizeEvent({ message: 'Team 4 has no owner' }, '1')).hash
     expect(hashes.has(other)).toBe(false)
   })

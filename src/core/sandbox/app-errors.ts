@@ -57,7 +57,7 @@ export class SandboxErrors {
       else if (r < 0.7) readThroughCache(`quiz:${Math.floor(Math.random() * 200)}`, 2000 + Math.floor(Math.random() * 500))
       else if (r < 0.85) {
         this.tracker.captureMessage(
-          `Stripe webhook evt_${Math.random().toString(36).slice(2, 12)} arrived ${Math.round(30 + Math.random() * 300)}s late`,
+          `Stripe webhook evt_1${Math.random().toString(36).slice(2, 12)} arrived ${Math.round(30 + Math.random() * 300)}s late`,
           ctx,
           'warning',
         )
