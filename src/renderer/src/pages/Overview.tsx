@@ -16,7 +16,12 @@ function NewErrors() {
     return () => clearInterval(t)
   }, [loadRecent])
   if (!recent) return null
-  const rows = [...recent.regressed.map((g) => ({ g, kind: 'regressed' })), ...recent.fresh.map((g) => ({ g, kind: 'new' }))]
+  const regressedIds = new Set(recent.regressed.map((g) => g.id))
+  // A group both new and regressed today is shown once, as regressed.
+  const rows = [
+    ...recent.regressed.map((g) => ({ g, kind: 'regressed' })),
+    ...recent.fresh.filter((g) => !regressedIds.has(g.id)).map((g) => ({ g, kind: 'new' })),
+  ]
   return (
     <section data-testid="overview-errors">
       <h2>New and regressed errors (24 h)</h2>
@@ -35,7 +40,7 @@ function NewErrors() {
                 {g.title}
               </button>{' '}
               <span className="muted">
-                {g.count} events · last <Time at={g.lastSeen} />
+                {g.count} event{g.count === 1 ? '' : 's'} · last <Time at={g.lastSeen} />
               </span>
             </li>
           ))}
