@@ -23,7 +23,7 @@ describe('grouping (Sentry order)', () => {
         groupEvent(
           normalizeEvent(
             {
-              message: `Quiz ${i} for user${i}@school.org (attempt ${i * 7}, ref ${randomBytes(6).toString('hex')}, order ${1_000_000_000 + i * 7919}) could not be graded`,
+              message: `Quiz ${i} for user${i}@school.org (attempt ${i * 7}, ref ${randomBytes(6).toString('hex')}, key ${String(100000000 + i * 7)}d, order ${1_000_000_000 + i * 7919}) could not be graded after ${i ** 3}ms`,
             },
             '1',
           ),

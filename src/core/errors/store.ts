@@ -77,55 +77,64 @@ export class ErrorStore {
       const events: unknown[] = []
       const counts = new Map<string, number>()
       const users: { group_id: string; user_key: string }[] = []
-      for (const [hash, items] of byHash) {
-        const latest = items.reduce((a, b) => (b.ev.timestamp >= a.ev.timestamp ? b : a))
-        const { title, culprit, type } = titleOf(latest.ev)
-        const level = items.reduce((l, p) => ((SEVERITY[p.ev.level] ?? 3) > (SEVERITY[l] ?? 3) ? p.ev.level : l), latest.ev.level as string)
-        const releases = [...new Set(items.map((p) => p.ev.release).filter((r): r is string => !!r))]
-        const envs = [...new Set(items.map((p) => p.ev.environment).filter((r): r is string => !!r))]
-        const first = Math.min(...items.map((p) => p.ev.timestamp))
-        const last = Math.max(...items.map((p) => p.ev.timestamp))
-        const g = latest.grouping
-        const { rows } = await c.query<{
-          id: string
-          state: GroupState
-          resolved_in_release: string | null
-          ignore_until: Date | null
-          ignore_until_count: string | null
-          count: string
-          inserted: boolean
-        }>(
-          `INSERT INTO ops.error_groups AS g (id, project, hash, method, explanation, components, title, culprit, type, level,
-             first_seen, last_seen, count, releases, environments, last_release)
-           VALUES (left($1, 12), $2, $1, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10 / 1000.0), to_timestamp($11 / 1000.0), $12, $13, $14, $15)
-           ON CONFLICT (hash) DO UPDATE SET
-             count = g.count + EXCLUDED.count,
-             first_seen = least(g.first_seen, EXCLUDED.first_seen),
-             last_seen = greatest(g.last_seen, EXCLUDED.last_seen),
-             title = EXCLUDED.title, culprit = EXCLUDED.culprit, level = EXCLUDED.level,
-             releases = (SELECT coalesce(array_agg(DISTINCT r), '{}') FROM unnest(g.releases || EXCLUDED.releases) r),
-             environments = (SELECT coalesce(array_agg(DISTINCT r), '{}') FROM unnest(g.environments || EXCLUDED.environments) r),
-             last_release = coalesce(EXCLUDED.last_release, g.last_release)
-           RETURNING id, state, resolved_in_release, ignore_until, ignore_until_count, count, (xmax = 0) AS inserted`,
-          [
+      // Every group of the batch upserted in one statement (sorted by hash, so concurrent writers lock in one order).
+      const rowsIn = [...byHash.entries()]
+        .sort(([x], [y]) => (x < y ? -1 : 1))
+        .map(([hash, items]) => {
+          const latest = items.reduce((a, b) => (b.ev.timestamp >= a.ev.timestamp ? b : a))
+          const { title, culprit, type } = titleOf(latest.ev)
+          return {
             hash,
-            latest.ev.project,
-            g.method,
-            g.explanation,
-            JSON.stringify(g.components.slice(0, 200)),
+            project: latest.ev.project,
+            method: latest.grouping.method,
+            explanation: latest.grouping.explanation,
+            components: latest.grouping.components.slice(0, 200),
             title,
             culprit,
             type,
-            level,
-            first,
-            last,
-            items.length,
-            releases,
-            envs,
-            latest.ev.release,
-          ],
-        )
-        const r = rows[0]
+            level: items.reduce((l, p) => ((SEVERITY[p.ev.level] ?? 3) > (SEVERITY[l] ?? 3) ? p.ev.level : l), latest.ev.level as string),
+            first_ms: Math.min(...items.map((p) => p.ev.timestamp)),
+            last_ms: Math.max(...items.map((p) => p.ev.timestamp)),
+            n: items.length,
+            releases: [...new Set(items.map((p) => p.ev.release).filter((r): r is string => !!r))],
+            environments: [...new Set(items.map((p) => p.ev.environment).filter((r): r is string => !!r))],
+            last_release: latest.ev.release,
+          }
+        })
+      const { rows: upserted } = await c.query<{
+        id: string
+        hash: string
+        state: GroupState
+        resolved_in_release: string | null
+        ignore_until: Date | null
+        ignore_until_count: string | null
+        count: string
+        inserted: boolean
+      }>(
+        `INSERT INTO ops.error_groups AS g (id, project, hash, method, explanation, components, title, culprit, type, level,
+           first_seen, last_seen, count, releases, environments, last_release)
+         SELECT left(x.hash, 12), x.project, x.hash, x.method, x.explanation, x.components, x.title, x.culprit, x.type, x.level,
+           to_timestamp(x.first_ms / 1000.0), to_timestamp(x.last_ms / 1000.0), x.n,
+           ARRAY(SELECT jsonb_array_elements_text(x.releases)), ARRAY(SELECT jsonb_array_elements_text(x.environments)), x.last_release
+         FROM jsonb_to_recordset($1::jsonb) AS x(hash text, project text, method text, explanation text, components jsonb, title text,
+           culprit text, type text, level text, first_ms double precision, last_ms double precision, n bigint, releases jsonb,
+           environments jsonb, last_release text)
+         ON CONFLICT (hash) DO UPDATE SET
+           count = g.count + EXCLUDED.count,
+           first_seen = least(g.first_seen, EXCLUDED.first_seen),
+           last_seen = greatest(g.last_seen, EXCLUDED.last_seen),
+           title = EXCLUDED.title, culprit = EXCLUDED.culprit, level = EXCLUDED.level,
+           releases = CASE WHEN EXCLUDED.releases <@ g.releases THEN g.releases
+             ELSE (SELECT coalesce(array_agg(DISTINCT r), '{}') FROM unnest(g.releases || EXCLUDED.releases) r) END,
+           environments = CASE WHEN EXCLUDED.environments <@ g.environments THEN g.environments
+             ELSE (SELECT coalesce(array_agg(DISTINCT r), '{}') FROM unnest(g.environments || EXCLUDED.environments) r) END,
+           last_release = coalesce(EXCLUDED.last_release, g.last_release)
+         RETURNING id, hash, state, resolved_in_release, ignore_until, ignore_until_count, count, (xmax = 0) AS inserted`,
+        [JSON.stringify(rowsIn)],
+      )
+      const byHashRow = new Map(upserted.map((r) => [r.hash, r]))
+      for (const [hash, items] of byHash) {
+        const r = byHashRow.get(hash)!
         let regressed = false
         if (r.state === 'resolved') {
           // "Resolved in the next release": events of the release that was current when it was resolved do not count.
