@@ -284,6 +284,38 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
     expect(spikes.find((r) => r.labels.group === invite.id)!.value).toBeGreaterThanOrEqual(5)
   })
 
+  it('retention drops whole day partitions and keeps at most N events per group, while counts stay exact', async () => {
+    const day = 86_400_000
+    const old = Date.now() - 40 * day
+    const store = ops.errors.store
+    await store.write(
+      await ops.errors.prepare(
+        '1',
+        Array.from({ length: 5 }, (_, i) => ({ message: `Retention probe ${i}` })),
+        old,
+      ),
+    )
+    await store.write(
+      await ops.errors.prepare(
+        '1',
+        Array.from({ length: 7 }, (_, i) => ({ message: `Retention probe ${i}` })),
+      ),
+    )
+    const g = (await groups('Retention probe'))[0]
+    expect(g.count).toBe(12)
+    const partitions = async () =>
+      (await query<{ n: string }>(db.url, `SELECT relname AS n FROM pg_class WHERE relname LIKE 'error_events_p%' AND relkind = 'r'`)).map(
+        (r) => r.n,
+      )
+    const oldName = `error_events_p${new Date(old).toISOString().slice(0, 10).replace(/-/g, '')}`
+    expect(await partitions()).toContain(oldName)
+    const r = await store.prune(30, 4)
+    expect(r.partitionsDropped).toBe(1)
+    expect(await partitions()).not.toContain(oldName)
+    expect((await ops.errors.show(g.id)).eventCount).toBe(4)
+    expect((await groups('Retention probe'))[0].count).toBe(12)
+  })
+
   it('a client flooding the ingest gets 429 with Retry-After and X-Sentry-Rate-Limits', async () => {
     const small = await openOps(
       { DATABASE_URL: db.url, ERROR_INGEST_ADDR: '127.0.0.1:0', ERROR_INGEST_RATE: '5' },

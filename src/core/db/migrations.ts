@@ -159,6 +159,7 @@ export const migrations: Migration[] = [
       -- Events by day of arrival: retention drops whole partitions (see core/errors/store.ts).
       CREATE TABLE ops.error_events (
         received_at timestamptz NOT NULL,
+        seq bigserial,
         id text NOT NULL,
         group_id text NOT NULL,
         occurred_at timestamptz NOT NULL,
@@ -168,7 +169,7 @@ export const migrations: Migration[] = [
         user_key text,
         event jsonb NOT NULL
       ) PARTITION BY RANGE (received_at);
-      CREATE INDEX error_events_group ON ops.error_events (group_id, received_at DESC);
+      CREATE INDEX error_events_group ON ops.error_events (group_id, occurred_at DESC, seq DESC);
       CREATE TABLE ops.error_ingest_stats (
         outcome text PRIMARY KEY,
         count bigint NOT NULL DEFAULT 0

@@ -36,10 +36,10 @@ const PARAMS: [RegExp, string | ((m: string) => string)][] = [
   [/\b[0-9a-f]{32}\b|\b[0-9a-f]{40}\b|\b[0-9a-f]{64}\b/gi, '<hash>'],
   [/\b0x[0-9a-f]+\b/gi, '<hex>'],
   // Ids: hex digits with at least one digit, 8 or more long (object ids, short hashes, long numbers).
-  [/(?<![0-9a-z])(?!\d+(?:ns|us|ms|s|m|h|d)(?![0-9a-z]))(?=[0-9a-f]*\d)[0-9a-f]{8,}(?![0-9a-z])/gi, '<id>'],
+  [/(?<![0-9a-z])(?=[0-9a-f]*\d)[0-9a-f]{8,}(?![0-9a-z])/gi, '<id>'],
   // Other ids mixing letters and digits (Stripe's evt_1Nq2…, base36 keys), also after an underscore.
   [
-    /(?<![0-9a-z])(?!\d+(?:ns|us|ms|s|sec|secs|m|min|mins|h|d|days)(?![0-9a-z]))(?=[0-9a-z]*\d)(?=[0-9a-z]*[a-z])[0-9a-z]{8,}(?![0-9a-z])/gi,
+    /(?<![0-9a-z])(?!\d+(?:ns|us|ms|sec|secs|min|mins|days)(?![0-9a-z]))(?=[0-9a-z]*\d)(?=[0-9a-z]*[a-z])[0-9a-z]{8,}(?![0-9a-z])/gi,
     '<id>',
   ],
   [/\b\d+(?:\.\d+)?\s?(?:ns|µs|us|ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)\b/gi, '<duration>'],

@@ -109,12 +109,12 @@ async function groupRow(db: pg.Pool, id: string): Promise<GroupRow> {
 export async function showGroup(db: pg.Pool, id: string, eventId?: string, now = Date.now()): Promise<ErrorGroupDetail> {
   const r = await groupRow(db, id)
   const pick = eventId
-    ? await db.query<{ id: string; received_at: Date; occurred_at: Date; event: ErrorGroupDetail['event'] }>(
-        `SELECT id, received_at, occurred_at, event FROM ops.error_events WHERE group_id = $1 AND id = $2 LIMIT 1`,
+    ? await db.query<{ id: string; seq: string; occurred_at: Date; event: ErrorGroupDetail['event'] }>(
+        `SELECT id, seq, occurred_at, event FROM ops.error_events WHERE group_id = $1 AND id = $2 LIMIT 1`,
         [r.id, eventId],
       )
-    : await db.query<{ id: string; received_at: Date; occurred_at: Date; event: ErrorGroupDetail['event'] }>(
-        `SELECT id, received_at, occurred_at, event FROM ops.error_events WHERE group_id = $1 ORDER BY received_at DESC, occurred_at DESC, id DESC LIMIT 1`,
+    : await db.query<{ id: string; seq: string; occurred_at: Date; event: ErrorGroupDetail['event'] }>(
+        `SELECT id, seq, occurred_at, event FROM ops.error_events WHERE group_id = $1 ORDER BY occurred_at DESC, seq DESC LIMIT 1`,
         [r.id],
       )
   if (eventId && !pick.rows[0])
@@ -124,9 +124,9 @@ export async function showGroup(db: pg.Pool, id: string, eventId?: string, now =
     cur
       ? ((
           await db.query<{ id: string }>(
-            `SELECT id FROM ops.error_events WHERE group_id = $1 AND (received_at, occurred_at, id) ${op} ($2, $3, $4)
-             ORDER BY received_at ${op === '<' ? 'DESC' : 'ASC'}, occurred_at ${op === '<' ? 'DESC' : 'ASC'}, id ${op === '<' ? 'DESC' : 'ASC'} LIMIT 1`,
-            [r.id, cur.received_at, cur.occurred_at, cur.id],
+            `SELECT id FROM ops.error_events WHERE group_id = $1 AND (occurred_at, seq) ${op} ($2, $3)
+             ORDER BY occurred_at ${op === '<' ? 'DESC' : 'ASC'}, seq ${op === '<' ? 'DESC' : 'ASC'} LIMIT 1`,
+            [r.id, cur.occurred_at, cur.seq],
           )
         ).rows[0]?.id ?? null)
       : null

@@ -172,9 +172,12 @@ export class ErrorStore {
           if (uk) users.push({ group_id: r.id, user_key: uk })
         }
       }
-      await c.query(`INSERT INTO ops.error_events SELECT * FROM json_populate_recordset(null::ops.error_events, $1::json)`, [
-        JSON.stringify(events),
-      ])
+      await c.query(
+        `INSERT INTO ops.error_events (received_at, id, group_id, occurred_at, level, release, environment, user_key, event)
+         SELECT received_at, id, group_id, occurred_at, level, release, environment, user_key, event
+         FROM json_populate_recordset(null::ops.error_events, $1::json)`,
+        [JSON.stringify(events)],
+      )
       await c.query(
         `INSERT INTO ops.error_counts AS c (group_id, hour, count)
          SELECT split_part(k, E'\\n', 1), split_part(k, E'\\n', 2)::timestamptz, v::bigint FROM json_each_text($1::json) AS j(k, v)
@@ -237,7 +240,7 @@ export class ErrorStore {
     const del = await db.query(
       `DELETE FROM ops.error_events e USING (
          SELECT id, received_at FROM (
-           SELECT id, received_at, row_number() OVER (PARTITION BY group_id ORDER BY received_at DESC) AS rn
+           SELECT id, received_at, row_number() OVER (PARTITION BY group_id ORDER BY occurred_at DESC, seq DESC) AS rn
            FROM ops.error_events WHERE group_id IN (SELECT id FROM ops.error_groups WHERE count > $1)) r WHERE rn > $1) x
        WHERE e.id = x.id AND e.received_at = x.received_at`,
       [perGroup],
