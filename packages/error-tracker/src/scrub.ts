@@ -25,29 +25,47 @@ function luhn(digits: string): boolean {
   return sum % 10 === 0
 }
 
-const RULES: [RegExp, (m: string, ...g: string[]) => string][] = [
-  [/([a-z][a-z0-9+.-]*:\/\/[^:/@\s"']*:)[^@\s"']+@/gi, (_m, head: string) => `${head}${FILTERED}@`],
-  [/\b(bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{6,}/gi, (_m, kind: string) => `${kind} ${FILTERED}`],
+/** A quick look for any sensitive key word, before the full key patterns. */
+const KEYISH = /pass|pwd|secret|key|auth|cred|token|session|cookie|csrf|xsrf/i
+
+function digitCount(s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 48 && c <= 57) n++
+  }
+  return n
+}
+
+const RULES: [RegExp, (m: string, ...g: string[]) => string, (s: string) => boolean][] = [
+  [/([a-z][a-z0-9+.-]*:\/\/[^:/@\s"']*:)[^@\s"']+@/gi, (_m, head: string) => `${head}${FILTERED}@`, (s) => s.includes('://')],
+  [/\b(bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{6,}/gi, (_m, kind: string) => `${kind} ${FILTERED}`, (s) => s.includes(' ')],
   [
     new RegExp(`(["']?(?:${KEY_WORDS})["']?\\s*:\\s*)(["'])(?:(?!\\2).)*\\2`, 'gi'),
     (_m, head: string, q: string) => `${head}${q}${FILTERED}${q}`,
+    (s) => s.includes(':') && KEYISH.test(s),
   ],
-  [new RegExp(`\\b((?:${KEY_WORDS})\\s*[=:]\\s*)(?!\\[Filtered\\])[^\\s&;,'"]+`, 'gi'), (_m, head: string) => `${head}${FILTERED}`],
-  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, () => FILTERED],
+  [
+    new RegExp(`\\b((?:${KEY_WORDS})\\s*[=:]\\s*)(?!\\[Filtered\\])[^\\s&;,'"]+`, 'gi'),
+    (_m, head: string) => `${head}${FILTERED}`,
+    (s) => s.includes('=') || s.includes(':'),
+  ],
+  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, () => FILTERED, (s) => s.includes('eyJ')],
   [
     /\b\d(?:[ -]?\d){12,18}\b/g,
     (m: string) => {
       const d = m.replace(/[ -]/g, '')
       return d.length >= 13 && d.length <= 19 && luhn(d) ? FILTERED : m
     },
+    (s) => s.length >= 13 && digitCount(s) >= 13,
   ],
 ]
 const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g
 
 export function scrubText(s: string, emails: boolean): string {
   let out = s
-  for (const [re, rep] of RULES) out = out.replace(re, rep as (m: string) => string)
-  return emails ? out.replace(EMAIL, FILTERED) : out
+  for (const [re, rep, maybe] of RULES) if (maybe(out)) out = out.replace(re, rep as (m: string) => string)
+  return emails && out.includes('@') ? out.replace(EMAIL, FILTERED) : out
 }
 
 export function scrubValue(v: unknown, emails: boolean, depth = 0): unknown {

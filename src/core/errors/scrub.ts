@@ -49,20 +49,38 @@ export function luhn(digits: string): boolean {
 
 const KEY_WORDS =
   'password|passwd|passphrase|pwd|secret|api[-_]?key|apikey|auth[a-z_]*|credentials?|mysql_pwd|private[-_]?key|[a-z_]*token|session[a-z_]*|cookie|csrf[a-z_]*|xsrf[a-z_]*'
-const TEXT_RULES: [RegExp, (m: string, ...g: string[]) => string][] = [
+/** A quick look for any sensitive key word, before the full key patterns. */
+const KEYISH = /pass|pwd|secret|key|auth|cred|token|session|cookie|csrf|xsrf/i
+
+function digitCount(s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 48 && c <= 57) n++
+  }
+  return n
+}
+
+/** Each rule with a cheap test first: most strings (names, paths, short values) skip the costly patterns. */
+const TEXT_RULES: [RegExp, (m: string, ...g: string[]) => string, (s: string) => boolean][] = [
   // scheme://user:password@host (connection strings, URLs with credentials)
-  [/([a-z][a-z0-9+.-]*:\/\/[^:/@\s"']*:)[^@\s"']+@/gi, (_m, head: string) => `${head}${FILTERED}@`],
+  [/([a-z][a-z0-9+.-]*:\/\/[^:/@\s"']*:)[^@\s"']+@/gi, (_m, head: string) => `${head}${FILTERED}@`, (s) => s.includes('://')],
   // Authorization-style values: "Bearer abc.def", "Basic dXNlcjpwYXNz"
-  [/\b(bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{6,}/gi, (_m, kind: string) => `${kind} ${FILTERED}`],
+  [/\b(bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{6,}/gi, (_m, kind: string) => `${kind} ${FILTERED}`, (s) => s.includes(' ')],
   // "key": "value" / 'key': 'value' (JSON or object literals inside messages)
   [
     new RegExp(`(["']?(?:${KEY_WORDS})["']?\\s*:\\s*)(["'])(?:(?!\\2).)*\\2`, 'gi'),
     (_m, head: string, q: string) => `${head}${q}${FILTERED}${q}`,
+    (s) => s.includes(':') && KEYISH.test(s),
   ],
   // key=value and key: value (query strings, connection strings, log-ish messages)
-  [new RegExp(`\\b((?:${KEY_WORDS})\\s*[=:]\\s*)(?!\\[Filtered\\])[^\\s&;,'"]+`, 'gi'), (_m, head: string) => `${head}${FILTERED}`],
+  [
+    new RegExp(`\\b((?:${KEY_WORDS})\\s*[=:]\\s*)(?!\\[Filtered\\])[^\\s&;,'"]+`, 'gi'),
+    (_m, head: string) => `${head}${FILTERED}`,
+    (s) => s.includes('=') || s.includes(':'),
+  ],
   // JSON Web Tokens anywhere
-  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, () => FILTERED],
+  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, () => FILTERED, (s) => s.includes('eyJ')],
   // Card numbers: 13 to 19 digits, optionally grouped by spaces or dashes, that pass Luhn
   [
     /\b\d(?:[ -]?\d){12,18}\b/g,
@@ -70,6 +88,7 @@ const TEXT_RULES: [RegExp, (m: string, ...g: string[]) => string][] = [
       const digits = m.replace(/[ -]/g, '')
       return digits.length >= 13 && digits.length <= 19 && luhn(digits) ? FILTERED : m
     },
+    (s) => s.length >= 13 && digitCount(s) >= 13,
   ],
 ]
 const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g
@@ -79,8 +98,8 @@ const IPV6 = /\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b/gi
 /** Scrub one string. */
 export function scrubText(s: string, opts: ScrubOptions = defaultScrub): string {
   let out = s
-  for (const [re, rep] of TEXT_RULES) out = out.replace(re, rep as (m: string) => string)
-  if (opts.emails) out = out.replace(EMAIL, FILTERED)
+  for (const [re, rep, maybe] of TEXT_RULES) if (maybe(out)) out = out.replace(re, rep as (m: string) => string)
+  if (opts.emails && out.includes('@')) out = out.replace(EMAIL, FILTERED)
   if (opts.ips) out = out.replace(IPV4, FILTERED).replace(IPV6, FILTERED)
   return out
 }
