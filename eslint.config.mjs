@@ -21,7 +21,7 @@ const noElectron = {
 }
 
 export default tseslint.config(
-  { ignores: ['out/**', 'dist/**', 'node_modules/**', 'test-results/**', 'bench/results/**'] },
+  { ignores: ['out/**', 'dist/**', 'packages/*/dist/**', 'node_modules/**', 'test-results/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -16,6 +16,8 @@ const steps = [
   ['lint', npm, ['run', '--silent', 'lint']],
   ['typecheck', npm, ['run', '--silent', 'typecheck']],
   ['build', npm, ['run', '--silent', 'build']],
+  // The error-tracker SDK the web app installs: its own build (plain tsc), tested from its source and its dist.
+  ['sdk build', npx, ['tsc', '-p', 'packages/error-tracker/tsconfig.json']],
 ]
 for (const [name, cmd, args] of steps) {
   process.stderr.write(`\n== ${name} ==\n`)

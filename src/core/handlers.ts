@@ -166,6 +166,31 @@ export const handlers: Handlers = {
   'alerts.ack': (ops, i, ctx) => ops.alerts.ack(i.id, ctx.who),
   'alerts.test': (ops, i, ctx) => ops.alerts.testChannel(i.channel, ctx.who),
   'alerts.export': (ops) => ({ text: exportRules(ops.alerts.rules().map((r) => r.rule)) }),
+  'errors.list': (ops, input) => ops.errors.list(input),
+  'errors.get': (ops, input) => ops.errors.show(input.groupId, input.eventId),
+  'errors.setState': async (ops, input, ctx) => {
+    const change =
+      input.state === 'resolved'
+        ? { state: 'resolved' as const, inNextRelease: input.inNextRelease }
+        : input.state === 'ignored'
+          ? { state: 'ignored' as const, untilMs: input.untilMs, untilCount: input.untilCount }
+          : { state: 'unresolved' as const }
+    const changed = await ops.errors.setState(input.groupIds, change)
+    await ops.audit.record({
+      actor: ctx.who,
+      action: `errors.${input.state}`,
+      target: changed.join(','),
+      outcome: 'succeeded',
+      details: change,
+    })
+    return { changed }
+  },
+  'errors.dsn': (ops) => ({
+    dsn: ops.errors.dsn(),
+    listening: ops.errors.ingestUrl() != null,
+    address: `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
+  }),
+  'errors.recent': (ops, input) => ops.errors.recent(input.sinceMs),
   'sandbox.seed': (ops, input, ctx) => {
     if (!ops.sandbox.active)
       throw new OpsError('not_sandbox', 'Generating data is only offered in the sandbox; a configured database is never overwritten.')

@@ -32,6 +32,8 @@ import { sandboxServices } from './sandbox/services'
 import { openToOthers } from './storage/local'
 import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
+import { errorRuleSources } from './errors/alert-sources'
+import { ErrorService } from './errors/service'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
 import { version } from './version'
 import { AlertEngine } from './alerts/engine'
@@ -57,6 +59,8 @@ export interface OpsOptions {
   sandboxActivity?: boolean
   /** How this face restarts itself (the Electron shell: app.relaunch() then quit); absent where it cannot (the host). */
   restart?: () => void
+  /** Run the error ingest listener on ERROR_INGEST_ADDR (the host/agent does; one-shot commands do not). */
+  errorIngest?: boolean
 }
 
 export interface SandboxState {
@@ -107,6 +111,19 @@ export async function createOps(opts: OpsOptions) {
 
   const store = new OpsStore(opsUrl, log.child('store'))
   await store.ready()
+  const errors = new ErrorService({ config, pool: () => store.pool(), log: log.child('errors') })
+  if (opts.errorIngest) {
+    try {
+      const ing = await errors.startIngest()
+      log.info('error ingest listening', { url: ing.url })
+      services?.reportErrors(errors.dsn())
+    } catch (e) {
+      // The console still starts; the Errors page and Health say the ingest is not running.
+      log.warn(
+        `The error ingest could not listen on ${config.errors.ingestHost}:${config.errors.ingestPort} (${(e as Error).message}); set ERROR_INGEST_ADDR to a free address and restart.`,
+      )
+    }
+  }
   const audit = new AuditLog({ store: () => store.pool(), log: log.child('audit') })
   const jobs = new JobRunner({ events, log: log.child('jobs'), store: () => store.pool(), audit })
 
@@ -262,6 +279,8 @@ export async function createOps(opts: OpsOptions) {
     backupFacts: backupFactsReader({ backups, jobs, restores }),
   }))
     alerts.registerSource(src)
+  // The error tracker's sources: "≥ N events in M minutes", new group, regression, spike.
+  for (const src of errorRuleSources(() => store.pool())) alerts.registerSource(src)
   const offTick = events.on('metrics.tick', () => {
     if (alerts.leader.isLeader) metrics.watch()
     void alerts.evaluate()
@@ -292,7 +311,7 @@ export async function createOps(opts: OpsOptions) {
       metrics: true,
       backups: true,
       restore: true,
-      errors: false,
+      errors: true,
       alerts: true,
       incidents: false,
       settings: true,
@@ -325,6 +344,7 @@ export async function createOps(opts: OpsOptions) {
     restores,
     metrics,
     alerts,
+    errors,
     sandbox,
     databaseUrl,
     /** Redis and the web app as watched (the sandbox's own where nothing is configured). */
@@ -344,6 +364,7 @@ export async function createOps(opts: OpsOptions) {
       await jobs.drain()
       await sandbox.traffic?.stop()
       await trafficPool?.end().catch(() => {})
+      await errors.close().catch((e) => log.warn('error tracker stop failed', { error: String(e) }))
       await services?.stop().catch((e) => log.warn('sandbox services stop failed', { error: String(e) }))
       await store.close()
       void s3?.then((c) => c.destroy())

@@ -13,6 +13,7 @@ import { version } from '../core/version'
 import { OpsError } from '../shared/contract'
 import { serviceId, type HealthSnapshot } from '../shared/domain'
 import { alertsCommands } from './cli-alerts'
+import { errorsCommands } from './cli-errors'
 import { backupCommands } from './cli-backups'
 import { commandHelp, defineCommand, EXIT, parseCommandArgs, usageLine, wantsHelp, withOps, type CliCommand } from './cli-command'
 import { open } from './cli-open'
@@ -42,7 +43,7 @@ const serve = defineCommand({
       return v * unit
     }
     const sessions = { idleMs: minutes('OPS_SESSION_IDLE_MIN', 30, 60_000), maxMs: minutes('OPS_SESSION_MAX_H', 12, 3600_000) }
-    const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true, backupSchedule: true })
+    const ops = await createOps({ config: loadConfig(), face: 'host', log, schedule: true, backupSchedule: true, errorIngest: true })
     let server
     try {
       const { startHostServer } = await import('./server')
@@ -63,6 +64,7 @@ const serve = defineCommand({
     process.stdout.write(
       `ExamForge Ops ${version} is serving on ${server.origin}${ops.sandbox.active ? ' (sandbox)' : ''}, ready in ${Date.now() - started} ms.\n` +
         `Open this one-time link in a browser (it lasts 5 minutes; "examforge-ops open" prints another):\n\n  ${server.launchUrl()}\n\n` +
+        (ops.errors.ingestUrl() ? `Error ingest (SDKs' DSN: "examforge-ops errors dsn") listens on ${ops.errors.ingestUrl()}.\n` : '') +
         (process.env.OPS_API_TOKEN ? 'Programs may read through /api/call/<method> with "Authorization: Bearer $OPS_API_TOKEN". ' : '') +
         'Press Ctrl+C to stop.\n',
     )
@@ -156,6 +158,7 @@ export const commands: CliCommand[] = [
   health,
   ...backupCommands,
   ...alertsCommands,
+  ...errorsCommands,
   metrics,
   restore,
   restoreTest,
@@ -226,7 +229,9 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(out)
         return EXIT.usage
       }
-      process.stderr.write(`Unknown command "${argv[0]}". Commands: ${commands.map((c) => c.name).join(', ')}.\nSee "examforge-ops help".\n`)
+      process.stderr.write(
+        `Unknown command "${argv[0]}". Commands: ${commands.map((c) => c.name).join(', ')}.\nSee "examforge-ops help".\n`,
+      )
       return EXIT.usage
     }
     command = found.command
@@ -258,7 +263,9 @@ function exitFor(e: unknown, command: CliCommand | undefined): number {
   const err = e as Error
   process.stderr.write(
     `examforge-ops: internal error: ${err?.message ?? String(e)}\n` +
-      (process.env.OPS_DEBUG ? `${err?.stack ?? ''}\n` : 'This is a bug in ExamForge Ops; run again with OPS_DEBUG=1 to see where it happened.\n'),
+      (process.env.OPS_DEBUG
+        ? `${err?.stack ?? ''}\n`
+        : 'This is a bug in ExamForge Ops; run again with OPS_DEBUG=1 to see where it happened.\n'),
   )
   return EXIT.internal
 }

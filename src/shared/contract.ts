@@ -17,6 +17,7 @@ import {
 import { restorePlan, restorePoints, restoreRecord, restoreRequest } from './restore'
 import { historyResult, latestValue, seriesInfo } from './metrics'
 import { alertView, backtestView, channelView, deliveryView, matcher, ruleView, silenceView, transitionView } from './alerts'
+import { errorGroup, errorGroupDetail, errorListFilter } from './errors'
 
 const none = z.object({}).strict()
 
@@ -174,6 +175,34 @@ export const methods = {
     output: historyResult,
   },
   'metrics.watch': { input: none, output: z.object({ intervalMs: z.number() }) },
+  'errors.list': {
+    input: errorListFilter,
+    output: z.object({ groups: z.array(errorGroup), total: z.number() }),
+  },
+  'errors.get': {
+    input: z.object({ groupId: z.string().min(1).max(64), eventId: z.string().max(64).optional() }).strict(),
+    output: errorGroupDetail,
+  },
+  'errors.setState': {
+    input: z
+      .object({
+        groupIds: z.array(z.string().min(1).max(64)).min(1).max(500),
+        state: z.enum(['unresolved', 'resolved', 'ignored']),
+        /** resolved: only for releases after the one current now. */
+        inNextRelease: z.boolean().optional(),
+        /** ignored: until this time, or until this many more events. */
+        untilMs: epochMs.optional(),
+        untilCount: z.number().int().min(1).max(1_000_000_000).optional(),
+      })
+      .strict(),
+    output: z.object({ changed: z.array(z.string()) }),
+  },
+  /** The DSN for SDKs (its key is the public half Sentry SDKs embed; the UI shows it to copy), and whether the listener runs. */
+  'errors.dsn': { input: none, output: z.object({ dsn: z.string(), listening: z.boolean(), address: z.string() }) },
+  'errors.recent': {
+    input: z.object({ sinceMs: epochMs }).strict(),
+    output: z.object({ fresh: z.array(errorGroup), regressed: z.array(errorGroup) }),
+  },
   'sandbox.seed': {
     input: z.object({ scale: z.number().min(0.01).max(1000) }).strict(),
     output: z.object({ jobId: z.string() }),

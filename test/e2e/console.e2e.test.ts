@@ -64,6 +64,8 @@ async function startServices(): Promise<Services> {
       // Retention keeps only the newest chain, so the e2e can watch it delete the older one.
       BACKUP_RETAIN_DAYS: '0',
       BACKUP_KEEP_FULLS: '1',
+      // The error ingest on a free port, never a fixed one other runs may hold.
+      ERROR_INGEST_ADDR: '127.0.0.1:0',
     },
     async close() {
       await redis.stop()
@@ -127,9 +129,9 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await page.screenshot({ path: join(shots, `${face}-overview.png`) })
     // Only what is not built yet is marked as coming.
     const coming = await page.locator('.coming-card h3').allTextContents()
-    expect(coming.join(' ')).not.toMatch(/Backups|Restore|Metrics/)
-    expect(coming.join(' ')).toMatch(/Errors/)
-    await page.getByTestId('nav-errors').click()
+    expect(coming.join(' ')).not.toMatch(/Backups|Restore|Metrics|Errors|Alerts/)
+    expect(coming.join(' ')).toMatch(/Incidents/)
+    await page.getByTestId('nav-incidents').click()
     await expect.poll(() => page.getByTestId('coming').textContent()).toMatch(/Not built yet/)
   })
 

@@ -48,6 +48,8 @@ describe('the Restore wizard and an unauthenticated backup set', () => {
         LOCAL_BACKUP_PATH: dir,
         BACKUP_ENCRYPTION_KEY: 'ab'.repeat(32),
         BACKUP_INCREMENTAL: 'off',
+        // The error ingest on a free port, never the fixed default another run may hold.
+        ERROR_INGEST_ADDR: '127.0.0.1:0',
       },
     })
     let out = ''

@@ -56,6 +56,17 @@ export interface Config {
   /** OS user name to e-mail (OPS_OS_USERS), so the desktop app and the CLI can be administrators. */
   osUsers: Record<string, string>
   metricsIntervalMs: number
+  /** Error tracking: the ingest listener, the DSN key (null: generated), retention, scrubbing, rate. */
+  errors: {
+    ingestHost: string
+    ingestPort: number
+    dsnKey: string | null
+    retainDays: number
+    eventsPerGroup: number
+    scrubEmails: boolean
+    scrubIps: boolean
+    ratePerClient: number
+  }
   sandbox: { scale: number; traffic: boolean }
   /** Alert rules file, channels (URLs are secrets) and the default grouping times. */
   alerts: {
@@ -168,6 +179,7 @@ export interface SettingProblem {
   file: string
 }
 
+/** host:port of the error ingest listener ([v6]:port accepted); port 0 picks a free one. */
 export function loadConfig(input: ConfigInput = {}): Config {
   const env = input.env ?? process.env
   const dataDir = input.dataDir ?? defaultDataDir(env)
@@ -207,7 +219,8 @@ export function loadConfig(input: ConfigInput = {}): Config {
     if (k.secret) registerSecret(raw[k.key])
   }
   // The password alone (it may appear without the URL around it), also when given as ?password=.
-  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL, raw.SMTP_URL]) for (const s of urlSecrets(url)) registerSecret(s)
+  for (const url of [raw.DATABASE_URL, raw.OPS_DATABASE_URL, raw.REDIS_URL, raw.SMTP_URL])
+    for (const s of urlSecrets(url)) registerSecret(s)
   // Every key through its parser (config/parse.ts, the same one settings.update uses). A bad value from
   // the settings file falls back to the default; bad values from anywhere else are all collected and
   // refused together, each with where it came from.
@@ -297,6 +310,15 @@ export function loadConfig(input: ConfigInput = {}): Config {
       groupWaitMs: v.ALERT_GROUP_WAIT,
       groupIntervalMs: v.ALERT_GROUP_INTERVAL,
       repeatIntervalMs: v.ALERT_REPEAT_INTERVAL,
+    },
+    errors: {
+      ...v.ERROR_INGEST_ADDR,
+      dsnKey: v.ERROR_DSN_KEY,
+      retainDays: v.ERROR_RETAIN_DAYS,
+      eventsPerGroup: v.ERROR_EVENTS_PER_GROUP,
+      scrubEmails: v.ERROR_SCRUB_EMAILS,
+      scrubIps: v.ERROR_SCRUB_IPS,
+      ratePerClient: v.ERROR_INGEST_RATE,
     },
     sources,
     raw,

@@ -136,6 +136,30 @@ export const settingKeys: SettingKey[] = [
   { key: 'ALERT_REPEAT_INTERVAL', label: 'Repeat a still-firing, unacknowledged alert after', kind: 'text', secret: false, default: '4h' },
   { key: 'SANDBOX_SCALE', label: 'Sandbox data size (1 ≈ 10 MB, 200 ≈ 2 GB)', kind: 'number', secret: false, default: '1' },
   { key: 'SANDBOX_TRAFFIC', label: 'Sandbox traffic simulator (on/off)', kind: 'text', secret: false, default: 'on' },
+  {
+    key: 'ERROR_INGEST_ADDR',
+    label: 'Error ingest listener (host:port; only the Sentry-compatible ingest routes are served there)',
+    kind: 'text',
+    secret: false,
+    default: '127.0.0.1:7481',
+  },
+  {
+    key: 'ERROR_DSN_KEY',
+    label: 'Error ingest DSN key (default: generated on first start, kept 0600 in the data folder)',
+    kind: 'secret',
+    secret: true,
+  },
+  { key: 'ERROR_RETAIN_DAYS', label: 'Keep error events for (days; counts stay)', kind: 'number', secret: false, default: '30' },
+  { key: 'ERROR_EVENTS_PER_GROUP', label: 'Keep at most this many events per error group', kind: 'number', secret: false, default: '1000' },
+  { key: 'ERROR_SCRUB_EMAILS', label: 'Scrub e-mail addresses from error events (on/off)', kind: 'text', secret: false, default: 'on' },
+  { key: 'ERROR_SCRUB_IPS', label: 'Scrub IP addresses from error events (on/off)', kind: 'text', secret: false, default: 'off' },
+  {
+    key: 'ERROR_INGEST_RATE',
+    label: 'Error events per second accepted from one client before 429 (bursts of twice this)',
+    kind: 'number',
+    secret: false,
+    default: '500',
+  },
 ]
 
 export const secretKeys = settingKeys.filter((k) => k.secret).map((k) => k.key)

@@ -73,6 +73,14 @@ function emails(v: string | undefined, key: string): string[] {
   return list
 }
 
+/** ERROR_INGEST_ADDR: host:port, or [v6]:port. */
+function ingestAddr(v: string): { ingestHost: string; ingestPort: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v.trim())
+  const port = m ? Number(m[3]) : NaN
+  if (!m || port > 65535) throw new OpsError('bad_setting', `ERROR_INGEST_ADDR must be host:port (e.g. 127.0.0.1:7481); it is "${v}".`)
+  return { ingestHost: m[1] ?? m[2], ingestPort: port }
+}
+
 const text = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v)
 
 /** Every setting's parser. A key's raw value is undefined when it is unset and has no default. */
@@ -128,7 +136,8 @@ export const parsers = {
   },
   REDIS_URL: (v: string | undefined) => url(v, 'REDIS_URL', 'redis://host:6379'),
   STRIPE_SECRET_KEY: text,
-  STRIPE_API_BASE: (v: string | undefined) => (url(v, 'STRIPE_API_BASE', 'https://api.stripe.com') ?? 'https://api.stripe.com').replace(/\/+$/, ''),
+  STRIPE_API_BASE: (v: string | undefined) =>
+    (url(v, 'STRIPE_API_BASE', 'https://api.stripe.com') ?? 'https://api.stripe.com').replace(/\/+$/, ''),
   APP_URL: (v: string | undefined) => url(v, 'APP_URL', 'https://examforge.example'),
   APP_HEALTH_PATH: (v: string | undefined) => {
     if (!v) return '/api/health'
@@ -148,10 +157,20 @@ export const parsers = {
   ALERT_DISCORD_WEBHOOK_URL: (v: string | undefined) => url(v, 'ALERT_DISCORD_WEBHOOK_URL', 'https://discord.com/api/webhooks/…'),
   SMTP_URL: (v: string | undefined) => url(v, 'SMTP_URL', 'smtps://user:password@smtp.example:465'),
   ALERT_EMAIL_TO: (v: string | undefined) => emails(v, 'ALERT_EMAIL_TO'),
-  ALERT_DESKTOP: (v: string | undefined) => oneOf(v, 'ALERT_DESKTOP', { on: /^(on|1|true|yes)$/i, off: /^(off|0|false|no)$/i }, 'on') === 'on',
+  ALERT_DESKTOP: (v: string | undefined) =>
+    oneOf(v, 'ALERT_DESKTOP', { on: /^(on|1|true|yes)$/i, off: /^(off|0|false|no)$/i }, 'on') === 'on',
   ALERT_GROUP_WAIT: (v: string | undefined) => duration(v ?? '30s', 'ALERT_GROUP_WAIT', 0, 24 * 3_600_000),
   ALERT_GROUP_INTERVAL: (v: string | undefined) => duration(v ?? '5m', 'ALERT_GROUP_INTERVAL', 0, 7 * 24 * 3_600_000),
   ALERT_REPEAT_INTERVAL: (v: string | undefined) => duration(v ?? '4h', 'ALERT_REPEAT_INTERVAL', 1000, 30 * 24 * 3_600_000),
+  ERROR_INGEST_ADDR: (v: string | undefined) => ingestAddr(v || '127.0.0.1:7481'),
+  ERROR_DSN_KEY: text,
+  ERROR_RETAIN_DAYS: (v: string | undefined) => num(v, 'ERROR_RETAIN_DAYS', 1, 3650),
+  ERROR_EVENTS_PER_GROUP: (v: string | undefined) => num(v, 'ERROR_EVENTS_PER_GROUP', 1, 1_000_000),
+  ERROR_SCRUB_EMAILS: (v: string | undefined) =>
+    oneOf(v, 'ERROR_SCRUB_EMAILS', { on: /^(on|1|true|yes)$/i, off: /^(off|0|false|no)$/i }, 'on') === 'on',
+  ERROR_SCRUB_IPS: (v: string | undefined) =>
+    oneOf(v, 'ERROR_SCRUB_IPS', { on: /^(on|1|true|yes)$/i, off: /^(off|0|false|no)$/i }, 'off') === 'on',
+  ERROR_INGEST_RATE: (v: string | undefined) => num(v, 'ERROR_INGEST_RATE', 1, 10_000_000),
   SANDBOX_SCALE: (v: string | undefined) => num(v, 'SANDBOX_SCALE', 0.01, 1000),
   SANDBOX_TRAFFIC: (v: string | undefined) =>
     oneOf(v, 'SANDBOX_TRAFFIC', { on: /^(on|1|true|yes)$/i, off: /^(off|0|false|no)$/i }, 'on') === 'on',

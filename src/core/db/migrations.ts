@@ -183,6 +183,70 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // Numbered after its issue (14) so parallel work on other capabilities can take the numbers before it.
+    version: 14,
+    name: 'error tracking',
+    sql: `
+      CREATE TABLE ops.error_groups (
+        id text PRIMARY KEY,
+        project text NOT NULL,
+        hash text NOT NULL UNIQUE,
+        method text NOT NULL,
+        explanation text NOT NULL,
+        components jsonb NOT NULL DEFAULT '[]',
+        title text NOT NULL,
+        culprit text NOT NULL,
+        type text NOT NULL,
+        level text NOT NULL,
+        first_seen timestamptz NOT NULL,
+        last_seen timestamptz NOT NULL,
+        count bigint NOT NULL DEFAULT 0,
+        users int NOT NULL DEFAULT 0,
+        state text NOT NULL DEFAULT 'unresolved',
+        state_changed_at timestamptz,
+        resolved_in_release text,
+        ignore_until timestamptz,
+        ignore_until_count bigint,
+        regressed_at timestamptz,
+        releases text[] NOT NULL DEFAULT '{}',
+        environments text[] NOT NULL DEFAULT '{}',
+        last_release text
+      );
+      CREATE INDEX error_groups_last_seen ON ops.error_groups (last_seen DESC);
+      CREATE INDEX error_groups_state ON ops.error_groups (state, last_seen DESC);
+      CREATE TABLE ops.error_group_users (
+        group_id text NOT NULL,
+        user_key text NOT NULL,
+        PRIMARY KEY (group_id, user_key)
+      );
+      CREATE TABLE ops.error_counts (
+        group_id text NOT NULL,
+        hour timestamptz NOT NULL,
+        count bigint NOT NULL,
+        PRIMARY KEY (group_id, hour)
+      );
+      CREATE INDEX error_counts_hour ON ops.error_counts (hour);
+      -- Events by day of arrival: retention drops whole partitions (see core/errors/store.ts).
+      CREATE TABLE ops.error_events (
+        received_at timestamptz NOT NULL,
+        seq bigserial,
+        id text NOT NULL,
+        group_id text NOT NULL,
+        occurred_at timestamptz NOT NULL,
+        level text NOT NULL,
+        release text,
+        environment text,
+        user_key text,
+        event jsonb NOT NULL
+      ) PARTITION BY RANGE (received_at);
+      CREATE INDEX error_events_group ON ops.error_events (group_id, occurred_at DESC, seq DESC);
+      CREATE TABLE ops.error_ingest_stats (
+        outcome text PRIMARY KEY,
+        count bigint NOT NULL DEFAULT 0
+      );
+    `,
+  },
 ]
 
 /** Apply pending migrations under an advisory lock so two consoles starting together do not race. */

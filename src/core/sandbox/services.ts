@@ -21,6 +21,8 @@ export interface SandboxServices {
   appUrl: string | null
   /** What the banner says is simulated. */
   describe: string
+  /** The sandbox web app reports its errors to this DSN (when the console runs the ingest). */
+  reportErrors(dsn: string): void
   stop(): Promise<void>
 }
 
@@ -60,7 +62,7 @@ export async function sandboxServices(o: {
     if (found?.redisUrl) registerSecret(new URL(found.redisUrl).password)
     const redisUrl = o.redisUrl ?? found?.redisUrl ?? null
     const appUrl = o.appUrl ?? found?.appUrl ?? null
-    return { redisUrl, appUrl, describe: describe(!!found?.redisUrl, !!found?.appUrl), stop: async () => {} }
+    return { redisUrl, appUrl, describe: describe(!!found?.redisUrl, !!found?.appUrl), reportErrors: () => {}, stop: async () => {} }
   }
   let redis: SandboxRedis | null = null
   let app: SandboxWebApp | null = null
@@ -78,6 +80,7 @@ export async function sandboxServices(o: {
     redisUrl,
     appUrl,
     describe: describe(!!redis, !!app),
+    reportErrors: (dsn) => app?.reportErrors(dsn),
     async stop() {
       await rm(path, { force: true })
       await app?.stop()

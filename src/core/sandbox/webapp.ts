@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net'
 import type Redis from 'ioredis'
 import type pg from 'pg'
 import { ioredis } from '../deps/lazy'
+import { SandboxErrors } from './app-errors'
 import type { Logger } from '../log/logger'
 
 export interface SandboxWebApp {
@@ -22,6 +23,8 @@ export interface SandboxWebApp {
   /** Requests served, and of them answered 5xx (for the tests and the banner). */
   readonly served: number
   readonly failed: number
+  /** Report its errors with ExamForge's SDK to this DSN (the console's ingest, once it listens). */
+  reportErrors(dsn: string): void
   stop(): Promise<void>
 }
 
@@ -50,7 +53,8 @@ export async function startSandboxWebApp(o: {
     redis.on('error', () => {}) // a cache that is down only makes the app slower
     await redis.connect().catch(() => {})
   }
-  const errorRate = o.errorRate ?? 0.01
+  const errorRate = o.errorRate ?? 0.02
+  const errors = new SandboxErrors()
 
   const cached = async (key: string, load: () => Promise<unknown>) => {
     const hit = redis?.status === 'ready' ? await redis.get(key).catch(() => null) : null
@@ -92,11 +96,15 @@ export async function startSandboxWebApp(o: {
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const path = (req.url ?? '/').split('?')[0]
+    if (path !== '/api/health') errors.request(req.method ?? 'GET', path)
     for (const [re, fn] of routes) {
       const m = re.exec(path)
       if (!m) continue
       await sleep(2 + Math.random() * 18) // templating, serialisation: what a real handler adds
-      if (path !== '/api/health' && Math.random() < errorRate) throw new Error('simulated application error')
+      if (path !== '/api/health' && Math.random() < errorRate) {
+        errors.fail(req.method ?? 'GET', path)
+        throw new Error('simulated application error')
+      }
       const [status, body] = await fn(m)
       return json(res, status, body)
     }
@@ -143,8 +151,12 @@ export async function startSandboxWebApp(o: {
     get failed() {
       return failed
     },
+    reportErrors(dsn: string) {
+      errors.start(dsn)
+    },
     async stop() {
       stopped = true
+      await errors.stop()
       if (timer) clearInterval(timer)
       server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))

@@ -8,6 +8,7 @@ import { Metrics } from './pages/Metrics'
 import { Restore } from './pages/restore/Restore'
 import { Settings } from './pages/Settings'
 import { useEffect } from 'react'
+import { Errors } from './pages/errors/Errors'
 import { useApp } from './stores/app'
 import { useAlerts } from './stores/alerts'
 
@@ -34,6 +35,8 @@ export function App() {
         <Metrics />
       ) : page === 'alerts' ? (
         <Alerts />
+      ) : page === 'errors' ? (
+        <Errors />
       ) : (
         <Coming page={page} />
       )}

@@ -4,7 +4,54 @@ import { Sparkline } from '../components/MetricChart'
 import { useApp, type Page } from '../stores/app'
 import { useMetrics } from '../stores/metrics'
 import { useAlerts } from '../stores/alerts'
+import { useErrors } from '../stores/errors'
 import { Time } from '../components/Time'
+
+/** Error groups first seen, or regressed, in the last 24 hours. */
+function NewErrors() {
+  const { recent, loadRecent, open } = useErrors()
+  const go = useApp((s) => s.go)
+  useEffect(() => {
+    void loadRecent()
+    const t = setInterval(() => void loadRecent(), 15_000)
+    return () => clearInterval(t)
+  }, [loadRecent])
+  if (!recent) return null
+  const regressedIds = new Set(recent.regressed.map((g) => g.id))
+  // A group both new and regressed today is shown once, as regressed.
+  const rows = [
+    ...recent.regressed.map((g) => ({ g, kind: 'regressed' })),
+    ...recent.fresh.filter((g) => !regressedIds.has(g.id)).map((g) => ({ g, kind: 'new' })),
+  ]
+  return (
+    <section data-testid="overview-errors">
+      <h2>New and regressed errors (24 h)</h2>
+      {rows.length ? (
+        <ul className="changes">
+          {rows.slice(0, 8).map(({ g, kind }) => (
+            <li key={`${kind}-${g.id}`}>
+              <span className={`pill small state-${kind === 'new' ? 'unresolved' : 'regressed'}`}>{kind}</span>{' '}
+              <button
+                className="link"
+                onClick={() => {
+                  void open(g.id)
+                  go('errors')
+                }}
+              >
+                {g.title}
+              </button>{' '}
+              <span className="muted">
+                {g.count} event{g.count === 1 ? '' : 's'} · last <Time at={g.lastSeen} />
+              </span>
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="muted">No new or regressed error groups in the last 24 hours.</p>
+      )}
+    </section>
+  )
+}
 
 /** The key series drawn under a service's tile. */
 const SPARK: Partial<Record<string, string>> = {
@@ -22,9 +69,9 @@ const upcoming: { page: Page; title: string; text: string }[] = [
   },
   { page: 'metrics', title: 'Metrics', text: 'Live and historical charts of the host, PostgreSQL, Redis and the web app.' },
   {
-    page: 'errors',
-    title: 'Errors and incidents',
-    text: 'Grouped application errors with breadcrumbs, and incident reports.',
+    page: 'incidents',
+    title: 'Incidents',
+    text: 'One timeline of what happened, and incident reports.',
   },
 ]
 
@@ -85,6 +132,7 @@ export function Overview() {
           )) ?? <p className="muted">Loading…</p>}
         </div>
       </section>
+      {info?.capabilities.errors && <NewErrors />}
       {coming.length > 0 && (
         <section>
           <h2>Coming next</h2>

@@ -1,0 +1,170 @@
+// Errors: the SDK's cost per captureError on the caller, the ingest's sustained rate into PostgreSQL
+// (scrubbing and grouping included) with its memory over time, and the Errors list over a large store.
+// Sizes: BENCH_ERRORS_SDK_N (20000 captures), BENCH_ERRORS_SECONDS (60), BENCH_ERRORS_CLIENTS (8),
+// BENCH_ERRORS_EVENTS (100000) in BENCH_ERRORS_GROUPS (2000). Database: BENCH_PG_URL (the machine's PostgreSQL).
+import http from 'node:http'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { dbUrl } from './backup'
+import { ErrorTracker } from '../packages/error-tracker/src/index'
+import { loadConfig } from '../src/core/config/config'
+import { migrate } from '../src/core/db/migrations'
+import { listGroups } from '../src/core/errors/queries'
+import { ErrorService } from '../src/core/errors/service'
+import { createLogger } from '../src/core/log/logger'
+
+const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const DB = 'examforge_bench_errors'
+const num = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d)
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
+const pct = (a: number[], p: number) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * p))]
+
+async function freshDb(): Promise<pg.Pool> {
+  const c = new pg.Client({ connectionString: base })
+  await c.connect()
+  await c.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`)
+  await c.query(`CREATE DATABASE ${DB}`)
+  await c.end()
+  const pool = new pg.Pool({ connectionString: dbUrl(DB), max: 4 })
+  await migrate(pool)
+  return pool
+}
+
+function sdkCost(n: number) {
+  const t = new ErrorTracker()
+  // Nothing listens there: only the caller's cost is measured (sending happens later, off the caller's path).
+  t.init({ dsn: 'http://k@127.0.0.1:9/1', maxQueue: n + 10, flushIntervalMs: 3_600_000, captureUnhandled: false })
+  for (let i = 0; i < 50; i++) t.addBreadcrumb(`GET /api/quizzes/${i}`, 'http')
+  const errors = Array.from({ length: n }, (_, i) => new TypeError(`Cannot read properties of undefined (reading 'score') for quiz ${i}`))
+  const times: number[] = []
+  for (let i = 0; i < n; i++) {
+    const s = process.hrtime.bigint()
+    t.captureError(errors[i], { userId: `u${i % 100}`, teamId: 't1' })
+    times.push(Number(process.hrtime.bigint() - s) / 1000)
+  }
+  t.close()
+  return { captures: n, medianUs: round(median(times)), p99Us: round(pct(times, 0.99)), targetMedianUs: 50 }
+}
+
+function event(i: number, groups: number) {
+  const g = i % groups
+  return {
+    level: 'error',
+    release: 'web@1.0.0',
+    environment: 'production',
+    user: { id: `u${i % 500}` },
+    breadcrumbs: [{ category: 'http', message: `GET /api/quizzes/${i}` }],
+    exception: {
+      values: [
+        {
+          type: `Bug${g}Error`,
+          value: `quiz ${i} failed for user${i}@school.org after ${i % 900}ms`,
+          stacktrace: { frames: [{ filename: `lib/feature${g}.ts`, function: `handler${g}`, lineno: 10 + (i % 50), in_app: true }] },
+        },
+      ],
+    },
+  }
+}
+
+async function ingestRate(pool: pg.Pool, seconds: number, clients: number) {
+  const config = loadConfig({
+    env: { ERROR_INGEST_ADDR: '127.0.0.1:0', ERROR_INGEST_RATE: '10000000' },
+    dataDir: mkdtempSync(join(tmpdir(), 'ops-bench-errors-')),
+  })
+  const errors = new ErrorService({ config, pool: () => pool, log: createLogger({ level: 'error' }) })
+  const ing = await errors.startIngest()
+  const key = errors.keys().key
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients })
+  const perEnvelope = 20
+  let sent = 0
+  let failed = 0
+  const memory: { s: number; rssMb: number; heapMb: number }[] = []
+  const started = Date.now()
+  const end = started + seconds * 1000
+  const mem = setInterval(() => {
+    const m = process.memoryUsage()
+    memory.push({ s: round((Date.now() - started) / 1000, 1), rssMb: round(m.rss / 1048576, 1), heapMb: round(m.heapUsed / 1048576, 1) })
+  }, 5000)
+  const post = (body: string) =>
+    new Promise<number>((resolve) => {
+      const req = http.request(
+        `${ing.url}/api/1/envelope/`,
+        { method: 'POST', agent, headers: { 'X-Sentry-Auth': `Sentry sentry_key=${key}` } },
+        (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+        },
+      )
+      req.on('error', () => resolve(0))
+      req.end(body)
+    })
+  let i = 0
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < end) {
+        const items: string[] = ['{}']
+        for (let k = 0; k < perEnvelope; k++) items.push('{"type":"event"}', JSON.stringify(event(i++, 200)))
+        const status = await post(items.join('\n'))
+        if (status === 200) sent += perEnvelope
+        else failed += perEnvelope
+      }
+    }),
+  )
+  clearInterval(mem)
+  const wall = (Date.now() - started) / 1000
+  const stored = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM ops.error_events')).rows[0].n)
+  await errors.close()
+  agent.destroy()
+  return {
+    seconds: round(wall, 1),
+    clients,
+    eventsPerSecond: Math.round(sent / wall),
+    stored,
+    refused: failed,
+    targetEventsPerSecond: 5000,
+    memory,
+  }
+}
+
+async function listSpeed(pool: pg.Pool, events: number, groups: number) {
+  const config = loadConfig({ env: {}, dataDir: mkdtempSync(join(tmpdir(), 'ops-bench-errors-')) })
+  const errors = new ErrorService({ config, pool: () => pool, log: createLogger({ level: 'error' }) })
+  await pool.query('TRUNCATE ops.error_groups, ops.error_counts, ops.error_group_users, ops.error_events')
+  for (let i = 0; i < events; i += 1000) {
+    const raw = Array.from({ length: Math.min(1000, events - i) }, (_, k) => event(i + k, groups))
+    await errors.store.write(await errors.prepare('1', raw))
+  }
+  const times: number[] = []
+  let shown = 0
+  for (let r = 0; r < 10; r++) {
+    const s = performance.now()
+    const out = await listGroups(pool, { limit: 100 })
+    times.push(performance.now() - s)
+    shown = out.groups.length
+  }
+  await errors.close()
+  return {
+    events,
+    groups,
+    listed: shown,
+    medianMs: round(median(times)),
+    maxMs: round(Math.max(...times)),
+    targetMs: 300,
+    measured: 'the errors.list call in core (the page shows its answer)',
+  }
+}
+
+export async function errorsBench() {
+  const pool = await freshDb()
+  try {
+    const sdk = sdkCost(num('BENCH_ERRORS_SDK_N', 20_000))
+    const ingest = await ingestRate(pool, num('BENCH_ERRORS_SECONDS', 60), num('BENCH_ERRORS_CLIENTS', 8))
+    const list = await listSpeed(pool, num('BENCH_ERRORS_EVENTS', 100_000), num('BENCH_ERRORS_GROUPS', 2000))
+    return { sdk, ingest, list }
+  } finally {
+    await pool.end()
+  }
+}
