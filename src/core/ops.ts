@@ -259,6 +259,7 @@ export async function createOps(opts: OpsOptions) {
     history: async (id, from, to) =>
       to - from > 3_600_000 ? metrics.store.read('1m', id, metrics.host, from, to) : (await metrics.history(id, from, to, 2000)).points,
     health: () => health.snapshot(),
+    healthHistory: (service, from, to) => health.timeline(service, from, to),
     backupFacts: backupFactsReader({ backups, jobs, restores }),
   }))
     alerts.registerSource(src)

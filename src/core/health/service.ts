@@ -74,6 +74,11 @@ export class HealthService {
     this.pruneTimer = null
   }
 
+  /** A check's stored statuses over [from, to], for alert backtests (HealthStore.timeline). */
+  timeline(service: string, from: number, to: number): ReturnType<HealthStore['timeline']> {
+    return this.store.timeline(service, from, to, this.deps.intervalS * 1000)
+  }
+
   /** Drop raw results older than the retention (hourly while scheduled). */
   prune(days = this.deps.retainDays ?? 7): Promise<number> {
     return this.store.prune(days)
