@@ -325,9 +325,37 @@ export class AlertEngine {
 
   /** One evaluation of every rule; nothing unless this process holds the notifier lock (or `force`, for tests and benches). */
   evaluate(now = Date.now(), force = false): Promise<void> {
-    if (!force && !this.leader.isLeader) return Promise.resolve()
-    this.evaluating ??= this.evaluateNow(now).finally(() => (this.evaluating = null))
+    if (!force && !this.leader.isLeader) {
+      // Not the notifier: still say so when the store is out of reach (then nobody here can evaluate).
+      this.announce()
+      return Promise.resolve()
+    }
+    this.evaluating ??= this.evaluateNow(now).finally(() => {
+      this.evaluating = null
+      this.announce()
+    })
     return this.evaluating
+  }
+
+  /**
+   * Why alerts are not being evaluated, in a sentence, else null: the last evaluation here failed, or the ops
+   * store (where the notifier lock, state and timers live) cannot be reached, so no process here evaluates.
+   */
+  problem(): string | null {
+    if (this.lastEvaluation?.error)
+      return `Alerts are not being evaluated: ${this.lastEvaluation.error}. Nothing is notified until the ops store answers again.`
+    if (!this.o.pool())
+      return 'Alerts are not being evaluated: the ops store is not reachable, so nothing is notified until it answers again; check OPS_DATABASE_URL and that its server is up.'
+    return null
+  }
+
+  private announced: string | null = null
+  /** Said once when evaluation stops (a desktop notification too), and again only after it has recovered. */
+  private announce(): void {
+    const p = this.problem()
+    if (p && !this.announced)
+      this.o.events.emit('alerts.notify', { title: 'Alerts are not being evaluated', body: p, severity: 'critical' })
+    this.announced = p
   }
 
   private async loadState(): Promise<void> {
@@ -453,13 +481,6 @@ export class AlertEngine {
       error = (e as Error).message
       this.o.log.warn('alert evaluation failed; will retry at the next collection', { error })
     }
-    // Said once when evaluation starts failing (a desktop notification too), and once when it recovers.
-    if (error && !this.lastEvaluation?.error)
-      this.o.events.emit('alerts.notify', {
-        title: 'Alerts are not being evaluated',
-        body: `${error}. Nothing is notified until the ops store answers again.`,
-        severity: 'critical',
-      })
     this.lastEvaluation = { at: now, ms: performance.now() - started, computeMs, rules: rules.length, error }
   }
 

@@ -238,7 +238,7 @@ export function Alerts() {
       )}
       {ev?.problem && (
         <div className="banner danger" role="alert">
-          Alerts are not being evaluated: {ev.problem}
+          {ev.problem}
         </div>
       )}
       {typeof Notification !== 'undefined' && !(window as { ops?: unknown }).ops && Notification.permission === 'default' && (
