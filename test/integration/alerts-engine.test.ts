@@ -359,4 +359,48 @@ describe('alert engine on a real ops store: one notifier, restarts, takeover', (
     await engine.stop()
     await store.close()
   })
+
+  it("evaluates a rule that leaves a kind's parameters at their defaults (an anomaly without window or baseline)", async () => {
+    const store = new OpsStore(db.url, silentLogger)
+    expect(await store.ready()).toBe(true)
+    const now = Date.now()
+    const meta = { id: 'app.rps', name: 'app.rps', group: 'app', unit: 'req/min', labels: {}, help: '', host: 'h1', note: null } as const
+    const engine = new AlertEngine({
+      pool: () => store.pool(),
+      opsUrl: db.url,
+      intervalMs: 300,
+      log: silentLogger,
+      events: new OpsEvents(),
+      audit: new AuditLog({ store: () => store.pool(), log: silentLogger }),
+      defaults: [{ name: 'rps_odd', kind: 'anomaly', series: 'app.rps', params: { min_change: 5 }, threshold: 6 }],
+      channels: [],
+      rulesFile: null,
+      knowsSeries: () => true,
+      seriesIds: () => [],
+      history: async () => [],
+    })
+    for (const src of metricSources({
+      latest: () => [{ ...meta, labels: {}, t: now, v: 500 }],
+      // The last hour (the default window): steady around 20.
+      history: async (_id, from, to) =>
+        Array.from({ length: 60 }, (_, i) => ({ t: now - i * 60_000, v: 20 + (i % 3) })).filter((p) => p.t >= from && p.t <= to),
+      health: () => ({ overall: 'healthy', results: [], checkedAt: null, intervalS: 30 }),
+      backupFacts: async () => ({
+        lastFullAt: null,
+        lastIncrementalAt: null,
+        lastJobFailed: false,
+        slotBytes: null,
+        lastRestoreTestAt: null,
+        lastRestoreTestFailed: false,
+      }),
+    }))
+      engine.registerSource(src)
+    await engine.evaluate(now, true)
+    expect(engine.lastEvaluation?.error).toBeNull()
+    const firing = (await engine.active()).filter((a) => a.rule === 'rps_odd')
+    expect(firing).toMatchObject([{ phase: 'firing', labels: { host: 'h1' } }])
+    expect(firing[0].text).toMatch(/^z \d+/)
+    await engine.stop()
+    await store.close()
+  })
 })
