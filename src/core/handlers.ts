@@ -132,7 +132,7 @@ export const handlers: Handlers = {
         intervalMs: ops.metrics.collectingEveryMs,
         lastEvaluationAt: e?.at ?? null,
         lastEvaluationMs: e?.ms ?? null,
-        problem: e?.error ?? (ops.store.pool() ? null : 'The ops store is not reachable: alerts are not being evaluated.'),
+        problem: ops.alerts.problem(),
       },
       rulesFileProblem: ops.alerts.rulesFileProblem,
     }

@@ -81,7 +81,9 @@ export async function createOps(opts: OpsOptions) {
   // Bad values in the settings file did not stop the start: each is at its default, and said so here.
   if (config.fileProblem) log.warn(config.fileProblem)
   for (const p of config.problems)
-    log.warn(`Setting ${p.key} in ${p.file} is "${p.value}", which cannot be used: ${p.message} Using the default until it is fixed (Settings page).`)
+    log.warn(
+      `Setting ${p.key} in ${p.file} is "${p.value}", which cannot be used: ${p.message} Using the default until it is fixed (Settings page).`,
+    )
 
   let closing = false
   const sandbox: SandboxState = { active: false, message: '', cluster: null, traffic: null, seedJobId: null }
@@ -152,6 +154,7 @@ export async function createOps(opts: OpsOptions) {
   let s3: Promise<S3Client> | null = null
   const s3Client = () => (s3 ??= createS3Client(config.s3, config.probeTimeoutMs))
 
+  let alertsRef: AlertEngine | null = null
   const health = new HealthService({
     probes: [
       postgresProbe({ url: databaseUrl, timeoutMs: config.probeTimeoutMs }),
@@ -174,6 +177,8 @@ export async function createOps(opts: OpsOptions) {
     events,
     log: log.child('health'),
     pool: () => store.pool(),
+    // The alert engine is made below; until then nothing is evaluated yet, which is not a problem to show.
+    alertsProblem: () => alertsRef?.problem() ?? null,
   })
 
   // Records of runs whose process died (killed, crashed) say "interrupted" from the moment any face starts,
@@ -246,7 +251,7 @@ export async function createOps(opts: OpsOptions) {
   })
 
   // Alerts: evaluated at every collection by whichever process holds the store's notifier lock.
-  const alerts = new AlertEngine({
+  const alerts: AlertEngine = new AlertEngine({
     pool: () => store.pool(),
     opsUrl,
     intervalMs: config.metricsIntervalMs,
@@ -270,12 +275,14 @@ export async function createOps(opts: OpsOptions) {
     // The notifier evaluates at every collection, so it keeps collection at the interval (not the idle 30 s).
     onLeaderChange: (leading) => void (leading && metrics.watch()),
   })
+  alertsRef = alerts
   for (const src of metricSources({
     latest: () => metrics.latest(),
     // Windows longer than an hour read the 1-minute rollups (a 6-hour fit needs no second-by-second samples).
     history: async (id, from, to) =>
       to - from > 3_600_000 ? metrics.store.read('1m', id, metrics.host, from, to) : (await metrics.history(id, from, to, 2000)).points,
     health: () => health.snapshot(),
+    healthHistory: (service, from, to) => health.timeline(service, from, to),
     backupFacts: backupFactsReader({ backups, jobs, restores }),
   }))
     alerts.registerSource(src)

@@ -1,4 +1,16 @@
-import { app, BrowserWindow, ipcMain, Notification, protocol, safeStorage, session, type IpcMainInvokeEvent } from 'electron'
+import {
+  app,
+  BrowserWindow,
+  ipcMain,
+  Menu,
+  nativeImage,
+  Notification,
+  protocol,
+  safeStorage,
+  session,
+  Tray,
+  type IpcMainInvokeEvent,
+} from 'electron'
 import os from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../core/config/config'
@@ -10,6 +22,7 @@ import { IPC_EVENT_CHANNEL, ipcChannel, methodNames } from '../shared/contract'
 import { APP_INDEX_URL, APP_SCHEME, APP_SCHEME_PRIVILEGES, appProtocolHandler } from './app-protocol'
 import { CSP, hardenSession, lockContents, webPreferences } from './hardening'
 import { safeStorageSecrets } from './secrets'
+import { createAlertTray } from './tray'
 
 /** The Electron shell: adapts core to a window. It decides nothing itself. */
 const log = createLogger({ scope: 'electron' })
@@ -111,6 +124,42 @@ async function start(): Promise<void> {
   ops.events.on('alerts.notify', (n) => {
     if (Notification.isSupported()) new Notification({ title: `ExamForge Ops ${n.title}`, body: n.body }).show()
   })
+  // The tray: the firing count from the store, at start, at every change and at every collection.
+  const tray = createAlertTray(
+    { Tray, Menu, nativeImage },
+    {
+      show: () => {
+        if (!win) return void createWindow()
+        if (win.isMinimized()) win.restore()
+        win.show()
+        win.focus()
+      },
+      warn: (m) => log.warn(m),
+    },
+  )
+  if (tray) {
+    const o = ops
+    let reading = false
+    const refresh = () => {
+      if (reading) return
+      reading = true
+      void o.alerts
+        .active()
+        .then(
+          (list) =>
+            tray.update({
+              firing: list.filter((a) => a.phase === 'firing').length,
+              pending: list.filter((a) => a.phase === 'pending').length,
+            }),
+          () => {},
+        )
+        .finally(() => (reading = false))
+    }
+    refresh()
+    o.events.on('alerts.changed', refresh)
+    o.events.on('metrics.tick', refresh)
+    app.on('will-quit', () => tray.destroy())
+  }
   await windowReady
 }
 

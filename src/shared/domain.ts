@@ -51,6 +51,8 @@ export const healthSnapshot = z.object({
   results: z.array(healthResult),
   checkedAt: z.string().nullable(),
   intervalS: z.number(),
+  /** Whether alerts are being evaluated: the reason they are not (the ops store unreachable), else null. */
+  alerts: z.object({ problem: z.string().nullable() }).optional(),
 })
 export type HealthSnapshot = z.infer<typeof healthSnapshot>
 

@@ -100,6 +100,22 @@ describe('alerts end to end in Chromium, served by the headless host', () => {
     }
     const threshold = (await count()) + 10
 
+    // Stored rules of other kinds backtest too: availability over the stored health results, a forecast over
+    // the stored disk series; a backup-fact rule says why it cannot be.
+    await page.getByTestId('backtest-rule-postgres_down').click()
+    await expect
+      .poll(() => page.getByTestId('rule-backtest-result').textContent(), { timeout: 30_000 })
+      .toMatch(/Over the last 7 days \([1-9]\d* stored points\), this rule would have fired 0 times/)
+    await page.getByTestId('backtest-rule-disk_full_soon').click()
+    await expect
+      .poll(() => page.getByTestId('rule-backtest').textContent(), { timeout: 30_000 })
+      .toMatch(/Backtest of disk_full_soon.*Over the last 7 days \(\d+ stored points.*would have fired \d+ time/s)
+    await page.getByTestId('rule-backtest').screenshot({ path: join(shots, 'alerts-rule-backtest-1440.png') })
+    await page.getByTestId('backtest-rule-backup_slot_wal').click()
+    await expect
+      .poll(() => page.getByTestId('rule-backtest').textContent(), { timeout: 30_000 })
+      .toMatch(/Backtest of backup_slot_wal.*past values .* are not stored, so a backup rule cannot be backtested/s)
+
     await page.getByTestId('new-rule').click()
     await page.getByTestId('rule-name').fill('db_connections_high')
     await page.getByTestId('rule-series').selectOption('pg.connections')

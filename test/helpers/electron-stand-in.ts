@@ -17,6 +17,8 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     permissionHandler: null as null | ((wc: unknown, permission: string, cb: (ok: boolean) => void) => void),
     openedExternal: [] as string[],
     notifications: [] as { title: string; body: string }[],
+    trays: [] as FakeTray[],
+    windowShows: 0,
     quitCalls: 0,
     relaunchCalls: 0,
     ready: false,
@@ -68,7 +70,9 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
       this.loaded = url
       this.webContents.mainFrame.url = url
     }
-    show() {}
+    show() {
+      rec.windowShows++
+    }
     focus() {}
     restore() {}
     isMinimized() {
@@ -79,8 +83,59 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     }
   }
 
+  /** An image made from a bitmap: its size and the colour of its centre pixel (BGRA in, "#rrggbb" out). */
+  class FakeImage {
+    constructor(
+      readonly width: number,
+      readonly height: number,
+      readonly centre: string,
+    ) {}
+    isEmpty() {
+      return this.width === 0
+    }
+  }
+  const nativeImage = {
+    createFromBitmap(buf: Buffer, o: { width: number; height: number }) {
+      if (buf.length !== o.width * o.height * 4) throw new Error('Invalid buffer size')
+      const i = (Math.floor(o.height / 2) * o.width + Math.floor(o.width / 2)) * 4
+      const hex = (n: number) => n.toString(16).padStart(2, '0')
+      return new FakeImage(o.width, o.height, `#${hex(buf[i + 2])}${hex(buf[i + 1])}${hex(buf[i])}`)
+    },
+  }
+  type MenuItem = { label: string; enabled?: boolean; click?: () => void }
+  class FakeTray extends EventEmitter {
+    toolTip = ''
+    title = ''
+    menu: MenuItem[] = []
+    destroyed = false
+    constructor(public image: FakeImage) {
+      super()
+      if (!rec.ready) throw new Error('Cannot create Tray before app is ready')
+      if (!(image instanceof FakeImage)) throw new Error('a Tray needs a NativeImage')
+      rec.trays.push(this)
+    }
+    setImage(image: FakeImage) {
+      this.image = image
+    }
+    setToolTip(t: string) {
+      this.toolTip = t
+    }
+    setTitle(t: string) {
+      this.title = t
+    }
+    setContextMenu(m: { items: MenuItem[] }) {
+      this.menu = m.items
+    }
+    destroy() {
+      this.destroyed = true
+    }
+  }
+
   const module = {
     app,
+    Tray: FakeTray,
+    Menu: { buildFromTemplate: (items: MenuItem[]) => ({ items }) },
+    nativeImage,
     BrowserWindow: FakeWindow,
     ipcMain: {
       handle: (channel: string, h: Handler) => {

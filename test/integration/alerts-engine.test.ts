@@ -9,6 +9,8 @@ import { AlertEngine, type EngineOptions } from '../../src/core/alerts/engine'
 import type { Channel } from '../../src/core/alerts/notify'
 import type { RuleSource } from '../../src/core/alerts/source'
 import { OpsEvents } from '../../src/core/events'
+import { HealthStore } from '../../src/core/health/store'
+import { metricSources } from '../../src/core/alerts/sources'
 import { silentLogger } from '../../src/core/log/logger'
 import { OpsStore } from '../../src/core/store'
 import { createDatabase, query } from '../helpers/db'
@@ -282,5 +284,123 @@ describe('alert engine on a real ops store: one notifier, restarts, takeover', (
     expect(notices).toEqual(['Alerts are not being evaluated'])
     await down.stop()
     await close(e)
+  })
+
+  it('backtests an availability rule over the stored health results and changes, and says why a backup rule cannot be', async () => {
+    const store = new OpsStore(db.url, silentLogger)
+    expect(await store.ready()).toBe(true)
+    const hs = new HealthStore(() => store.pool(), silentLogger)
+    const now = Date.now()
+    const at = (minAgo: number) => new Date(now - minAgo * 60_000).toISOString()
+    // Changes only, nine days ago (results older than a week are pruned): unhealthy for 10 minutes.
+    await hs.saveChange({ service: 'redis', from: 'healthy', to: 'unhealthy', reason: 'refused', at: at(9 * 1440) })
+    await hs.saveChange({ service: 'redis', from: 'unhealthy', to: 'healthy', reason: 'ok', at: at(9 * 1440 - 10) })
+    // Results, the last hour: a check every 30 s, unhealthy for 5 minutes from 40 to 35 minutes ago.
+    const results = Array.from({ length: 120 }, (_, i) => {
+      const minAgo = 60 - i / 2
+      const bad = minAgo <= 40 && minAgo > 35
+      return {
+        service: 'redis' as const,
+        label: 'Redis',
+        status: bad ? ('unhealthy' as const) : ('healthy' as const),
+        latencyMs: 1,
+        reason: bad ? 'refused' : 'ok',
+        details: {},
+        transport: null,
+        checkedAt: at(minAgo),
+        lastChangeAt: null,
+      }
+    })
+    await hs.saveResults(results)
+    const engine = new AlertEngine({
+      pool: () => store.pool(),
+      opsUrl: db.url,
+      intervalMs: 300,
+      log: silentLogger,
+      events: new OpsEvents(),
+      audit: new AuditLog({ store: () => store.pool(), log: silentLogger }),
+      defaults: [],
+      channels: [],
+      rulesFile: null,
+      knowsSeries: () => true,
+      seriesIds: () => [],
+      history: async () => [],
+    })
+    for (const src of metricSources({
+      latest: () => [],
+      history: async () => [],
+      health: () => ({ overall: 'healthy', results: [], checkedAt: null, intervalS: 30 }),
+      healthHistory: (service, from, to) => hs.timeline(service, from, to, 30_000),
+      backupFacts: async () => ({
+        lastFullAt: null,
+        lastIncrementalAt: null,
+        lastJobFailed: false,
+        slotBytes: null,
+        lastRestoreTestAt: null,
+        lastRestoreTestFailed: false,
+      }),
+    }))
+      engine.registerSource(src)
+    const rule = { name: 'redis_down', kind: 'availability', params: { service: 'redis' }, for: '1m' }
+    const [r] = await engine.backtest(rule, 10, now)
+    expect(r.series).toBe('service=redis')
+    expect(r.result.episodes).toHaveLength(2)
+    // From the changes (sampled every 30 s): fired a minute after the flip, resolved when it flipped back.
+    expect(Math.round((now - r.result.episodes[0].from) / 60_000)).toBe(9 * 1440 - 1)
+    expect(Math.round((now - r.result.episodes[0].to!) / 60_000)).toBe(9 * 1440 - 10)
+    // From the results: fired a minute into the outage, resolved at the first healthy check.
+    expect((now - r.result.episodes[1].from) / 60_000).toBeCloseTo(39, 5)
+    expect((now - r.result.episodes[1].to!) / 60_000).toBeCloseTo(35, 5)
+    // A week back only: the older outage is not in range.
+    expect((await engine.backtest(rule, 7, now))[0].result.episodes).toHaveLength(1)
+    await expect(
+      engine.backtest({ name: 'no_backup', kind: 'backup', params: { fact: 'hours_since_full' }, threshold: 26 }, 7, now),
+    ).rejects.toThrow(/past values .* are not stored/)
+    await engine.stop()
+    await store.close()
+  })
+
+  it("evaluates a rule that leaves a kind's parameters at their defaults (an anomaly without window or baseline)", async () => {
+    const store = new OpsStore(db.url, silentLogger)
+    expect(await store.ready()).toBe(true)
+    const now = Date.now()
+    const meta = { id: 'app.rps', name: 'app.rps', group: 'app', unit: 'req/min', labels: {}, help: '', host: 'h1', note: null } as const
+    const engine = new AlertEngine({
+      pool: () => store.pool(),
+      opsUrl: db.url,
+      intervalMs: 300,
+      log: silentLogger,
+      events: new OpsEvents(),
+      audit: new AuditLog({ store: () => store.pool(), log: silentLogger }),
+      defaults: [{ name: 'rps_odd', kind: 'anomaly', series: 'app.rps', params: { min_change: 5 }, threshold: 6 }],
+      channels: [],
+      rulesFile: null,
+      knowsSeries: () => true,
+      seriesIds: () => [],
+      history: async () => [],
+    })
+    for (const src of metricSources({
+      latest: () => [{ ...meta, labels: {}, t: now, v: 500 }],
+      // The last hour (the default window): steady around 20.
+      history: async (_id, from, to) =>
+        Array.from({ length: 60 }, (_, i) => ({ t: now - i * 60_000, v: 20 + (i % 3) })).filter((p) => p.t >= from && p.t <= to),
+      health: () => ({ overall: 'healthy', results: [], checkedAt: null, intervalS: 30 }),
+      backupFacts: async () => ({
+        lastFullAt: null,
+        lastIncrementalAt: null,
+        lastJobFailed: false,
+        slotBytes: null,
+        lastRestoreTestAt: null,
+        lastRestoreTestFailed: false,
+      }),
+    }))
+      engine.registerSource(src)
+    await engine.evaluate(now, true)
+    expect(engine.lastEvaluation?.error).toBeNull()
+    const firing = (await engine.active()).filter((a) => a.rule === 'rps_odd')
+    expect(firing).toMatchObject([{ phase: 'firing', labels: { host: 'h1' } }])
+    expect(firing[0].text).toMatch(/^z \d+/)
+    await engine.stop()
+    await store.close()
   })
 })

@@ -38,6 +38,16 @@ describe('examforge-ops alerts (built CLI against a real ops store)', () => {
       return { series: 'host.cpu_percent', host: os.hostname(), t, v: high ? 95 : 30 }
     })
     await writeBatch(pool, samples)
+    // Two hours of stored PostgreSQL checks, every 30 s: unhealthy for 5 minutes an hour ago.
+    const checks = Array.from({ length: 240 }, (_, i) => {
+      const t = end - (240 - i) * 30_000
+      return { t, bad: i >= 120 && i < 130 }
+    })
+    await pool.query(
+      `INSERT INTO ops.health_results (service, status, latency_ms, reason, details, checked_at)
+       SELECT 'postgres', s, 1, 'stored', '{}'::jsonb, to_timestamp(t / 1000.0) FROM unnest($1::text[], $2::float8[]) AS x(s, t)`,
+      [checks.map((c) => (c.bad ? 'unhealthy' : 'healthy')), checks.map((c) => c.t)],
+    )
     await pool.end()
     writeFileSync(
       rulesFile,
@@ -73,6 +83,18 @@ describe('examforge-ops alerts (built CLI against a real ops store)', () => {
     expect(s.result.episodes.map((e) => (e.to - e.from) / 60_000)).toEqual([8, 8])
     const text = await cli(['alerts', 'backtest', 'cpu_spike', '--days', '1'], env)
     expect(text.stdout).toMatch(/fired 2 time\(s\), 16m in all/)
+  })
+
+  it('backtests an availability rule over the stored health checks, and says why a backup rule cannot be', async () => {
+    const r = await cli(['alerts', 'backtest', 'postgres_down', '--days', '1', '--json'], env)
+    expect(r.code, r.stderr).toBe(0)
+    const [s] = JSON.parse(r.stdout) as { series: string; result: { episodes: { from: number; to: number }[] } }[]
+    expect(s.series).toBe('service=postgres')
+    // Unhealthy for 5 minutes with for: 1m: firing for the last 4.
+    expect(s.result.episodes.map((e) => (e.to - e.from) / 60_000)).toEqual([4])
+    const refused = await cli(['alerts', 'backtest', 'backup_slot_wal'], env)
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toMatch(/past values .* are not stored, so a backup rule cannot be backtested/)
   })
 
   it('a bad rules file is refused with its line and what to fix; list says so and nothing fires', async () => {

@@ -17,6 +17,7 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
   const { rec } = stand
   let db: Awaited<ReturnType<typeof createDatabase>>
   const load = (Module as unknown as { _load: (req: string, ...rest: unknown[]) => unknown })._load
+  let dbusBefore: string | undefined
 
   beforeAll(async () => {
     if (!existsSync(mainBundle)) throw new Error('The Electron main bundle is not built: run "npm run build" (npm test does it first).')
@@ -24,6 +25,9 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     process.env.DATABASE_URL = db.url
     process.env.OPS_DATA_DIR = userData
     process.env.HEALTH_INTERVAL_S = '3600'
+    // A desktop session with a StatusNotifier host, as on a Linux desktop (the tray is shown only there).
+    dbusBefore = process.env.DBUS_SESSION_BUS_ADDRESS
+    process.env.DBUS_SESSION_BUS_ADDRESS = 'unix:path=/run/user/1000/bus'
     // A settings file with a value the console cannot use: the shell starts anyway, with the default.
     writeFileSync(join(userData, 'settings.json'), JSON.stringify({ METRICS_INTERVAL_S: '0' }), { mode: 0o600 })
     ;(Module as unknown as { _load: unknown })._load = function (req: string, ...rest: unknown[]) {
@@ -46,6 +50,8 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     expect(event.prevented).toBe(true)
     await waitFor(() => rec.quitCalls > quitsBefore, 'the shell to quit after draining')
     ;(Module as unknown as { _load: unknown })._load = load
+    if (dbusBefore === undefined) delete process.env.DBUS_SESSION_BUS_ADDRESS
+    else process.env.DBUS_SESSION_BUS_ADDRESS = dbusBefore
     await db?.drop()
   })
 
@@ -307,5 +313,40 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     const r = (await call('app.restart', {})) as { ok: true; value: { restarting: boolean; message: string } }
     expect(r.value).toMatchObject({ restarting: true })
     await waitFor(() => rec.relaunchCalls === 1 && rec.quitCalls === quitsBefore + 1, 'the shell to relaunch and quit')
+  })
+
+  it('shows a tray with the firing count: red while a rule fires, grey once it resolves; its menu brings the window back', async () => {
+    expect(rec.trays).toHaveLength(1)
+    const tray = rec.trays[0]
+    // Nothing fires yet (a default rule may be pending, which the tooltip adds and the icon shows amber).
+    expect(tray.toolTip).toMatch(/^ExamForge Ops — no alert firing(, \d+ pending)?$/)
+    expect(tray.image.centre).not.toBe('#d64545')
+    // A rule that holds at once (CPU is always ≥ 0), saved through the window as an administrator would.
+    const saved = (await call('alerts.saveRule', {
+      rule: { name: 'tray_check', series: 'host.cpu_percent', op: '>=', threshold: 0, severity: 'info', channels: [] },
+    })) as { ok: boolean; error?: unknown }
+    expect(saved).toMatchObject({ ok: true })
+    await waitFor(() => tray.toolTip.startsWith('ExamForge Ops — 1 alert firing'), 'the tray to count the firing alert')
+    expect(tray.title).toBe('1')
+    expect(tray.image.centre).toBe('#d64545')
+    expect(tray.menu[0]).toMatchObject({ label: tray.toolTip, enabled: false })
+    const shows = rec.windowShows
+    tray.menu.find((m) => m.label === 'Show ExamForge Ops')!.click!()
+    expect(rec.windowShows).toBe(shows + 1)
+    expect((await call('alerts.deleteRule', { name: 'tray_check' })) as { ok: boolean }).toMatchObject({ ok: true })
+    await waitFor(() => tray.toolTip.startsWith('ExamForge Ops — no alert firing'), 'the tray to go back to no alert firing')
+    expect(tray.title).toBe('')
+    expect(tray.image.centre).not.toBe('#d64545')
+  })
+
+  it('shows no tray where none can be seen (Linux without a session D-Bus)', async () => {
+    const { createAlertTray, traySupported } = await import('../../src/main/tray')
+    expect(traySupported('linux', {})).toBe(false)
+    expect(traySupported('linux', { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/x' })).toBe(true)
+    expect(traySupported('darwin', {})).toBe(true)
+    const before = rec.trays.length
+    const parts = stand.module as unknown as Parameters<typeof createAlertTray>[0]
+    expect(createAlertTray(parts, { show: () => {}, supported: false })).toBeNull()
+    expect(rec.trays).toHaveLength(before)
   })
 })

@@ -54,6 +54,8 @@ describe('health checks on a schedule, recorded in the ops store', () => {
       expect(r.value.checkedAt).not.toBeNull()
       expect(r.value.results.find((x) => x.service === 'postgres')!.status).toBe('healthy')
       expect(JSON.stringify(r.value)).not.toContain('Not checked yet')
+      // The store answers: the Health page has nothing to say about alerts.
+      expect(r.value.alerts).toEqual({ problem: null })
     } finally {
       await fresh.close()
     }
@@ -161,7 +163,7 @@ describe('health checks on a schedule, recorded in the ops store', () => {
 })
 
 describe('health keeps working while the ops store is down', () => {
-  it('results stay in memory and the console reports the database unreachable', async () => {
+  it('results stay in memory, the console reports the database unreachable, and Health says alerts are not being evaluated (once, as a desktop notification)', async () => {
     const { freePort } = await import('../../src/core/sandbox/cluster')
     const port = await freePort()
     const ops = await createOps({
@@ -179,6 +181,21 @@ describe('health keeps working while the ops store is down', () => {
       expect(pgResult.status).toBe('unhealthy')
       expect(pgResult.reason).toMatch(/refused the connection/)
       expect(snap.results.find((r) => r.service === 'host')!.status).not.toBe('unhealthy')
+      // Through the contract, as the Health page reads it (and in the snapshot every health.updated carries).
+      const { dispatch } = await import('../../src/core/dispatch')
+      const r = (await dispatch(ops, 'health.snapshot', {}, { actor: { via: 'cli', osUser: 'test', email: null } })) as {
+        ok: true
+        value: HealthSnapshot
+      }
+      expect(r.ok).toBe(true)
+      expect(r.value.alerts?.problem).toMatch(/^Alerts are not being evaluated: the ops store is not reachable/)
+      expect(snap.alerts?.problem).toBe(r.value.alerts?.problem)
+      // At each collection (what metrics.tick runs): one desktop notification, not one per collection.
+      const notices: { title: string; severity: string }[] = []
+      ops.events.on('alerts.notify', (n) => notices.push(n))
+      await ops.alerts.evaluate()
+      await ops.alerts.evaluate()
+      expect(notices).toEqual([expect.objectContaining({ title: 'Alerts are not being evaluated', severity: 'critical' })])
     } finally {
       await ops.close()
     }

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { backtestPoints } from '../../src/core/alerts/backtest'
+import { backtestPoints, backtestReadings, inputOf } from '../../src/core/alerts/backtest'
 import { parseDuration } from '../../src/core/alerts/duration'
 import { predictLinear, robustZ } from '../../src/core/alerts/fit'
-import { metricSources } from '../../src/core/alerts/sources'
+import { between, metricSources, type SourceDeps } from '../../src/core/alerts/sources'
 import { parseRulesFile } from '../../src/core/alerts/rules-file'
-import { ruleInput, type Rule } from '../../src/core/alerts/rules'
+import { ruleInput, sourceParams, type Rule } from '../../src/core/alerts/rules'
+import type { HealthSnapshot } from '../../src/shared/domain'
 import { initialState, step, type AlertPhase, type Input } from '../../src/core/alerts/state'
 import { SeriesRegistry } from '../../src/core/metrics/registry'
 import type { RuleSource } from '../../src/core/alerts/source'
@@ -284,5 +285,202 @@ describe('channel secrets', () => {
       expect(shown).not.toContain(secret)
     expect(scrub(`failed to post to ${env.ALERT_SLACK_WEBHOOK_URL}`)).not.toContain('slackTokenAbcdef123456')
     expect(scrub('login smtpPasswordAbcdef123456 refused')).not.toContain('smtpPasswordAbcdef123456')
+  })
+})
+
+describe('backtests of forecast, anomaly and availability rules equal the live sources replayed', () => {
+  const minute = 60_000
+  const meta = {
+    id: 'host.disk_used_percent{mount=/}',
+    name: 'host.disk_used_percent',
+    group: 'host',
+    unit: '%',
+    labels: { mount: '/' },
+    help: '',
+    host: 'h',
+  } as const
+  const noFacts = async () => ({
+    lastFullAt: null,
+    lastIncrementalAt: null,
+    lastJobFailed: false,
+    slotBytes: null,
+    lastRestoreTestAt: null,
+    lastRestoreTestFailed: false,
+  })
+  const depsAt = (
+    all: { t: number; v: number | null }[],
+    t: number,
+    health: SourceDeps['health'] = () => ({ overall: 'healthy', results: [], checkedAt: null, intervalS: 30 }),
+  ): SourceDeps => {
+    const here = all.find((p) => p.t === t)
+    return {
+      latest: () => [{ ...meta, labels: { ...meta.labels }, t, v: here?.v ?? null, note: null }],
+      // What the store held at t: nothing after it.
+      history: async (_id, a, b) => between(all, a, Math.min(b, t)),
+      health,
+      backupFacts: noFacts,
+    }
+  }
+  /** The live source evaluated afresh at every stored moment, fed to the state machine. */
+  async function liveReplay(kind: string, r: Rule, times: number[], deps: (t: number) => SourceDeps) {
+    let s = initialState()
+    const out = []
+    for (const t of times) {
+      const src = metricSources(deps(t)).find((x) => x.kind === kind)!
+      const [reading] = await src.evaluate(src.params.parse(sourceParams(r)), t)
+      const o = step(s, inputOf(reading, r, src.condition), r, t)
+      s = o.state
+      if (o.transition) out.push(o.transition)
+    }
+    return out
+  }
+
+  it('forecast: a disk filling in bursts fires when the fit crosses 100 % within 2 h, and the backtest is that replay', async () => {
+    // Flat at 50 %, then +1 % a minute for 40 minutes (fit says full soon), flat again (fit says no), twice.
+    const all = Array.from({ length: 300 }, (_, i) => {
+      const phase = i % 150
+      const base = 0
+      return { t: i * minute, v: phase < 60 ? 50 + base : phase < 100 ? 50 + base + (phase - 60) : 90 + base - (phase - 100) * 0.8 }
+    })
+    const r = rule({
+      kind: 'forecast',
+      series: 'host.disk_used_percent',
+      params: { within: '2h', window: '20m' },
+      op: '>=',
+      threshold: 100,
+      for: '5m',
+    })
+    const src = metricSources(depsAt(all, all.at(-1)!.t)).find((x) => x.kind === 'forecast')!
+    const [set] = await src.history!(src.params.parse(sourceParams(r)), 0, all.at(-1)!.t)
+    expect(set.labels).toEqual({ host: 'h', mount: '/' })
+    const bt = backtestReadings(r, false, set.steps, all.at(-1)!.t)
+    const replay = await liveReplay(
+      'forecast',
+      r,
+      all.map((p) => p.t),
+      (t) => depsAt(all, t),
+    )
+    expect(bt.transitions).toEqual(replay)
+    expect(bt.episodes.length).toBe(2)
+    expect(bt.transitions.map((x) => x.to)).toEqual(['pending', 'firing', 'resolved', 'pending', 'firing', 'resolved'])
+  })
+
+  it('anomaly: a spike over a noisy window fires, the backtest is that replay', async () => {
+    const all = Array.from({ length: 240 }, (_, i) => ({ t: i * minute, v: i >= 120 && i < 130 ? 95 : i % 53 === 7 ? null : 20 + (i % 3) }))
+    const r = rule({
+      kind: 'anomaly',
+      series: 'host.disk_used_percent',
+      params: { window: '30m', min_change: 5 },
+      op: '>',
+      threshold: 6,
+      for: '2m',
+    })
+    const src = metricSources(depsAt(all, all.at(-1)!.t)).find((x) => x.kind === 'anomaly')!
+    const [set] = await src.history!(src.params.parse(sourceParams(r)), 0, all.at(-1)!.t)
+    const bt = backtestReadings(r, false, set.steps, all.at(-1)!.t)
+    const replay = await liveReplay(
+      'anomaly',
+      r,
+      all.map((p) => p.t),
+      (t) => depsAt(all, t),
+    )
+    expect(bt.transitions).toEqual(replay)
+    expect(bt.episodes).toHaveLength(1)
+    expect(bt.episodes[0].from).toBe(122 * minute)
+  })
+
+  it('availability: the stored statuses replayed give the same transitions as the live source', async () => {
+    const statuses = Array.from({ length: 60 }, (_, i) => ({
+      t: i * 30_000,
+      status: (i >= 10 && i < 20) || (i >= 40 && i < 42) ? ('unhealthy' as const) : ('healthy' as const),
+      reason: 'probe',
+    }))
+    const r = rule({ kind: 'availability', params: { service: 'postgres' }, for: '1m' })
+    const deps = (t: number): SourceDeps => ({
+      ...depsAt([], t),
+      health: () => {
+        const s = statuses.find((x) => x.t === t)!
+        const result = {
+          service: 'postgres',
+          label: 'PostgreSQL',
+          status: s.status,
+          latencyMs: 1,
+          reason: s.reason,
+          details: {},
+          transport: null,
+          checkedAt: new Date(t + 1).toISOString(),
+          lastChangeAt: null,
+        }
+        return { overall: s.status, results: [result], checkedAt: null, intervalS: 30 } as unknown as HealthSnapshot
+      },
+      healthHistory: async () => statuses,
+    })
+    const src = metricSources(deps(0)).find((x) => x.kind === 'availability')!
+    const [set] = await src.history!(src.params.parse(sourceParams(r)), 0, 30 * 60_000)
+    const bt = backtestReadings(r, true, set.steps, 30 * 60_000)
+    expect(bt.transitions).toEqual(
+      await liveReplay(
+        'availability',
+        r,
+        statuses.map((s) => s.t),
+        deps,
+      ),
+    )
+    // Ten bad checks (5 min) fire after the minute; two (30 s apart) are only pending, never firing.
+    expect(bt.episodes.map((e) => [e.from / 30_000, e.to! / 30_000])).toEqual([[12, 20]])
+  })
+
+  it('backup facts say why they cannot be backtested', () => {
+    const src = metricSources(depsAt([], 0)).find((x) => x.kind === 'backup')!
+    expect(src.history).toBeUndefined()
+    expect(src.noHistory).toMatch(/not stored/)
+  })
+})
+
+describe('anomaly against the same hour of the last weeks', () => {
+  const week = 7 * 86_400_000
+  const hour = 3_600_000
+  it('a value normal for that hour of the week stays quiet, the same value at a quiet hour stands out, tiny changes stay quiet', async () => {
+    const now = 5 * week + 10 * hour // 10:00, five weeks in
+    // Every day 10:00–11:00 runs at ~70 (a nightly batch); the rest at ~10; a minute apart, four weeks back.
+    const all: { t: number; v: number }[] = []
+    for (let t = now - 4 * week - 2 * hour; t <= now; t += 5 * 60_000) {
+      const h = Math.floor((t % 86_400_000) / hour)
+      all.push({ t, v: (h === 10 ? 70 : 10) + ((t / 60_000) % 3) })
+    }
+    const deps = (v: number): SourceDeps => ({
+      latest: () => [
+        { id: 'app.rps', name: 'app.rps', group: 'app', unit: 'req/min', labels: {}, help: '', host: 'h', t: now, v, note: null },
+      ],
+      history: async (_id, a, b) => between(all, a, b),
+      health: () => ({ overall: 'healthy', results: [], checkedAt: null, intervalS: 30 }),
+      backupFacts: async () => ({
+        lastFullAt: null,
+        lastIncrementalAt: null,
+        lastJobFailed: false,
+        slotBytes: null,
+        lastRestoreTestAt: null,
+        lastRestoreTestFailed: false,
+      }),
+    })
+    const z = async (v: number, params: Record<string, unknown>) => {
+      const src = metricSources(deps(v)).find((x) => x.kind === 'anomaly')!
+      return (await src.evaluate(src.params.parse({ series: 'app.rps', ...params }), now))[0].value
+    }
+    // Weekly: 71 at 10:00 is what this hour always does; against the last hour (all ~10) it is an anomaly.
+    expect(await z(71, { baseline: 'weekly', window: '1h', min_change: 5 })).toBeLessThan(2)
+    expect(await z(71, { baseline: 'window', window: '1h', min_change: 5 })).toBeGreaterThan(10)
+    // 10 at 10:00 is far from this hour's normal of the last weeks.
+    expect(await z(10, { baseline: 'weekly', window: '1h', min_change: 5 })).toBeGreaterThan(10)
+    // Below min_change: quiet whatever the spread.
+    expect(await z(73, { baseline: 'weekly', window: '1h', min_change: 5 })).toBe(0)
+    // One week back only: still a baseline of that hour.
+    expect(await z(10, { baseline: 'weekly', weeks: 1, window: '1h', min_change: 5 })).toBeGreaterThan(10)
+    // Refused: weeks out of range.
+    expect(
+      metricSources(deps(1))
+        .find((x) => x.kind === 'anomaly')!
+        .params.safeParse({ series: 'app.rps', baseline: 'weekly', weeks: 0 }).success,
+    ).toBe(false)
   })
 })

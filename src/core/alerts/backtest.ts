@@ -1,11 +1,15 @@
 /**
  * Backtest: run a rule over stored history with the same state machine the live evaluator uses, one step
- * per stored point, and report when it would have fired and for how long. Pure over points, so a test can
- * check that it equals a replay of the state machine.
+ * per stored moment, and report when it would have fired and for how long. A threshold rule steps over the
+ * stored points of its series; other kinds step over the readings their source rebuilds from stored history
+ * (RuleSource.history: a forecast or anomaly computed at each stored point over the history before it, a
+ * health check's stored results), turned into inputs exactly as the live engine turns readings (`inputOf`).
+ * Pure over steps, so a test can check that it equals a replay of the state machine.
  */
 import type { MetricPoint } from '../../shared/metrics'
 import { compare, type Rule } from './rules'
-import { initialState, step, type Transition } from './state'
+import type { Reading } from './source'
+import { initialState, step, type Input, type Transition } from './state'
 
 export interface Episode {
   /** When it went to firing. */
@@ -22,27 +26,51 @@ export interface BacktestResult {
   firingMs: number
 }
 
-export function backtestPoints(rule: Rule, points: MetricPoint[], end: number): BacktestResult {
+/** A reading as the state machine's input: the live engine and the backtest both use this. */
+export function inputOf(r: Reading, rule: Pick<Rule, 'op' | 'threshold'>, condition: boolean): Input {
+  if (r.error) return { kind: 'error', error: r.error }
+  if (r.value === null) return { kind: 'nodata' }
+  return { kind: 'value', value: r.value, text: r.text, holds: condition ? r.value > 0 : compare(rule.op, r.value, rule.threshold) }
+}
+
+/** Replay the state machine over inputs in time order. */
+export function backtestInputs(rule: Rule, steps: { t: number; input: Input }[], end: number): BacktestResult {
   let state = initialState()
   const transitions: Transition[] = []
   const episodes: Episode[] = []
   let open: Episode | null = null
-  for (const p of points) {
-    const input =
-      p.v === null ? ({ kind: 'nodata' } as const) : ({ kind: 'value', value: p.v, holds: compare(rule.op, p.v, rule.threshold) } as const)
-    const r = step(state, input, rule, p.t)
+  for (const { t, input } of steps) {
+    const r = step(state, input, rule, t)
     state = r.state
-    if (open && p.v !== null) open.peak = open.peak === null ? p.v : Math.max(open.peak, p.v)
+    const v = input.kind === 'value' ? input.value : null
+    if (open && v !== null) open.peak = open.peak === null ? v : Math.max(open.peak, v)
     if (!r.transition) continue
     transitions.push(r.transition)
     if (r.transition.to === 'firing') {
-      open = { from: p.t, to: null, peak: p.v }
+      open = { from: t, to: null, peak: v }
       episodes.push(open)
     } else if (r.transition.to === 'resolved' && open) {
-      open.to = p.t
+      open.to = t
       open = null
     }
   }
   const firingMs = episodes.reduce((s, e) => s + ((e.to ?? end) - e.from), 0)
-  return { points: points.length, transitions, episodes, firingMs }
+  return { points: steps.length, transitions, episodes, firingMs }
+}
+
+export function backtestPoints(rule: Rule, points: MetricPoint[], end: number): BacktestResult {
+  return backtestInputs(
+    rule,
+    points.map((p) => ({ t: p.t, input: inputOf({ labels: {}, value: p.v }, rule, false) })),
+    end,
+  )
+}
+
+/** A source's rebuilt readings, one step each. */
+export function backtestReadings(rule: Rule, condition: boolean, steps: { t: number; reading: Reading }[], end: number): BacktestResult {
+  return backtestInputs(
+    rule,
+    steps.map((s) => ({ t: s.t, input: inputOf(s.reading, rule, condition) })),
+    end,
+  )
 }

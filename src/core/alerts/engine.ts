@@ -14,11 +14,11 @@ import type { MetricPoint } from '../../shared/metrics'
 import type { AuditLog } from '../audit/audit'
 import type { OpsEvents } from '../events'
 import type { Logger } from '../log/logger'
-import { backtestPoints, type BacktestResult } from './backtest'
+import { backtestPoints, backtestReadings, inputOf, type BacktestResult } from './backtest'
 import { LeaderLock } from './leader'
 import { deliver, type Channel, type DeliveryResult, type Notification, type NotifiedAlert, type SendOptions } from './notify'
 import { parseRulesFile, ruleProblem, type Grouping } from './rules-file'
-import { compare, ruleInput, sourceParams, type Rule, type RuleInput, type RuleOrigin } from './rules'
+import { ruleInput, sourceParams, type Rule, type RuleInput, type RuleOrigin } from './rules'
 import type { Reading, RuleSource } from './source'
 import { initialState, step, type AlertState, type Input, type Transition } from './state'
 import { round } from './sources'
@@ -325,9 +325,37 @@ export class AlertEngine {
 
   /** One evaluation of every rule; nothing unless this process holds the notifier lock (or `force`, for tests and benches). */
   evaluate(now = Date.now(), force = false): Promise<void> {
-    if (!force && !this.leader.isLeader) return Promise.resolve()
-    this.evaluating ??= this.evaluateNow(now).finally(() => (this.evaluating = null))
+    if (!force && !this.leader.isLeader) {
+      // Not the notifier: still say so when the store is out of reach (then nobody here can evaluate).
+      this.announce()
+      return Promise.resolve()
+    }
+    this.evaluating ??= this.evaluateNow(now).finally(() => {
+      this.evaluating = null
+      this.announce()
+    })
     return this.evaluating
+  }
+
+  /**
+   * Why alerts are not being evaluated, in a sentence, else null: the last evaluation here failed, or the ops
+   * store (where the notifier lock, state and timers live) cannot be reached, so no process here evaluates.
+   */
+  problem(): string | null {
+    if (this.lastEvaluation?.error)
+      return `Alerts are not being evaluated: ${this.lastEvaluation.error}. Nothing is notified until the ops store answers again.`
+    if (!this.o.pool())
+      return 'Alerts are not being evaluated: the ops store is not reachable, so nothing is notified until it answers again; check OPS_DATABASE_URL and that its server is up.'
+    return null
+  }
+
+  private announced: string | null = null
+  /** Said once when evaluation stops (a desktop notification too), and again only after it has recovered. */
+  private announce(): void {
+    const p = this.problem()
+    if (p && !this.announced)
+      this.o.events.emit('alerts.notify', { title: 'Alerts are not being evaluated', body: p, severity: 'critical' })
+    this.announced = p
   }
 
   private async loadState(): Promise<void> {
@@ -408,7 +436,11 @@ export class AlertEngine {
           if (!source) readings = []
           else
             try {
-              readings = await source.evaluate(sourceParams(rule), now)
+              // Parsed, so a kind's defaults (an anomaly's window and baseline) apply to rules that leave them out.
+              const params = source.params.safeParse(sourceParams(rule))
+              readings = params.success
+                ? await source.evaluate(params.data, now)
+                : [{ labels: {}, value: null, error: `bad parameters: ${params.error.issues[0]?.message}` }]
             } catch (e) {
               readings = [{ labels: {}, value: null, error: (e as Error).message }]
             }
@@ -416,16 +448,7 @@ export class AlertEngine {
           for (const r of readings) {
             const fp = fingerprintOf(rule.name, r.labels)
             seen.add(fp)
-            const input: Input = r.error
-              ? { kind: 'error', error: r.error }
-              : r.value === null
-                ? { kind: 'nodata' }
-                : {
-                    kind: 'value',
-                    value: r.value,
-                    text: r.text,
-                    holds: source?.condition ? r.value > 0 : compare(rule.op, r.value, rule.threshold),
-                  }
+            const input = inputOf(r, rule, !!source?.condition)
             this.apply(rule, fp, r.labels, input, now, transitions)
             live.add(`${rule.name}|${fp}`)
           }
@@ -458,13 +481,6 @@ export class AlertEngine {
       error = (e as Error).message
       this.o.log.warn('alert evaluation failed; will retry at the next collection', { error })
     }
-    // Said once when evaluation starts failing (a desktop notification too), and once when it recovers.
-    if (error && !this.lastEvaluation?.error)
-      this.o.events.emit('alerts.notify', {
-        title: 'Alerts are not being evaluated',
-        body: `${error}. Nothing is notified until the ops store answers again.`,
-        severity: 'critical',
-      })
     this.lastEvaluation = { at: now, ms: performance.now() - started, computeMs, rules: rules.length, error }
   }
 
@@ -934,16 +950,35 @@ export class AlertEngine {
 
   async backtest(input: unknown, days: number, now = Date.now()): Promise<{ series: string; result: BacktestResult }[]> {
     const rule = typeof input === 'string' ? this.rule(input) : this.validate(input)
-    if (rule.kind !== 'threshold' || !rule.series)
+    const from = now - days * 86_400_000
+    if (rule.kind === 'threshold') {
+      if (!rule.series) throw new OpsError('bad_rule', `The threshold rule "${rule.name}" names no series to backtest.`)
+      const ids = this.o.seriesIds(rule.series, rule.host)
+      if (!ids.length) throw new OpsError('unknown_series', `No stored series matches "${rule.series}".`)
+      const hist = await this.o.history(ids, from, now)
+      return hist.map((h) => ({ series: h.id, result: backtestPoints(rule, h.points, now) }))
+    }
+    // Other kinds: their source rebuilds, at each stored moment, the reading it would have given then.
+    const source = this.sources.get(rule.kind)
+    if (!source)
+      throw new OpsError('not_backtestable', `"${rule.name}" is a ${rule.kind} rule, and no source of that kind is registered yet.`)
+    if (!source.history)
       throw new OpsError(
         'not_backtestable',
-        `Backtests run threshold rules over stored metric history; "${rule.name}" is a ${rule.kind} rule.`,
+        source.noHistory ?? `"${rule.name}" is a ${rule.kind} rule, whose past inputs are not stored, so it cannot be backtested.`,
       )
-    const ids = this.o.seriesIds(rule.series, rule.host)
-    if (!ids.length) throw new OpsError('unknown_series', `No stored series matches "${rule.series}".`)
-    const from = now - days * 86_400_000
-    const hist = await this.o.history(ids, from, now)
-    return hist.map((h) => ({ series: h.id, result: backtestPoints(rule, h.points, now) }))
+    const parsed = source.params.safeParse(sourceParams(rule))
+    if (!parsed.success)
+      throw new OpsError('bad_rule', `The ${rule.kind} rule "${rule.name}" has bad parameters: ${parsed.error.issues[0]?.message}.`)
+    const sets = await source.history(parsed.data, from, now)
+    if (!sets.length) throw new OpsError('unknown_series', `Nothing stored matches the ${rule.kind} rule "${rule.name}".`)
+    return sets.map((set) => ({
+      series: Object.entries(set.labels)
+        .filter(([, v]) => v !== '')
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+      result: backtestReadings(rule, source.condition, set.steps, now),
+    }))
   }
 
   async stop(): Promise<void> {

@@ -32,8 +32,9 @@ export function predictLinear(points: Point[], at: number): number | null {
   return intercept + slope * ((at - t0) / 1000)
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
+/** The median, sorting in place (a typed array sorts numerically, without a comparator: backtests call this per point). */
+const medianInPlace = (s: Float64Array): number => {
+  s.sort()
   const m = s.length >> 1
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
@@ -44,11 +45,15 @@ const median = (xs: number[]): number => {
  * with a change of at least minChange reads as a large score (Infinity is avoided: 1e6).
  */
 export function robustZ(window: Point[], value: number, minChange: number): number | null {
-  const xs = window.map((p) => p.v).filter((v): v is number => v !== null && Number.isFinite(v))
-  if (xs.length < 5) return null
-  const med = median(xs)
+  const xs = new Float64Array(window.length)
+  let n = 0
+  for (const p of window) if (p.v !== null && Number.isFinite(p.v)) xs[n++] = p.v
+  if (n < 5) return null
+  const vals = xs.subarray(0, n)
+  const med = medianInPlace(vals)
   const change = Math.abs(value - med)
   if (change < minChange) return 0
-  const mad = 1.4826 * median(xs.map((x) => Math.abs(x - med)))
+  for (let i = 0; i < n; i++) vals[i] = Math.abs(vals[i] - med)
+  const mad = 1.4826 * medianInPlace(vals)
   return mad === 0 ? 1e6 : change / mad
 }

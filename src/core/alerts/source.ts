@@ -39,4 +39,12 @@ export interface RuleSource<P = unknown> {
   condition: boolean
   /** Readings at `now` (ms since the epoch) for a rule with these parameters. */
   evaluate(params: P, now: number): Promise<Reading[]>
+  /**
+   * For backtests: the readings this source would have given at each stored moment in [from, to], per label
+   * set, rebuilt from stored history with the same computation `evaluate` uses. Absent when the source's
+   * past inputs are not stored (the backtest then refuses the rule and says why).
+   */
+  history?(params: P, from: number, to: number): Promise<{ labels: Record<string, string>; steps: { t: number; reading: Reading }[] }[]>
+  /** Why this kind cannot be backtested, when it has no `history`. */
+  noHistory?: string
 }

@@ -6,7 +6,7 @@
  * from core/errors through engine.registerSource.
  */
 import { z } from 'zod'
-import type { HealthSnapshot } from '../../shared/domain'
+import type { HealthSnapshot, HealthStatus } from '../../shared/domain'
 import type { LatestValue, MetricPoint } from '../../shared/metrics'
 import { parseDuration } from './duration'
 import { predictLinear, robustZ } from './fit'
@@ -29,6 +29,42 @@ export interface SourceDeps {
   history(seriesId: string, from: number, to: number): Promise<MetricPoint[]>
   health(): HealthSnapshot
   backupFacts(): Promise<BackupFacts>
+  /**
+   * For backtests: a health check's stored statuses in [from, to] in time order (its stored results, and
+   * before the oldest kept result its stored changes, sampled at the check interval). Absent: availability
+   * rules cannot be backtested.
+   */
+  healthHistory?(service: string, from: number, to: number): Promise<{ t: number; status: HealthStatus; reason: string }[]>
+}
+
+/** The points of a time-ordered history with a ≤ t ≤ b (binary search; the history is not copied beyond the slice). */
+export function between(points: MetricPoint[], a: number, b: number): MetricPoint[] {
+  const first = (x: number) => {
+    let lo = 0
+    let hi = points.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (points[mid].t < x) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+  const lo = first(a)
+  let hi = first(b)
+  while (hi < points.length && points[hi].t === b) hi++
+  return points.slice(lo, hi)
+}
+
+const WEEK = 7 * 86_400_000
+
+/** Anomaly baselines: the window before now, or the same hour (±window/2) of each of the last `weeks` weeks. */
+export function anomalyBaseline(
+  p: { baseline: 'window' | 'weekly'; window: string; weeks: number },
+  now: number,
+): { from: number; to: number }[] {
+  const window = parseDuration(p.window)!
+  if (p.baseline === 'window') return [{ from: now - window, to: now }]
+  return Array.from({ length: p.weeks }, (_, i) => ({ from: now - (i + 1) * WEEK - window / 2, to: now - (i + 1) * WEEK + window / 2 }))
 }
 
 const durationText = (what: string) =>
@@ -76,10 +112,12 @@ export function metricSources(deps: SourceDeps): RuleSource<Record<string, unkno
       const r = deps.health().results.find((x) => x.service === p.service)
       // Never checked yet (the placeholder result before the first probe) is no data, not "unhealthy".
       if (r && Date.parse(r.checkedAt) === 0) return [{ labels: { service: p.service }, value: null, text: 'not checked yet' }]
-      if (!r || r.status === 'not_configured')
-        return [{ labels: { service: p.service }, value: null, text: r ? 'not configured' : 'not checked yet' }]
-      const bad = r.status === 'unhealthy' || (p.status === 'degraded' && r.status === 'degraded')
-      return [{ labels: { service: p.service }, value: bad ? 1 : 0, text: `${r.status}: ${r.reason}` }]
+      return [availabilityReading(p, r ?? null)]
+    },
+    async history(p, from, to) {
+      if (!deps.healthHistory) return []
+      const rows = await deps.healthHistory(p.service, from, to)
+      return [{ labels: { service: p.service }, steps: rows.map((r) => ({ t: r.t, reading: availabilityReading(p, r) })) }]
     },
   }
 
@@ -97,6 +135,8 @@ export function metricSources(deps: SourceDeps): RuleSource<Record<string, unkno
       "A backup fact: hours since the last successful full or incremental, a failed backup job, the slot's WAL in MB, days since the last restore test, a failed restore test",
     params: z.object({ fact: z.enum(facts) }),
     condition: false,
+    noHistory:
+      'Backup facts are read from the current backup catalogue and job list; their past values (hours since a backup, slot WAL) are not stored, so a backup rule cannot be backtested.',
     async evaluate(p, now) {
       const f = await deps.backupFacts()
       const hours = (t: number | null) => (t === null ? null : (now - t) / 3_600_000)
@@ -136,41 +176,107 @@ export function metricSources(deps: SourceDeps): RuleSource<Record<string, unkno
       if (!found.length) return [{ labels: { host: p.host ?? '' }, value: null, text: `no series ${p.series}` }]
       const window = parseDuration(p.window)!
       const within = parseDuration(p.within)!
+      return Promise.all(found.map(async (s) => forecastReading(s, await windowOf(s.id, window, now), now, within, p.within)))
+    },
+    async history(p, from, to) {
+      const window = parseDuration(p.window)!
+      const within = parseDuration(p.within)!
       return Promise.all(
-        found.map(async (s): Promise<Reading> => {
-          const pts = await windowOf(s.id, window, now)
-          const v = predictLinear(pts, now + within)
-          return { labels: labelsOf(s), value: v, text: v === null ? 'too little history to fit' : `${round(v)} ${s.unit} in ${p.within}` }
+        matching(deps.latest(), p.series, p.host).map(async (s) => {
+          const all = await deps.history(s.id, from - window, to)
+          return {
+            labels: labelsOf(s),
+            steps: between(all, from, to).map((pt) => ({
+              t: pt.t,
+              reading: forecastReading(s, between(all, pt.t - window, pt.t), pt.t, within, p.within),
+            })),
+          }
         }),
       )
     },
   }
 
-  const anomaly: RuleSource<{ series: string; host?: string; window: string; min_change: number }> = {
+  type AnomalyParams = {
+    series: string
+    host?: string
+    window: string
+    min_change: number
+    baseline: 'window' | 'weekly'
+    weeks: number
+  }
+  const anomaly: RuleSource<AnomalyParams> = {
     kind: 'anomaly',
-    describe: "How far the newest value is from the series' own recent normal (robust z-score over `window`), quiet below `min_change`",
+    describe:
+      'How far the newest value is from the series\' normal (robust z-score): over the last `window`, or with baseline "weekly" over the same hour of the last `weeks` weeks; quiet below `min_change`',
     params: z.object({
       series: z.string().min(1),
       host: z.string().optional(),
       window: durationText('window').default('1h'),
       min_change: z.number().min(0).default(0),
+      baseline: z.enum(['window', 'weekly']).default('window'),
+      weeks: z.number().int().min(1).max(12).default(4),
     }),
     condition: false,
     async evaluate(p, now) {
       const found = matching(deps.latest(), p.series, p.host)
       if (!found.length) return [{ labels: { host: p.host ?? '' }, value: null, text: `no series ${p.series}` }]
-      const window = parseDuration(p.window)!
       return Promise.all(
         found.map(async (s): Promise<Reading> => {
           if (s.v === null) return { labels: labelsOf(s), value: null, text: 'no data' }
-          const pts = await windowOf(s.id, window, now)
-          const z = robustZ(pts, s.v, p.min_change)
-          return { labels: labelsOf(s), value: z, text: z === null ? 'too little history' : `z ${round(z)} at ${round(s.v)} ${s.unit}` }
+          const ranges = anomalyBaseline(p, now)
+          const pts =
+            p.baseline === 'window'
+              ? await windowOf(s.id, parseDuration(p.window)!, now)
+              : (await Promise.all(ranges.map((r) => deps.history(s.id, r.from, r.to)))).flat()
+          return anomalyReading(s, s.v, pts, p.min_change)
+        }),
+      )
+    },
+    async history(p, from, to) {
+      const earliest = Math.min(...anomalyBaseline(p, from).map((r) => r.from))
+      return Promise.all(
+        matching(deps.latest(), p.series, p.host).map(async (s) => {
+          const all = await deps.history(s.id, earliest, to)
+          return {
+            labels: labelsOf(s),
+            steps: between(all, from, to).map((pt) => ({
+              t: pt.t,
+              reading:
+                pt.v === null
+                  ? { labels: labelsOf(s), value: null, text: 'no data' }
+                  : anomalyReading(
+                      s,
+                      pt.v,
+                      anomalyBaseline(p, pt.t).flatMap((r) => between(all, r.from, r.to)),
+                      p.min_change,
+                    ),
+            })),
+          }
         }),
       )
     },
   }
   return [threshold, availability, backup, forecast, anomaly] as RuleSource<Record<string, unknown>>[]
+}
+
+function availabilityReading(
+  p: { service: string; status: 'unhealthy' | 'degraded' },
+  r: { status: HealthStatus; reason: string } | null,
+): Reading {
+  if (!r || r.status === 'not_configured')
+    return { labels: { service: p.service }, value: null, text: r ? 'not configured' : 'not checked yet' }
+  const bad = r.status === 'unhealthy' || (p.status === 'degraded' && r.status === 'degraded')
+  return { labels: { service: p.service }, value: bad ? 1 : 0, text: `${r.status}: ${r.reason}` }
+}
+
+function forecastReading(s: LatestValue, pts: MetricPoint[], now: number, within: number, withinText: string): Reading {
+  const v = predictLinear(pts, now + within)
+  return { labels: labelsOf(s), value: v, text: v === null ? 'too little history to fit' : `${round(v)} ${s.unit} in ${withinText}` }
+}
+
+function anomalyReading(s: LatestValue, value: number, baseline: MetricPoint[], minChange: number): Reading {
+  const z = robustZ(baseline, value, minChange)
+  return { labels: labelsOf(s), value: z, text: z === null ? 'too little history' : `z ${round(z)} at ${round(value)} ${s.unit}` }
 }
 
 export const round = (v: number) => (Math.abs(v) >= 100 ? Math.round(v) : Math.round(v * 100) / 100)

@@ -48,6 +48,8 @@ export class HealthService {
       retainDays?: number
       /** "Check now" reuses results younger than this instead of probing again (default 5000 ms). */
       freshMs?: number
+      /** Why alerts are not being evaluated (shown on the Health page), else null. */
+      alertsProblem?: () => string | null
     },
   ) {
     this.store = new HealthStore(deps.pool, deps.log)
@@ -74,6 +76,11 @@ export class HealthService {
     this.pruneTimer = null
   }
 
+  /** A check's stored statuses over [from, to], for alert backtests (HealthStore.timeline). */
+  timeline(service: string, from: number, to: number): ReturnType<HealthStore['timeline']> {
+    return this.store.timeline(service, from, to, this.deps.intervalS * 1000)
+  }
+
   /** Drop raw results older than the retention (hourly while scheduled). */
   prune(days = this.deps.retainDays ?? 7): Promise<number> {
     return this.store.prune(days)
@@ -86,7 +93,13 @@ export class HealthService {
 
   snapshot(): HealthSnapshot {
     const results = this.deps.probes.map((p) => this.latest.get(p.id) ?? this.pending(p))
-    return { overall: overallStatus(results), results, checkedAt: this.lastCheckedAt, intervalS: this.deps.intervalS }
+    return {
+      overall: overallStatus(results),
+      results,
+      checkedAt: this.lastCheckedAt,
+      intervalS: this.deps.intervalS,
+      ...(this.deps.alertsProblem ? { alerts: { problem: this.deps.alertsProblem() } } : {}),
+    }
   }
 
   /** Check every service now. A cycle already running is joined rather than doubled. */

@@ -116,6 +116,43 @@ export class HealthStore {
     }
   }
 
+  /**
+   * A check's statuses over [from, to] for alert backtests, in time order: every stored result, and before
+   * the oldest result kept (results are pruned after a week, changes are kept) the stored changes, with the
+   * status they started sampled every `stepMs` in between. Throws when the store cannot be read: a backtest
+   * over nothing would look like "never fired".
+   */
+  async timeline(
+    service: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<{ t: number; status: HealthStatus; reason: string }[]> {
+    const pool = this.pool()
+    if (!pool) throw new Error('the ops store is not configured, so no health history is stored')
+    const [results, changes] = await Promise.all([
+      pool.query<{ status: HealthStatus; reason: string; checked_at: Date }>(
+        `SELECT status, reason, checked_at FROM ops.health_results WHERE service = $1 AND checked_at BETWEEN $2 AND $3 AND checked_at > 'epoch' ORDER BY checked_at`,
+        [service, new Date(from), new Date(to)],
+      ),
+      pool.query<{ to_status: HealthStatus; reason: string; at: Date }>(
+        `SELECT to_status, reason, at FROM ops.health_changes WHERE service = $1 AND at <= $2 ORDER BY at`,
+        [service, new Date(to)],
+      ),
+    ])
+    const out: { t: number; status: HealthStatus; reason: string }[] = []
+    const firstResult = results.rows.length ? results.rows[0].checked_at.getTime() : to + 1
+    const ch = changes.rows.map((c) => ({ t: c.at.getTime(), status: c.to_status, reason: c.reason }))
+    let i = 0
+    let current: (typeof ch)[number] | null = null
+    for (let t = from; t < firstResult && t <= to; t += Math.max(stepMs, 1000)) {
+      while (i < ch.length && ch[i].t <= t) current = ch[i++]
+      if (current) out.push({ t, status: current.status, reason: current.reason })
+    }
+    for (const r of results.rows) out.push({ t: r.checked_at.getTime(), status: r.status, reason: r.reason })
+    return out
+  }
+
   /** Keep a week of raw results; state and changes are small and kept. */
   async prune(days = 7): Promise<number> {
     const rows = await this.q<{ n: string }>(

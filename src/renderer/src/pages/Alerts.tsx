@@ -165,26 +165,32 @@ function RuleEditor({ initial, onDone }: { initial: Draft; onDone: () => void })
           {problem}
         </p>
       )}
-      {bt && (
-        <div className="backtest" data-testid="backtest-result">
-          {bt.result.map((s) => (
-            <div key={s.series}>
-              <b>
-                Over the last {bt.days} days ({s.result.points} stored points), this rule would have fired {s.result.episodes.length} time
-                {s.result.episodes.length === 1 ? '' : 's'}
-                {s.result.episodes.length ? `, ${dur(s.result.firingMs)} in all` : ''}.
-              </b>
-              <ul>
-                {s.result.episodes.slice(-10).map((e) => (
-                  <li key={e.from}>
-                    <Time at={e.from} /> for {e.to ? dur(e.to - e.from) : 'until now'} (peak {e.peak ?? '—'})
-                  </li>
-                ))}
-              </ul>
-            </div>
-          ))}
+      {bt && <BacktestView days={bt.days} result={bt.result} testId="backtest-result" />}
+    </div>
+  )
+}
+
+/** A backtest's outcome per label set: how often the rule would have fired, and the last episodes. */
+function BacktestView({ days, result, testId }: { days: number; result: Backtest; testId: string }) {
+  return (
+    <div className="backtest" data-testid={testId}>
+      {result.map((s) => (
+        <div key={s.series}>
+          <b>
+            Over the last {days} days ({s.result.points} stored points{result.length > 1 && s.series ? `, ${s.series}` : ''}), this rule
+            would have fired {s.result.episodes.length} time
+            {s.result.episodes.length === 1 ? '' : 's'}
+            {s.result.episodes.length ? `, ${dur(s.result.firingMs)} in all` : ''}.
+          </b>
+          <ul>
+            {s.result.episodes.slice(-10).map((e) => (
+              <li key={e.from}>
+                <Time at={e.from} /> for {e.to ? dur(e.to - e.from) : 'until now'} (peak {e.peak ?? '—'})
+              </li>
+            ))}
+          </ul>
         </div>
-      )}
+      ))}
     </div>
   )
 }
@@ -206,6 +212,16 @@ export function Alerts() {
   const [editing, setEditing] = useState<Draft | null>(null)
   const [exported, setExported] = useState<string | null>(null)
   const [testResult, setTestResult] = useState<string | null>(null)
+  const [ruleBt, setRuleBt] = useState<{ name: string; result?: Backtest; problem?: string; busy?: boolean } | null>(null)
+  // Any stored rule, of any kind that keeps its history (the editor's backtest covers the draft).
+  const backtestRule = async (name: string) => {
+    setRuleBt({ name, busy: true })
+    try {
+      setRuleBt({ name, result: await api.call('alerts.backtest', { rule: name, days: 7 }) })
+    } catch (e) {
+      setRuleBt({ name, problem: (e as Error).message })
+    }
+  }
   useEffect(() => {
     follow()
     void load()
@@ -238,7 +254,7 @@ export function Alerts() {
       )}
       {ev?.problem && (
         <div className="banner danger" role="alert">
-          Alerts are not being evaluated: {ev.problem}
+          {ev.problem}
         </div>
       )}
       {typeof Notification !== 'undefined' && !(window as { ops?: unknown }).ops && Notification.permission === 'default' && (
@@ -351,6 +367,22 @@ export function Alerts() {
             </button>
           </div>
         )}
+        {ruleBt && (
+          <div className="card" data-testid="rule-backtest">
+            <p>
+              <b>Backtest of {ruleBt.name}</b> {ruleBt.busy && <span className="muted">running…</span>}
+            </p>
+            {ruleBt.problem && (
+              <p className="danger-text" role="alert">
+                {ruleBt.problem}
+              </p>
+            )}
+            {ruleBt.result && <BacktestView days={7} result={ruleBt.result} testId="rule-backtest-result" />}
+            <button className="link" onClick={() => setRuleBt(null)}>
+              Close
+            </button>
+          </div>
+        )}
         <div className="table-scroll">
           <table className="settings" data-testid="rules">
             <thead>
@@ -393,6 +425,9 @@ export function Alerts() {
                   </td>
                   <td>
                     <div className="row-actions">
+                      <button onClick={() => void backtestRule(r.name)} data-testid={`backtest-rule-${r.name}`}>
+                        Backtest 7 days
+                      </button>
                       {r.kind === 'threshold' && r.origin !== 'file' && <button onClick={() => setEditing(draftOf(r.spec))}>Edit</button>}
                       {r.origin === 'ui' && (
                         <button

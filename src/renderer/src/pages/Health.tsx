@@ -8,6 +8,14 @@ export function Health() {
   const current = health?.results.find((r) => r.service === selected) ?? null
   return (
     <>
+      {health?.alerts?.problem && (
+        <div className="banner danger" role="alert" data-testid="alerts-not-evaluated">
+          {health.alerts.problem}{' '}
+          <button className="link" onClick={() => go('alerts')}>
+            Open Alerts
+          </button>
+        </div>
+      )}
       <div className="toolbar">
         <button className="primary" onClick={() => void checkNow()} disabled={checking !== null} data-testid="check-all">
           {checking === 'all' ? 'Checking…' : 'Check now'}
