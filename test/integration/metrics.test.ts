@@ -112,6 +112,10 @@ describe('metrics: collectors, tiered history, Prometheus', () => {
       const live = await m.history('pg.connections', Date.now() - 60_000, Date.now(), 100)
       expect(live.tier).toBe('live')
       expect(live.points.length).toBe(4)
+      // An hour's range reads raw samples from the store, plus this host's newest ones not written yet.
+      const hour = await m.history('pg.connections', Date.now() - 3_600_000, Date.now() + 60_000, 100)
+      expect(hour.tier).toBe('raw')
+      expect(hour.points.length).toBe(4)
       await m.store.flush()
       const [{ n }] = await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM ops.metric_samples WHERE host = 'test-host'`)
       expect(n).toBeGreaterThan(100)

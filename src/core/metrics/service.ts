@@ -167,7 +167,14 @@ export class MetricsService {
       return { series, host, tier: 'live', from, to, points: downsample(pts, points) }
     }
     const tier = tierFor(from, to, now)
-    const pts = await this.store.read(tier, series, host, from, to)
+    let pts = await this.store.read(tier, series, host, from, to)
+    // Raw samples are written in batches: this host's newest ones may still be in memory only. They are
+    // part of the range all the same (a chart of the last hour must not stop at the last batch written).
+    if (tier === 'raw' && host === this.host) {
+      const last = pts.length ? pts[pts.length - 1].t : -Infinity
+      const newer = (this.live.get(series) ?? []).filter((p) => p.t > last && p.t >= from && p.t <= to)
+      if (newer.length) pts = [...pts, ...newer]
+    }
     return { series, host, tier, from, to, points: downsample(pts, points) }
   }
 
