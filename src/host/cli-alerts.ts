@@ -10,7 +10,7 @@ import type { Ops } from '../core/ops'
 import type { Identity } from '../core/auth/identity'
 import { parseDuration, formatDuration } from '../core/alerts/duration'
 import { formatTime } from '../shared/format'
-import { defineCommand, me, mustBeAdmin, who, withOps, type CliCommand } from './cli-command'
+import { defineCommand, toArgv, me, mustBeAdmin, who, withOps, type CliCommand } from './cli-command'
 
 export const alertsUsage = `  alerts list [--json]      Firing and pending alerts with their rule, value and since (from the ops store).
   alerts rules [--json]     The rules in force (defaults, the UI's, ALERT_RULES_FILE) and their state.
@@ -126,17 +126,6 @@ export async function alertsCommand(
     default:
       throw usageError()
   }
-}
-
-/** The parsed options back as arguments, for alertsCommand (which reads them the same way). */
-function toArgv(values: Record<string, unknown>): string[] {
-  const out: string[] = []
-  for (const [k, v] of Object.entries(values)) {
-    if (v === true) out.push(`--${k}`)
-    else if (typeof v === 'string') out.push(`--${k}`, v)
-    else if (Array.isArray(v)) for (const x of v) out.push(`--${k}`, String(x))
-  }
-  return out
 }
 
 const sub = (

@@ -82,6 +82,17 @@ export function parseCommandArgs(c: CliCommand, argv: string[]): { values: Value
 }
 
 /** --help or -h anywhere among a command's arguments (before "--"). */
+/** Parsed options back as arguments, for a command that parses its own (alerts, errors) behind a table entry. */
+export function toArgv(values: Record<string, unknown>): string[] {
+  const out: string[] = []
+  for (const [k, v] of Object.entries(values)) {
+    if (v === true) out.push(`--${k}`)
+    else if (typeof v === 'string') out.push(`--${k}`, v)
+    else if (Array.isArray(v)) for (const x of v) out.push(`--${k}`, String(x))
+  }
+  return out
+}
+
 export function wantsHelp(argv: string[]): boolean {
   const end = argv.indexOf('--')
   return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h')

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
-import { defineCommand, withOps, type CliCommand } from './cli-command'
+import { defineCommand, toArgv, withOps, type CliCommand } from './cli-command'
 import type { Ops } from '../core/ops'
 import { SourceMaps } from '../core/errors/sourcemaps'
 import { OpsError } from '../shared/contract'
@@ -191,16 +191,6 @@ export async function errorsCommand(args: string[], withOps: WithOps): Promise<n
     default:
       throw new OpsError('bad_argument', `Usage:\n${errorsUsage}`)
   }
-}
-
-/** The parsed options back as arguments, for errorsCommand (which reads them the same way). */
-function toArgv(values: Record<string, unknown>): string[] {
-  const out: string[] = []
-  for (const [k, v] of Object.entries(values)) {
-    if (v === true) out.push(`--${k}`)
-    else if (typeof v === 'string') out.push(`--${k}`, v)
-  }
-  return out
 }
 
 const entry = (
