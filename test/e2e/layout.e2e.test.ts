@@ -151,6 +151,9 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
             expect(await page.getByTestId('chain-axis').textContent()).not.toMatch(/Invalid/)
           }
           if (p === 'metrics') await page.locator('figure.chart').first().waitFor({ timeout: 20_000 })
+          // The sandbox web app raises errors under its simulated traffic: lay the page out with groups in it
+          // (an empty list once hid a table 119 px too wide at 900 px).
+          if (p === 'errors') await page.getByTestId('error-groups').locator('tbody tr').first().waitFor({ timeout: 90_000 })
           await page.waitForTimeout(0) // one task for layout (no fixed wait)
           await page.screenshot({ path: join(shots, `layout-${p}-${width}-${theme}.png`), fullPage: true })
           const o = await overflow(page)

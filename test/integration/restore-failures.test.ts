@@ -100,10 +100,18 @@ describe('restores that fail, are refused or are killed', () => {
       // Running, or already found interrupted by the next run's start.
       (await query<{ n: number }>(src.url, `SELECT count(*)::int AS n FROM ops.restores WHERE outcome IN ('running', 'interrupted')`))[0].n
     const startedBefore = await started()
-    const points = [0.15, 0.35, 0.5, 0.65, 0.8, 0.95].map((f) => Math.round(whole * (f + (Math.random() - 0.5) * 0.1)))
+    // Kill points after the run recorded itself, as shares of a whole run (its start-up included, so these land
+    // from early in the load to around its commit).
+    const points = [0.05, 0.2, 0.35, 0.5, 0.65, 0.85].map((f) => Math.round(whole * (f + (Math.random() - 0.5) * 0.1)))
     let committed = 0
     for (const ms of points) {
+      // Kill inside the restore, not in the CLI's start-up (which on a loaded machine can take most of `whole`):
+      // wait until this run has recorded itself (or ended), then let it run for its share of the time.
+      const before = await started()
       const run = cli(['restore', '--backup', setId, '--yes'], env)
+      let ended = false
+      void run.done.then(() => (ended = true))
+      await waitFor(async () => ended || (await started()) > before, 'the restore to record itself as running', 60_000, 20)
       await new Promise((r) => setTimeout(r, ms))
       run.child.kill('SIGKILL')
       const r = await run.done
