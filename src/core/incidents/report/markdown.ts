@@ -15,7 +15,7 @@ import { parseNote, type Block, type Inline } from './note-markdown'
 export function escapeMd(s: string): string {
   return (
     s
-      .replace(/\r\n?|\n/g, ' ')
+      .replace(/\s*(?:\r\n?|\n)\s*/g, ' ')
       .trimStart()
       .replace(/[\\`*_{}[\]()<>#|~&!]/g, (c) => `\\${c}`)
       // What starts a block only at the start of a line: a list item, a setext underline, a thematic break.
