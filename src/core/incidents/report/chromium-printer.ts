@@ -100,7 +100,7 @@ export function createChromiumPrinter(o: ChromiumPrinterOptions = {}): PdfPrinte
           reject(
             new OpsError(
               'pdf_timeout',
-              `Printing the PDF took longer than ${Math.round(timeoutMs / 1000)} s and was stopped. Try again, or export HTML and print it from a browser.`,
+              `Printing the PDF took longer than ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`} and was stopped. Try again, or export HTML and print it from a browser.`,
             ),
           ),
         timeoutMs,

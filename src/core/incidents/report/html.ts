@@ -214,10 +214,10 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 table.actions td:first-child { width: 7mm; color: #5b6675; }
 table.actions td:nth-child(3) { width: 42mm; } table.actions td:nth-child(4) { width: 22mm; white-space: nowrap; } table.actions td:nth-child(5) { width: 16mm; white-space: nowrap; }
 table.timeline { table-layout: fixed; font-size: 9pt; }
-col.c-t { width: 15mm; } col.c-ty { width: 19mm; } col.c-lv { width: 21mm; } col.c-actor { width: 32mm; } col.c-src { width: 28mm; }
+col.c-t { width: 16.5mm; } col.c-ty { width: 19mm; } col.c-lv { width: 20mm; } col.c-actor { width: 34mm; } col.c-src { width: 27mm; }
 tr.day th { background: #f7f8fa; font-size: 9pt; color: #3c4654; padding-top: 2mm; break-after: avoid; }
 td.t { font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.actor, td.source, .src { font-size: 8.5pt; color: #3c4654; }
+td.actor, td.source, .src { font-size: 8pt; color: #3c4654; }
 .src { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; }
 .what .title { font-weight: 600; }
 .what .detail { white-space: pre-wrap; color: #2e3640; }

@@ -16,10 +16,9 @@ export function escapeMd(s: string): string {
   return (
     s
       .replace(/\s*(?:\r\n?|\n)\s*/g, ' ')
-      .trimStart()
       .replace(/[\\`*_{}[\]()<>#|~&!]/g, (c) => `\\${c}`)
       // What starts a block only at the start of a line: a list item, a setext underline, a thematic break.
-      .replace(/^([-+=]|\d+(?=[.)]))/, (m) => (/\d/.test(m) ? `${m}\\` : `\\${m}`))
+      .replace(/^(\s*)([-+=]|\d+(?=[.)]))/, (_m, sp: string, c: string) => (/\d/.test(c) ? `${sp}${c}\\` : `${sp}\\${c}`))
   )
 }
 
@@ -71,20 +70,20 @@ export function noteMd(src: string, indent = ''): string {
 
 /** A table cell: one line, escaped (a note's Markdown shown as its text). */
 function cell(s: string | null | undefined): string {
-  return s ? escapeMd(s) : '—'
+  return s ? escapeMd(s.trim()) : '—'
 }
 
 function entryLine(e: TimelineEntry): string {
   const src = e.source ? ` — source ${codeSpan(`${e.source.kind}:${e.source.id}`)}` : ''
   const actor = e.actor ? ` — by ${escapeMd(e.actor)}` : ''
   let out = `- **${utcTime(e.at)}** · ${escapeMd(TYPE_LABEL[e.type] ?? e.type)} · ${escapeMd(LEVEL_MARK[e.level])} · ${escapeMd(e.title)}${actor}${src}`
-  if (e.detail) out += `\n\n${e.type === 'incident.note' ? noteMd(e.detail, '  ') : `  ${escapeMd(e.detail)}`}\n`
+  if (e.detail) out += `\n\n${e.type === 'incident.note' ? noteMd(e.detail, '  ') : `  ${escapeMd(e.detail.trim())}`}\n`
   return out
 }
 
 export function renderMarkdown(r: IncidentReport): string {
   const out: string[] = []
-  out.push(`# ${escapeMd(r.title)}`, '')
+  out.push(`# ${escapeMd(r.title.trim())}`, '')
   out.push(`*ExamForge Ops · ${r.incident ? 'incident report' : 'window report'} · ${escapeMd(TIME_NOTE)}*`, '')
   out.push('| | |', '|---|---|')
   for (const [k, v] of titleFacts(r)) out.push(`| ${escapeMd(k)} | ${escapeMd(v)} |`)
