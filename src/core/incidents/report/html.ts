@@ -7,6 +7,7 @@ import type { IncidentReport, TimelineEntry } from '../../../shared/incidents'
 import { duration, LEVEL_MARK, markers, num, seriesStats, TIME_NOTE, titleFacts, TYPE_LABEL, utc, utcDate, utcTime } from './format'
 import { esc } from './html-escape'
 import { parseNote, type Block, type Inline } from './note-markdown'
+import { condenseTimeline, type EntryGroup, type PrintRow } from './condense'
 import { chartSvg } from './svg-chart'
 
 export interface HtmlOptions {
@@ -16,6 +17,11 @@ export interface HtmlOptions {
    * per-entry data line, details cut to a few lines — every entry is still listed.
    */
   compact?: boolean
+  /**
+   * For the PDF: past PRINT_FULL_MAX entries, dense stretches of the timeline are grouped (condense.ts)
+   * so a 10,000-entry report prints in seconds; the HTML export itself always lists every entry.
+   */
+  print?: boolean
 }
 
 /** Past this many entries the timeline is printed in compact rows. */
@@ -91,17 +97,36 @@ function entryRow(e: TimelineEntry, compact: boolean): string {
   )
 }
 
-function timelineHtml(r: IncidentReport, compact: boolean): string {
+function groupRow(g: EntryGroup): string {
+  const levels = (['critical', 'warning', 'info', 'ok'] as const)
+    .filter((l) => g.levels[l])
+    .map((l) => `${g.levels[l]} ${l}`)
+    .join(' · ')
+  const samples = g.samples.map((t) => `“${t}”`).join(', ')
+  return (
+    `<tr class="entry group lv-${g.level}">` +
+    `<td class="t">${utcTime(g.from)}<br>–${utcTime(g.to)}</td>` +
+    `<td class="ty">${esc(TYPE_LABEL[g.type] ?? g.type)}</td>` +
+    `<td class="lv"><span class="mark">${esc(LEVEL_MARK[g.level])}</span></td>` +
+    `<td class="what"><div class="title">${g.count} ${esc(TYPE_LABEL[g.type] ?? g.type)} entries</div><div class="detail">${esc(levels)}; e.g. ${esc(samples)}</div></td>` +
+    `<td class="actor">${esc(g.actors.join(', '))}</td>` +
+    `<td class="source">${g.sources} ${g.sources === 1 ? 'source' : 'sources'}</td>` +
+    `</tr>`
+  )
+}
+
+function timelineHtml(r: IncidentReport, compact: boolean, printed: PrintRow[]): string {
   if (!r.timeline.length) return '<p class="empty">Nothing was recorded in this window.</p>'
   const rows: string[] = []
   let day = ''
-  for (const e of r.timeline) {
-    const d = utcDate(e.at)
+  for (const row of printed) {
+    const at = row.kind === 'entry' ? row.e.at : row.g.from
+    const d = utcDate(at)
     if (d !== day) {
       day = d
       rows.push(`<tr class="day"><th colspan="6">${d} (UTC)</th></tr>`)
     }
-    rows.push(entryRow(e, compact))
+    rows.push(row.kind === 'entry' ? entryRow(row.e, compact) : groupRow(row.g))
   }
   return (
     `<table class="timeline${compact ? ' compact' : ''}">` +
@@ -247,8 +272,18 @@ ul.sources { columns: 2; font-size: 9pt; } ul.sources li { break-inside: avoid; 
 `
 }
 
+function timelineNote(compact: boolean, bucket: number | null): string {
+  if (bucket != null)
+    return `<p class="meta">A long timeline: in busy stretches the entries of one type within ${esc(duration(bucket))} are grouped into one row (how many, their levels, a few of their titles); people's notes and status changes are shown whole. The HTML, Markdown and JSON exports list every entry.</p>`
+  if (compact) return '<p class="meta">A long timeline: every entry is listed in compact rows (details shortened; the JSON export has them whole).</p>'
+  return ''
+}
+
 export function renderHtml(r: IncidentReport, o: HtmlOptions): string {
   const compact = o.compact ?? r.timeline.length > COMPACT_FROM
+  const printed = o.print
+    ? condenseTimeline(r.timeline)
+    : { rows: r.timeline.map((e): PrintRow => ({ kind: 'entry', e })), bucketMs: null }
   const sev = r.incident ? r.incident.severity : 'window'
   const facts = titleFacts(r)
     .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
@@ -280,7 +315,7 @@ ${alerts}${changes}
 </section>
 <section class="review"><h2>Summary and review</h2>${reviewHtml(r)}</section>
 <section class="charts"><h2>Metrics</h2>${chartsHtml(r, compact)}</section>
-<section class="timeline-sec"><h2>Timeline (${r.timeline.length} entries, UTC)</h2>${compact ? '<p class="meta">A long timeline: every entry is listed in compact rows (notes in full, other details shortened; the JSON export has them whole).</p>' : ''}${timelineHtml(r, compact)}</section>
+<section class="timeline-sec"><h2>Timeline (${r.timeline.length} entries, UTC)</h2>${timelineNote(compact, printed.bucketMs)}${timelineHtml(r, compact, printed.rows)}</section>
 <section class="sources-sec"><h2>Sources</h2>${sourcesHtml(r)}</section>
 </body>
 </html>

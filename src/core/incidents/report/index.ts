@@ -94,7 +94,7 @@ export async function renderReport(
     case 'pdf': {
       // Loaded only when needed: the desktop app prints with Electron and never loads Playwright.
       const printPdf = opts.printPdf ?? (await import('./chromium-printer')).createChromiumPrinter()
-      const pdf = await printPdf(renderHtml(r, { paper: opts.paper }), { paper: opts.paper, title: r.title })
+      const pdf = await printPdf(renderHtml(r, { paper: opts.paper, print: true }), { paper: opts.paper, title: r.title })
       if (pdf.subarray(0, 5).toString('latin1') !== '%PDF-')
         throw new OpsError('pdf_failed', 'The PDF printer returned something that is not a PDF. Nothing was written; try again or export HTML.')
       return { fileName, mimeType, encoding: 'base64', data: pdf }
