@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
 import { OpsError } from '../../../shared/contract'
-import { PDF_HEADER_TEMPLATE, PDF_MARGINS, pdfFooterTemplate } from './pdf-layout'
+import { PDF_HEADER_TEMPLATE, PDF_MARGINS, pdfFooterTemplate, pdfTimeoutMessage } from './pdf-layout'
 import type { PdfPrinter } from './index'
 
 /** Where Chromium or Chrome usually is, in the order tried when CHROMIUM_PATH is not set. */
@@ -98,10 +98,7 @@ export function createChromiumPrinter(o: ChromiumPrinterOptions = {}): PdfPrinte
       timer = setTimeout(
         () =>
           reject(
-            new OpsError(
-              'pdf_timeout',
-              `Printing the PDF took longer than ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`} and was stopped. Try again, or export HTML and print it from a browser.`,
-            ),
+            new OpsError('pdf_timeout', pdfTimeoutMessage(timeoutMs)),
           ),
         timeoutMs,
       )
