@@ -12,8 +12,10 @@ import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerSecret } from '../../src/core/log/scrub'
 import { renderReport, type RenderedReport } from '../../src/core/incidents/report'
+import { utcTime } from '../../src/core/incidents/report/format'
 import { createChromiumPrinter, findChromium } from '../../src/core/incidents/report/chromium-printer'
 import { incidentReport, type ExportFormat, type IncidentReport } from '../../src/shared/incidents'
+import { syntheticReport } from '../../bench/incidents-pdf'
 import { buildIncidentFixture, PLANTED } from '../helpers/incident-report-fixture'
 
 const root = join(__dirname, '../..')
@@ -228,6 +230,26 @@ describe('the incident report in four formats', () => {
     expect(() => findChromium({}, ['/nonexistent/a', '/nonexistent/b'])).toThrow(
       /No Chromium was found to print the PDF \(CHROMIUM_PATH is not set; looked in \/nonexistent\/a, \/nonexistent\/b.*set CHROMIUM_PATH/,
     )
+  })
+
+  it('prints a 24-hour report of 10,000 entries: dense stretches grouped, people\'s notes whole, charts downsampled', async () => {
+    const big = syntheticReport(10_000)
+    const pdf = await renderReport(big, 'pdf', { paper: 'A4' })
+    const f = join(outDir, 'a4-10000-entries.pdf')
+    writeFileSync(f, pdf.data)
+    const pages = Number(/Pages:\s+(\d+)/.exec(run('pdfinfo', [f]))![1])
+    expect(pages).toBeLessThan(40)
+    const raw = run('pdftotext', ['-raw', f, '-']).replace(/\s+/g, ' ')
+    expect(raw).toContain('Timeline (10000 entries, UTC)')
+    expect(raw).toMatch(/the entries of one type within \d+ min are grouped into one row/)
+    expect(raw).toMatch(/\d+ Alert entries/)
+    for (const e of big.timeline.filter((x) => x.type === 'incident.note')) expect(raw).toContain(utcTime(e.at))
+    expect(raw).toContain(`page ${pages} of ${pages}`)
+    expect(run('pdfimages', ['-list', f]).trim().split('\n').slice(2)).toEqual([])
+    run('pdftoppm', ['-r', '60', '-png', '-f', '2', '-l', '3', f, join(outDir, 'a4-10000-page')])
+    // The HTML export lists every entry.
+    const html = (await renderReport(big, 'html', { paper: 'A4' })).data as string
+    expect(html.match(/<tr class="entry /g)).toHaveLength(10_000)
   })
 
   it('stops a print that takes too long with a clear error, and prints again afterwards', async () => {

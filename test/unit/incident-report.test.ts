@@ -126,3 +126,25 @@ describe('chart downsampling', () => {
     expect(vals).toContain(-50)
   })
 })
+
+describe('a long timeline condensed for print', () => {
+  it('keeps every entry counted, people\'s entries whole, the rows under budget and in time order', async () => {
+    const { syntheticReport } = await import('../../bench/incidents-pdf')
+    const { condenseTimeline, PRINT_ROW_BUDGET } = await import('../../src/core/incidents/report/condense')
+    const r = syntheticReport(10_000)
+    const { rows, bucketMs } = condenseTimeline(r.timeline)
+    expect(bucketMs).not.toBeNull()
+    expect(rows.length).toBeLessThanOrEqual(PRINT_ROW_BUDGET)
+    const counted = rows.reduce((n, row) => n + (row.kind === 'entry' ? 1 : row.g.count), 0)
+    expect(counted).toBe(10_000)
+    const people = r.timeline.filter((e) => e.type.startsWith('incident.'))
+    expect(people.length).toBeGreaterThan(20)
+    const shown = new Set(rows.flatMap((row) => (row.kind === 'entry' ? [row.e.id] : [])))
+    for (const e of people) expect(shown.has(e.id)).toBe(true)
+    const times = rows.map((row) => (row.kind === 'entry' ? row.e.at : row.g.from))
+    // Rows within a bucket follow the first entry of each group; buckets are in order.
+    for (let i = 1; i < times.length; i++) expect(Math.floor(times[i] / bucketMs!)).toBeGreaterThanOrEqual(Math.floor(times[i - 1] / bucketMs!))
+    // A short timeline is printed whole.
+    expect(condenseTimeline(buildIncidentFixture().timeline).bucketMs).toBeNull()
+  })
+})
