@@ -37,6 +37,10 @@ describe('Markdown escaping', () => {
     '[click](javascript:alert(1))',
     '![img](http://x.test/a.png)',
     '1. not a list',
+    '2) not a list either',
+    '+ not a list',
+    '===',
+    '0.2 % stays plain',
     '- not a list',
     '> not a quote',
     '---',
@@ -51,11 +55,19 @@ describe('Markdown escaping', () => {
     expect(inline).not.toMatch(/<(?!\/?p>)[a-z]/i)
     const text = inline.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&')
     expect(text).toBe(s.replace(/\s*\n\s*/g, ' '))
+    // As a block of its own it is one paragraph: no list, heading, quote, rule or HTML block.
+    const block = md.render(escapeMd(s)).trim()
+    expect(block).toMatch(/^<p>[\s\S]*<\/p>$/)
+    expect(block.slice(3)).not.toMatch(/<(p|ul|ol|h\d|blockquote|hr|pre)\b/)
     // In a table cell it stays one cell of one row.
     const table = md.render(`| x | y |\n|---|---|\n| ${escapeMd(s)} | end |\n`)
     expect(table.match(/<td>/g)).toHaveLength(2)
     expect(table).toContain('<td>end</td>')
     expect(table).not.toMatch(/<(script|h\d|a |img|ol|ul|blockquote|hr|b>)/)
+  })
+
+  it('leaves ordinary text readable: no backslash where nothing could start markup', () => {
+    expect(escapeMd('0.2 % of 2026-11-30 09:42 requests = fine')).toBe('0.2 % of 2026-11-30 09:42 requests = fine')
   })
 
   it('is what a report writes for titles, actors and action items: the structure stays whole', () => {

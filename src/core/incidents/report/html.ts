@@ -222,7 +222,7 @@ pre { padding: 2mm; white-space: pre-wrap; overflow-wrap: anywhere; margin: 1mm 
 ul, ol { margin: 0 0 2mm; padding-left: 6mm; }
 .url { color: #4a5563; overflow-wrap: anywhere; }
 .brand { font-size: 9pt; letter-spacing: 0.08em; text-transform: uppercase; color: #5b6675; margin-bottom: 3mm; }
-.title-page { break-after: page; min-height: 200mm; padding-top: 30mm; }
+.title-page { break-after: page; padding-top: 6mm; margin-bottom: 6mm; }
 .sev { display: inline-block; padding: 1mm 3mm; border-radius: 2mm; font-weight: bold; font-size: 10pt; margin-bottom: 5mm; border: 1pt solid currentColor; }
 .sev-critical { color: #a4161a; background: #fdecec; } .sev-warning { color: #8a5200; background: #fff4de; } .sev-info { color: #1d4f91; background: #e8f0fb; } .sev-window { color: #3c4654; background: #eef1f5; }
 dl.facts { display: grid; grid-template-columns: 34mm 1fr; gap: 1.5mm 4mm; margin: 0 0 6mm; }
@@ -268,7 +268,7 @@ svg.chart text.tlab.crit { fill: #b3261e; } svg.chart text.tlab.warn { fill: #8a
 svg.chart .marker { stroke: #3c4654; stroke-width: 1; stroke-dasharray: 2 2; }
 svg.chart text.mlab { font-size: 9px; fill: #1b1f24; }
 ul.sources { columns: 2; font-size: 9pt; } ul.sources li { break-inside: avoid; } ul.sources .n { color: #5b6675; }
-@media print { body { max-width: none; padding: 0; } .title-page { padding-top: 40mm; } }
+@media print { body { max-width: none; padding: 0; } .title-page { padding-top: 40mm; min-height: 200mm; margin-bottom: 0; } }
 `
 }
 

@@ -17,8 +17,8 @@ export function escapeMd(s: string): string {
     s
       .replace(/\s*(?:\r\n?|\n)\s*/g, ' ')
       .replace(/[\\`*_{}[\]()<>#|~&!]/g, (c) => `\\${c}`)
-      // What starts a block only at the start of a line: a list item, a setext underline, a thematic break.
-      .replace(/^(\s*)([-+=]|\d+(?=[.)]))/, (_m, sp: string, c: string) => (/\d/.test(c) ? `${sp}${c}\\` : `${sp}\\${c}`))
+      // What starts a block only at the start of a line: a list item ("- ", "+ ", "1. "), a setext underline or thematic break.
+      .replace(/^(\s*)([-+](?=\s|$|-)|=(?==|\s*$)|\d+(?=[.)](?:\s|$)))/, (_m, sp: string, c: string) => (/\d/.test(c) ? `${sp}${c}\\` : `${sp}\\${c}`))
   )
 }
 
