@@ -18,7 +18,12 @@ export interface PdfExportMeasure {
 }
 
 /** Median milliseconds to export the report as PDF (A4), each round a full export as the CLI runs it. */
-export async function measurePdfExport(
+export async function measurePdfExport(report: IncidentReport, rounds = 3, opts: { paper?: 'A4' | 'Letter'; printPdf?: PdfPrinter } = {}): Promise<number> {
+  return (await measurePdfExportDetail(report, rounds, opts)).medianMs
+}
+
+/** The same, with every round's time, the page count and the size of the PDF. */
+export async function measurePdfExportDetail(
   report: IncidentReport,
   rounds = 3,
   opts: { paper?: 'A4' | 'Letter'; printPdf?: PdfPrinter } = {},

@@ -9,7 +9,7 @@
 import type { TimelineEntry } from '../../../shared/incidents'
 
 export const PRINT_FULL_MAX = 800
-export const PRINT_ROW_BUDGET = 400
+export const PRINT_ROW_BUDGET = 300
 
 export interface EntryGroup {
   type: TimelineEntry['type']
