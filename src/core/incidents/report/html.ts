@@ -74,6 +74,11 @@ function dataLine(data: Record<string, unknown>): string {
   return line.length > 400 ? `${line.slice(0, 399)}…` : line
 }
 
+/** An e-mail address may wrap after its "@" rather than inside a word. */
+function actorHtml(actor: string | null): string {
+  return esc(actor ?? '').replace(/@/g, '@<wbr>')
+}
+
 function entryRow(e: TimelineEntry, compact: boolean): string {
   let detail = ''
   if (e.detail) {
@@ -91,7 +96,7 @@ function entryRow(e: TimelineEntry, compact: boolean): string {
     `<td class="ty">${esc(TYPE_LABEL[e.type] ?? e.type)}</td>` +
     `<td class="lv"><span class="mark">${esc(LEVEL_MARK[e.level])}</span></td>` +
     `<td class="what"><div class="title">${esc(e.title)}</div>${detail}${data}</td>` +
-    `<td class="actor">${esc(e.actor ?? '')}</td>` +
+    `<td class="actor">${actorHtml(e.actor)}</td>` +
     `<td class="source">${src}</td>` +
     `</tr>`
   )
@@ -109,7 +114,7 @@ function groupRow(g: EntryGroup): string {
     `<td class="ty">${esc(TYPE_LABEL[g.type] ?? g.type)}</td>` +
     `<td class="lv"><span class="mark">${esc(LEVEL_MARK[g.level])}</span></td>` +
     `<td class="what"><div class="title">${g.count} ${esc(TYPE_LABEL[g.type] ?? g.type)} entries</div><div class="detail">${esc(levels)}; e.g. ${esc(samples)}</div></td>` +
-    `<td class="actor">${esc(g.actors.join(', '))}</td>` +
+    `<td class="actor">${actorHtml(g.actors.join(', '))}</td>` +
     `<td class="source">${g.sources} ${g.sources === 1 ? 'source' : 'sources'}</td>` +
     `</tr>`
   )
@@ -239,10 +244,12 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 table.actions td:first-child { width: 7mm; color: #5b6675; }
 table.actions td:nth-child(3) { width: 42mm; } table.actions td:nth-child(4) { width: 22mm; white-space: nowrap; } table.actions td:nth-child(5) { width: 16mm; white-space: nowrap; }
 table.timeline { table-layout: fixed; font-size: 9pt; }
-col.c-t { width: 16.5mm; } col.c-ty { width: 19mm; } col.c-lv { width: 20mm; } col.c-actor { width: 34mm; } col.c-src { width: 27mm; }
+col.c-t { width: 16.5mm; } col.c-ty { width: 20.5mm; } col.c-lv { width: 20mm; } col.c-actor { width: 32.5mm; } col.c-src { width: 27mm; }
+td.ty { overflow-wrap: normal; font-size: 8.5pt; }
 tr.day th { background: #f7f8fa; font-size: 9pt; color: #3c4654; padding-top: 2mm; break-after: avoid; }
 td.t { font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.actor, td.source, .src { font-size: 8pt; color: #3c4654; }
+td.actor { overflow-wrap: break-word; }
 .src { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; }
 .what .title { font-weight: 600; }
 .what .detail { white-space: pre-wrap; color: #2e3640; }
