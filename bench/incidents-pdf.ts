@@ -18,7 +18,11 @@ export interface PdfExportMeasure {
 }
 
 /** Median milliseconds to export the report as PDF (A4), each round a full export as the CLI runs it. */
-export async function measurePdfExport(report: IncidentReport, rounds = 3, opts: { paper?: 'A4' | 'Letter'; printPdf?: PdfPrinter } = {}): Promise<number> {
+export async function measurePdfExport(
+  report: IncidentReport,
+  rounds = 3,
+  opts: { paper?: 'A4' | 'Letter'; printPdf?: PdfPrinter } = {},
+): Promise<number> {
   return (await measurePdfExportDetail(report, rounds, opts)).medianMs
 }
 
@@ -67,7 +71,7 @@ export function syntheticReport(entries = 10_000, hours = 24): IncidentReport {
   const incStart = from + 10 * 3_600_000
   const incEnd = incStart + 2 * 3_600_000
   let seed = 42
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
   const timeline: TimelineEntry[] = []
   for (let i = 0; i < entries; i++) {
     const dense = i % 3 !== 0

@@ -87,19 +87,16 @@ export function createElectronPdfPrinter(deps: ElectronPrintDeps, o: { timeoutMs
         return await w.webContents.printToPDF(electronPrintOptions(paper, title))
       })()
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new OpsError('pdf_timeout', pdfTimeoutMessage(timeoutMs)),
-            ),
-          timeoutMs,
-        )
+        timer = setTimeout(() => reject(new OpsError('pdf_timeout', pdfTimeoutMessage(timeoutMs))), timeoutMs)
       })
       work.catch(() => {})
       return await Promise.race([work, timeout])
     } catch (e) {
       if (e instanceof OpsError) throw e
-      throw new OpsError('pdf_failed', `The PDF could not be printed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}. Try again, or export HTML.`)
+      throw new OpsError(
+        'pdf_failed',
+        `The PDF could not be printed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}. Try again, or export HTML.`,
+      )
     } finally {
       clearTimeout(timer)
       if (win && !win.isDestroyed()) win.destroy()

@@ -106,7 +106,8 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
         const page = await context.newPage()
         page.on('request', (r) => {
           // file:// requests may not pass through the route: recorded here once.
-          if (r.url().startsWith('file:') && !record.requests.some((x) => x.url === r.url())) record.requests.push({ url: r.url(), cancelled: false })
+          if (r.url().startsWith('file:') && !record.requests.some((x) => x.url === r.url()))
+            record.requests.push({ url: r.url(), cancelled: false })
         })
         await page.goto(w.loaded, { waitUntil: 'load' })
         const m = options.margins ?? {}

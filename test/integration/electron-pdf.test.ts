@@ -69,14 +69,22 @@ describe("the desktop app's PDF printer (Electron printToPDF, with the stand-in 
     await createElectronPdfPrinter({ ...deps, BrowserWindow: Spy as never })('<!doctype html><p>hello</p>', { paper: 'A4', title: 't' })
     expect(seen[0]).toMatchObject({
       show: false,
-      webPreferences: { offscreen: true, sandbox: true, contextIsolation: true, nodeIntegration: false, javascript: false, webSecurity: true },
+      webPreferences: {
+        offscreen: true,
+        sandbox: true,
+        contextIsolation: true,
+        nodeIntegration: false,
+        javascript: false,
+        webSecurity: true,
+      },
     })
     expect(rec.destroyedWindows).toBe(1)
   })
 
   it('cancels every request the page would make beyond its own file', async () => {
     const { rec, deps } = standIn()
-    const html = '<!doctype html><link rel="stylesheet" href="http://127.0.0.1:9/x.css"><img src="https://example.invalid/a.png"><p>remote</p>'
+    const html =
+      '<!doctype html><link rel="stylesheet" href="http://127.0.0.1:9/x.css"><img src="https://example.invalid/a.png"><p>remote</p>'
     const pdf = await createElectronPdfPrinter(deps)(html, { paper: 'A4', title: 'remote' })
     expect(pdf.subarray(0, 5).toString()).toBe('%PDF-')
     const requests = rec.prints[0].requests
@@ -96,9 +104,9 @@ describe("the desktop app's PDF printer (Electron printToPDF, with the stand-in 
         }
       }
     }
-    await expect(createElectronPdfPrinter({ ...deps, BrowserWindow: Broken as never })('<p>x</p>', { paper: 'A4', title: 'x' })).rejects.toThrow(
-      'The PDF could not be printed: Failed to generate PDF. Try again, or export HTML.',
-    )
+    await expect(
+      createElectronPdfPrinter({ ...deps, BrowserWindow: Broken as never })('<p>x</p>', { paper: 'A4', title: 'x' }),
+    ).rejects.toThrow('The PDF could not be printed: Failed to generate PDF. Try again, or export HTML.')
     expect(rec.destroyedWindows).toBe(1)
   })
 

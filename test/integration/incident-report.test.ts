@@ -41,7 +41,9 @@ describe('the incident report in four formats', () => {
     report = {
       ...base,
       timeline: base.timeline.map((e) =>
-        e.type === 'incident.note' && e.detail?.includes('Session expired') ? { ...e, detail: `${e.detail}\n\nThe db secret was ${REGISTERED}.` } : e,
+        e.type === 'incident.note' && e.detail?.includes('Session expired')
+          ? { ...e, detail: `${e.detail}\n\nThe db secret was ${REGISTERED}.` }
+          : e,
       ),
     }
     for (const f of ['json', 'md', 'html', 'pdf'] as const) {
@@ -84,7 +86,9 @@ describe('the incident report in four formats', () => {
       expect(pages).toBeGreaterThanOrEqual(4)
       const prefix = join(outDir, f === 'pdf' ? 'a4-page' : 'letter-page')
       run('pdftoppm', ['-r', '60', '-png', file[f], prefix])
-      expect(readdirSync(outDir).filter((n) => n.startsWith(f === 'pdf' ? 'a4-page' : 'letter-page') && n.endsWith('.png'))).toHaveLength(pages)
+      expect(readdirSync(outDir).filter((n) => n.startsWith(f === 'pdf' ? 'a4-page' : 'letter-page') && n.endsWith('.png'))).toHaveLength(
+        pages,
+      )
     }
   })
 
@@ -106,7 +110,15 @@ describe('the incident report in four formats', () => {
     const bare = raw.replace(/\s+/g, '')
     for (const e of report.timeline) expect(bare).toContain(e.title.replace(/\s+/g, ''))
     // Chart labels: names, thresholds, incident markers, time axis.
-    for (const label of ['http_error_rate', 'redis_latency_ms', 'http_error_rate_high 5 % (critical)', 'incident start', 'incident end', '09:00', 'UTC'])
+    for (const label of [
+      'http_error_rate',
+      'redis_latency_ms',
+      'http_error_rate_high 5 % (critical)',
+      'incident start',
+      'incident end',
+      '09:00',
+      'UTC',
+    ])
       expect(raw).toContain(label)
     expect(flat).toContain(`page 1 of ${pages}`)
     expect(flat).toContain(`page ${pages} of ${pages}`)
@@ -168,7 +180,9 @@ describe('the incident report in four formats', () => {
     expect(requests).toEqual([])
     await ctx.close()
     const md = (await renderReport(r, 'md', { paper: 'A4' })).data as string
-    expect(md.split('\n')[0]).toBe('# \\<script\\>window.pwned = 1\\</script\\>\\<img src="http://127.0.0.1:9/x.png" onerror="window.pwned = 2"\\>"quoted" \\& done')
+    expect(md.split('\n')[0]).toBe(
+      '# \\<script\\>window.pwned = 1\\</script\\>\\<img src="http://127.0.0.1:9/x.png" onerror="window.pwned = 2"\\>"quoted" \\& done',
+    )
   })
 
   it('writes JSON that validates against the committed JSON Schema (docs/incident-report.schema.json)', () => {
@@ -188,7 +202,17 @@ describe('the incident report in four formats', () => {
   })
 
   it('leaves none of the planted secrets in any of the four files', () => {
-    const secrets = [PLANTED.password, PLANTED.urlPassword, PLANTED.bearer, PLANTED.card, PLANTED.cardDigits, PLANTED.cardDashed, PLANTED.apiKey, 'wJalrXUtnFEMI', REGISTERED]
+    const secrets = [
+      PLANTED.password,
+      PLANTED.urlPassword,
+      PLANTED.bearer,
+      PLANTED.card,
+      PLANTED.cardDigits,
+      PLANTED.cardDashed,
+      PLANTED.apiKey,
+      'wJalrXUtnFEMI',
+      REGISTERED,
+    ]
     // They were there to find: the report handed in carries every one of them.
     const given = JSON.stringify(report)
     for (const s of secrets) expect(given).toContain(s)
@@ -232,7 +256,7 @@ describe('the incident report in four formats', () => {
     )
   })
 
-  it('prints a 24-hour report of 10,000 entries: dense stretches grouped, people\'s notes whole, charts downsampled', async () => {
+  it("prints a 24-hour report of 10,000 entries: dense stretches grouped, people's notes whole, charts downsampled", async () => {
     const big = syntheticReport(10_000)
     const pdf = await renderReport(big, 'pdf', { paper: 'A4' })
     const f = join(outDir, 'a4-10000-entries.pdf')

@@ -53,7 +53,11 @@ describe('Markdown escaping', () => {
     const inline = md.renderInline(escapeMd(s))
     // Whatever the text, it renders as itself: no tag, no link, no image, no emphasis.
     expect(inline).not.toMatch(/<(?!\/?p>)[a-z]/i)
-    const text = inline.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&')
+    const text = inline
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&amp;/g, '&')
     expect(text).toBe(s.replace(/\s*\n\s*/g, ' '))
     // As a block of its own it is one paragraph: no list, heading, quote, rule or HTML block.
     const block = md.render(escapeMd(s)).trim()
@@ -91,8 +95,9 @@ describe('Markdown escaping', () => {
     expect(actions.match(/<td[ >]/g)).toHaveLength(5)
   })
 
-  it('keeps a note\'s safe subset and turns links into their text and address', () => {
-    const note = 'Checked **redis** with `redis-cli ping`: *no answer*.\n\n- one\n- [runbook](https://wiki.test/r)\n\n```\n<b>raw</b>\n```\n\n<img src=x onerror=alert(1)> # title'
+  it("keeps a note's safe subset and turns links into their text and address", () => {
+    const note =
+      'Checked **redis** with `redis-cli ping`: *no answer*.\n\n- one\n- [runbook](https://wiki.test/r)\n\n```\n<b>raw</b>\n```\n\n<img src=x onerror=alert(1)> # title'
     const out = md.render(noteMd(note))
     expect(out).toContain('<strong>redis</strong>')
     expect(out).toContain('<code>redis-cli ping</code>')
@@ -100,6 +105,11 @@ describe('Markdown escaping', () => {
     expect(out).toMatch(/<ul>\s*<li>one<\/li>\s*<li>runbook \(<code>https:\/\/wiki\.test\/r<\/code>\)<\/li>/)
     expect(out).toContain('&lt;b&gt;raw&lt;/b&gt;')
     expect(out).not.toMatch(/<img|<a |<h1/)
+    // A code block holding a fence of its own stays one code block, its text unchanged.
+    const fenced = md.render(noteMd('~~~\n```\n# inside the code\n```\n~~~'))
+    expect(fenced).not.toContain('<h1>')
+    expect(fenced.match(/<pre>/g)).toHaveLength(1)
+    expect(fenced).toContain('```\n# inside the code\n```')
     // The HTML report renders the same subset, escaping the rest.
     const h = markdownHtml(note)
     expect(h).toContain('<strong>redis</strong>')
@@ -140,7 +150,7 @@ describe('chart downsampling', () => {
 })
 
 describe('a long timeline condensed for print', () => {
-  it('keeps every entry counted, people\'s entries whole, the rows under budget and in time order', async () => {
+  it("keeps every entry counted, people's entries whole, the rows under budget and in time order", async () => {
     const { syntheticReport } = await import('../../bench/incidents-pdf')
     const { condenseTimeline, PRINT_ROW_BUDGET } = await import('../../src/core/incidents/report/condense')
     const r = syntheticReport(10_000)
@@ -155,7 +165,8 @@ describe('a long timeline condensed for print', () => {
     for (const e of people) expect(shown.has(e.id)).toBe(true)
     const times = rows.map((row) => (row.kind === 'entry' ? row.e.at : row.g.from))
     // Rows within a bucket follow the first entry of each group; buckets are in order.
-    for (let i = 1; i < times.length; i++) expect(Math.floor(times[i] / bucketMs!)).toBeGreaterThanOrEqual(Math.floor(times[i - 1] / bucketMs!))
+    for (let i = 1; i < times.length; i++)
+      expect(Math.floor(times[i] / bucketMs!)).toBeGreaterThanOrEqual(Math.floor(times[i - 1] / bucketMs!))
     // A short timeline is printed whole.
     expect(condenseTimeline(buildIncidentFixture().timeline).bucketMs).toBeNull()
   })

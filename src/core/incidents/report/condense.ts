@@ -57,7 +57,17 @@ function plan(timeline: TimelineEntry[], bucketMs: number, keepPeople: boolean):
       }
       let x = groups.get(e.type)
       if (!x) {
-        const g: EntryGroup = { type: e.type, from: e.at, to: e.at, count: 0, levels: { critical: 0, warning: 0, info: 0, ok: 0 }, level: e.level, samples: [], actors: [], sources: 0 }
+        const g: EntryGroup = {
+          type: e.type,
+          from: e.at,
+          to: e.at,
+          count: 0,
+          levels: { critical: 0, warning: 0, info: 0, ok: 0 },
+          level: e.level,
+          samples: [],
+          actors: [],
+          sources: 0,
+        }
         x = { row: { kind: 'group', g, first: e }, src: new Set(), actors: new Set() }
         groups.set(e.type, x)
         bucketRows.push(x.row)

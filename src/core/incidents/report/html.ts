@@ -143,7 +143,8 @@ function timelineHtml(r: IncidentReport, compact: boolean, printed: PrintRow[]):
 
 function reviewHtml(r: IncidentReport): string {
   const v = r.review
-  if (!v) return `<p class="empty">${r.incident ? 'No post-incident review yet (it is written after the incident is resolved).' : 'A window report has no review.'}</p>`
+  if (!v)
+    return `<p class="empty">${r.incident ? 'No post-incident review yet (it is written after the incident is resolved).' : 'A window report has no review.'}</p>`
   const field = (label: string, text: string) =>
     `<div class="field"><h3>${esc(label)}</h3>${text.trim() ? markdownHtml(text) : '<p class="empty">—</p>'}</div>`
   const impact =
@@ -160,7 +161,9 @@ function reviewHtml(r: IncidentReport): string {
         )
         .join('')}</tbody></table>`
     : '<p class="empty">No action items.</p>'
-  const edited = v.editedBy ? `Review saved by ${esc(v.editedBy)}${v.editedAt != null ? ` at ${utc(v.editedAt)}` : ''}.` : 'Draft pre-filled from the timeline; not yet edited.'
+  const edited = v.editedBy
+    ? `Review saved by ${esc(v.editedBy)}${v.editedAt != null ? ` at ${utc(v.editedAt)}` : ''}.`
+    : 'Draft pre-filled from the timeline; not yet edited.'
   return (
     field('Summary', v.summary) +
     impact +
@@ -282,15 +285,14 @@ ul.sources { columns: 2; font-size: 9pt; } ul.sources li { break-inside: avoid; 
 function timelineNote(compact: boolean, bucket: number | null): string {
   if (bucket != null)
     return `<p class="meta">A long timeline: in busy stretches the entries of one type within ${esc(duration(bucket))} are grouped into one row (how many, their levels, a few of their titles); people's notes and status changes are shown whole. The HTML, Markdown and JSON exports list every entry.</p>`
-  if (compact) return '<p class="meta">A long timeline: every entry is listed in compact rows (details shortened; the JSON export has them whole).</p>'
+  if (compact)
+    return '<p class="meta">A long timeline: every entry is listed in compact rows (details shortened; the JSON export has them whole).</p>'
   return ''
 }
 
 export function renderHtml(r: IncidentReport, o: HtmlOptions): string {
   const compact = o.compact ?? r.timeline.length > COMPACT_FROM
-  const printed = o.print
-    ? condenseTimeline(r.timeline)
-    : { rows: r.timeline.map((e): PrintRow => ({ kind: 'entry', e })), bucketMs: null }
+  const printed = o.print ? condenseTimeline(r.timeline) : { rows: r.timeline.map((e): PrintRow => ({ kind: 'entry', e })), bucketMs: null }
   const sev = r.incident ? r.incident.severity : 'window'
   const facts = titleFacts(r)
     .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)

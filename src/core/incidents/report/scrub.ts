@@ -59,6 +59,9 @@ export function scrubReport(report: IncidentReport): IncidentReport {
   const { series, ...rest } = report
   return {
     ...(scrubAny(rest, false, 0, memo) as Omit<IncidentReport, 'series'>),
-    series: series.map(({ points, ...s }) => ({ ...(scrubAny(s, false, 0, memo) as Omit<typeof s, never>), points: points.map(([t, v]) => [t, v]) })),
+    series: series.map(({ points, ...s }) => ({
+      ...(scrubAny(s, false, 0, memo) as Omit<typeof s, never>),
+      points: points.map(([t, v]) => [t, v]),
+    })),
   }
 }

@@ -40,7 +40,19 @@ function niceTicks(lo: number, hi: number, count: number): number[] {
   return out
 }
 
-const TIME_STEPS = [60_000, 5 * 60_000, 10 * 60_000, 15 * 60_000, 30 * 60_000, 3_600_000, 2 * 3_600_000, 3 * 3_600_000, 6 * 3_600_000, 12 * 3_600_000, 86_400_000]
+const TIME_STEPS = [
+  60_000,
+  5 * 60_000,
+  10 * 60_000,
+  15 * 60_000,
+  30 * 60_000,
+  3_600_000,
+  2 * 3_600_000,
+  3 * 3_600_000,
+  6 * 3_600_000,
+  12 * 3_600_000,
+  86_400_000,
+]
 
 function timeTicks(from: number, to: number, count: number): number[] {
   const span = Math.max(1, to - from)
