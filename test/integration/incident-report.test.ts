@@ -247,6 +247,17 @@ describe('the incident report in four formats', () => {
     await expect(renderReport(bad, 'json', { paper: 'A4' })).rejects.toThrow(/does not match its schema .* at timeline\.0\.level/)
   })
 
+  it('prints with no network: whatever a page asks for is blocked, and the PDF still comes out', async () => {
+    const blocked: string[] = []
+    const printPdf = createChromiumPrinter({ onBlockedRequest: (url) => blocked.push(url) })
+    // Not our HTML (that has a CSP allowing nothing): raw markup that asks for a stylesheet and an image.
+    const html =
+      '<!doctype html><link rel="stylesheet" href="http://127.0.0.1:9/x.css"><img src="https://example.invalid/a.png"><p>remote</p>'
+    const pdf = await printPdf(html, { paper: 'A4', title: 'remote' })
+    expect(pdf.subarray(0, 5).toString()).toBe('%PDF-')
+    expect(blocked.sort()).toEqual(['http://127.0.0.1:9/x.css', 'https://example.invalid/a.png'])
+  })
+
   it('says how to get a Chromium when none is found', async () => {
     await expect(
       renderReport(report, 'pdf', { paper: 'A4', printPdf: createChromiumPrinter({ env: { CHROMIUM_PATH: '/nonexistent/chromium' } }) }),
