@@ -42,6 +42,7 @@ import { defaultRules } from './alerts/rules'
 import { metricSources } from './alerts/sources'
 import { backupFactsReader } from './alerts/backup-facts'
 import { tierFor } from './metrics/tiers'
+import type { PdfPrinter } from './incidents/report'
 
 export interface OpsOptions {
   config: Config
@@ -61,6 +62,8 @@ export interface OpsOptions {
   restart?: () => void
   /** Run the error ingest listener on ERROR_INGEST_ADDR (the host/agent does; one-shot commands do not). */
   errorIngest?: boolean
+  /** How this face prints incident reports to PDF (Electron's printToPDF in the app); absent: Playwright + a system Chromium. */
+  printPdf?: PdfPrinter
 }
 
 export interface SandboxState {
@@ -330,6 +333,8 @@ export async function createOps(opts: OpsOptions) {
     log,
     events,
     secrets: opts.secrets ?? noSecretStore,
+    /** The face's PDF printer for incident reports (undefined: core/incidents/report prints with Playwright). */
+    printPdf: opts.printPdf,
     /** app.restart: the face restarts itself where it can; otherwise the reply says how (settings apply after a restart). */
     restart(): { restarting: boolean; message: string } {
       if (opts.restart) {

@@ -18,6 +18,7 @@ import { restorePlan, restorePoints, restoreRecord, restoreRequest } from './res
 import { historyResult, latestValue, seriesInfo } from './metrics'
 import { alertView, backtestView, channelView, deliveryView, matcher, ruleView, silenceView, transitionView } from './alerts'
 import { errorGroup, errorGroupDetail, errorListFilter } from './errors'
+import { exportFormat, incidentReport, incidentReview, incidentSeverity, incidentStatus, incidentView } from './incidents'
 
 const none = z.object({}).strict()
 
@@ -203,6 +204,82 @@ export const methods = {
     input: z.object({ sinceMs: epochMs }).strict(),
     output: z.object({ fresh: z.array(errorGroup), regressed: z.array(errorGroup) }),
   },
+  /** Incidents, newest first: open ones (not resolved), resolved ones, or both. */
+  'incidents.list': {
+    input: z
+      .object({ status: z.enum(['open', 'resolved', 'all']).default('all'), limit: z.number().int().min(1).max(1000).default(100) })
+      .strict(),
+    output: z.object({ incidents: z.array(incidentView) }),
+  },
+  /** One incident as its report: the incident, its timeline (window plus margin), charted series and review. */
+  'incidents.get': { input: z.object({ id: z.string().min(1).max(64) }).strict(), output: incidentReport },
+  /** Declare an incident by hand (from the Overview, an alert, an error group or a health tile). */
+  'incidents.open': {
+    input: z
+      .object({
+        title: z.string().trim().min(1, 'give the incident a title').max(200),
+        severity: incidentSeverity.default('critical'),
+        /** An administrator's e-mail (checked against ADMIN_EMAILS when set); defaults to whoever declares it. */
+        commander: z.string().trim().max(200).optional(),
+        /** What it was declared from, linked on its timeline. */
+        from: z
+          .object({ kind: z.enum(['alert', 'error_group', 'health']), id: z.string().min(1).max(200) })
+          .strict()
+          .optional(),
+        note: z.string().max(20_000).optional(),
+      })
+      .strict(),
+    output: incidentView,
+  },
+  'incidents.setStatus': {
+    input: z.object({ id: z.string().min(1).max(64), status: incidentStatus, note: z.string().max(20_000).optional() }).strict(),
+    output: incidentView,
+  },
+  'incidents.setCommander': {
+    input: z.object({ id: z.string().min(1).max(64), commander: z.string().trim().min(1).max(200) }).strict(),
+    output: incidentView,
+  },
+  /** An operator's timestamped Markdown note on the timeline. */
+  'incidents.note': {
+    input: z.object({ id: z.string().min(1).max(64), text: z.string().trim().min(1, 'write the note').max(20_000) }).strict(),
+    output: z.object({ id: z.string(), at: z.number() }),
+  },
+  /** Pin (or unpin) a metric series to the incident's chart. */
+  'incidents.pin': {
+    input: z.object({ id: z.string().min(1).max(64), series: z.string().min(1).max(300), pinned: z.boolean() }).strict(),
+    output: incidentView,
+  },
+  /** Save the post-incident review (after resolving); the pre-filled draft comes with incidents.get. */
+  'incidents.saveReview': {
+    input: z.object({ id: z.string().min(1).max(64), review: incidentReview.omit({ editedBy: true, editedAt: true }) }).strict(),
+    output: incidentReview,
+  },
+  /**
+   * The report in one format, for an incident or for a window with no incident declared. Text formats come
+   * as utf8, the PDF as base64; the desktop app saves it through the system dialog, the browser downloads it.
+   */
+  'incidents.export': {
+    input: z
+      .object({
+        id: z.string().min(1).max(64).optional(),
+        from: epochMs.optional(),
+        to: epochMs.optional(),
+        format: exportFormat,
+        /** PDF page size. */
+        paper: z.enum(['A4', 'Letter']).default('A4'),
+      })
+      .strict()
+      .refine((v) => (v.id ? v.from === undefined && v.to === undefined : v.from !== undefined && v.to !== undefined && v.from < v.to), {
+        message: 'give either an incident id, or a window with from before to',
+      }),
+    output: z.object({
+      fileName: z.string(),
+      mimeType: z.string(),
+      encoding: z.enum(['utf8', 'base64']),
+      data: z.string(),
+      bytes: z.number(),
+    }),
+  },
   'sandbox.seed': {
     input: z.object({ scale: z.number().min(0.01).max(1000) }).strict(),
     output: z.object({ jobId: z.string() }),
@@ -279,6 +356,8 @@ export const events = {
   'alerts.changed': z.object({ firing: z.number(), pending: z.number() }),
   /** A desktop notification to show (the Electron shell's Notification, the browser's Notifications API). */
   'alerts.notify': z.object({ title: z.string(), body: z.string(), severity: z.string() }),
+  /** An incident was opened, changed status, or got a note: pages showing it refresh. */
+  'incidents.changed': z.object({ id: z.string(), status: incidentStatus }),
 } as const
 
 export type Methods = typeof methods
