@@ -130,7 +130,8 @@ export class RowApplier {
     keySig: string,
     one: boolean,
   ): Promise<void> {
-    const cols = Object.keys(row).filter((c) => !info.generated.has(c) && info.types.has(c))
+    // Every column of the table: one the update did not send (an unchanged TOAST value, absent from the stored line) keeps the old row's.
+    const cols = [...info.types.keys()].filter((c) => !info.generated.has(c))
     const sent = cols.filter((c) => row[c] !== undefined)
     const w = this.where(table, key, sent.length + 1)
     const value = (c: string) => (row[c] === undefined ? `old.${qi(c)}` : `$${sent.indexOf(c) + 1}::${info.types.get(c)}`)
