@@ -8,6 +8,14 @@ import type { TargetTable } from './apply-tables'
 
 type Values = string[]
 
+/** Milliseconds spent in each statement of applying batches (for the bench). */
+export interface BatchProfile {
+  copyMs: number
+  existMs: number
+  deleteMs: number
+  insertMs: number
+}
+
 /** A row as it stands at the end of the batch: taken whole from the stream, or from the row the batch found under `origin`. */
 interface Final {
   /** The key, before the batch, of the row this one was updated from; null when the batch inserted it. */
@@ -53,7 +61,8 @@ export class TableBatch {
   keyOf(tuple: Tuple, fallback?: Values): Values | null {
     const out: Values = []
     for (let i = 0; i < this.keyCols.length; i++) {
-      const v = tuple[this.keyCols[i]] ?? (tuple[this.keyCols[i]] === undefined ? fallback?.[i] : undefined)
+      // An update's new values lack a key column only when it did not change (an unchanged TOAST value): the old key's.
+      const v = tuple[this.keyCols[i]] === undefined ? fallback?.[i] : tuple[this.keyCols[i]]
       if (v === undefined || v === null) return null
       out.push(v)
     }
@@ -109,81 +118,126 @@ export class TableBatch {
   }
 
   /**
-   * Apply the batch: COPY the touched keys and final rows into a temporary table (values as text, each
-   * cast to its column's type by PostgreSQL, as the one-row path's untyped parameters are), then
-   * DELETE … USING it on the key and INSERT … SELECT from it. Rows updated without some of their values
-   * (unchanged TOAST) take those from the deleted row, kept for the statement that follows.
+   * Apply the batch: COPY the touched keys into a temporary table, DELETE … USING it on the key, then
+   * COPY the final rows straight into the table (values as text, parsed by PostgreSQL into each column's
+   * type as the one-row path's untyped parameters are; COPY writes identity columns as given, like
+   * OVERRIDING SYSTEM VALUE, and computes generated ones). Rows updated without some of their values
+   * (unchanged TOAST) are staged with the values sent and take the others from the deleted row, kept by
+   * the delete for the INSERT … SELECT that follows. An update of a row that was not there inserts nothing
+   * (as UPDATE does).
    */
-  async flush(client: pg.ClientBase, tmp: TempTables): Promise<void> {
+  async flush(client: pg.ClientBase, tmp: TempTables, profile?: BatchProfile): Promise<void> {
+    const timed = async <T>(what: keyof BatchProfile, fn: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now()
+      try {
+        return await fn()
+      } finally {
+        if (profile) profile[what] += performance.now() - t0
+      }
+    }
     const rel = qname(this.t.schema, this.t.name)
     const n = this.keyCols.length
     const cols = this.cols
     const types = this.t.columns.types
     const ktypes = this.keyCols.map((c) => types.get(c)!)
-    if (this.truncated) await client.query(`DELETE FROM ONLY ${rel}`) // as the one-row path: a TRUNCATE would refuse a table referenced from outside the restored ones
+    // As the one-row path: a TRUNCATE would refuse a table referenced from outside the restored ones.
+    if (this.truncated) await timed('deleteMs', () => client.query(`DELETE FROM ONLY ${rel}`))
     if (!this.slots.size) return
-    // Which keys' rows are needed after their delete: whole (some values were not sent) or only to know they were there.
+    // The keys rows are updated from (r: the whole row is needed after its delete, some values were not sent; k: only the key).
     const origins = new Map<string, 'k' | 'r'>()
-    let partial = false
-    for (const s of this.slots.values()) {
+    const partialRows = new Set<string>()
+    for (const [text, s] of this.slots) {
       const f = s.final
       if (!f?.origin) continue
       const whole = cols.every((c) => f.values[c] !== undefined)
-      if (!whole) partial = true
+      if (!whole) partialRows.add(text)
       origins.set(f.origin.join(SEP), whole ? 'k' : 'r')
     }
+    const partial = partialRows.size > 0
     const { stage, old } = await tmp.forTable(client, this.t, n, cols.length)
-    // Stage rows: f (l: inserted, m: updated from a row, n: nothing), src (is this key's row needed: k/r/n),
-    // s (which values were sent), then the key k_i, the origin o_i and the values c_i.
-    const lines: string[] = []
-    let size = 0
-    const chunks: string[] = []
+    // Stage rows: f (l: inserted, m: updated from a row, n: nothing), src (this key's row is updated from: k/r/n),
+    // s (which values were sent), the key k_i, the origin o_i; values c_i only for rows that lack some.
+    const staged = new CopyText()
     for (const [text, s] of this.slots) {
       const f = s.final
-      const kind = !f ? 'n' : f.origin ? 'm' : 'l'
-      const fields: string[] = [kind, origins.get(text) ?? 'n']
-      fields.push(f && f.origin ? cols.map((c) => (f.values[c] === undefined ? '0' : '1')).join('') : '\\N')
+      const p = partialRows.has(text)
+      const fields: string[] = [!f ? 'n' : f.origin ? 'm' : 'l', origins.get(text) ?? 'n']
+      fields.push(p ? cols.map((c) => (f!.values[c] === undefined ? '0' : '1')).join('') : '\\N')
       for (const v of s.key) fields.push(copyText(v))
       for (let i = 0; i < n; i++) fields.push(f?.origin ? copyText(f.origin[i]) : '\\N')
       for (const c of cols) {
-        const v = f?.values[c]
+        const v = p ? f!.values[c] : undefined
         fields.push(v === undefined || v === null ? '\\N' : copyText(v))
       }
-      const line = fields.join('\t') + '\n'
-      lines.push(line)
-      size += line.length
-      if (size > 1 << 20) {
-        chunks.push(lines.join(''))
-        lines.length = 0
-        size = 0
+      staged.add(fields.join('\t'))
+    }
+    await timed('copyMs', async () => {
+      await client.query(`TRUNCATE ${stage}`)
+      await pipeline(Readable.from(staged.chunks()), client.query(copyFrom(`COPY ${stage} FROM STDIN`)))
+    })
+    const keyMatch = this.keyCols.map((c, i) => `t.${qi(c)} = s.k_${i}::${ktypes[i]}`).join(' AND ')
+    const missing = new Set<string>()
+    if (!this.truncated) {
+      if (!origins.size) await timed('deleteMs', () => client.query(`DELETE FROM ONLY ${rel} t USING ${stage} s WHERE ${keyMatch}`))
+      else {
+        // One statement: delete, keep the rows still needed, and name the rows updated from a key that held none.
+        const ks = this.keyCols.map((_, i) => `s.k_${i} AS efo_k${i}`).join(', ')
+        const { rows } = await timed('deleteMs', async () => {
+          if (partial) await client.query(`TRUNCATE ${old}`)
+          return client.query<Record<string, string>>({
+            text: `WITH d AS (DELETE FROM ONLY ${rel} t USING ${stage} s WHERE ${keyMatch} RETURNING ${ks}, s.src AS efo_src${partial ? ', t AS efo_row' : ''})
+                   ${partial ? `, kept AS (INSERT INTO ${old} SELECT ${this.keyCols.map((_, i) => `efo_k${i}`).join(', ')}, efo_row FROM d WHERE efo_src = 'r' RETURNING 1)` : ''}
+                   SELECT ${this.keyCols.map((_, i) => `s.k_${i} AS m${i}`).join(', ')} FROM ${stage} s
+                    WHERE s.f = 'm' AND NOT EXISTS (SELECT 1 FROM d WHERE ${this.keyCols.map((_, i) => `d.efo_k${i} = s.o_${i}`).join(' AND ')})`,
+          })
+        })
+        for (const r of rows) missing.add(this.keyCols.map((_, i) => r[`m${i}`]).join(SEP))
       }
     }
-    if (lines.length) chunks.push(lines.join(''))
-    await client.query(`TRUNCATE ${stage}`)
-    await pipeline(Readable.from(chunks), client.query(copyFrom(`COPY ${stage} FROM STDIN`)))
-    const keyMatch = (alias: string, other: string, prefix: string) =>
-      this.keyCols.map((c, i) => `${alias}.${qi(c)} = ${other}.${prefix}${i}::${ktypes[i]}`).join(' AND ')
-    if (!this.truncated) {
-      if (origins.size) {
-        await client.query(`TRUNCATE ${old}`)
-        await client.query(
-          `WITH d AS (DELETE FROM ONLY ${rel} t USING ${stage} s WHERE ${keyMatch('t', 's', 'k_')}
-                      RETURNING s.src AS efo_src, ${this.keyCols.map((c, i) => `t.${qi(c)} AS efo_k${i}`).join(', ')}, t AS efo_row)
-           INSERT INTO ${old} SELECT ${this.keyCols.map((_, i) => `efo_k${i}`).join(', ')}, CASE WHEN efo_src = 'r' THEN efo_row END
-             FROM d WHERE efo_src <> 'n'`,
-        )
-      } else await client.query(`DELETE FROM ONLY ${rel} t USING ${stage} s WHERE ${keyMatch('t', 's', 'k_')}`)
+    const rows = new CopyText()
+    for (const [text, s] of this.slots) {
+      const f = s.final
+      if (!f || partialRows.has(text) || missing.has(text)) continue
+      rows.add(cols.map((c) => (f.values[c] === undefined || f.values[c] === null ? '\\N' : copyText(f.values[c]!))).join('\t'))
     }
-    const value = (c: string, i: number) => {
-      const cast = `s.c_${i}::${types.get(c)}`
-      return partial ? `CASE WHEN s.f = 'l' OR substr(s.s, ${i + 1}, 1) = '1' THEN ${cast} ELSE (o.r).${qi(c)} END` : cast
+    if (rows.size)
+      await timed('insertMs', () =>
+        pipeline(Readable.from(rows.chunks()), client.query(copyFrom(`COPY ${rel} (${cols.map(qi).join(', ')}) FROM STDIN`))),
+      )
+    if (partial) {
+      const value = (c: string, i: number) =>
+        `CASE WHEN substr(s.s, ${i + 1}, 1) = '1' THEN s.c_${i}::${types.get(c)} ELSE (o.r).${qi(c)} END`
+      await timed('insertMs', () =>
+        client.query(
+          `INSERT INTO ${rel} (${cols.map(qi).join(', ')}) OVERRIDING SYSTEM VALUE
+           SELECT ${cols.map(value).join(', ')} FROM ${stage} s JOIN ${old} o ON ${this.keyCols.map((_, i) => `o.k_${i} = s.o_${i}`).join(' AND ')}
+            WHERE s.f = 'm' AND s.s IS NOT NULL`,
+        ),
+      )
     }
-    await client.query(
-      `INSERT INTO ${rel} (${cols.map(qi).join(', ')}) OVERRIDING SYSTEM VALUE
-       SELECT ${cols.map(value).join(', ')} FROM ${stage} s
-       ${origins.size ? `LEFT JOIN ${old} o ON ${this.keyCols.map((_, i) => `o.k_${i} = s.o_${i}::${ktypes[i]}`).join(' AND ')}` : ''}
-       WHERE s.f = 'l'${origins.size ? ` OR (s.f = 'm' AND o.k_0 IS NOT NULL)` : ''}`,
-    )
+  }
+}
+
+/** Lines of COPY text, gathered in chunks of about a megabyte. */
+class CopyText {
+  private done: string[] = []
+  private lines: string[] = []
+  private bytes = 0
+  size = 0
+  add(line: string): void {
+    this.lines.push(line)
+    this.size++
+    this.bytes += line.length + 1
+    if (this.bytes > 1 << 20) this.cut()
+  }
+  private cut(): void {
+    if (this.lines.length) this.done.push(this.lines.join('\n') + '\n')
+    this.lines = []
+    this.bytes = 0
+  }
+  chunks(): string[] {
+    this.cut()
+    return this.done
   }
 }
 
@@ -194,7 +248,7 @@ function copyText(v: string): string {
 
 /**
  * The temporary tables of a replay, one pair per table it batches, made on first use and dropped at the
- * end: the stage (values as text) and the rows kept from the delete (key typed, row as the table's own type).
+ * end: the stage (text) and the rows kept from the delete (their key as the stream wrote it, the row as the table's own type).
  */
 export class TempTables {
   private made = new Map<string, { stage: string; old: string }>()
@@ -210,9 +264,7 @@ export class TempTables {
     await client.query(
       `CREATE TEMP TABLE efo_replay_s${i} (f text, src text, s text, ${[...text('k_', keys), ...text('o_', keys), ...text('c_', cols)].join(', ')})`,
     )
-    await client.query(
-      `CREATE TEMP TABLE efo_replay_o${i} (${key.map((c, j) => `k_${j} ${t.columns.types.get(c)}`).join(', ')}, r ${qname(t.schema, t.name)})`,
-    )
+    await client.query(`CREATE TEMP TABLE efo_replay_o${i} (${key.map((_, j) => `k_${j} text`).join(', ')}, r ${qname(t.schema, t.name)})`)
     this.made.set(k, m)
     return m
   }

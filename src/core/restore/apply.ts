@@ -3,7 +3,7 @@ import type { ChangeLine } from '../backup/incremental'
 import type { Manifest } from '../backup/manifest'
 import type { SetReader } from './source'
 import { RowApplier } from './apply-row'
-import { TableBatch, TempTables } from './apply-batch'
+import { TableBatch, TempTables, type BatchProfile } from './apply-batch'
 import { loadTargetTables, type TargetTables } from './apply-tables'
 
 /**
@@ -17,6 +17,16 @@ export const replayTuning = {
   batchChanges: 50_000,
   /** Bytes of values held before a batch is applied, even inside a transaction. */
   batchBytes: 64 * 1024 * 1024,
+  /** Where the time of the last replay went (for the bench): reading and collapsing the stream, applying batches. */
+  profile: { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, existMs: 0, deleteMs: 0, insertMs: 0 } as ReplayProfile,
+}
+
+export interface ReplayProfile extends BatchProfile {
+  /** Reading and collapsing the stream, less the time spent waiting for a batch to be applied. */
+  readMs: number
+  /** Applying batches (while the next one is read). */
+  applyMs: number
+  batches: number
 }
 
 /**
@@ -46,6 +56,8 @@ export class ChangeApplier {
   /** Whether the connection was outside a transaction block (each batch is then its own transaction). */
   private autocommit = false
   private mode: 'batched' | 'row'
+  /** The batch being applied while the next one is read (one at a time, on the one connection). */
+  private inflight: Promise<void> | null = null
 
   constructor(
     private client: pg.ClientBase,
@@ -72,7 +84,7 @@ export class ChangeApplier {
     if (l.op === 'begin') return
     if (l.op === 'commit') {
       this.transactions++
-      if (this.pending >= this.tuning.batchChanges) await this.flush()
+      if (this.pending >= this.tuning.batchChanges) await this.flush(false)
       return
     }
     if (this.mode === 'row') {
@@ -112,7 +124,7 @@ export class ChangeApplier {
       b.delete(key)
     }
     this.pendingBytes += b.bytes - before
-    if (this.pendingBytes >= this.tuning.batchBytes) await this.flush()
+    if (this.pendingBytes >= this.tuning.batchBytes) await this.flush(false)
   }
 
   /** The table's batch, or null when it is replayed one row at a time. */
@@ -136,8 +148,7 @@ export class ChangeApplier {
 
   /** A change whose key the target does not recognise: this table is replayed one row at a time from here on. */
   private async toRows(k: string, b: TableBatch, l: ChangeLine): Promise<void> {
-    await this.inTransaction(() => b.flush(this.client, this.temp))
-    this.changes += b.changes
+    await this.flush(true)
     this.batches.delete(k)
     this.queued.set(k, [l])
   }
@@ -154,24 +165,66 @@ export class ChangeApplier {
     }
   }
 
-  /** Apply every table's batch (tables are independent of each other while replay runs: see the class comment). */
-  async flush(): Promise<void> {
+  /**
+   * Apply every table's batch (tables are independent of each other while replay runs: see the class
+   * comment). The batch is handed over and the next one gathered while it applies; the previous one must
+   * have finished first (its error, if any, surfaces here). `wait`: return once this one is applied too.
+   */
+  async flush(wait: boolean): Promise<void> {
+    if (this.inflight) {
+      const p = this.inflight
+      this.inflight = null
+      await this.waitFor(p)
+    }
     if (!this.pending) return
-    await this.inTransaction(async () => {
-      for (const [k, b] of this.batches) {
-        if (b.empty) continue
-        await b.flush(this.client, this.temp)
-        this.changes += b.changes
+    const batches: TableBatch[] = []
+    for (const [k, b] of this.batches)
+      if (!b.empty) {
+        batches.push(b)
         this.batches.set(k, new TableBatch(b.t))
       }
-      for (const [k, lines] of this.queued) {
-        for (const l of lines) await this.rows.apply(l)
-        this.changes += lines.length
+    const queued: ChangeLine[][] = []
+    for (const [k, lines] of this.queued)
+      if (lines.length) {
+        queued.push(lines)
         this.queued.set(k, [])
       }
-    })
     this.pending = 0
     this.pendingBytes = 0
+    const p = this.apply(batches, queued)
+    p.catch(() => {}) // awaited by the next flush
+    this.inflight = p
+    if (wait) {
+      this.inflight = null
+      await this.waitFor(p)
+    }
+  }
+
+  private waited = 0
+  private async waitFor(p: Promise<void>): Promise<void> {
+    const t0 = performance.now()
+    try {
+      await p
+    } finally {
+      this.waited += performance.now() - t0
+    }
+  }
+
+  private async apply(batches: TableBatch[], queued: ChangeLine[][]): Promise<void> {
+    const t0 = performance.now()
+    const profile = this.tuning.profile
+    await this.inTransaction(async () => {
+      for (const b of batches) {
+        await b.flush(this.client, this.temp, profile)
+        this.changes += b.changes
+      }
+      for (const lines of queued) {
+        for (const l of lines) await this.rows.apply(l)
+        this.changes += lines.length
+      }
+    })
+    profile.applyMs += performance.now() - t0
+    profile.batches++
   }
 
   /**
@@ -180,6 +233,8 @@ export class ChangeApplier {
    */
   async replay(reader: SetReader, sets: Manifest[], stopAfter: Date | null, signal: AbortSignal, onTxn: () => void): Promise<void> {
     await this.init()
+    const t0 = performance.now()
+    this.tuning.profile = { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, existMs: 0, deleteMs: 0, insertMs: 0 }
     try {
       outer: for (const m of sets) {
         if (m.type !== 'incremental') continue
@@ -193,9 +248,11 @@ export class ChangeApplier {
         }
       }
       signal.throwIfAborted()
-      await this.flush()
+      await this.flush(true)
     } finally {
+      await this.inflight?.catch(() => {})
       if (this.mode === 'batched') await this.inTransaction(() => this.temp.drop(this.client)).catch(() => {})
+      this.tuning.profile.readMs = performance.now() - t0 - this.waited
     }
   }
 }
