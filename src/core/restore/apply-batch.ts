@@ -28,6 +28,12 @@ interface Final {
 interface Slot {
   key: Values
   final: Final | null
+  /**
+   * The table held a row under this key before the batch: the key was first touched by an update or a delete
+   * (the source had the row). One first touched by an insert, or as the new key of an update, held none (the
+   * source's key is unique), and after a truncate none did: those need no delete.
+   */
+  pre: boolean
 }
 
 const SEP = '\u0000' // never inside a PostgreSQL text value
@@ -76,7 +82,8 @@ export class TableBatch {
 
   insert(row: Tuple, key: Values): void {
     this.count(row)
-    this.slots.set(key.join(SEP), { key, final: { origin: null, values: row } })
+    const k = key.join(SEP)
+    this.slots.set(k, { key, final: { origin: null, values: row }, pre: this.slots.get(k)?.pre ?? false })
   }
 
   update(oldKey: Values, row: Tuple, newKey: Values): void {
@@ -86,24 +93,25 @@ export class TableBatch {
     if (!slot) {
       // Untouched so far: the row is the one in the table (none after a truncate: the update matches nothing).
       if (this.truncated) return
-      slot = { key: oldKey, final: { origin: oldKey, values: {} } }
+      slot = { key: oldKey, final: { origin: oldKey, values: {} }, pre: true }
     }
     if (!slot.final) return // deleted earlier in the batch: an update of nothing
     const values = { ...slot.final.values }
     for (const c in row) if (row[c] !== undefined) values[c] = row[c]
     const nk = newKey.join(SEP)
     if (nk === ok) {
-      this.slots.set(ok, { key: oldKey, final: { origin: slot.final.origin, values } })
+      this.slots.set(ok, { key: oldKey, final: { origin: slot.final.origin, values }, pre: slot.pre })
       return
     }
     // The key changed: the row moves; nothing is left under its old key.
-    this.slots.set(ok, { key: oldKey, final: null })
-    this.slots.set(nk, { key: newKey, final: { origin: slot.final.origin, values } })
+    this.slots.set(ok, { key: oldKey, final: null, pre: slot.pre })
+    this.slots.set(nk, { key: newKey, final: { origin: slot.final.origin, values }, pre: this.slots.get(nk)?.pre ?? false })
   }
 
   delete(key: Values): void {
     this.changes++
-    this.slots.set(key.join(SEP), { key, final: null })
+    const k = key.join(SEP)
+    this.slots.set(k, { key, final: null, pre: this.slots.get(k)?.pre ?? !this.truncated })
   }
 
   truncate(): void {
@@ -161,6 +169,7 @@ export class TableBatch {
     for (const [text, s] of this.slots) {
       const f = s.final
       const p = partialRows.has(text)
+      if (!s.pre && !p) continue
       const fields: string[] = [!f ? 'n' : f.origin ? 'm' : 'l', origins.get(text) ?? 'n']
       fields.push(p ? cols.map((c) => (f!.values[c] === undefined ? '0' : '1')).join('') : '\\N')
       for (const v of s.key) fields.push(copyText(v))
@@ -171,16 +180,17 @@ export class TableBatch {
       }
       staged.add(fields.join('\t'))
     }
-    await timed('copyMs', async () => {
-      await client.query(`TRUNCATE ${stage}`)
-      await pipeline(Readable.from(staged.chunks()), client.query(copyFrom(`COPY ${stage} FROM STDIN`)))
-    })
+    if (staged.size)
+      await timed('copyMs', async () => {
+        await client.query(`TRUNCATE ${stage}`)
+        await pipeline(Readable.from(staged.chunks()), client.query(copyFrom(`COPY ${stage} FROM STDIN`)))
+      })
     const keyMatch = this.keyCols.map((c, i) => `t.${qi(c)} = s.k_${i}::${ktypes[i]}`).join(' AND ')
     const missing = new Set<string>()
-    if (!this.truncated) {
+    if (!this.truncated && staged.size) {
       if (!origins.size) await timed('deleteMs', () => client.query(`DELETE FROM ONLY ${rel} t USING ${stage} s WHERE ${keyMatch}`))
       else {
-        // One statement: delete, keep the rows still needed, and name the rows updated from a key that held none.
+        // One statement: delete, keep the rows still needed, and name the keys rows were updated from that held none.
         const ks = this.keyCols.map((_, i) => `s.k_${i} AS efo_k${i}`).join(', ')
         const { rows } = await timed('deleteMs', async () => {
           if (partial) await client.query(`TRUNCATE ${old}`)
@@ -188,7 +198,7 @@ export class TableBatch {
             text: `WITH d AS (DELETE FROM ONLY ${rel} t USING ${stage} s WHERE ${keyMatch} RETURNING ${ks}, s.src AS efo_src${partial ? ', t AS efo_row' : ''})
                    ${partial ? `, kept AS (INSERT INTO ${old} SELECT ${this.keyCols.map((_, i) => `efo_k${i}`).join(', ')}, efo_row FROM d WHERE efo_src = 'r' RETURNING 1)` : ''}
                    SELECT ${this.keyCols.map((_, i) => `s.k_${i} AS m${i}`).join(', ')} FROM ${stage} s
-                    WHERE s.f = 'm' AND NOT EXISTS (SELECT 1 FROM d WHERE ${this.keyCols.map((_, i) => `d.efo_k${i} = s.o_${i}`).join(' AND ')})`,
+                    WHERE s.src <> 'n' AND NOT EXISTS (SELECT 1 FROM d WHERE ${this.keyCols.map((_, i) => `d.efo_k${i} = s.k_${i}`).join(' AND ')})`,
           })
         })
         for (const r of rows) missing.add(this.keyCols.map((_, i) => r[`m${i}`]).join(SEP))
@@ -197,7 +207,7 @@ export class TableBatch {
     const rows = new CopyText()
     for (const [text, s] of this.slots) {
       const f = s.final
-      if (!f || partialRows.has(text) || missing.has(text)) continue
+      if (!f || partialRows.has(text) || (f.origin && missing.has(f.origin.join(SEP)))) continue
       rows.add(cols.map((c) => (f.values[c] === undefined || f.values[c] === null ? '\\N' : copyText(f.values[c]!))).join('\t'))
     }
     if (rows.size)
