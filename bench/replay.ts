@@ -156,7 +156,14 @@ export async function replayBench() {
       const d = await digest(rc)
       await rc.end()
       await admin.query(`DROP DATABASE ${db} WITH (FORCE)`)
-      return { seconds: round(seconds), replayMs: r.phasesMs.replay, profile: { ...replayTuning.profile }, transactions: r.transactions, checkOk: r.report.ok, digest: d }
+      return {
+        seconds: round(seconds),
+        replayMs: r.phasesMs.replay,
+        profile: { ...replayTuning.profile },
+        transactions: r.transactions,
+        checkOk: r.report.ok,
+        digest: d,
+      }
     }
     const full = await restore('replay_full', stop.at, 'batched')
     const exact = JSON.stringify(full.digest) === JSON.stringify(stop.digest)

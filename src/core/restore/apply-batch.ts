@@ -11,7 +11,6 @@ type Values = string[]
 /** Milliseconds spent in each statement of applying batches (for the bench). */
 export interface BatchProfile {
   copyMs: number
-  existMs: number
   deleteMs: number
   insertMs: number
 }

@@ -18,7 +18,7 @@ export const replayTuning = {
   /** Bytes of values held before a batch is applied, even inside a transaction. */
   batchBytes: 64 * 1024 * 1024,
   /** Where the time of the last replay went (for the bench): reading and collapsing the stream, applying batches. */
-  profile: { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, existMs: 0, deleteMs: 0, insertMs: 0 } as ReplayProfile,
+  profile: { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, deleteMs: 0, insertMs: 0 } as ReplayProfile,
 }
 
 export interface ReplayProfile extends BatchProfile {
@@ -234,7 +234,7 @@ export class ChangeApplier {
   async replay(reader: SetReader, sets: Manifest[], stopAfter: Date | null, signal: AbortSignal, onTxn: () => void): Promise<void> {
     await this.init()
     const t0 = performance.now()
-    this.tuning.profile = { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, existMs: 0, deleteMs: 0, insertMs: 0 }
+    this.tuning.profile = { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, deleteMs: 0, insertMs: 0 }
     try {
       outer: for (const m of sets) {
         if (m.type !== 'incremental') continue
