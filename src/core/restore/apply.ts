@@ -2,176 +2,229 @@ import type pg from 'pg'
 import type { ChangeLine } from '../backup/incremental'
 import type { Manifest } from '../backup/manifest'
 import type { SetReader } from './source'
+import { RowApplier } from './apply-row'
+import { TableBatch, TempTables, type BatchProfile } from './apply-batch'
+import { loadTargetTables, type TargetTables } from './apply-tables'
 
-import { qi } from '../backup/full'
+/**
+ * How replay applies the stream. `batched` (the default) collapses each table's changes over a run of
+ * transactions and applies them set-based; `row` is the one-statement-per-change path, kept as the
+ * reference the tests compare against. Settable by tests and the bench only.
+ */
+export const replayTuning = {
+  mode: 'batched' as 'batched' | 'row',
+  /** Changes held before a batch is applied (at the next commit). */
+  batchChanges: 50_000,
+  /** Bytes of values held before a batch is applied, even inside a transaction. */
+  batchBytes: 64 * 1024 * 1024,
+  /** Where the time of the last replay went (for the bench): reading and collapsing the stream, applying batches. */
+  profile: { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, deleteMs: 0, insertMs: 0 } as ReplayProfile,
+}
 
-/** What replay must know about a target table's columns. */
-interface Columns {
-  /** GENERATED ALWAYS AS IDENTITY: written only with OVERRIDING SYSTEM VALUE, which UPDATE does not have. */
-  always: Set<string>
-  /** Stored generated columns: never written, PostgreSQL computes them again. */
-  generated: Set<string>
-  /** Each column's type as SQL (for the parameters of the statement that moves a row to a new identity). */
-  types: Map<string, string>
+export interface ReplayProfile extends BatchProfile {
+  /** Reading and collapsing the stream, less the time spent waiting for a batch to be applied. */
+  readMs: number
+  /** Applying batches (while the next one is read). */
+  applyMs: number
+  batches: number
 }
 
 /**
- * Replays a change stream onto a database, in commit order, one statement per change through named
- * prepared statements. Values are PostgreSQL's own text output, bound as untyped parameters, so the
- * server parses each back into its column's type exactly. Rows are found by their replica identity:
- * the key (fast, indexed), or for REPLICA IDENTITY FULL tables all old values compared as text, one row at a time.
+ * Replays a change stream onto a database, in commit order, stopping exactly where asked.
  *
- * Identity and generated columns: inserts carry OVERRIDING SYSTEM VALUE (the values are the source's);
- * an update leaves a GENERATED ALWAYS identity column alone when its value did not change (UPDATE may
- * only set it to DEFAULT), and when it did change the row is moved in one statement (deleted, then
- * inserted again with OVERRIDING SYSTEM VALUE); stored generated columns are never written.
+ * Batched: the changes of a run of transactions are gathered per table and collapsed per key in order
+ * (TableBatch: the last state of each key wins; deletes, re-inserts and key changes included), then each
+ * table's batch is applied with COPY into a temporary table, one DELETE … USING and one INSERT … SELECT.
+ * Tables are applied independently of each other: nothing links them while replay runs (in place,
+ * session_replication_role = replica keeps foreign-key and user triggers from firing; into an empty
+ * database foreign keys and triggers are created after replay), and a batch ends at a commit, so every
+ * table ends each batch as the source committed it. A truncate empties the table within its batch.
+ * Tables whose rows have no key (REPLICA IDENTITY FULL, or no primary key) keep the one-row path, in
+ * order, matching duplicates one row at a time by their text form (RowApplier).
  */
 export class ChangeApplier {
-  private prepared = new Map<string, string>()
-  private fullIdentity = new Set<string>()
-  private columns = new Map<string, Columns>()
   transactions = 0
   changes = 0
+  private tables: TargetTables = new Map()
+  private rows!: RowApplier
+  private batches = new Map<string, TableBatch>()
+  /** Changes of tables replayed one row at a time, in order, until the batch is applied. */
+  private queued = new Map<string, ChangeLine[]>()
+  private pending = 0
+  private pendingBytes = 0
+  private temp = new TempTables()
+  /** Whether the connection was outside a transaction block (each batch is then its own transaction). */
+  private autocommit = false
+  private mode: 'batched' | 'row'
+  /** The batch being applied while the next one is read (one at a time, on the one connection). */
+  private inflight: Promise<void> | null = null
 
   constructor(
     private client: pg.ClientBase,
     private scope: Set<string>,
-  ) {}
+    private tuning = replayTuning,
+  ) {
+    this.mode = tuning.mode
+  }
 
-  /** Tables whose replica identity is FULL (their key tuples carry every column). */
   async init(): Promise<void> {
-    const { rows } = await this.client.query<{ t: string }>(
-      `SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relreplident = 'f'`,
-    )
-    rows.forEach((r) => this.fullIdentity.add(r.t))
-    const { rows: cols } = await this.client.query<{ t: string; col: string; identity: string; generated: string; type: string }>(
-      `SELECT n.nspname || '.' || c.relname AS t, a.attname AS col, a.attidentity::text AS identity, a.attgenerated::text AS generated,
-              format_type(a.atttypid, a.atttypmod) AS type
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
-    )
-    for (const r of cols) {
-      const t = this.columns.get(r.t) ?? { always: new Set<string>(), generated: new Set<string>(), types: new Map<string, string>() }
-      this.columns.set(r.t, t)
-      if (r.identity === 'a') t.always.add(r.col)
-      if (r.generated) t.generated.add(r.col)
-      t.types.set(r.col, r.type)
-    }
+    this.tables = await loadTargetTables(this.client)
+    this.rows = new RowApplier(this.client, this.scope, this.tables)
+    if (this.mode === 'row') return
+    const { rows } = await this.client.query<{ temp: boolean }>(`SELECT has_database_privilege(current_database(), 'TEMP') AS temp`)
+    if (!rows[0].temp) this.mode = 'row' // no temporary tables here: the one-row path needs none
+    // Two statements see the same transaction id only inside a transaction block.
+    const a = await this.client.query<{ x: string }>(`SELECT txid_current()::text AS x`)
+    const b = await this.client.query<{ x: string }>(`SELECT txid_current()::text AS x`)
+    this.autocommit = a.rows[0].x !== b.rows[0].x
   }
 
-  private info(table: string): Columns {
-    return this.columns.get(table) ?? { always: new Set(), generated: new Set(), types: new Map() }
-  }
-
-  private async run(key: string, text: () => string, values: (string | null)[]): Promise<void> {
-    let name = this.prepared.get(key)
-    if (!name) {
-      name = `efo_r${this.prepared.size}`
-      this.prepared.set(key, name)
-    }
-    await this.client.query({ name, text: text(), values })
-    this.changes++
-  }
-
-  private where(table: string, key: Record<string, string | null | undefined>, first: number): { sql: string; values: (string | null)[] } {
-    const cols = Object.keys(key).filter((c) => key[c] !== undefined)
-    const values: (string | null)[] = []
-    const parts = cols.map((c) => {
-      const v = key[c]!
-      if (v === null) return `${qi(c)} IS NULL`
-      values.push(v)
-      // FULL identity: compare the text form (some types, such as json, have no equality operator).
-      return this.fullIdentity.has(table)
-        ? `format('%s', ${qi(c)}) = $${first + values.length - 1}::text`
-        : `${qi(c)} = $${first + values.length - 1}`
-    })
-    return { sql: parts.join(' AND ') || 'true', values }
-  }
-
-  async apply(l: ChangeLine): Promise<void> {
+  /** Take one change into the current batch (or, in `row` mode, apply it now). */
+  private async take(l: ChangeLine): Promise<void> {
+    if (l.op === 'begin') return
     if (l.op === 'commit') {
       this.transactions++
+      if (this.pending >= this.tuning.batchChanges) await this.flush(false)
       return
     }
-    if (l.op === 'begin') return
+    if (this.mode === 'row') {
+      await this.rows.apply(l)
+      this.changes++
+      return
+    }
     if (l.op === 'truncate') {
-      // Replayed as DELETE: a TRUNCATE would refuse a table referenced from outside the restored ones.
-      for (const [s, n] of l.tables) if (this.scope.has(`${s}.${n}`)) await this.client.query(`DELETE FROM ONLY ${qi(s)}.${qi(n)}`)
-      return
-    }
-    const table = `${l.table[0]}.${l.table[1]}`
-    if (!this.scope.has(table)) return
-    const rel = `${qi(l.table[0])}.${qi(l.table[1])}`
-    const info = this.info(table)
-    if (l.op === 'insert') {
-      const cols = Object.keys(l.new).filter((c) => l.new[c] !== undefined && !info.generated.has(c))
-      await this.run(
-        `i|${table}|${cols.join(',')}`,
-        () =>
-          `INSERT INTO ${rel} (${cols.map(qi).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
-        cols.map((c) => l.new[c] as string | null),
-      )
-      return
-    }
-    const keySig = Object.keys(l.key)
-      .map((c) => `${c}${l.key[c] === null ? '~' : ''}`)
-      .join(',')
-    if (l.op === 'update') {
-      const one = this.fullIdentity.has(table)
-      // A GENERATED ALWAYS identity column whose new value differs from the row's identity (or that the
-      // identity does not carry, so it cannot be told): UPDATE cannot set it, so the row is moved.
-      const moved = [...info.always].some((c) => l.new[c] !== undefined && (!(c in l.key) || l.key[c] !== l.new[c]))
-      if (moved) {
-        await this.move(table, rel, l.key, l.new, info, keySig, one)
-        return
+      for (const [s, n] of l.tables) {
+        const k = `${s}.${n}`
+        if (!this.scope.has(k)) continue
+        const b = this.batchOf(k)
+        if (b) b.truncate()
+        else this.queue(k, { op: 'truncate', tables: [[s, n]], cascade: l.cascade, restartIdentity: l.restartIdentity })
+        this.pending++
       }
-      const cols = Object.keys(l.new).filter((c) => l.new[c] !== undefined && !info.generated.has(c) && !info.always.has(c))
-      const w = this.where(table, l.key, cols.length + 1)
-      if (!cols.length) return // nothing but unchanged identity and generated columns: the row is as it was
-      await this.run(
-        `u|${table}|${cols.join(',')}|${keySig}`,
-        () =>
-          `UPDATE ONLY ${rel} SET ${cols.map((c, i) => `${qi(c)} = $${i + 1}`).join(', ')} WHERE ${
-            one ? `ctid = (SELECT ctid FROM ONLY ${rel} WHERE ${w.sql} LIMIT 1)` : w.sql
-          }`,
-        [...cols.map((c) => l.new[c] as string | null), ...w.values],
-      )
       return
     }
-    const w = this.where(table, l.key, 1)
-    const one = this.fullIdentity.has(table)
-    await this.run(
-      `d|${table}|${keySig}`,
-      () => `DELETE FROM ONLY ${rel} WHERE ${one ? `ctid = (SELECT ctid FROM ONLY ${rel} WHERE ${w.sql} LIMIT 1)` : w.sql}`,
-      w.values,
-    )
+    const k = `${l.table[0]}.${l.table[1]}`
+    if (!this.scope.has(k)) return
+    this.pending++
+    const b = this.batchOf(k)
+    if (!b) return this.queue(k, l)
+    const before = b.bytes
+    if (l.op === 'insert') {
+      const key = b.keyOf(l.new)
+      if (!key) return this.toRows(k, b, l)
+      b.insert(l.new, key)
+    } else if (l.op === 'update') {
+      const oldKey = b.keyOf(l.key)
+      const newKey = oldKey && b.keyOf(l.new, oldKey)
+      if (!oldKey || !newKey) return this.toRows(k, b, l)
+      b.update(oldKey, l.new, newKey)
+    } else {
+      const key = b.keyOf(l.key)
+      if (!key) return this.toRows(k, b, l)
+      b.delete(key)
+    }
+    this.pendingBytes += b.bytes - before
+    if (this.pendingBytes >= this.tuning.batchBytes) await this.flush(false)
+  }
+
+  /** The table's batch, or null when it is replayed one row at a time. */
+  private batchOf(k: string): TableBatch | null {
+    let b = this.batches.get(k)
+    if (b) return b
+    if (this.queued.has(k)) return null
+    const t = this.tables.get(k)
+    if (!t || !t.key || t.full) {
+      this.queued.set(k, [])
+      return null
+    }
+    b = new TableBatch(t)
+    this.batches.set(k, b)
+    return b
+  }
+
+  private queue(k: string, l: ChangeLine): void {
+    this.queued.get(k)!.push(l)
+  }
+
+  /** A change whose key the target does not recognise: this table is replayed one row at a time from here on. */
+  private async toRows(k: string, b: TableBatch, l: ChangeLine): Promise<void> {
+    await this.flush(true)
+    this.batches.delete(k)
+    this.queued.set(k, [l])
+  }
+
+  private async inTransaction(fn: () => Promise<void>): Promise<void> {
+    if (!this.autocommit) return fn()
+    await this.client.query('BEGIN')
+    try {
+      await fn()
+      await this.client.query('COMMIT')
+    } catch (e) {
+      await this.client.query('ROLLBACK').catch(() => {})
+      throw e
+    }
   }
 
   /**
-   * An update that changed a GENERATED ALWAYS identity value: delete the row and insert it again with
-   * OVERRIDING SYSTEM VALUE, in one statement. Columns the update did not send (unchanged TOAST values)
-   * are taken from the deleted row; when no row matches, nothing is inserted (as an UPDATE would do).
+   * Apply every table's batch (tables are independent of each other while replay runs: see the class
+   * comment). The batch is handed over and the next one gathered while it applies; the previous one must
+   * have finished first (its error, if any, surfaces here). `wait`: return once this one is applied too.
    */
-  private async move(
-    table: string,
-    rel: string,
-    key: Record<string, string | null | undefined>,
-    row: Record<string, string | null | undefined>,
-    info: Columns,
-    keySig: string,
-    one: boolean,
-  ): Promise<void> {
-    const cols = Object.keys(row).filter((c) => !info.generated.has(c) && info.types.has(c))
-    const sent = cols.filter((c) => row[c] !== undefined)
-    const w = this.where(table, key, sent.length + 1)
-    const value = (c: string) => (row[c] === undefined ? `old.${qi(c)}` : `$${sent.indexOf(c) + 1}::${info.types.get(c)}`)
-    await this.run(
-      `m|${table}|${cols.map((c) => `${c}${row[c] === undefined ? '~' : ''}`).join(',')}|${keySig}`,
-      () =>
-        `WITH old AS (DELETE FROM ONLY ${rel} WHERE ${one ? `ctid = (SELECT ctid FROM ONLY ${rel} WHERE ${w.sql} LIMIT 1)` : w.sql} RETURNING *)
-         INSERT INTO ${rel} (${cols.map(qi).join(', ')}) OVERRIDING SYSTEM VALUE SELECT ${cols.map(value).join(', ')} FROM old`,
-      [...sent.map((c) => row[c] as string | null), ...w.values],
-    )
+  async flush(wait: boolean): Promise<void> {
+    if (this.inflight) {
+      const p = this.inflight
+      this.inflight = null
+      await this.waitFor(p)
+    }
+    if (!this.pending) return
+    const batches: TableBatch[] = []
+    for (const [k, b] of this.batches)
+      if (!b.empty) {
+        batches.push(b)
+        this.batches.set(k, new TableBatch(b.t))
+      }
+    const queued: ChangeLine[][] = []
+    for (const [k, lines] of this.queued)
+      if (lines.length) {
+        queued.push(lines)
+        this.queued.set(k, [])
+      }
+    this.pending = 0
+    this.pendingBytes = 0
+    const p = this.apply(batches, queued)
+    p.catch(() => {}) // awaited by the next flush
+    this.inflight = p
+    if (wait) {
+      this.inflight = null
+      await this.waitFor(p)
+    }
+  }
+
+  private waited = 0
+  private async waitFor(p: Promise<void>): Promise<void> {
+    const t0 = performance.now()
+    try {
+      await p
+    } finally {
+      this.waited += performance.now() - t0
+    }
+  }
+
+  private async apply(batches: TableBatch[], queued: ChangeLine[][]): Promise<void> {
+    const t0 = performance.now()
+    const profile = this.tuning.profile
+    await this.inTransaction(async () => {
+      for (const b of batches) {
+        await b.flush(this.client, this.temp, profile)
+        this.changes += b.changes
+      }
+      for (const lines of queued) {
+        for (const l of lines) await this.rows.apply(l)
+        this.changes += lines.length
+      }
+    })
+    profile.applyMs += performance.now() - t0
+    profile.batches++
   }
 
   /**
@@ -180,16 +233,26 @@ export class ChangeApplier {
    */
   async replay(reader: SetReader, sets: Manifest[], stopAfter: Date | null, signal: AbortSignal, onTxn: () => void): Promise<void> {
     await this.init()
-    for (const m of sets) {
-      if (m.type !== 'incremental') continue
-      for await (const l of reader.changes(m, signal)) {
-        if (l.op === 'begin' && stopAfter && new Date(l.time) > stopAfter) return
-        await this.apply(l)
-        if (l.op === 'commit') {
-          onTxn()
-          if (this.transactions % 200 === 0) signal.throwIfAborted()
+    const t0 = performance.now()
+    this.tuning.profile = { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, deleteMs: 0, insertMs: 0 }
+    try {
+      outer: for (const m of sets) {
+        if (m.type !== 'incremental') continue
+        for await (const l of reader.changes(m, signal)) {
+          if (l.op === 'begin' && stopAfter && new Date(l.time) > stopAfter) break outer
+          await this.take(l)
+          if (l.op === 'commit') {
+            onTxn()
+            if (this.transactions % 200 === 0) signal.throwIfAborted()
+          }
         }
       }
+      signal.throwIfAborted()
+      await this.flush(true)
+    } finally {
+      await this.inflight?.catch(() => {})
+      if (this.mode === 'batched') await this.inTransaction(() => this.temp.drop(this.client)).catch(() => {})
+      this.tuning.profile.readMs = performance.now() - t0 - this.waited
     }
   }
 }
