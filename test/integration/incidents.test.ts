@@ -371,6 +371,12 @@ describe('incidents on a real ops store: opened by a firing alert, worked by peo
     const mem = r.series.find((x) => x.name === 'host.memory_used_percent')!
     expect(mem.thresholds).toEqual([])
     expect(mem.points.length).toBeGreaterThanOrEqual(29)
+    // A window with no incident: everything in it, no review; refused when it runs backwards or past a month.
+    const w = await ops.incidents.windowReport(now - 3_600_000, now, 'test')
+    expect(w).toMatchObject({ incident: null, review: null, window: { from: now - 3_600_000, to: now, marginMs: 0 } })
+    expect(w.timeline.some((e) => e.type === 'incident.opened' && e.data.incidentId === inc.id)).toBe(true)
+    await expect(ops.incidents.windowReport(now, now - 1, 'test')).rejects.toThrow(/start before it ends/)
+    await expect(ops.incidents.windowReport(now - 40 * 86_400_000, now, 'test')).rejects.toThrow(/at most 31 days/)
     const unpinned = await handlers['incidents.pin'](ops, { id: inc.id, series: 'host.memory_used_percent', pinned: false }, as(BOSS))
     expect(unpinned.pinnedSeries).toEqual([])
   })
