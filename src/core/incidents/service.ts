@@ -46,8 +46,8 @@ export interface IncidentDeps {
   log: Logger
   metrics: SeriesDeps
   rules: () => Rule[]
-  /** Prints the HTML report to PDF (the face's: Electron's printToPDF, Playwright in the host and CLI). */
-  pdfPrinter?: PdfPrinter
+  /** Prints the HTML report to PDF: the face's (Electron's printToPDF); absent, the report prints with Playwright and a system Chromium. */
+  printPdf?: PdfPrinter
 }
 
 export interface ExportResult {
@@ -356,7 +356,7 @@ export class IncidentService {
     who: string,
   ): Promise<ExportResult> {
     const report = input.id ? await this.report(input.id, who) : await this.windowReport(input.from!, input.to!, who)
-    const r = await renderReport(report, input.format, { paper: input.paper, printPdf: this.d.pdfPrinter })
+    const r = await renderReport(report, input.format, { paper: input.paper, printPdf: this.d.printPdf })
     const buf = typeof r.data === 'string' ? Buffer.from(r.data, 'utf8') : r.data
     await this.d.audit.record({
       actor: who,
