@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -180,5 +181,18 @@ describe('a scripted incident: Redis stopped, errors raised, a table restored in
         expect(out.data).not.toContain('tok_live_abcdef123456')
         expect(out.data).toContain('redis_down')
       }
+    if (merged) {
+      // The PDF, printed as the CLI and the host print it (Playwright, system Chromium): its text has the title,
+      // the timeline and no secret.
+      const out = await handlers['incidents.export'](ops, { id: inc.id, format: 'pdf', paper: 'A4' }, ctx)
+      expect(out.encoding).toBe('base64')
+      const file = join(mkdtempSync(join(tmpdir(), 'ops-inc-pdf-')), out.fileName)
+      writeFileSync(file, Buffer.from(out.data, 'base64'))
+      const text = execFileSync('pdftotext', ['-layout', file, '-'], { encoding: 'utf8' })
+      expect(text).toContain('Redis is unreachable')
+      expect(text).toContain('redis_down')
+      expect(text).toContain('public.quizzes')
+      expect(text).not.toContain('s3cr3t-redis-pass')
+    }
   }, 300_000)
 })
