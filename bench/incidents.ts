@@ -43,7 +43,7 @@ async function freshDb(): Promise<pg.Pool> {
  * Seven days of records, the last 24 hours being the incident's window. Per day: 3,000 alert transitions,
  * 1,600 health changes, 1,500 audit records (a fifth of them settings changes), 1,000 new error groups
  * (300 of them regressing, 200 spiking), 400 backups, 200 restores (half restore tests) with their checks;
- * the incident itself adds 1,798 notes and 3 status changes. All in one statement per table and day.
+ * the incident itself adds 1,840 notes and 3 status changes. All in one statement per table and day.
  */
 async function seed(pool: pg.Pool, end: number, incidentId: string): Promise<void> {
   for (let d = 6; d >= 0; d--) {
@@ -113,7 +113,7 @@ async function seed(pool: pg.Pool, end: number, incidentId: string): Promise<voi
   )
   await pool.query(
     `INSERT INTO ops.incident_notes (incident_id, at, by, text)
-     SELECT $1, to_timestamp(($2::bigint + g * 40000) / 1000.0), 'alice (cli)', '**Note ' || g || '**: checked the Redis logs' FROM generate_series(0, 1797) g`,
+     SELECT $1, to_timestamp(($2::bigint + g * 40000) / 1000.0), 'alice (cli)', '**Note ' || g || '**: checked the Redis logs' FROM generate_series(0, 1839) g`,
     [incidentId, opened + 31 * 60_000],
   )
   await pool.query('ANALYZE')
