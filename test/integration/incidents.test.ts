@@ -166,6 +166,17 @@ describe('incidents on a real ops store: opened by a firing alert, worked by peo
     await expect(handlers['incidents.setCommander'](ops, { id: byDev.id, commander: DEV }, as(DEV))).rejects.toThrow(/not in ADMIN_EMAILS/)
     expect((await handlers['incidents.setCommander'](ops, { id: byDev.id, commander: BOSS }, as(DEV))).commander).toBe(BOSS)
 
+    // Declared from an alert (the warning app_errors, which opened nothing): it is one of the incident's alerts.
+    const appErrors = (await ops.alerts.active()).find((a) => a.rule === 'app_errors')!
+    const fromAlert = await handlers['incidents.open'](
+      ops,
+      { title: 'Many app errors', severity: 'warning', from: { kind: 'alert', id: appErrors.id } },
+      as(BOSS),
+    )
+    expect(fromAlert).toMatchObject({ alertRule: 'app_errors', alerts: [{ id: appErrors.id, rule: 'app_errors' }] })
+    const fromReport = await handlers['incidents.get'](ops, { id: fromAlert.id }, as(BOSS))
+    expect(fromReport.timeline.find((e) => e.type === 'incident.opened')?.source).toEqual({ kind: 'alert', id: appErrors.id })
+
     const inc = await handlers['incidents.open'](
       ops,
       { title: 'Redis down', severity: 'critical', from: { kind: 'health', id: 'redis' } },
