@@ -34,6 +34,7 @@ import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
 import { errorRuleSources } from './errors/alert-sources'
 import { ErrorService } from './errors/service'
+import { IncidentService } from './incidents/service'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
 import { version } from './version'
 import { AlertEngine } from './alerts/engine'
@@ -253,8 +254,21 @@ export async function createOps(opts: OpsOptions) {
     log: log.child('metrics'),
   })
 
+  // Incidents: opened by firing alerts (inside the engine's transaction) or by hand; reports over the store.
+  const incidents = new IncidentService({
+    pool: () => store.pool(),
+    config,
+    audit,
+    events,
+    log: log.child('incidents'),
+    metrics: { latest: () => metrics.latest(), history: (s, from, to, points, host) => metrics.history(s, from, to, points, host) },
+    rules: () => alerts.rules().map((r) => r.rule),
+    printPdf: opts.printPdf,
+  })
+
   // Alerts: evaluated at every collection by whichever process holds the store's notifier lock.
   const alerts: AlertEngine = new AlertEngine({
+    onFiring: (client, fired) => incidents.onFiring(client, fired),
     pool: () => store.pool(),
     opsUrl,
     intervalMs: config.metricsIntervalMs,
@@ -323,7 +337,7 @@ export async function createOps(opts: OpsOptions) {
       restore: true,
       errors: true,
       alerts: true,
-      incidents: false,
+      incidents: true,
       settings: true,
     },
   })
@@ -357,6 +371,7 @@ export async function createOps(opts: OpsOptions) {
     metrics,
     alerts,
     errors,
+    incidents,
     sandbox,
     databaseUrl,
     /** Redis and the web app as watched (the sandbox's own where nothing is configured). */
