@@ -1,6 +1,7 @@
 import {
   app,
   BrowserWindow,
+  dialog,
   ipcMain,
   Menu,
   nativeImage,
@@ -23,6 +24,7 @@ import { APP_INDEX_URL, APP_SCHEME, APP_SCHEME_PRIVILEGES, appProtocolHandler } 
 import { CSP, hardenSession, lockContents, webPreferences } from './hardening'
 import { safeStorageSecrets } from './secrets'
 import { createAlertTray } from './tray'
+import { dialogSaveFile } from './save-file'
 
 /** The Electron shell: adapts core to a window. It decides nothing itself. */
 const log = createLogger({ scope: 'electron' })
@@ -108,6 +110,8 @@ async function start(): Promise<void> {
         app.relaunch()
         app.quit()
       },
+      // app.saveFile (incident exports): the system's save dialog, then a 0600 write.
+      saveFile: dialogSaveFile({ dialog, window: () => win, folder: () => app.getPath('downloads') }),
     })
   } catch (e) {
     startError = scrub(`The console could not start: ${(e as Error).message}`)
