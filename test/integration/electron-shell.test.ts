@@ -338,7 +338,9 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     expect(readFileSync(join(dir, 'report.pdf')).equals(pdf)).toBe(true)
     expect(readdirSync(dir).sort()).toEqual(['chosen-name.html', 'report.pdf'])
     // Cancel: nothing written, and the answer says so.
-    const cancelled = (await call('app.saveFile', { fileName: 'x.json', encoding: 'utf8', data: '{}' })) as { value: { saved: boolean; message: string } }
+    const cancelled = (await call('app.saveFile', { fileName: 'x.json', encoding: 'utf8', data: '{}' })) as {
+      value: { saved: boolean; message: string }
+    }
     expect(cancelled.value).toMatchObject({ saved: false })
     expect(cancelled.value.message).toMatch(/Not saved/)
     expect(readdirSync(dir)).toHaveLength(2)

@@ -9,8 +9,7 @@ const hrefs = (blocks: MdBlock[]): string[] => {
   )
 }
 /** The text a reader sees, with the structure flattened. */
-const text = (xs: MdInline[]): string =>
-  xs.map((x) => (x.t === 'text' || x.t === 'code' ? x.v : x.t === 'br' ? '\n' : text(x.c))).join('')
+const text = (xs: MdInline[]): string => xs.map((x) => (x.t === 'text' || x.t === 'code' ? x.v : x.t === 'br' ? '\n' : text(x.c))).join('')
 
 describe('notes as safe Markdown', () => {
   it('reads paragraphs, headings, lists, code and quotes', () => {
@@ -51,7 +50,18 @@ describe('notes as safe Markdown', () => {
     expect(b[2]).toMatchObject({ t: 'ul', items: [[{ t: 'text', v: 'restarted redis' }], [{ t: 'text' }, { t: 'code', v: 'INFO' }]] })
     expect(b[3]).toMatchObject({ t: 'ol', start: 2 })
     expect(b[4]).toEqual({ t: 'pre', v: 'redis-cli ping\n<b>not bold</b>' })
-    expect(b[5]).toEqual({ t: 'quote', c: [{ t: 'p', c: [{ t: 'text', v: 'quoted ' }, { t: 'em', c: [{ t: 'text', v: 'text' }] }] }] })
+    expect(b[5]).toEqual({
+      t: 'quote',
+      c: [
+        {
+          t: 'p',
+          c: [
+            { t: 'text', v: 'quoted ' },
+            { t: 'em', c: [{ t: 'text', v: 'text' }] },
+          ],
+        },
+      ],
+    })
   })
 
   it('keeps raw HTML as text and follows only http(s) and mailto links', () => {

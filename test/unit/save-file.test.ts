@@ -20,10 +20,11 @@ describe('app.saveFile in core', () => {
 
   it('hands the face the bytes and the safe name, and says where it saved', async () => {
     const asked: { fileName: string; data: Buffer }[] = []
-    const r = await saveFile(
-      async (req) => (asked.push(req), { saved: true, path: `/home/op/${req.fileName}` }),
-      { fileName: '../r.pdf', encoding: 'base64', data: Buffer.from('%PDF-1.7').toString('base64') },
-    )
+    const r = await saveFile(async (req) => (asked.push(req), { saved: true, path: `/home/op/${req.fileName}` }), {
+      fileName: '../r.pdf',
+      encoding: 'base64',
+      data: Buffer.from('%PDF-1.7').toString('base64'),
+    })
     expect(asked[0].fileName).toBe('r.pdf')
     expect(asked[0].data.toString()).toBe('%PDF-1.7')
     expect(r).toEqual({ saved: true, path: '/home/op/r.pdf', message: 'Saved /home/op/r.pdf.' })
