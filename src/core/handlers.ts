@@ -1,7 +1,7 @@
 import { OpsError, type MethodName, type MethodOutput, type Methods } from '../shared/contract'
 import type { z } from 'zod'
 import type { Ops } from './ops'
-import { destructiveJobKinds, requireAdmin, type Identity } from './auth/identity'
+import { destructiveJobKinds, emailOf, requireAdmin, type Identity } from './auth/identity'
 import { settingsView } from './settings/view'
 import { changeSetting } from './settings/update'
 import { summarise } from './backup/summary'
@@ -192,6 +192,17 @@ export const handlers: Handlers = {
     address: `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
   }),
   'errors.recent': (ops, input) => ops.errors.recent(input.sinceMs),
+  'incidents.list': async (ops, input) => ({ incidents: await ops.incidents.list(input.status, input.limit) }),
+  'incidents.get': (ops, input, ctx) => ops.incidents.report(input.id, ctx.who),
+  // Whoever declares an incident commands it unless they name someone (an administrator when ADMIN_EMAILS is set).
+  'incidents.open': (ops, input, ctx) =>
+    ops.incidents.open(input, ctx.who, emailOf(ops.config, ctx.identity) ?? ctx.identity.osUser ?? null),
+  'incidents.setStatus': (ops, input, ctx) => ops.incidents.setStatus(input.id, input.status, ctx.who, input.note),
+  'incidents.setCommander': (ops, input, ctx) => ops.incidents.setCommander(input.id, input.commander, ctx.who),
+  'incidents.note': (ops, input, ctx) => ops.incidents.note(input.id, input.text, ctx.who),
+  'incidents.pin': (ops, input, ctx) => ops.incidents.pin(input.id, input.series, input.pinned, ctx.who),
+  'incidents.saveReview': (ops, input, ctx) => ops.incidents.saveReview(input.id, input.review, ctx.who),
+  'incidents.export': (ops, input, ctx) => ops.incidents.export(input, ctx.who),
   'sandbox.seed': (ops, input, ctx) => {
     if (!ops.sandbox.active)
       throw new OpsError('not_sandbox', 'Generating data is only offered in the sandbox; a configured database is never overwritten.')

@@ -43,6 +43,8 @@ import { metricSources } from './alerts/sources'
 import { backupFactsReader } from './alerts/backup-facts'
 import { tierFor } from './metrics/tiers'
 import { saveFile, type SaveFile } from './save-file'
+import { IncidentService } from './incidents/service'
+import type { PdfPrinter } from './incidents/report'
 
 export interface OpsOptions {
   config: Config
@@ -64,6 +66,11 @@ export interface OpsOptions {
   saveFile?: SaveFile
   /** Run the error ingest listener on ERROR_INGEST_ADDR (the host/agent does; one-shot commands do not). */
   errorIngest?: boolean
+  /**
+   * Prints an incident report's HTML to PDF: the Electron shell passes printToPDF, the host and the CLI a
+   * Playwright printer with a system Chromium. Without one, exporting as PDF says so (the other formats work).
+   */
+  pdfPrinter?: PdfPrinter
 }
 
 export interface SandboxState {
@@ -253,8 +260,21 @@ export async function createOps(opts: OpsOptions) {
     log: log.child('metrics'),
   })
 
+  // Incidents: opened by firing alerts (inside the engine's transaction) or by hand; reports over the store.
+  const incidents = new IncidentService({
+    pool: () => store.pool(),
+    config,
+    audit,
+    events,
+    log: log.child('incidents'),
+    metrics: { latest: () => metrics.latest(), history: (s, from, to, points, host) => metrics.history(s, from, to, points, host) },
+    rules: () => alerts.rules().map((r) => r.rule),
+    pdfPrinter: opts.pdfPrinter,
+  })
+
   // Alerts: evaluated at every collection by whichever process holds the store's notifier lock.
   const alerts: AlertEngine = new AlertEngine({
+    onFiring: (client, fired) => incidents.onFiring(client, fired),
     pool: () => store.pool(),
     opsUrl,
     intervalMs: config.metricsIntervalMs,
@@ -323,7 +343,7 @@ export async function createOps(opts: OpsOptions) {
       restore: true,
       errors: true,
       alerts: true,
-      incidents: false,
+      incidents: true,
       settings: true,
     },
   })
@@ -357,6 +377,7 @@ export async function createOps(opts: OpsOptions) {
     metrics,
     alerts,
     errors,
+    incidents,
     sandbox,
     databaseUrl,
     /** Redis and the web app as watched (the sandbox's own where nothing is configured). */

@@ -77,6 +77,26 @@ export interface EngineOptions {
   send?: SendOptions
   /** Told when this process starts or stops being the store's notifier (ops keeps collection at the interval while it is). */
   onLeaderChange?: (leading: boolean) => void
+  /**
+   * Alerts that went to firing in this evaluation, told inside the transaction that records their transitions
+   * (under a savepoint: a failure here is logged and rolled back alone, never stopping alerting). Incidents
+   * open or join here (core/incidents). What it returns runs once the transaction has committed.
+   */
+  onFiring?: (client: pg.PoolClient, fired: FiredAlert[]) => Promise<(() => void | Promise<void>) | void>
+}
+
+/** An alert that went to firing: what opens or joins an incident. */
+export interface FiredAlert {
+  /** "rule/fingerprint", as alerts.list shows it. */
+  id: string
+  rule: string
+  fingerprint: string
+  labels: Record<string, string>
+  severity: Rule['severity']
+  firedAt: number
+  value: number | null
+  text: string | null
+  summary: string | null
 }
 
 export interface RuleView {
@@ -569,8 +589,44 @@ export class AlertEngine {
             transitions.map((x) => new Date(x.tr.at)),
           ],
         )
+      let afterCommit: (() => void | Promise<void>) | void = undefined
+      const fired = transitions.filter((x) => x.tr.to === 'firing')
+      if (fired.length && this.o.onFiring) {
+        const rules = new Map(this.rules().map((r) => [r.rule.name, r.rule]))
+        await c.query('SAVEPOINT on_firing')
+        try {
+          afterCommit = await this.o.onFiring(
+            c,
+            fired.map(({ t, tr }) => ({
+              id: `${t.rule}/${t.fingerprint}`,
+              rule: t.rule,
+              fingerprint: t.fingerprint,
+              labels: t.labels,
+              severity: t.severity,
+              firedAt: t.state.firedAt ?? tr.at,
+              value: tr.value !== null && Number.isFinite(tr.value) ? tr.value : null,
+              text: tr.text,
+              summary: (() => {
+                const rule = rules.get(t.rule)
+                const text = rule?.annotations.summary
+                if (!text) return null
+                const labels = this.alertLabels(t, rule)
+                return template(text, { ...labels, value: t.state.value === null ? (t.state.text ?? '') : String(round(t.state.value)) })
+              })(),
+            })),
+          )
+          await c.query('RELEASE SAVEPOINT on_firing')
+        } catch (e) {
+          await c.query('ROLLBACK TO SAVEPOINT on_firing')
+          this.o.log.warn('could not open or join an incident for the alerts that fired', { error: (e as Error).message })
+        }
+      }
       await c.query('COMMIT')
       for (const t of changed) t.persisted = this.rowKey(t)
+      if (afterCommit)
+        await Promise.resolve()
+          .then(afterCommit)
+          .catch((e) => this.o.log.warn('incident follow-up failed', { error: (e as Error).message }))
     } catch (e) {
       await c.query('ROLLBACK').catch(() => {})
       throw e

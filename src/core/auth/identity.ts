@@ -65,6 +65,13 @@ const notForPrograms: ReadonlySet<MethodName> = new Set<MethodName>([
   'jobs.cancel',
   'alerts.ack',
   'alerts.test',
+  // Incidents are worked by people: a program reads them (and exports reports), it does not declare or change them.
+  'incidents.open',
+  'incidents.setStatus',
+  'incidents.setCommander',
+  'incidents.note',
+  'incidents.pin',
+  'incidents.saveReview',
 ])
 
 /** An administrator: anyone when ADMIN_EMAILS is unset (except the read-only program token), else one of ADMIN_EMAILS. */

@@ -81,6 +81,12 @@ export interface Config {
     groupIntervalMs: number
     repeatIntervalMs: number
   }
+  /** Incidents: which alert severities open one, how close an alert must be to join an open one (0: never), the timeline's margin. */
+  incidents: {
+    autoOpenSeverities: ('critical' | 'warning' | 'info')[]
+    joinWindowMs: number
+    marginMs: number
+  }
   /** Where each value came from, for the Settings page. */
   sources: Record<string, Source>
   /** The raw values by setting key (secrets included: core only). */
@@ -310,6 +316,11 @@ export function loadConfig(input: ConfigInput = {}): Config {
       groupWaitMs: v.ALERT_GROUP_WAIT,
       groupIntervalMs: v.ALERT_GROUP_INTERVAL,
       repeatIntervalMs: v.ALERT_REPEAT_INTERVAL,
+    },
+    incidents: {
+      autoOpenSeverities: v.INCIDENT_AUTO_OPEN_SEVERITIES,
+      joinWindowMs: v.INCIDENT_JOIN_WINDOW,
+      marginMs: v.INCIDENT_TIMELINE_MARGIN,
     },
     errors: {
       ...v.ERROR_INGEST_ADDR,

@@ -134,6 +134,27 @@ export const settingKeys: SettingKey[] = [
   },
   { key: 'ALERT_GROUP_INTERVAL', label: 'Wait before notifying changes to an alert group', kind: 'text', secret: false, default: '5m' },
   { key: 'ALERT_REPEAT_INTERVAL', label: 'Repeat a still-firing, unacknowledged alert after', kind: 'text', secret: false, default: '4h' },
+  {
+    key: 'INCIDENT_AUTO_OPEN_SEVERITIES',
+    label: 'Open an incident when an alert of these severities fires (comma-separated: critical, warning, info; "none" never opens one)',
+    kind: 'list',
+    secret: false,
+    default: 'critical',
+  },
+  {
+    key: 'INCIDENT_JOIN_WINDOW',
+    label: "An alert firing within this time of an open incident's last activity joins it instead of opening another (0: never join)",
+    kind: 'text',
+    secret: false,
+    default: '15m',
+  },
+  {
+    key: 'INCIDENT_TIMELINE_MARGIN',
+    label: 'How far before an incident opened its timeline starts (and the window it charts)',
+    kind: 'text',
+    secret: false,
+    default: '30m',
+  },
   { key: 'SANDBOX_SCALE', label: 'Sandbox data size (1 ≈ 10 MB, 200 ≈ 2 GB)', kind: 'number', secret: false, default: '1' },
   { key: 'SANDBOX_TRAFFIC', label: 'Sandbox traffic simulator (on/off)', kind: 'text', secret: false, default: 'on' },
   {

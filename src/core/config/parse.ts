@@ -83,6 +83,23 @@ function ingestAddr(v: string): { ingestHost: string; ingestPort: number } {
 
 const text = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v)
 
+/** Severities that open an incident: "critical", "critical,warning"; "none" (or "off", "never") opens none. */
+function severityList(v: string | undefined, key: string): ('critical' | 'warning' | 'info')[] {
+  const raw = (v ?? '').trim()
+  if (/^(none|off|never|-)$/i.test(raw) || raw === '') return []
+  const list = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)
+  const bad = list.filter((s) => s !== 'critical' && s !== 'warning' && s !== 'info')
+  if (bad.length)
+    throw new OpsError(
+      'bad_setting',
+      `${key} must be comma-separated severities (critical, warning, info), or "none" to never open an incident by itself; ${bad.map((b) => `"${b}"`).join(', ')} ${bad.length === 1 ? 'is not one' : 'are not'}.`,
+    )
+  return [...new Set(list)] as ('critical' | 'warning' | 'info')[]
+}
+
 /** Every setting's parser. A key's raw value is undefined when it is unset and has no default. */
 export const parsers = {
   DATABASE_URL: (v: string | undefined) => url(v, 'DATABASE_URL', 'postgres://user:password@host:5432/db'),
@@ -171,6 +188,9 @@ export const parsers = {
   ERROR_SCRUB_IPS: (v: string | undefined) =>
     oneOf(v, 'ERROR_SCRUB_IPS', { on: /^(on|1|true|yes)$/i, off: /^(off|0|false|no)$/i }, 'off') === 'on',
   ERROR_INGEST_RATE: (v: string | undefined) => num(v, 'ERROR_INGEST_RATE', 1, 10_000_000),
+  INCIDENT_AUTO_OPEN_SEVERITIES: (v: string | undefined) => severityList(v, 'INCIDENT_AUTO_OPEN_SEVERITIES'),
+  INCIDENT_JOIN_WINDOW: (v: string | undefined) => duration(v ?? '15m', 'INCIDENT_JOIN_WINDOW', 0, 24 * 3_600_000),
+  INCIDENT_TIMELINE_MARGIN: (v: string | undefined) => duration(v ?? '30m', 'INCIDENT_TIMELINE_MARGIN', 0, 24 * 3_600_000),
   SANDBOX_SCALE: (v: string | undefined) => num(v, 'SANDBOX_SCALE', 0.01, 1000),
   SANDBOX_TRAFFIC: (v: string | undefined) =>
     oneOf(v, 'SANDBOX_TRAFFIC', { on: /^(on|1|true|yes)$/i, off: /^(off|0|false|no)$/i }, 'on') === 'on',

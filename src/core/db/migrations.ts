@@ -247,6 +247,76 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // Issue 15. The timeline reads the other capabilities' tables by time: the indexes below (on tables
+    // created by earlier migrations) make each of its per-source range scans an index scan.
+    version: 15,
+    name: 'incidents',
+    sql: `
+      CREATE TABLE ops.incidents (
+        id text PRIMARY KEY,
+        title text NOT NULL,
+        severity text NOT NULL,
+        status text NOT NULL,
+        commander text,
+        origin text NOT NULL,
+        alert_rule text,
+        declared_from jsonb,
+        opened_at timestamptz NOT NULL,
+        opened_by text NOT NULL,
+        resolved_at timestamptz,
+        last_activity_at timestamptz NOT NULL,
+        pinned_series text[] NOT NULL DEFAULT '{}',
+        review jsonb
+      );
+      CREATE INDEX incidents_opened ON ops.incidents (opened_at DESC);
+      CREATE INDEX incidents_open ON ops.incidents (last_activity_at DESC) WHERE status <> 'resolved';
+      CREATE TABLE ops.incident_status_changes (
+        id bigserial PRIMARY KEY,
+        incident_id text NOT NULL REFERENCES ops.incidents (id) ON DELETE CASCADE,
+        at timestamptz NOT NULL,
+        from_status text,
+        to_status text NOT NULL,
+        by text NOT NULL
+      );
+      CREATE INDEX incident_status_changes_incident ON ops.incident_status_changes (incident_id, at, id);
+      CREATE TABLE ops.incident_commanders (
+        id bigserial PRIMARY KEY,
+        incident_id text NOT NULL REFERENCES ops.incidents (id) ON DELETE CASCADE,
+        at timestamptz NOT NULL,
+        from_commander text,
+        commander text NOT NULL,
+        by text NOT NULL
+      );
+      CREATE INDEX incident_commanders_incident ON ops.incident_commanders (incident_id, at, id);
+      CREATE TABLE ops.incident_notes (
+        id bigserial PRIMARY KEY,
+        incident_id text NOT NULL REFERENCES ops.incidents (id) ON DELETE CASCADE,
+        at timestamptz NOT NULL,
+        by text NOT NULL,
+        text text NOT NULL
+      );
+      CREATE INDEX incident_notes_incident ON ops.incident_notes (incident_id, at, id);
+      -- One row per alert firing that opened or joined an incident: (alert, fired_at) is unique, so the same
+      -- firing never opens a second incident (a retried evaluation, a takeover replaying a transition).
+      CREATE TABLE ops.incident_alerts (
+        incident_id text NOT NULL REFERENCES ops.incidents (id) ON DELETE CASCADE,
+        alert_id text NOT NULL,
+        rule text NOT NULL,
+        severity text NOT NULL,
+        fired_at timestamptz NOT NULL,
+        joined_at timestamptz NOT NULL,
+        PRIMARY KEY (alert_id, fired_at)
+      );
+      CREATE INDEX incident_alerts_incident ON ops.incident_alerts (incident_id, joined_at);
+      -- The timeline's range scans over the other capabilities' records.
+      CREATE INDEX IF NOT EXISTS health_changes_time ON ops.health_changes (at);
+      CREATE INDEX IF NOT EXISTS jobs_backup_finished ON ops.jobs (finished_at) WHERE kind LIKE 'backup.%';
+      CREATE INDEX IF NOT EXISTS restores_finished ON ops.restores (finished_at);
+      CREATE INDEX IF NOT EXISTS error_groups_first_seen ON ops.error_groups (first_seen);
+      CREATE INDEX IF NOT EXISTS error_groups_regressed ON ops.error_groups (regressed_at) WHERE regressed_at IS NOT NULL;
+    `,
+  },
 ]
 
 /** Apply pending migrations under an advisory lock so two consoles starting together do not race. */
