@@ -116,7 +116,7 @@ export function WindowExport() {
           ? 'Choose a window of at most 31 days.'
           : null
   return (
-    <div className="card window-export" data-testid="window-export">
+    <div className="card window-export" data-testid="window-export-form">
       <p className="muted">
         For an outage nobody declared: the timeline and charts of any window (alerts, health, errors, backups, restores, settings), as a
         report.
