@@ -32,7 +32,7 @@ export function safeHref(href: string): string | null {
 
 // Order matters: code first (nothing inside it is read), then links, bold, italic, bare URLs.
 const INLINE =
-  /`([^`\n]+)`|\[([^\]\n]+)\]\(([^)\s]+)\)|\*\*([^*\n]+?)\*\*|__([^_\n]+?)__|\*([^*\n]+?)\*|(?<![\w])_([^_\n]+?)_(?![\w])|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g
+  /`([^`\n]+)`|\[([^\]\n]+)\]\(([^)\s]+)\)|\*\*([^*\n]+?)\*\*|(?<![\w])__([^_\n]+?)__(?![\w])|\*([^*\n]+?)\*|(?<![\w])_([^_\n]+?)_(?![\w])|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g
 
 export function parseInline(text: string): MdInline[] {
   const out: MdInline[] = []

@@ -80,5 +80,8 @@ describe('notes as safe Markdown', () => {
 
   it('leaves snake_case names and lone stars alone', () => {
     expect(parseInline('rule redis_down_now fired, 2 * 3')).toEqual([{ t: 'text', v: 'rule redis_down_now fired, 2 * 3' }])
+    // Double underscores inside names (window.__x, __init__.py paths) are not bold.
+    expect(parseInline('window.__pwned=1 and window.__pwned=2')).toEqual([{ t: 'text', v: 'window.__pwned=1 and window.__pwned=2' }])
+    expect(parseInline('__bold__ here')[0]).toEqual({ t: 'strong', c: [{ t: 'text', v: 'bold' }] })
   })
 })

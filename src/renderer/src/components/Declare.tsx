@@ -100,7 +100,7 @@ export function DeclareIncident({
                 value={title}
                 maxLength={200}
                 onChange={(e) => setTitle(e.target.value)}
-                placeholder="Exam submissions failing: Redis unreachable"
+                placeholder="What is broken, as you would say it on the phone"
                 data-testid="declare-title"
               />
               {err('title')}

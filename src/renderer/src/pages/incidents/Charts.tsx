@@ -67,7 +67,7 @@ function SeriesChart({ s, start, end, from, to }: { s: ReportSeries; start: numb
                 x={start}
                 stroke={c.bad}
                 strokeWidth={1.5}
-                label={{ value: 'start', position: 'insideTopLeft', fill: c.bad, fontSize: 11 }}
+                label={{ value: 'start', position: 'insideTopRight', fill: c.bad, fontSize: 11 }}
               />
             )}
             {end !== null && (
@@ -75,7 +75,7 @@ function SeriesChart({ s, start, end, from, to }: { s: ReportSeries; start: numb
                 x={end}
                 stroke={c.accent}
                 strokeWidth={1.5}
-                label={{ value: 'end', position: 'insideTopRight', fill: c.accent, fontSize: 11 }}
+                label={{ value: 'end', position: 'insideBottomLeft', fill: c.accent, fontSize: 11 }}
               />
             )}
             {s.thresholds.map((th) => (

@@ -108,18 +108,16 @@ export function Review({ id, review }: { id: string; review: IncidentReview }) {
   )
   return (
     <section className="card review" data-testid="review">
-      <h3>
-        Post-incident review{' '}
-        <span className="muted">
-          {review.editedAt ? (
-            <>
-              edited by {review.editedBy} <Time at={review.editedAt} />
-            </>
-          ) : (
-            'draft, pre-filled from the timeline: edit and save it'
-          )}
-        </span>
-      </h3>
+      <h3>Post-incident review</h3>
+      <p className="muted" data-testid="review-state">
+        {review.editedAt ? (
+          <>
+            Edited by {review.editedBy} <Time at={review.editedAt} />.
+          </>
+        ) : (
+          'A draft, pre-filled from the timeline: edit it and save it.'
+        )}
+      </p>
       {area('summary', 'Summary', 'summary', 4)}
       <fieldset className="impact">
         <legend>Impact</legend>
@@ -153,69 +151,65 @@ export function Review({ id, review }: { id: string; review: IncidentReview }) {
         {area('wentBadly', 'What went badly', 'wentBadly')}
       </div>
       <h4>Action items</h4>
-      <table className="settings action-items" data-testid="action-items">
-        <thead>
-          <tr>
-            <th>Done</th>
-            <th>What</th>
-            <th>Owner</th>
-            <th>Due</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {d.items.map((a, i) => (
-            <tr key={i} data-testid="action-item">
-              <td>
-                <input
-                  type="checkbox"
-                  checked={a.done}
-                  onChange={(e) => setItem(i, { done: e.target.checked })}
-                  aria-label={`Action ${i + 1} done`}
-                />
-              </td>
-              <td>
-                <input
-                  className="wide-input"
-                  value={a.text}
-                  onChange={(e) => setItem(i, { text: e.target.value })}
-                  aria-label={`Action ${i + 1}`}
-                  data-testid="action-text"
-                />
-                {err(`actionItems.${i}.text`)}
-              </td>
-              <td>
-                <input
-                  value={a.owner}
-                  onChange={(e) => setItem(i, { owner: e.target.value })}
-                  aria-label={`Action ${i + 1} owner`}
-                  data-testid="action-owner"
-                />
-                {err(`actionItems.${i}.owner`)}
-              </td>
-              <td>
-                <input
-                  type="date"
-                  value={a.due}
-                  onChange={(e) => setItem(i, { due: e.target.value })}
-                  aria-label={`Action ${i + 1} due`}
-                  data-testid="action-due"
-                />
-                {err(`actionItems.${i}.due`)}
-              </td>
-              <td>
-                <button
-                  className="link"
-                  onClick={() => setD({ ...d, items: d.items.filter((_, j) => j !== i) })}
-                  aria-label={`Remove action ${i + 1}`}
-                >
-                  Remove
-                </button>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <div className="action-items" data-testid="action-items" role="list">
+        {d.items.length > 0 && (
+          <div className="ai-row ai-head" aria-hidden>
+            <span>Done</span>
+            <span>What</span>
+            <span>Owner</span>
+            <span>Due</span>
+            <span />
+          </div>
+        )}
+        {d.items.map((a, i) => (
+          <div key={i} className="ai-row" role="listitem" data-testid="action-item">
+            <input
+              type="checkbox"
+              checked={a.done}
+              onChange={(e) => setItem(i, { done: e.target.checked })}
+              aria-label={`Action ${i + 1} done`}
+            />
+            <span className="ai-text">
+              <input
+                value={a.text}
+                onChange={(e) => setItem(i, { text: e.target.value })}
+                placeholder="What is to be done"
+                aria-label={`Action ${i + 1}`}
+                data-testid="action-text"
+              />
+              {err(`actionItems.${i}.text`)}
+            </span>
+            <span className="ai-owner">
+              <input
+                value={a.owner}
+                onChange={(e) => setItem(i, { owner: e.target.value })}
+                placeholder="owner"
+                aria-label={`Action ${i + 1} owner`}
+                data-testid="action-owner"
+              />
+              {err(`actionItems.${i}.owner`)}
+            </span>
+            <span className="ai-due">
+              <input
+                type="date"
+                value={a.due}
+                onChange={(e) => setItem(i, { due: e.target.value })}
+                aria-label={`Action ${i + 1} due`}
+                data-testid="action-due"
+              />
+              {err(`actionItems.${i}.due`)}
+            </span>
+            <button
+              className="link"
+              onClick={() => setD({ ...d, items: d.items.filter((_, j) => j !== i) })}
+              aria-label={`Remove action ${i + 1}`}
+            >
+              Remove
+            </button>
+          </div>
+        ))}
+        {!d.items.length && <p className="muted">No action items yet.</p>}
+      </div>
       <div className="actions">
         <button onClick={() => setD({ ...d, items: [...d.items, { text: '', owner: '', due: '', done: false }] })} data-testid="action-add">
           Add an action item

@@ -100,7 +100,8 @@ function Entry({ e, fresh }: { e: TimelineEntry; fresh: boolean }) {
           <Time at={e.at} seconds />
         </span>
         <span className={`tl-mark tl-mark-${e.level}`}>{MARK[e.type] ?? e.type}</span>
-        <span className="tl-title">{e.title}</span>
+        {/* A note's text is its body, drawn as Markdown below (its title only repeats the first line, unformatted). */}
+        {e.type !== 'incident.note' && <span className="tl-title">{e.title}</span>}
         {e.actor && <span className="muted tl-actor">by {e.actor}</span>}
         {link && (
           <a
