@@ -39,7 +39,7 @@ function OpenTable({ rows }: { rows: IncidentView[] }) {
           <th>Incident</th>
           <th>Status</th>
           <th>Commander</th>
-          <th>Opened</th>
+          <th className="wide-only">Opened</th>
           <th className="num">Running for</th>
         </tr>
       </thead>
@@ -65,7 +65,7 @@ function OpenTable({ rows }: { rows: IncidentView[] }) {
               <span className={`pill small st-${i.status}`}>{statusLabel[i.status]}</span>
             </td>
             <td className="wrap-anywhere">{i.commander ?? '—'}</td>
-            <td>
+            <td className="wide-only">
               <Time at={i.openedAt} />
             </td>
             <td className="num" data-testid="running-for">
@@ -87,7 +87,7 @@ function ResolvedTable({ rows }: { rows: IncidentView[] }) {
           <th>Severity</th>
           <th>Incident</th>
           <th>Commander</th>
-          <th>Opened</th>
+          <th className="wide-only">Opened</th>
           <th>Resolved</th>
           <th className="num">Lasted</th>
         </tr>
@@ -110,7 +110,7 @@ function ResolvedTable({ rows }: { rows: IncidentView[] }) {
               </a>
             </td>
             <td className="wrap-anywhere">{i.commander ?? '—'}</td>
-            <td>
+            <td className="wide-only">
               <Time at={i.openedAt} />
             </td>
             <td>
