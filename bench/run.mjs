@@ -7,6 +7,7 @@
 // metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);
 // alerts (500 rules over 50 series per tick, threshold crossing to webhook received, a 30-day backtest; BENCH_ALERT_*).
 // errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s with memory, the Errors list over 100,000 events).
+// incidents (the timeline of a 24-hour window with 10,000 entries, the PDF export of that report; BENCH_INCIDENTS_RUNS).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -25,6 +26,7 @@ const suites = {
   metrics: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-metrics.js')).metricsBench(o),
   alerts: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-alerts.js')).alertsBench(),
   errors: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(),
+  incidents: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-incidents.js')).incidentsBench(),
 }
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const names = wanted.length ? wanted : Object.keys(suites)

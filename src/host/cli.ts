@@ -14,6 +14,7 @@ import { OpsError } from '../shared/contract'
 import { serviceId, type HealthSnapshot } from '../shared/domain'
 import { alertsCommands } from './cli-alerts'
 import { errorsCommands } from './cli-errors'
+import { incidentsCommands } from './cli-incidents'
 import { backupCommands } from './cli-backups'
 import { commandHelp, defineCommand, EXIT, parseCommandArgs, usageLine, wantsHelp, withOps, type CliCommand } from './cli-command'
 import { open } from './cli-open'
@@ -159,6 +160,7 @@ export const commands: CliCommand[] = [
   ...backupCommands,
   ...alertsCommands,
   ...errorsCommands,
+  ...incidentsCommands,
   metrics,
   restore,
   restoreTest,
