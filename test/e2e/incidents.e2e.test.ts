@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { cli } from '../helpers/cli'
 import { createDatabase } from '../helpers/db'
 import { waitFor } from '../helpers/wait'
 
@@ -178,6 +179,7 @@ describe('the Incidents page in Chromium', () => {
     await page.getByTestId('incident-title').waitFor()
     await page.getByTestId('nav-overview').click()
     await expect.poll(() => page.getByTestId('overview-incident-count').textContent()).toMatch(/1 open incident/)
+    await page.screenshot({ path: join(shots, 'incidents-overview-1440-dark.png') })
     await page.getByTestId('overview-incident-link').first().click()
     await expect.poll(() => page.getByTestId('incident-title').textContent()).toContain(title)
   })
@@ -199,6 +201,18 @@ describe('the Incidents page in Chromium', () => {
     ])
     expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined()
     expect(await page.getByTestId('note-text').inputValue()).toBe('')
+  })
+
+  it('changes the commander; a note added elsewhere (the CLI, on the same store) appears without a reload', async () => {
+    await page.getByTestId('commander-change').click()
+    await page.getByTestId('commander-input').fill('oncall@examforge.test')
+    await page.getByTestId('commander-input').press('Enter')
+    await expect.poll(() => page.getByTestId('commander-name').textContent(), { timeout: 10_000 }).toBe('oncall@examforge.test')
+    await expect.poll(() => entryOfType('incident.commander').count()).toBeGreaterThanOrEqual(1)
+    const r = await cli(['incidents', 'note', firstId, 'Redis memory at 100 %, _evicting_ nothing.'], { DATABASE_URL: db.url })
+    expect(r.code, r.stderr).toBe(0)
+    await expect.poll(() => entryOfType('incident.note').count(), { timeout: 20_000 }).toBe(2)
+    expect(await entryOfType('incident.note').nth(1).getByTestId('note-body').locator('em').textContent()).toBe('evicting')
   })
 
   it('pins a series to the chart, and unpins it', async () => {
@@ -368,6 +382,7 @@ describe('the Incidents page in Chromium', () => {
     // The Errors page may still show the group opened from the timeline: back to the list first.
     if (await page.getByTestId('back-to-groups').isVisible()) await page.getByTestId('back-to-groups').click()
     await page.locator('tr', { hasText: 'Redis connection refused' }).getByRole('button').first().click()
+    await page.getByTestId('error-group').screenshot({ path: join(shots, 'incidents-error-group-1440-dark.png') })
     await page.getByTestId('declare-from-group').click()
     expect(await page.getByTestId('declare-from').textContent()).toMatch(/error group/)
     expect(await page.getByTestId('declare-title').inputValue()).toMatch(/Redis connection refused/)

@@ -105,6 +105,9 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
     await page.getByTestId('declare-note').fill('**Migration** `0042_answers_index` holds an ACCESS EXCLUSIVE lock; paged the release owner.')
     await page.getByTestId('declare-submit').click()
     await page.getByTestId('incident-title').waitFor({ timeout: 20_000 })
+    // Back where the first test starts: the Backups page with its sets.
+    await page.getByTestId('nav-backups').click()
+    await page.getByTestId('backup-set').first().waitFor({ timeout: 20_000 })
   }, 240_000)
 
   afterAll(async () => {
