@@ -34,6 +34,7 @@ import { createS3Client } from './storage/s3-client'
 import { OpsStore } from './store'
 import { errorRuleSources } from './errors/alert-sources'
 import { ErrorService } from './errors/service'
+import { IncidentService } from './incidents/service'
 import { noSecretStore, type SecretStore } from './settings/secret-store'
 import { version } from './version'
 import { AlertEngine } from './alerts/engine'
@@ -43,7 +44,6 @@ import { metricSources } from './alerts/sources'
 import { backupFactsReader } from './alerts/backup-facts'
 import { tierFor } from './metrics/tiers'
 import { saveFile, type SaveFile } from './save-file'
-import { IncidentService } from './incidents/service'
 import type { PdfPrinter } from './incidents/report'
 
 export interface OpsOptions {
@@ -66,11 +66,8 @@ export interface OpsOptions {
   saveFile?: SaveFile
   /** Run the error ingest listener on ERROR_INGEST_ADDR (the host/agent does; one-shot commands do not). */
   errorIngest?: boolean
-  /**
-   * Prints an incident report's HTML to PDF: the Electron shell passes printToPDF, the host and the CLI a
-   * Playwright printer with a system Chromium. Without one, exporting as PDF says so (the other formats work).
-   */
-  pdfPrinter?: PdfPrinter
+  /** How this face prints incident reports to PDF (Electron's printToPDF in the app); absent: Playwright + a system Chromium. */
+  printPdf?: PdfPrinter
 }
 
 export interface SandboxState {
@@ -269,7 +266,7 @@ export async function createOps(opts: OpsOptions) {
     log: log.child('incidents'),
     metrics: { latest: () => metrics.latest(), history: (s, from, to, points, host) => metrics.history(s, from, to, points, host) },
     rules: () => alerts.rules().map((r) => r.rule),
-    pdfPrinter: opts.pdfPrinter,
+    printPdf: opts.printPdf,
   })
 
   // Alerts: evaluated at every collection by whichever process holds the store's notifier lock.
@@ -353,6 +350,8 @@ export async function createOps(opts: OpsOptions) {
     log,
     events,
     secrets: opts.secrets ?? noSecretStore,
+    /** The face's PDF printer for incident reports (undefined: core/incidents/report prints with Playwright). */
+    printPdf: opts.printPdf,
     /** app.restart: the face restarts itself where it can; otherwise the reply says how (settings apply after a restart). */
     restart(): { restarting: boolean; message: string } {
       if (opts.restart) {

@@ -10,6 +10,8 @@ import { AFTER_MS } from '../../src/core/incidents/service'
 import { silentLogger } from '../../src/core/log/logger'
 import type { Ops } from '../../src/core/ops'
 import type { TimelineEntry } from '../../src/shared/incidents'
+import os from 'node:os'
+import { writeBatch } from '../../src/core/metrics/store'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
 import { waitFor } from '../helpers/wait'
@@ -338,6 +340,45 @@ describe('incidents on a real ops store: opened by a firing alert, worked by peo
     expect(r.window).toEqual({ from: edges.first, to: edges.last, marginMs: margin })
     const seen = r.timeline.filter((e) => e.type === 'health.change' && e.data.service === 'stripe').map((e) => e.data.reason)
     expect(seen).toEqual(['edge first', 'edge last'])
+  })
+
+  it("charts its alerts' metric series with their thresholds, and the pinned ones, over the window", async () => {
+    const inc = await handlers['incidents.open'](ops, { title: 'CPU pegged', severity: 'warning' }, as(BOSS))
+    // The default cpu_high rule (host.cpu_percent > 80) joined it; memory is pinned by the operator.
+    await query(
+      db.url,
+      `INSERT INTO ops.incident_alerts (incident_id, alert_id, rule, severity, fired_at, joined_at) VALUES ($1, 'cpu_high/x', 'cpu_high', 'warning', now(), now())`,
+      [inc.id],
+    )
+    const now = Date.now()
+    const samples = Array.from({ length: 40 }, (_, i) => ({
+      series: 'host.cpu_percent',
+      host: os.hostname(),
+      t: now - (40 - i) * 60_000,
+      v: i < 20 ? 30 : 95,
+    }))
+    samples.push(...samples.map((x) => ({ ...x, series: 'host.memory_used_percent', v: 50 })))
+    await writeBatch(ops.store.pool()!, samples)
+    await handlers['incidents.pin'](ops, { id: inc.id, series: 'host.memory_used_percent', pinned: true }, as(BOSS))
+    const r = await handlers['incidents.get'](ops, { id: inc.id }, as(BOSS))
+    const cpu = r.series.find((x) => x.name === 'host.cpu_percent')!
+    expect(cpu.unit).toBe('%')
+    expect(cpu.thresholds).toEqual([{ value: 80, rule: 'cpu_high', severity: 'warning' }])
+    // The samples inside the window (from 30 min before it opened): 30 of the 40.
+    expect(cpu.points.length).toBeGreaterThanOrEqual(29)
+    expect(cpu.points.every(([t]) => t >= r.window.from && t <= r.window.to)).toBe(true)
+    expect(Math.max(...cpu.points.map(([, v]) => v ?? 0))).toBe(95)
+    const mem = r.series.find((x) => x.name === 'host.memory_used_percent')!
+    expect(mem.thresholds).toEqual([])
+    expect(mem.points.length).toBeGreaterThanOrEqual(29)
+    // A window with no incident: everything in it, no review; refused when it runs backwards or past a month.
+    const w = await ops.incidents.windowReport(now - 3_600_000, now, 'test')
+    expect(w).toMatchObject({ incident: null, review: null, window: { from: now - 3_600_000, to: now, marginMs: 0 } })
+    expect(w.timeline.some((e) => e.type === 'incident.opened' && e.data.incidentId === inc.id)).toBe(true)
+    await expect(ops.incidents.windowReport(now, now - 1, 'test')).rejects.toThrow(/start before it ends/)
+    await expect(ops.incidents.windowReport(now - 40 * 86_400_000, now, 'test')).rejects.toThrow(/at most 31 days/)
+    const unpinned = await handlers['incidents.pin'](ops, { id: inc.id, series: 'host.memory_used_percent', pinned: false }, as(BOSS))
+    expect(unpinned.pinnedSeries).toEqual([])
   })
 
   it('after resolving, the review is pre-filled (duration, services, users affected) until an operator saves one', async () => {

@@ -10,8 +10,8 @@ import type { IncidentReview, TimelineEntry } from '../../shared/incidents'
 import type { IncidentRecord } from './records'
 
 export function formatSpan(ms: number): string {
+  if (ms < 60_000) return `${Math.max(0, Math.round(ms / 1000))} s`
   const m = Math.round(ms / 60_000)
-  if (m < 1) return `${Math.max(0, Math.round(ms / 1000))} s`
   if (m < 60) return `${m} min`
   const h = Math.floor(m / 60)
   const d = Math.floor(h / 24)

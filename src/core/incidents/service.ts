@@ -33,6 +33,8 @@ import { buildTimeline } from './timeline'
 
 /** How long after an incident ends (or now) its timeline goes on. */
 export const AFTER_MS = 5 * 60_000
+/** The longest window a report of no incident covers (a month of records is already some 300,000 entries). */
+export const MAX_WINDOW_MS = 31 * 86_400_000
 /** The system's name on records it makes itself (an incident opened by an alert). */
 export const SYSTEM_ACTOR = 'alerts'
 
@@ -44,8 +46,8 @@ export interface IncidentDeps {
   log: Logger
   metrics: SeriesDeps
   rules: () => Rule[]
-  /** Prints the HTML report to PDF (the face's: Electron's printToPDF, Playwright in the host and CLI). */
-  pdfPrinter?: PdfPrinter
+  /** Prints the HTML report to PDF: the face's (Electron's printToPDF); absent, the report prints with Playwright and a system Chromium. */
+  printPdf?: PdfPrinter
 }
 
 export interface ExportResult {
@@ -326,6 +328,8 @@ export class IncidentService {
   /** A report of a window with no incident declared: every source's entries, every incident's records in it, the series of the alerts that fired. */
   async windowReport(from: number, to: number, who: string): Promise<IncidentReport> {
     if (!(from < to)) throw new OpsError('bad_window', 'The window must start before it ends: give --from earlier than --to.')
+    if (to - from > MAX_WINDOW_MS)
+      throw new OpsError('bad_window', 'A report covers at most 31 days: give a shorter window (--from and --to), or one report per month.')
     const db = this.db()
     const timeline = await buildTimeline(db, { from, to, incidentId: null })
     for (const p of timeline.problems) this.d.log.warn(`timeline: ${p}`)
@@ -352,7 +356,7 @@ export class IncidentService {
     who: string,
   ): Promise<ExportResult> {
     const report = input.id ? await this.report(input.id, who) : await this.windowReport(input.from!, input.to!, who)
-    const r = await renderReport(report, input.format, { paper: input.paper, printPdf: this.d.pdfPrinter })
+    const r = await renderReport(report, input.format, { paper: input.paper, printPdf: this.d.printPdf })
     const buf = typeof r.data === 'string' ? Buffer.from(r.data, 'utf8') : r.data
     await this.d.audit.record({
       actor: who,

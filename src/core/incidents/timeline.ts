@@ -65,18 +65,51 @@ interface Keyed {
   seq: number
 }
 
-const t = (d: Date | null | undefined) => (d ? d.getTime() : 0)
-const clean = (s: string | null | undefined): string | null => (s == null ? null : scrub(s))
-/** A record's own fields, scrubbed: strings through scrub(), nested values as JSON through it. */
+/** Times are selected as milliseconds (ms(col)): parsing 10,000 timestamps into Dates costs more than the queries. */
+const t = (d: Date | number | null | undefined): number => (d == null ? 0 : typeof d === 'number' ? d : d.getTime())
+const ms = (col: string, as = col.replace(/^\w+\./, '')) => `floor(extract(epoch FROM ${col}) * 1000)::float8 AS ${as}`
+/** A record's own fields (undefined left out); scrubbed with the rest of the entry in scrubEntries. */
 function data(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(o)) {
-    if (v === undefined) continue
-    if (typeof v === 'string') out[k] = scrub(v)
-    else if (v !== null && typeof v === 'object') out[k] = JSON.parse(scrub(JSON.stringify(v)))
-    else out[k] = v
-  }
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v
   return out
+}
+
+/**
+ * Every text of every entry through scrub() in one call: the strings (titles, details, data at any depth) are
+ * joined with a separator no scrub pattern can cross (a newline and a control character: the credential
+ * patterns stop at whitespace, the key shapes are word-bounded, and a registered secret holds neither), scrubbed
+ * together and put back. One call on the whole text instead of one per string: a 10,000-entry timeline holds some
+ * 80,000 strings, and a call per string cost more than all the queries together.
+ */
+const SEP = '\n\u0001\n'
+export function scrubEntries(entries: TimelineEntry[]): void {
+  const slots: [Record<string, unknown> | unknown[], string | number][] = []
+  const texts: string[] = []
+  const walk = (o: Record<string, unknown> | unknown[]) => {
+    const keys: (string | number)[] = Array.isArray(o) ? o.map((_, i) => i) : Object.keys(o)
+    for (const k of keys) {
+      const v = (o as Record<string | number, unknown>)[k]
+      if (typeof v === 'string') {
+        if (v.length >= 4) {
+          slots.push([o, k])
+          texts.push(v)
+        }
+      } else if (v !== null && typeof v === 'object') walk(v as Record<string, unknown>)
+    }
+  }
+  for (const e of entries) walk(e as unknown as Record<string, unknown>)
+  if (!texts.length) return
+  const joined = texts.join(SEP)
+  const out = scrub(joined)
+  if (out === joined) return
+  const parts = out.split(SEP)
+  if (parts.length !== texts.length) {
+    // A secret spanning a separator cannot happen; should it, scrub each string on its own.
+    slots.forEach(([o, k], i) => ((o as Record<string | number, unknown>)[k] = scrub(texts[i])))
+    return
+  }
+  slots.forEach(([o, k], i) => ((o as Record<string | number, unknown>)[k] = parts[i]))
 }
 
 const healthLevel = (s: string): Level => (s === 'unhealthy' ? 'critical' : s === 'degraded' ? 'warning' : s === 'healthy' ? 'ok' : 'info')
@@ -89,7 +122,7 @@ const range = (q: TimelineQuery) => [new Date(q.from), new Date(q.to)]
 
 const alertTransitions: Source = async (db, q) => {
   const { rows } = await db.query(
-    `SELECT x.id, x.rule, x.fingerprint, x.labels, x.from_phase, x.to_phase, x.value, x.text, x.at, s.severity
+    `SELECT x.id, x.rule, x.fingerprint, x.labels, x.from_phase, x.to_phase, x.value, x.text, ${ms('x.at')}, s.severity
        FROM ops.alert_transitions x LEFT JOIN ops.alert_state s ON s.rule = x.rule AND s.fingerprint = x.fingerprint
       WHERE x.at >= $1 AND x.at <= $2`,
     range(q),
@@ -107,9 +140,7 @@ const alertTransitions: Source = async (db, q) => {
         id: `alert.transition:${r.id}`,
         type: 'alert.transition',
         at: t(r.at),
-        title: scrub(
-          `Alert ${r.rule} ${r.to_phase}${labels ? ` (${labels})` : ''}${r.text ? `: ${r.text}` : r.value != null ? `: ${r.value}` : ''}`,
-        ),
+        title: `Alert ${r.rule} ${r.to_phase}${labels ? ` (${labels})` : ''}${r.text ? `: ${r.text}` : r.value != null ? `: ${r.value}` : ''}`,
         detail: null,
         level,
         actor: null,
@@ -131,7 +162,7 @@ const alertTransitions: Source = async (db, q) => {
 
 const healthChanges: Source = async (db, q) => {
   const { rows } = await db.query(
-    `SELECT id, service, from_status, to_status, reason, at FROM ops.health_changes WHERE at >= $1 AND at <= $2`,
+    `SELECT id, service, from_status, to_status, reason, ${ms('at')} FROM ops.health_changes WHERE at >= $1 AND at <= $2`,
     range(q),
   )
   return rows.map((r) => ({
@@ -140,7 +171,7 @@ const healthChanges: Source = async (db, q) => {
       id: `health.change:${r.id}`,
       type: 'health.change',
       at: t(r.at),
-      title: scrub(`${r.service} ${r.from_status ?? 'unknown'} → ${r.to_status}${r.reason ? `: ${r.reason}` : ''}`),
+      title: `${r.service} ${r.from_status ?? 'unknown'} → ${r.to_status}${r.reason ? `: ${r.reason}` : ''}`,
       detail: null,
       level: healthLevel(r.to_status),
       actor: null,
@@ -153,11 +184,11 @@ const healthChanges: Source = async (db, q) => {
 const errorGroups: Source = async (db, q) => {
   const [fresh, regressed] = await Promise.all([
     db.query(
-      `SELECT id, title, culprit, level, first_seen, count, users FROM ops.error_groups WHERE first_seen >= $1 AND first_seen <= $2`,
+      `SELECT id, title, culprit, level, ${ms('first_seen')}, count, users FROM ops.error_groups WHERE first_seen >= $1 AND first_seen <= $2`,
       range(q),
     ),
     db.query(
-      `SELECT id, title, culprit, level, regressed_at, count, users, last_release FROM ops.error_groups WHERE regressed_at >= $1 AND regressed_at <= $2`,
+      `SELECT id, title, culprit, level, ${ms('regressed_at')}, count, users, last_release FROM ops.error_groups WHERE regressed_at >= $1 AND regressed_at <= $2`,
       range(q),
     ),
   ])
@@ -169,8 +200,8 @@ const errorGroups: Source = async (db, q) => {
         id: `error.new_group:${r.id}`,
         type: 'error.new_group',
         at: t(r.first_seen),
-        title: scrub(`New error: ${r.title}`),
-        detail: clean(r.culprit || null),
+        title: `New error: ${r.title}`,
+        detail: r.culprit || null,
         level: errorLevel(r.level),
         actor: null,
         source: { kind: 'error_group', id: r.id },
@@ -184,8 +215,8 @@ const errorGroups: Source = async (db, q) => {
         id: `error.regressed:${r.id}`,
         type: 'error.regressed',
         at: t(r.regressed_at),
-        title: scrub(`Error regressed: ${r.title}`),
-        detail: clean(r.culprit || null),
+        title: `Error regressed: ${r.title}`,
+        detail: r.culprit || null,
         level: errorLevel(r.level),
         actor: null,
         source: { kind: 'error_group', id: r.id },
@@ -219,7 +250,7 @@ const errorSpikes: Source = async (db, q) => {
         id: `error.spike:${r.group_id}:${t(r.hour)}`,
         type: 'error.spike',
         at,
-        title: scrub(`Error spike: ${r.count} events in the hour from ${new Date(t(r.hour)).toISOString().slice(11, 16)} UTC — ${r.title}`),
+        title: `Error spike: ${r.count} events in the hour from ${new Date(t(r.hour)).toISOString().slice(11, 16)} UTC — ${r.title}`,
         detail: null,
         level: errorLevel(r.level),
         actor: null,
@@ -238,7 +269,7 @@ const errorSpikes: Source = async (db, q) => {
 
 const backups: Source = async (db, q) => {
   const { rows } = await db.query(
-    `SELECT id, kind, state, input, result, error, started_at, finished_at FROM ops.jobs
+    `SELECT id, kind, state, input, result, error, ${ms('started_at')}, ${ms('finished_at')} FROM ops.jobs
       WHERE kind LIKE 'backup.%' AND kind IN ('backup.full', 'backup.incremental', 'backup.verify') AND finished_at >= $1 AND finished_at <= $2`,
     range(q),
   )
@@ -260,7 +291,7 @@ const backups: Source = async (db, q) => {
         id: `backup:${r.id}`,
         type: 'backup',
         at: t(r.finished_at),
-        title: scrub(title),
+        title,
         detail: null,
         level: ok && verifyOk !== false ? 'ok' : r.state === 'cancelled' ? 'warning' : 'critical',
         actor: null,
@@ -285,7 +316,7 @@ const backups: Source = async (db, q) => {
 
 const restores: Source = async (db, q) => {
   const { rows } = await db.query(
-    `SELECT id, kind, actor, started_at, finished_at, outcome, point, target, tables, safety_set_id, proven_set_id, duration_ms, error, report
+    `SELECT id, kind, actor, ${ms('started_at')}, ${ms('finished_at')}, outcome, point, target, tables, safety_set_id, proven_set_id, duration_ms, error, report
        FROM ops.restores
       WHERE (finished_at >= $1 AND finished_at <= $2) OR (finished_at IS NULL AND started_at >= $1 AND started_at <= $2)`,
     range(q),
@@ -321,7 +352,7 @@ const restores: Source = async (db, q) => {
         id: `restore:${r.id}`,
         type: 'restore',
         at: t(r.finished_at ?? r.started_at),
-        title: scrub(`${what}${scope} from ${r.point} into ${r.target} ${r.outcome}${checkText}${r.error ? ` — ${r.error}` : ''}`),
+        title: `${what}${scope} from ${r.point} into ${r.target} ${r.outcome}${checkText}${r.error ? ` — ${r.error}` : ''}`,
         detail: null,
         level: r.outcome === 'running' ? 'info' : ok ? 'ok' : r.outcome === 'cancelled' ? 'warning' : 'critical',
         actor: r.actor,
@@ -348,7 +379,7 @@ const restores: Source = async (db, q) => {
 const auditRecords: Source = async (db, q) => {
   // Shown by their own sources: the incidents' writes, backup and restore jobs and runs.
   const { rows } = await db.query(
-    `SELECT id, at, actor, action, target, outcome, details FROM ops.audit_log
+    `SELECT id, ${ms('at')}, actor, action, target, outcome, details FROM ops.audit_log
       WHERE at >= $1 AND at <= $2 AND action NOT LIKE 'incidents.%' AND action NOT LIKE 'job.backup.%' AND action NOT LIKE 'job.restore%'
         AND action NOT IN ('restore.run', 'restore.test', 'restore.undo')`,
     range(q),
@@ -361,9 +392,7 @@ const auditRecords: Source = async (db, q) => {
         id: `audit:${r.id}`,
         type: setting ? 'settings.change' : 'audit',
         at: t(r.at),
-        title: scrub(
-          setting ? `Setting ${r.target ?? ''} changed (${r.outcome})` : `${r.action}${r.target ? ` ${r.target}` : ''}: ${r.outcome}`,
-        ),
+        title: setting ? `Setting ${r.target ?? ''} changed (${r.outcome})` : `${r.action}${r.target ? ` ${r.target}` : ''}: ${r.outcome}`,
         detail: null,
         level: /fail|refus|denied|error/i.test(r.outcome) ? 'warning' : 'info',
         actor: r.actor,
@@ -383,17 +412,17 @@ const incidentRecords: Source = async (db, q) => {
       args,
     ),
     db.query(
-      `SELECT c.id, c.incident_id, c.at, c.from_status, c.to_status, c.by FROM ops.incident_status_changes c
+      `SELECT c.id, c.incident_id, ${ms('c.at')}, c.from_status, c.to_status, c.by FROM ops.incident_status_changes c
         WHERE c.at >= $1 AND c.at <= $2 AND ($3::text IS NULL OR c.incident_id = $3) AND c.from_status IS NOT NULL`,
       args,
     ),
     db.query(
-      `SELECT id, incident_id, at, from_commander, commander, by FROM ops.incident_commanders
+      `SELECT id, incident_id, ${ms('at')}, from_commander, commander, by FROM ops.incident_commanders
         WHERE at >= $1 AND at <= $2 AND ($3::text IS NULL OR incident_id = $3)`,
       args,
     ),
     db.query(
-      `SELECT id, incident_id, at, by, text FROM ops.incident_notes WHERE at >= $1 AND at <= $2 AND ($3::text IS NULL OR incident_id = $3)`,
+      `SELECT id, incident_id, ${ms('at')}, by, text FROM ops.incident_notes WHERE at >= $1 AND at <= $2 AND ($3::text IS NULL OR incident_id = $3)`,
       args,
     ),
   ])
@@ -406,11 +435,10 @@ const incidentRecords: Source = async (db, q) => {
         id: `incident.opened:${r.id}`,
         type: 'incident.opened',
         at: t(r.opened_at),
-        title: scrub(
+        title:
           r.origin === 'alert'
             ? `Incident opened by the firing alert ${r.alert_rule}: ${r.title}`
             : `Incident declared (${r.severity}): ${r.title}${from ? ` — from ${from.kind === 'error_group' ? 'error group' : from.kind} ${from.id}` : ''}`,
-        ),
         detail: null,
         level: severityLevel(r.severity),
         actor: r.origin === 'alert' ? null : r.opened_by,
@@ -442,7 +470,7 @@ const incidentRecords: Source = async (db, q) => {
         id: `incident.commander:${r.id}`,
         type: 'incident.commander',
         at: t(r.at),
-        title: scrub(r.from_commander ? `Commander ${r.from_commander} → ${r.commander}` : `Commander: ${r.commander}`),
+        title: r.from_commander ? `Commander ${r.from_commander} → ${r.commander}` : `Commander: ${r.commander}`,
         detail: null,
         level: 'info',
         actor: r.by,
@@ -451,7 +479,7 @@ const incidentRecords: Source = async (db, q) => {
       },
     })
   for (const r of notes.rows) {
-    const text = scrub(r.text as string)
+    const text = r.text as string
     const first = text.split('\n').find((l) => l.trim()) ?? ''
     out.push({
       seq: Number(r.id),
