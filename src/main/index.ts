@@ -23,6 +23,7 @@ import { IPC_EVENT_CHANNEL, ipcChannel, methodNames } from '../shared/contract'
 import { APP_INDEX_URL, APP_SCHEME, APP_SCHEME_PRIVILEGES, appProtocolHandler } from './app-protocol'
 import { CSP, hardenSession, lockContents, webPreferences } from './hardening'
 import { safeStorageSecrets } from './secrets'
+import { createElectronPdfPrinter } from './pdf-printer'
 import { createAlertTray } from './tray'
 import { dialogSaveFile } from './save-file'
 
@@ -105,6 +106,8 @@ async function start(): Promise<void> {
       face: 'electron',
       log,
       secrets,
+      // Incident reports print with Electron's own Chromium (an offscreen window), not a system browser.
+      printPdf: createElectronPdfPrinter({ BrowserWindow, session }),
       // app.restart: before-quit drains running jobs, then the relaunched app starts with the saved settings.
       restart: () => {
         app.relaunch()

@@ -28,6 +28,30 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     saveDialogs: [] as { window: unknown; options: { defaultPath?: string; title?: string } }[],
     /** What the next save dialog answers: the chosen path, or null for Cancel. */
     nextSavePath: null as string | null,
+    /** Sessions made with session.fromPartition, by partition. */
+    partitions: new Map<string, FakeSession>(),
+    /** Each printToPDF: the window's URL, the options, and the requests its page made (allowed or cancelled). */
+    prints: [] as { url: string; options: Record<string, unknown>; requests: { url: string; cancelled: boolean }[] }[],
+    destroyedWindows: 0,
+  }
+  type BeforeRequest = (details: { url: string }, cb: (r: { cancel?: boolean }) => void) => void
+  class FakeSession {
+    beforeRequest: BeforeRequest | null = null
+    permissionHandler: unknown = null
+    constructor(
+      readonly partition: string,
+      readonly options: Record<string, unknown>,
+    ) {}
+    webRequest = {
+      onBeforeRequest: (h: BeforeRequest) => {
+        this.beforeRequest = h
+      },
+      onHeadersReceived: () => {},
+    }
+    setPermissionRequestHandler(h: unknown) {
+      this.permissionHandler = h
+    }
+    setPermissionCheckHandler() {}
   }
   const app = Object.assign(new EventEmitter(), {
     isPackaged: false,
@@ -47,6 +71,7 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
   })
 
   class FakeContents extends EventEmitter {
+    owner: FakeWindow | null = null
     mainFrame = { url: '' }
     sent: { channel: string; payload: unknown }[] = []
     windowOpenHandler: ((d: { url: string }) => { action: string }) | null = null
@@ -56,13 +81,65 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     send(channel: string, payload: unknown) {
       this.sent.push({ channel, payload })
     }
+    /**
+     * As Electron's printToPDF, done by a real Chromium (Playwright, CHROMIUM_PATH or /usr/bin/chromium): the
+     * window's page loaded with its JavaScript setting, every request put to its session's onBeforeRequest
+     * (cancelled ones aborted), then printed with the options mapped one to one (margins in inches).
+     */
+    async printToPDF(options: Record<string, unknown> & { margins?: Record<string, number>; pageSize?: string }): Promise<Buffer> {
+      const w = this.owner
+      if (!w || w.destroyed) throw new Error('Object has been destroyed')
+      if (!w.loaded) throw new Error('printToPDF before anything was loaded')
+      const { chromium } = await import('playwright-core')
+      const prefs = w.options.webPreferences
+      const ses = prefs.session as FakeSession | undefined
+      const record = { url: w.loaded, options, requests: [] as { url: string; cancelled: boolean }[] }
+      rec.prints.push(record)
+      const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium' })
+      try {
+        const context = await browser.newContext({ javaScriptEnabled: prefs.javascript !== false })
+        await context.route('**/*', async (route) => {
+          const url = route.request().url()
+          let cancel = false
+          if (ses?.beforeRequest) await new Promise<void>((done) => ses.beforeRequest!({ url }, (r) => ((cancel = !!r.cancel), done())))
+          const seen = record.requests.find((x) => x.url === url)
+          if (seen) seen.cancelled = cancel
+          else record.requests.push({ url, cancelled: cancel })
+          return cancel ? route.abort('blockedbyclient') : route.continue()
+        })
+        const page = await context.newPage()
+        page.on('request', (r) => {
+          // file:// requests may not pass through the route: recorded here once.
+          if (r.url().startsWith('file:') && !record.requests.some((x) => x.url === r.url()))
+            record.requests.push({ url: r.url(), cancelled: false })
+        })
+        await page.goto(w.loaded, { waitUntil: 'load' })
+        const m = options.margins ?? {}
+        const inch = (v: number | undefined) => (v == null ? undefined : `${v}in`)
+        return await page.pdf({
+          format: options.pageSize,
+          landscape: options.landscape as boolean | undefined,
+          printBackground: options.printBackground as boolean | undefined,
+          displayHeaderFooter: options.displayHeaderFooter as boolean | undefined,
+          headerTemplate: options.headerTemplate as string | undefined,
+          footerTemplate: options.footerTemplate as string | undefined,
+          preferCSSPageSize: options.preferCSSPageSize as boolean | undefined,
+          tagged: options.generateTaggedPDF as boolean | undefined,
+          margin: { top: inch(m.top), bottom: inch(m.bottom), left: inch(m.left), right: inch(m.right) },
+        })
+      } finally {
+        await browser.close()
+      }
+    }
   }
 
   class FakeWindow extends EventEmitter {
     webContents = new FakeContents()
     loaded: string | null = null
+    destroyed = false
     constructor(readonly options: Record<string, unknown> & { webPreferences: Record<string, unknown> }) {
       super()
+      this.webContents.owner = this
       rec.windows.push(this)
       app.emit('web-contents-created', {}, this.webContents)
     }
@@ -76,6 +153,16 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     }
     show() {
       rec.windowShows++
+    }
+    isDestroyed() {
+      return this.destroyed
+    }
+    destroy() {
+      if (this.destroyed) return
+      this.destroyed = true
+      rec.destroyedWindows++
+      rec.windows.splice(rec.windows.indexOf(this), 1)
+      this.emit('closed')
     }
     focus() {}
     restore() {}
@@ -160,6 +247,11 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
       },
     },
     session: {
+      fromPartition: (partition: string, options: Record<string, unknown> = {}) => {
+        let ses = rec.partitions.get(partition)
+        if (!ses) rec.partitions.set(partition, (ses = new FakeSession(partition, options)))
+        return ses
+      },
       defaultSession: {
         webRequest: { onHeadersReceived: (h: typeof rec.headersHook) => (rec.headersHook = h) },
         setPermissionRequestHandler: (h: typeof rec.permissionHandler) => (rec.permissionHandler = h),

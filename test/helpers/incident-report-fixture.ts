@@ -45,14 +45,47 @@ export function buildIncidentFixture(over: Partial<IncidentReport> = {}): Incide
   }
   const alice = 'alice@examforge.test'
   const bob = 'bob@examforge.test'
-  add('health.change', -12, 'redis: ok → degraded', { level: 'warning', source: { kind: 'health', id: 'redis' }, data: { service: 'redis', from: 'ok', to: 'degraded', message: 'latency 180 ms' } })
-  add('alert.transition', -10, 'Alert redis_latency_high pending: p95 latency 210 ms', { level: 'warning', source: { kind: 'alert', id: 'al-1001' }, data: { rule: 'redis_latency_high', state: 'pending', value: 210 } })
-  add('backup', -8, 'Incremental backup inc-2026-11-30-0830 finished (412 MB)', { level: 'ok', source: { kind: 'backup_set', id: 'bs-3391' }, data: { kind: 'incremental', bytes: 432_013_312 } })
-  add('alert.transition', -5, 'Alert redis_latency_high firing: p95 latency 480 ms', { level: 'warning', source: { kind: 'alert', id: 'al-1001' }, data: { rule: 'redis_latency_high', state: 'firing', value: 480 } })
-  add('health.change', -1, 'redis: degraded → down', { level: 'critical', source: { kind: 'health', id: 'redis' }, data: { service: 'redis', from: 'degraded', to: 'down', message: 'connect ECONNREFUSED 127.0.0.1:6379' } })
-  add('alert.transition', 0, 'Alert redis_down firing: redis unreachable', { level: 'critical', source: { kind: 'alert', id: 'al-1002' }, data: { rule: 'redis_down', state: 'firing', labels: { service: 'redis', env: 'prod' }, value: 0 } })
-  add('incident.opened', 0, 'Incident opened by the firing alert redis_down', { level: 'critical', actor: 'system', source: { kind: 'incident', id: 'inc-42' }, data: { origin: 'alert', rule: 'redis_down' } })
-  add('incident.commander', 1, 'Commander set to alice@examforge.test', { actor: alice, source: { kind: 'incident', id: 'inc-42' }, data: { commander: alice } })
+  add('health.change', -12, 'redis: ok → degraded', {
+    level: 'warning',
+    source: { kind: 'health', id: 'redis' },
+    data: { service: 'redis', from: 'ok', to: 'degraded', message: 'latency 180 ms' },
+  })
+  add('alert.transition', -10, 'Alert redis_latency_high pending: p95 latency 210 ms', {
+    level: 'warning',
+    source: { kind: 'alert', id: 'al-1001' },
+    data: { rule: 'redis_latency_high', state: 'pending', value: 210 },
+  })
+  add('backup', -8, 'Incremental backup inc-2026-11-30-0830 finished (412 MB)', {
+    level: 'ok',
+    source: { kind: 'backup_set', id: 'bs-3391' },
+    data: { kind: 'incremental', bytes: 432_013_312 },
+  })
+  add('alert.transition', -5, 'Alert redis_latency_high firing: p95 latency 480 ms', {
+    level: 'warning',
+    source: { kind: 'alert', id: 'al-1001' },
+    data: { rule: 'redis_latency_high', state: 'firing', value: 480 },
+  })
+  add('health.change', -1, 'redis: degraded → down', {
+    level: 'critical',
+    source: { kind: 'health', id: 'redis' },
+    data: { service: 'redis', from: 'degraded', to: 'down', message: 'connect ECONNREFUSED 127.0.0.1:6379' },
+  })
+  add('alert.transition', 0, 'Alert redis_down firing: redis unreachable', {
+    level: 'critical',
+    source: { kind: 'alert', id: 'al-1002' },
+    data: { rule: 'redis_down', state: 'firing', labels: { service: 'redis', env: 'prod' }, value: 0 },
+  })
+  add('incident.opened', 0, 'Incident opened by the firing alert redis_down', {
+    level: 'critical',
+    actor: 'system',
+    source: { kind: 'incident', id: 'inc-42' },
+    data: { origin: 'alert', rule: 'redis_down' },
+  })
+  add('incident.commander', 1, 'Commander set to alice@examforge.test', {
+    actor: alice,
+    source: { kind: 'incident', id: 'inc-42' },
+    data: { commander: alice },
+  })
   add('error.new_group', 1.5, 'New error: RedisConnectionError: Connection is closed', {
     level: 'critical',
     source: { kind: 'error_group', id: 'eg-77' },
@@ -68,8 +101,16 @@ export function buildIncidentFixture(over: Partial<IncidentReport> = {}): Incide
       extra: { note: `charge ${PLANTED.cardDigits} api=${PLANTED.apiKey}` },
     },
   })
-  add('error.spike', 2, 'Error spike: 214 events in 5 min (RedisConnectionError)', { level: 'critical', source: { kind: 'error_group', id: 'eg-77' }, data: { count: 214, intervalS: 300 } })
-  add('incident.status', 3, 'Status: investigating', { actor: alice, source: { kind: 'incident', id: 'inc-42' }, data: { from: null, to: 'investigating' } })
+  add('error.spike', 2, 'Error spike: 214 events in 5 min (RedisConnectionError)', {
+    level: 'critical',
+    source: { kind: 'error_group', id: 'eg-77' },
+    data: { count: 214, intervalS: 300 },
+  })
+  add('incident.status', 3, 'Status: investigating', {
+    actor: alice,
+    source: { kind: 'incident', id: 'inc-42' },
+    data: { from: null, to: 'investigating' },
+  })
   add('incident.note', 4, 'Note by alice@examforge.test', {
     actor: alice,
     detail: [
@@ -88,34 +129,148 @@ export function buildIncidentFixture(over: Partial<IncidentReport> = {}): Incide
       '<script>alert("note")</script> # not a heading | not | a table',
     ].join('\n'),
   })
-  add('error.new_group', 5, 'New error: TimeoutError: answer save timed out after 5000 ms', { level: 'warning', source: { kind: 'error_group', id: 'eg-78' }, data: { culprit: 'AnswerService.save', events: 41, users: 37 } })
-  add('health.change', 6, 'web: ok → degraded', { level: 'warning', source: { kind: 'health', id: 'web' }, data: { service: 'web', from: 'ok', to: 'degraded', message: 'p95 2.4 s' } })
-  add('alert.transition', 6.5, 'Alert http_error_rate_high firing: 12.4 % of requests fail', { level: 'critical', source: { kind: 'alert', id: 'al-1003' }, data: { rule: 'http_error_rate_high', state: 'firing', value: 12.4 } })
-  add('audit', 8, 'alice@examforge.test opened the Redis health tile', { actor: alice, source: { kind: 'audit', id: 'au-5001' }, data: { action: 'view' } })
-  add('incident.status', 10, 'Status: investigating → identified', { actor: alice, source: { kind: 'incident', id: 'inc-42' }, data: { from: 'investigating', to: 'identified' } })
-  add('incident.note', 11, 'Note by bob@examforge.test', { actor: bob, detail: 'Redis host ran out of memory (OOM killer). The `sessions` table in Postgres has stale rows from the retry storm; plan: restore it in place from the 08:30 incremental.\n\n1. stop the retry workers\n2. restore `public.sessions`\n3. restart redis with `maxmemory 2gb`' })
-  add('settings.change', 12, 'Setting ALERT_EVAL_INTERVAL_S changed 30 → 10', { actor: bob, source: { kind: 'setting', id: 'ALERT_EVAL_INTERVAL_S' }, data: { key: 'ALERT_EVAL_INTERVAL_S', from: '30', to: '10' } })
-  add('settings.change', 12.5, 'Setting S3_SECRET_ACCESS_KEY changed', { actor: bob, source: { kind: 'setting', id: 'S3_SECRET_ACCESS_KEY' }, data: { key: 'S3_SECRET_ACCESS_KEY', secret: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYPLANTED' } })
-  add('audit', 13, 'bob@examforge.test stopped the job retry-workers', { actor: bob, source: { kind: 'job', id: 'job-881' }, data: { action: 'cancel' } })
-  add('restore', 15, 'Restore test of backup set bs-3391 started (table public.sessions)', { source: { kind: 'restore', id: 'rs-220' }, actor: bob, data: { mode: 'test', table: 'public.sessions' } })
-  add('restore', 19, 'Restore test of bs-3391 passed: 48 211 rows, checksums match', { level: 'ok', source: { kind: 'restore', id: 'rs-220' }, data: { rows: 48211, check: 'passed' } })
-  add('restore', 21, 'Restore in place of public.sessions started', { level: 'warning', actor: bob, source: { kind: 'restore', id: 'rs-221' }, data: { mode: 'in_place', table: 'public.sessions' } })
-  add('error.regressed', 22, 'Regressed: PoolTimeoutError: timeout acquiring a connection', { level: 'warning', source: { kind: 'error_group', id: 'eg-12' }, data: { events: 9 } })
-  add('restore', 26, 'Restore in place of public.sessions finished: 48 211 rows', { level: 'ok', actor: bob, source: { kind: 'restore', id: 'rs-221' }, data: { rows: 48211, check: 'passed' } })
-  add('audit', 27, 'bob@examforge.test restarted redis with maxmemory 2gb', { actor: bob, source: { kind: 'audit', id: 'au-5002' }, data: { action: 'restart' } })
-  add('health.change', 28, 'redis: down → ok', { level: 'ok', source: { kind: 'health', id: 'redis' }, data: { service: 'redis', from: 'down', to: 'ok' } })
-  add('alert.transition', 28.5, 'Alert redis_down resolved', { level: 'ok', source: { kind: 'alert', id: 'al-1002' }, data: { rule: 'redis_down', state: 'resolved' } })
-  add('alert.transition', 29, 'Alert redis_latency_high resolved', { level: 'ok', source: { kind: 'alert', id: 'al-1001' }, data: { rule: 'redis_latency_high', state: 'resolved' } })
-  add('incident.status', 30, 'Status: identified → monitoring', { actor: alice, source: { kind: 'incident', id: 'inc-42' }, data: { from: 'identified', to: 'monitoring' } })
-  add('health.change', 31, 'web: degraded → ok', { level: 'ok', source: { kind: 'health', id: 'web' }, data: { service: 'web', from: 'degraded', to: 'ok' } })
-  add('alert.transition', 33, 'Alert http_error_rate_high resolved', { level: 'ok', source: { kind: 'alert', id: 'al-1003' }, data: { rule: 'http_error_rate_high', state: 'resolved', value: 0.4 } })
-  add('incident.note', 35, 'Note by alice@examforge.test', { actor: alice, detail: 'Error rate back under 1 %. Exam *finals* continue; extending the exam by 30 minutes for affected students (_138 users_).' })
-  add('backup', 40, 'Full backup full-2026-11-30-0920 failed: S3 PutObject timed out', { level: 'warning', source: { kind: 'backup_set', id: 'bs-3392' }, data: { kind: 'full', error: 'TimeoutError' } })
-  add('backup', 48, 'Full backup full-2026-11-30-0930 finished (3.1 GB)', { level: 'ok', source: { kind: 'backup_set', id: 'bs-3393' }, data: { kind: 'full', bytes: 3_328_599_654 } })
-  add('audit', 52, 'alice@examforge.test exported the error group eg-77', { actor: alice, source: { kind: 'audit', id: 'au-5003' }, data: { action: 'export' } })
-  add('incident.status', 60, 'Status: monitoring → resolved', { level: 'ok', actor: alice, source: { kind: 'incident', id: 'inc-42' }, data: { from: 'monitoring', to: 'resolved' } })
-  add('audit', 64, 'alice@examforge.test saved the post-incident review', { actor: alice, source: { kind: 'audit', id: 'au-5004' }, data: { action: 'review' } })
-  add('error.spike', 66, 'Error spike: 12 events in 5 min (TimeoutError) after resolving', { level: 'warning', source: { kind: 'error_group', id: 'eg-78' }, data: { count: 12, intervalS: 300 } })
+  add('error.new_group', 5, 'New error: TimeoutError: answer save timed out after 5000 ms', {
+    level: 'warning',
+    source: { kind: 'error_group', id: 'eg-78' },
+    data: { culprit: 'AnswerService.save', events: 41, users: 37 },
+  })
+  add('health.change', 6, 'web: ok → degraded', {
+    level: 'warning',
+    source: { kind: 'health', id: 'web' },
+    data: { service: 'web', from: 'ok', to: 'degraded', message: 'p95 2.4 s' },
+  })
+  add('alert.transition', 6.5, 'Alert http_error_rate_high firing: 12.4 % of requests fail', {
+    level: 'critical',
+    source: { kind: 'alert', id: 'al-1003' },
+    data: { rule: 'http_error_rate_high', state: 'firing', value: 12.4 },
+  })
+  add('audit', 8, 'alice@examforge.test opened the Redis health tile', {
+    actor: alice,
+    source: { kind: 'audit', id: 'au-5001' },
+    data: { action: 'view' },
+  })
+  add('incident.status', 10, 'Status: investigating → identified', {
+    actor: alice,
+    source: { kind: 'incident', id: 'inc-42' },
+    data: { from: 'investigating', to: 'identified' },
+  })
+  add('incident.note', 11, 'Note by bob@examforge.test', {
+    actor: bob,
+    detail:
+      'Redis host ran out of memory (OOM killer). The `sessions` table in Postgres has stale rows from the retry storm; plan: restore it in place from the 08:30 incremental.\n\n1. stop the retry workers\n2. restore `public.sessions`\n3. restart redis with `maxmemory 2gb`',
+  })
+  add('settings.change', 12, 'Setting ALERT_EVAL_INTERVAL_S changed 30 → 10', {
+    actor: bob,
+    source: { kind: 'setting', id: 'ALERT_EVAL_INTERVAL_S' },
+    data: { key: 'ALERT_EVAL_INTERVAL_S', from: '30', to: '10' },
+  })
+  add('settings.change', 12.5, 'Setting S3_SECRET_ACCESS_KEY changed', {
+    actor: bob,
+    source: { kind: 'setting', id: 'S3_SECRET_ACCESS_KEY' },
+    data: { key: 'S3_SECRET_ACCESS_KEY', secret: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYPLANTED' },
+  })
+  add('audit', 13, 'bob@examforge.test stopped the job retry-workers', {
+    actor: bob,
+    source: { kind: 'job', id: 'job-881' },
+    data: { action: 'cancel' },
+  })
+  add('restore', 15, 'Restore test of backup set bs-3391 started (table public.sessions)', {
+    source: { kind: 'restore', id: 'rs-220' },
+    actor: bob,
+    data: { mode: 'test', table: 'public.sessions' },
+  })
+  add('restore', 19, 'Restore test of bs-3391 passed: 48 211 rows, checksums match', {
+    level: 'ok',
+    source: { kind: 'restore', id: 'rs-220' },
+    data: { rows: 48211, check: 'passed' },
+  })
+  add('restore', 21, 'Restore in place of public.sessions started', {
+    level: 'warning',
+    actor: bob,
+    source: { kind: 'restore', id: 'rs-221' },
+    data: { mode: 'in_place', table: 'public.sessions' },
+  })
+  add('error.regressed', 22, 'Regressed: PoolTimeoutError: timeout acquiring a connection', {
+    level: 'warning',
+    source: { kind: 'error_group', id: 'eg-12' },
+    data: { events: 9 },
+  })
+  add('restore', 26, 'Restore in place of public.sessions finished: 48 211 rows', {
+    level: 'ok',
+    actor: bob,
+    source: { kind: 'restore', id: 'rs-221' },
+    data: { rows: 48211, check: 'passed' },
+  })
+  add('audit', 27, 'bob@examforge.test restarted redis with maxmemory 2gb', {
+    actor: bob,
+    source: { kind: 'audit', id: 'au-5002' },
+    data: { action: 'restart' },
+  })
+  add('health.change', 28, 'redis: down → ok', {
+    level: 'ok',
+    source: { kind: 'health', id: 'redis' },
+    data: { service: 'redis', from: 'down', to: 'ok' },
+  })
+  add('alert.transition', 28.5, 'Alert redis_down resolved', {
+    level: 'ok',
+    source: { kind: 'alert', id: 'al-1002' },
+    data: { rule: 'redis_down', state: 'resolved' },
+  })
+  add('alert.transition', 29, 'Alert redis_latency_high resolved', {
+    level: 'ok',
+    source: { kind: 'alert', id: 'al-1001' },
+    data: { rule: 'redis_latency_high', state: 'resolved' },
+  })
+  add('incident.status', 30, 'Status: identified → monitoring', {
+    actor: alice,
+    source: { kind: 'incident', id: 'inc-42' },
+    data: { from: 'identified', to: 'monitoring' },
+  })
+  add('health.change', 31, 'web: degraded → ok', {
+    level: 'ok',
+    source: { kind: 'health', id: 'web' },
+    data: { service: 'web', from: 'degraded', to: 'ok' },
+  })
+  add('alert.transition', 33, 'Alert http_error_rate_high resolved', {
+    level: 'ok',
+    source: { kind: 'alert', id: 'al-1003' },
+    data: { rule: 'http_error_rate_high', state: 'resolved', value: 0.4 },
+  })
+  add('incident.note', 35, 'Note by alice@examforge.test', {
+    actor: alice,
+    detail: 'Error rate back under 1 %. Exam *finals* continue; extending the exam by 30 minutes for affected students (_138 users_).',
+  })
+  add('backup', 40, 'Full backup full-2026-11-30-0920 failed: S3 PutObject timed out', {
+    level: 'warning',
+    source: { kind: 'backup_set', id: 'bs-3392' },
+    data: { kind: 'full', error: 'TimeoutError' },
+  })
+  add('backup', 48, 'Full backup full-2026-11-30-0930 finished (3.1 GB)', {
+    level: 'ok',
+    source: { kind: 'backup_set', id: 'bs-3393' },
+    data: { kind: 'full', bytes: 3_328_599_654 },
+  })
+  add('audit', 52, 'alice@examforge.test exported the error group eg-77', {
+    actor: alice,
+    source: { kind: 'audit', id: 'au-5003' },
+    data: { action: 'export' },
+  })
+  add('incident.status', 60, 'Status: monitoring → resolved', {
+    level: 'ok',
+    actor: alice,
+    source: { kind: 'incident', id: 'inc-42' },
+    data: { from: 'monitoring', to: 'resolved' },
+  })
+  add('audit', 64, 'alice@examforge.test saved the post-incident review', {
+    actor: alice,
+    source: { kind: 'audit', id: 'au-5004' },
+    data: { action: 'review' },
+  })
+  add('error.spike', 66, 'Error spike: 12 events in 5 min (TimeoutError) after resolving', {
+    level: 'warning',
+    source: { kind: 'error_group', id: 'eg-78' },
+    data: { count: 12, intervalS: 300 },
+  })
 
   const from = T0 - 15 * min
   const to = T0 + 75 * min
@@ -160,7 +315,13 @@ export function buildIncidentFixture(over: Partial<IncidentReport> = {}): Incide
       {
         name: 'http_error_rate',
         unit: '%',
-        points: pts((m) => (m < 0 ? 0.3 + 0.1 * Math.sin(m) : m < 30 ? Math.min(14, 2 + m * 1.4) * (m > 20 ? (30 - m) / 10 : 1) + 0.4 : 0.4 + 0.05 * Math.cos(m))),
+        points: pts((m) =>
+          m < 0
+            ? 0.3 + 0.1 * Math.sin(m)
+            : m < 30
+              ? Math.min(14, 2 + m * 1.4) * (m > 20 ? (30 - m) / 10 : 1) + 0.4
+              : 0.4 + 0.05 * Math.cos(m),
+        ),
         thresholds: [
           { value: 5, rule: 'http_error_rate_high', severity: 'critical' },
           { value: 2, rule: 'http_error_rate_warn', severity: 'warning' },
@@ -174,7 +335,8 @@ export function buildIncidentFixture(over: Partial<IncidentReport> = {}): Incide
       },
     ],
     review: {
-      summary: 'Redis ran out of memory at 08:41 UTC during the **finals**; sessions could not be read, so students could not submit answers for 28 minutes.',
+      summary:
+        'Redis ran out of memory at 08:41 UTC during the **finals**; sessions could not be read, so students could not submit answers for 28 minutes.',
       impact: {
         durationMs: 60 * min,
         services: ['redis', 'web'],

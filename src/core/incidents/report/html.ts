@@ -7,6 +7,7 @@ import type { IncidentReport, TimelineEntry } from '../../../shared/incidents'
 import { duration, LEVEL_MARK, markers, num, seriesStats, TIME_NOTE, titleFacts, TYPE_LABEL, utc, utcDate, utcTime } from './format'
 import { esc } from './html-escape'
 import { parseNote, type Block, type Inline } from './note-markdown'
+import { condenseTimeline, type EntryGroup, type PrintRow } from './condense'
 import { chartSvg } from './svg-chart'
 
 export interface HtmlOptions {
@@ -16,6 +17,11 @@ export interface HtmlOptions {
    * per-entry data line, details cut to a few lines — every entry is still listed.
    */
   compact?: boolean
+  /**
+   * For the PDF: past PRINT_FULL_MAX entries, dense stretches of the timeline are grouped (condense.ts)
+   * so a 10,000-entry report prints in seconds; the HTML export itself always lists every entry.
+   */
+  print?: boolean
 }
 
 /** Past this many entries the timeline is printed in compact rows. */
@@ -68,6 +74,11 @@ function dataLine(data: Record<string, unknown>): string {
   return line.length > 400 ? `${line.slice(0, 399)}…` : line
 }
 
+/** An e-mail address may wrap after its "@" rather than inside a word. */
+function actorHtml(actor: string | null): string {
+  return esc(actor ?? '').replace(/@/g, '@<wbr>')
+}
+
 function entryRow(e: TimelineEntry, compact: boolean): string {
   let detail = ''
   if (e.detail) {
@@ -85,23 +96,42 @@ function entryRow(e: TimelineEntry, compact: boolean): string {
     `<td class="ty">${esc(TYPE_LABEL[e.type] ?? e.type)}</td>` +
     `<td class="lv"><span class="mark">${esc(LEVEL_MARK[e.level])}</span></td>` +
     `<td class="what"><div class="title">${esc(e.title)}</div>${detail}${data}</td>` +
-    `<td class="actor">${esc(e.actor ?? '')}</td>` +
+    `<td class="actor">${actorHtml(e.actor)}</td>` +
     `<td class="source">${src}</td>` +
     `</tr>`
   )
 }
 
-function timelineHtml(r: IncidentReport, compact: boolean): string {
+function groupRow(g: EntryGroup): string {
+  const levels = (['critical', 'warning', 'info', 'ok'] as const)
+    .filter((l) => g.levels[l])
+    .map((l) => `${g.levels[l]} ${l}`)
+    .join(' · ')
+  const samples = g.samples.map((t) => `“${t}”`).join(', ')
+  return (
+    `<tr class="entry group lv-${g.level}">` +
+    `<td class="t">${utcTime(g.from)}<br>–${utcTime(g.to)}</td>` +
+    `<td class="ty">${esc(TYPE_LABEL[g.type] ?? g.type)}</td>` +
+    `<td class="lv"><span class="mark">${esc(LEVEL_MARK[g.level])}</span></td>` +
+    `<td class="what"><div class="title">${g.count} ${esc(TYPE_LABEL[g.type] ?? g.type)} entries</div><div class="detail">${esc(levels)}; e.g. ${esc(samples)}</div></td>` +
+    `<td class="actor">${actorHtml(g.actors.join(', '))}</td>` +
+    `<td class="source">${g.sources} ${g.sources === 1 ? 'source' : 'sources'}</td>` +
+    `</tr>`
+  )
+}
+
+function timelineHtml(r: IncidentReport, compact: boolean, printed: PrintRow[]): string {
   if (!r.timeline.length) return '<p class="empty">Nothing was recorded in this window.</p>'
   const rows: string[] = []
   let day = ''
-  for (const e of r.timeline) {
-    const d = utcDate(e.at)
+  for (const row of printed) {
+    const at = row.kind === 'entry' ? row.e.at : row.g.from
+    const d = utcDate(at)
     if (d !== day) {
       day = d
       rows.push(`<tr class="day"><th colspan="6">${d} (UTC)</th></tr>`)
     }
-    rows.push(entryRow(e, compact))
+    rows.push(row.kind === 'entry' ? entryRow(row.e, compact) : groupRow(row.g))
   }
   return (
     `<table class="timeline${compact ? ' compact' : ''}">` +
@@ -113,7 +143,8 @@ function timelineHtml(r: IncidentReport, compact: boolean): string {
 
 function reviewHtml(r: IncidentReport): string {
   const v = r.review
-  if (!v) return `<p class="empty">${r.incident ? 'No post-incident review yet (it is written after the incident is resolved).' : 'A window report has no review.'}</p>`
+  if (!v)
+    return `<p class="empty">${r.incident ? 'No post-incident review yet (it is written after the incident is resolved).' : 'A window report has no review.'}</p>`
   const field = (label: string, text: string) =>
     `<div class="field"><h3>${esc(label)}</h3>${text.trim() ? markdownHtml(text) : '<p class="empty">—</p>'}</div>`
   const impact =
@@ -130,7 +161,9 @@ function reviewHtml(r: IncidentReport): string {
         )
         .join('')}</tbody></table>`
     : '<p class="empty">No action items.</p>'
-  const edited = v.editedBy ? `Review saved by ${esc(v.editedBy)}${v.editedAt != null ? ` at ${utc(v.editedAt)}` : ''}.` : 'Draft pre-filled from the timeline; not yet edited.'
+  const edited = v.editedBy
+    ? `Review saved by ${esc(v.editedBy)}${v.editedAt != null ? ` at ${utc(v.editedAt)}` : ''}.`
+    : 'Draft pre-filled from the timeline; not yet edited.'
   return (
     field('Summary', v.summary) +
     impact +
@@ -197,7 +230,7 @@ pre { padding: 2mm; white-space: pre-wrap; overflow-wrap: anywhere; margin: 1mm 
 ul, ol { margin: 0 0 2mm; padding-left: 6mm; }
 .url { color: #4a5563; overflow-wrap: anywhere; }
 .brand { font-size: 9pt; letter-spacing: 0.08em; text-transform: uppercase; color: #5b6675; margin-bottom: 3mm; }
-.title-page { break-after: page; min-height: 200mm; padding-top: 30mm; }
+.title-page { break-after: page; padding-top: 6mm; margin-bottom: 6mm; }
 .sev { display: inline-block; padding: 1mm 3mm; border-radius: 2mm; font-weight: bold; font-size: 10pt; margin-bottom: 5mm; border: 1pt solid currentColor; }
 .sev-critical { color: #a4161a; background: #fdecec; } .sev-warning { color: #8a5200; background: #fff4de; } .sev-info { color: #1d4f91; background: #e8f0fb; } .sev-window { color: #3c4654; background: #eef1f5; }
 dl.facts { display: grid; grid-template-columns: 34mm 1fr; gap: 1.5mm 4mm; margin: 0 0 6mm; }
@@ -214,10 +247,12 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 table.actions td:first-child { width: 7mm; color: #5b6675; }
 table.actions td:nth-child(3) { width: 42mm; } table.actions td:nth-child(4) { width: 22mm; white-space: nowrap; } table.actions td:nth-child(5) { width: 16mm; white-space: nowrap; }
 table.timeline { table-layout: fixed; font-size: 9pt; }
-col.c-t { width: 15mm; } col.c-ty { width: 19mm; } col.c-lv { width: 21mm; } col.c-actor { width: 32mm; } col.c-src { width: 28mm; }
+col.c-t { width: 16.5mm; } col.c-ty { width: 20.5mm; } col.c-lv { width: 20mm; } col.c-actor { width: 32.5mm; } col.c-src { width: 27mm; }
+td.ty { overflow-wrap: normal; font-size: 8.5pt; }
 tr.day th { background: #f7f8fa; font-size: 9pt; color: #3c4654; padding-top: 2mm; break-after: avoid; }
 td.t { font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.actor, td.source, .src { font-size: 8.5pt; color: #3c4654; }
+td.actor, td.source, .src { font-size: 8pt; color: #3c4654; }
+td.actor { overflow-wrap: break-word; }
 .src { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; }
 .what .title { font-weight: 600; }
 .what .detail { white-space: pre-wrap; color: #2e3640; }
@@ -243,12 +278,21 @@ svg.chart text.tlab.crit { fill: #b3261e; } svg.chart text.tlab.warn { fill: #8a
 svg.chart .marker { stroke: #3c4654; stroke-width: 1; stroke-dasharray: 2 2; }
 svg.chart text.mlab { font-size: 9px; fill: #1b1f24; }
 ul.sources { columns: 2; font-size: 9pt; } ul.sources li { break-inside: avoid; } ul.sources .n { color: #5b6675; }
-@media print { body { max-width: none; padding: 0; } .title-page { padding-top: 40mm; } }
+@media print { body { max-width: none; padding: 0; } .title-page { padding-top: 40mm; min-height: 200mm; margin-bottom: 0; } }
 `
+}
+
+function timelineNote(compact: boolean, bucket: number | null): string {
+  if (bucket != null)
+    return `<p class="meta">A long timeline: in busy stretches the entries of one type within ${esc(duration(bucket))} are grouped into one row (how many, their levels, a few of their titles); people's notes and status changes are shown whole. The HTML, Markdown and JSON exports list every entry.</p>`
+  if (compact)
+    return '<p class="meta">A long timeline: every entry is listed in compact rows (details shortened; the JSON export has them whole).</p>'
+  return ''
 }
 
 export function renderHtml(r: IncidentReport, o: HtmlOptions): string {
   const compact = o.compact ?? r.timeline.length > COMPACT_FROM
+  const printed = o.print ? condenseTimeline(r.timeline) : { rows: r.timeline.map((e): PrintRow => ({ kind: 'entry', e })), bucketMs: null }
   const sev = r.incident ? r.incident.severity : 'window'
   const facts = titleFacts(r)
     .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
@@ -280,7 +324,7 @@ ${alerts}${changes}
 </section>
 <section class="review"><h2>Summary and review</h2>${reviewHtml(r)}</section>
 <section class="charts"><h2>Metrics</h2>${chartsHtml(r, compact)}</section>
-<section class="timeline-sec"><h2>Timeline (${r.timeline.length} entries, UTC)</h2>${compact ? '<p class="meta">A long timeline: every entry is listed in compact rows (notes in full, other details shortened; the JSON export has them whole).</p>' : ''}${timelineHtml(r, compact)}</section>
+<section class="timeline-sec"><h2>Timeline (${r.timeline.length} entries, UTC)</h2>${timelineNote(compact, printed.bucketMs)}${timelineHtml(r, compact, printed.rows)}</section>
 <section class="sources-sec"><h2>Sources</h2>${sourcesHtml(r)}</section>
 </body>
 </html>

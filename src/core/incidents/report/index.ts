@@ -48,7 +48,11 @@ export function slugify(s: string, max = 60, fallback = 'report'): string {
 
 /** "20261130T1910Z". */
 function stamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace(/(T\d{4})\d{2}Z$/, '$1Z')
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/(T\d{4})\d{2}Z$/, '$1Z')
 }
 
 /**
@@ -72,7 +76,10 @@ export function prepareReport(report: IncidentReport): IncidentReport {
   }
   const r = scrubReport(parsed.data)
   // Stable: entries at the same millisecond keep the order core gave them.
-  r.timeline = r.timeline.map((e, i) => [e, i] as const).sort((a, b) => a[0].at - b[0].at || a[1] - b[1]).map(([e]) => e)
+  r.timeline = r.timeline
+    .map((e, i) => [e, i] as const)
+    .sort((a, b) => a[0].at - b[0].at || a[1] - b[1])
+    .map(([e]) => e)
   return r
 }
 
@@ -94,9 +101,12 @@ export async function renderReport(
     case 'pdf': {
       // Loaded only when needed: the desktop app prints with Electron and never loads Playwright.
       const printPdf = opts.printPdf ?? (await import('./chromium-printer')).createChromiumPrinter()
-      const pdf = await printPdf(renderHtml(r, { paper: opts.paper }), { paper: opts.paper, title: r.title })
+      const pdf = await printPdf(renderHtml(r, { paper: opts.paper, print: true }), { paper: opts.paper, title: r.title })
       if (pdf.subarray(0, 5).toString('latin1') !== '%PDF-')
-        throw new OpsError('pdf_failed', 'The PDF printer returned something that is not a PDF. Nothing was written; try again or export HTML.')
+        throw new OpsError(
+          'pdf_failed',
+          'The PDF printer returned something that is not a PDF. Nothing was written; try again or export HTML.',
+        )
       return { fileName, mimeType, encoding: 'base64', data: pdf }
     }
     default:

@@ -16,10 +16,11 @@ export function escapeMd(s: string): string {
   return (
     s
       .replace(/\s*(?:\r\n?|\n)\s*/g, ' ')
-      .trimStart()
       .replace(/[\\`*_{}[\]()<>#|~&!]/g, (c) => `\\${c}`)
-      // What starts a block only at the start of a line: a list item, a setext underline, a thematic break.
-      .replace(/^([-+=]|\d+(?=[.)]))/, (m) => (/\d/.test(m) ? `${m}\\` : `\\${m}`))
+      // What starts a block only at the start of a line: a list item ("- ", "+ ", "1. "), a setext underline or thematic break.
+      .replace(/^(\s*)([-+](?=\s|$|-)|=(?==|\s*$)|\d+(?=[.)](?:\s|$)))/, (_m, sp: string, c: string) =>
+        /\d/.test(c) ? `${sp}${c}\\` : `${sp}\\${c}`,
+      )
   )
 }
 
@@ -56,9 +57,10 @@ function blocksMd(blocks: Block[], indent: string): string {
     .map((b) => {
       if (b.t === 'p') return `${indent}${inlineMd(b.c)}`
       if (b.t === 'code') {
-        const longest = Math.max(2, ...(b.s.match(/`{3,}|~{3,}/g) ?? []).map((m) => m.length))
+        // A fence longer than any run of backticks inside, so the code cannot close it early.
+        const longest = Math.max(2, ...(b.s.match(/`+/g) ?? []).map((m) => m.length))
         const fence = '`'.repeat(longest + 1)
-        return [`${indent}${fence}text`, ...b.s.split('\n').map((l) => `${indent}${l.replace(/`/g, 'ˋ')}`), `${indent}${fence}`].join('\n')
+        return [`${indent}${fence}text`, ...b.s.split('\n').map((l) => `${indent}${l}`), `${indent}${fence}`].join('\n')
       }
       return b.items.map((i, n) => `${indent}${b.ordered ? `${n + 1}.` : '-'} ${inlineMd(i)}`).join('\n')
     })
@@ -71,27 +73,34 @@ export function noteMd(src: string, indent = ''): string {
 
 /** A table cell: one line, escaped (a note's Markdown shown as its text). */
 function cell(s: string | null | undefined): string {
-  return s ? escapeMd(s) : '—'
+  return s ? escapeMd(s.trim()) : '—'
 }
 
 function entryLine(e: TimelineEntry): string {
   const src = e.source ? ` — source ${codeSpan(`${e.source.kind}:${e.source.id}`)}` : ''
   const actor = e.actor ? ` — by ${escapeMd(e.actor)}` : ''
   let out = `- **${utcTime(e.at)}** · ${escapeMd(TYPE_LABEL[e.type] ?? e.type)} · ${escapeMd(LEVEL_MARK[e.level])} · ${escapeMd(e.title)}${actor}${src}`
-  if (e.detail) out += `\n\n${e.type === 'incident.note' ? noteMd(e.detail, '  ') : `  ${escapeMd(e.detail)}`}\n`
+  if (e.detail) out += `\n\n${e.type === 'incident.note' ? noteMd(e.detail, '  ') : `  ${escapeMd(e.detail.trim())}`}\n`
   return out
 }
 
 export function renderMarkdown(r: IncidentReport): string {
   const out: string[] = []
-  out.push(`# ${escapeMd(r.title)}`, '')
+  out.push(`# ${escapeMd(r.title.trim())}`, '')
   out.push(`*ExamForge Ops · ${r.incident ? 'incident report' : 'window report'} · ${escapeMd(TIME_NOTE)}*`, '')
   out.push('| | |', '|---|---|')
   for (const [k, v] of titleFacts(r)) out.push(`| ${escapeMd(k)} | ${escapeMd(v)} |`)
   out.push('')
-  if (r.incident?.alerts.length) out.push(`Alerts in this incident: ${r.incident.alerts.map((a) => `${escapeMd(a.rule)} (${codeSpan(`alert:${a.id}`)})`).join(', ')}`, '')
+  if (r.incident?.alerts.length)
+    out.push(
+      `Alerts in this incident: ${r.incident.alerts.map((a) => `${escapeMd(a.rule)} (${codeSpan(`alert:${a.id}`)})`).join(', ')}`,
+      '',
+    )
   if (r.incident?.statusChanges.length)
-    out.push(`Status changes: ${r.incident.statusChanges.map((c) => `${escapeMd(c.to)} at ${utc(c.at)} by ${escapeMd(c.by)}`).join(' → ')}`, '')
+    out.push(
+      `Status changes: ${r.incident.statusChanges.map((c) => `${escapeMd(c.to)} at ${utc(c.at)} by ${escapeMd(c.by)}`).join(' → ')}`,
+      '',
+    )
 
   out.push('## Summary and review', '')
   const v = r.review
@@ -111,17 +120,27 @@ export function renderMarkdown(r: IncidentReport): string {
     if (!v.actionItems.length) out.push('*No action items.*', '')
     else {
       out.push('| # | Action | Owner | Due | Done |', '|---:|---|---|---|---|')
-      v.actionItems.forEach((a, i) => out.push(`| ${i + 1} | ${cell(a.text)} | ${cell(a.owner)} | ${cell(a.due)} | ${a.done ? 'done' : 'open'} |`))
+      v.actionItems.forEach((a, i) =>
+        out.push(`| ${i + 1} | ${cell(a.text)} | ${cell(a.owner)} | ${cell(a.due)} | ${a.done ? 'done' : 'open'} |`),
+      )
       out.push('')
     }
-    out.push(v.editedBy ? `*Review saved by ${escapeMd(v.editedBy)}${v.editedAt != null ? ` at ${utc(v.editedAt)}` : ''}.*` : '*Draft pre-filled from the timeline.*', '')
+    out.push(
+      v.editedBy
+        ? `*Review saved by ${escapeMd(v.editedBy)}${v.editedAt != null ? ` at ${utc(v.editedAt)}` : ''}.*`
+        : '*Draft pre-filled from the timeline.*',
+      '',
+    )
   }
 
   out.push('## Metrics', '')
   if (!r.series.length) out.push('*No metric series were charted.*', '')
   else {
     const m = markers(r)
-    out.push(`Markdown has no charts: each series in the window as its range and thresholds${m.length ? ` (${m.map((x) => `${x.label} ${utc(x.at)}`).join(', ')})` : ''}.`, '')
+    out.push(
+      `Markdown has no charts: each series in the window as its range and thresholds${m.length ? ` (${m.map((x) => `${x.label} ${utc(x.at)}`).join(', ')})` : ''}.`,
+      '',
+    )
     out.push('| Series | Min | Max | Last | Thresholds |', '|---|---:|---:|---:|---|')
     for (const s of r.series) {
       const st = seriesStats(s.points)
@@ -147,5 +166,8 @@ export function renderMarkdown(r: IncidentReport): string {
     out.push(entryLine(e))
   }
   out.push('')
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`
 }

@@ -15,10 +15,7 @@ export type Inline =
   | { t: 'strong'; c: Inline[] }
   | { t: 'link'; text: string; url: string }
 
-export type Block =
-  | { t: 'p'; c: Inline[] }
-  | { t: 'code'; s: string }
-  | { t: 'list'; ordered: boolean; items: Inline[][] }
+export type Block = { t: 'p'; c: Inline[] } | { t: 'code'; s: string } | { t: 'list'; ordered: boolean; items: Inline[][] }
 
 const LIST_ITEM = /^\s{0,3}([-*+]|\d{1,9}[.)])\s+(.*)$/
 const FENCE = /^\s{0,3}(```+|~~~+)/

@@ -18,3 +18,9 @@ export function pdfFooterTemplate(title: string): string {
 
 /** An empty header (Chromium's default one would print the date and the page's title). */
 export const PDF_HEADER_TEMPLATE = '<div></div>'
+
+/** The error a print that took too long ends with (both printers). */
+export function pdfTimeoutMessage(timeoutMs: number): string {
+  const t = timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`
+  return `Printing the PDF took longer than ${t} and was stopped. Try again, or export HTML and print it from a browser.`
+}

@@ -24,16 +24,28 @@ export function scrubString(s: string): string {
  * Every string scrubbed at any depth; below an entry's `data` a sensitive key's whole value is filtered too
  * (the report's own keys — title, detail, actor … — are structure, not data).
  */
-function scrubAny(v: unknown, inData: boolean, depth: number): unknown {
+type Memo = Map<string, string>
+
+function scrubMemo(s: string, memo: Memo): string {
+  let out = memo.get(s)
+  if (out === undefined) {
+    out = scrubString(s)
+    // Names, kinds, services and people repeat thousands of times in a long timeline: scrub each once.
+    if (s.length <= 200) memo.set(s, out)
+  }
+  return out
+}
+
+function scrubAny(v: unknown, inData: boolean, depth: number, memo: Memo): unknown {
   if (depth > 40) return FILTERED
-  if (typeof v === 'string') return scrubString(v)
-  if (Array.isArray(v)) return v.map((x) => scrubAny(x, inData, depth + 1))
+  if (typeof v === 'string') return scrubMemo(v, memo)
+  if (Array.isArray(v)) return v.map((x) => scrubAny(x, inData, depth + 1, memo))
   if (v && typeof v === 'object') {
     const out: Record<string, unknown> = {}
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
       // Inside an entry's data (and anything below it) a sensitive key's value goes whole.
       const sensitive = inData && isSensitiveKey(k) && x != null && x !== ''
-      out[scrubString(k)] = sensitive ? FILTERED : scrubAny(x, inData || k === 'data', depth + 1)
+      out[scrubMemo(k, memo)] = sensitive ? FILTERED : scrubAny(x, inData || k === 'data', depth + 1, memo)
     }
     return out
   }
@@ -42,5 +54,14 @@ function scrubAny(v: unknown, inData: boolean, depth: number): unknown {
 
 /** A scrubbed copy of the report; the input is untouched. */
 export function scrubReport(report: IncidentReport): IncidentReport {
-  return scrubAny(report, false, 0) as IncidentReport
+  const memo: Memo = new Map()
+  // A series' points are numbers only (checked by the schema before this runs): copied, not walked.
+  const { series, ...rest } = report
+  return {
+    ...(scrubAny(rest, false, 0, memo) as Omit<IncidentReport, 'series'>),
+    series: series.map(({ points, ...s }) => ({
+      ...(scrubAny(s, false, 0, memo) as Omit<typeof s, never>),
+      points: points.map(([t, v]) => [t, v]),
+    })),
+  }
 }

@@ -40,7 +40,19 @@ function niceTicks(lo: number, hi: number, count: number): number[] {
   return out
 }
 
-const TIME_STEPS = [60_000, 5 * 60_000, 10 * 60_000, 15 * 60_000, 30 * 60_000, 3_600_000, 2 * 3_600_000, 3 * 3_600_000, 6 * 3_600_000, 12 * 3_600_000, 86_400_000]
+const TIME_STEPS = [
+  60_000,
+  5 * 60_000,
+  10 * 60_000,
+  15 * 60_000,
+  30 * 60_000,
+  3_600_000,
+  2 * 3_600_000,
+  3 * 3_600_000,
+  6 * 3_600_000,
+  12 * 3_600_000,
+  86_400_000,
+]
 
 function timeTicks(from: number, to: number, count: number): number[] {
   const span = Math.max(1, to - from)
@@ -137,12 +149,15 @@ export function chartSvg(s: ReportSeries, o: ChartOptions): string {
   parts.push(`<line class="axis" x1="${L}" x2="${L}" y1="${T}" y2="${T + ph}"/>`)
   parts.push(`<line class="axis" x1="${L}" x2="${L + pw}" y1="${T + ph}" y2="${T + ph}"/>`)
   // The incident's start and end.
-  for (const m of o.markers) {
-    if (m.at < from || m.at > to) continue
-    const xx = f(x(m.at))
-    parts.push(`<line class="marker" x1="${xx}" x2="${xx}" y1="${T}" y2="${T + ph}"/>`)
-    parts.push(`<text class="mlab" x="${xx}" y="${T - 3}" text-anchor="middle">${esc(m.label)}</text>`)
-  }
+  // The start's label leans left of its line and the end's right, so close markers stay readable.
+  o.markers.forEach((m, i) => {
+    if (m.at < from || m.at > to) return
+    const xx = x(m.at)
+    const anchor = o.markers.length > 1 ? (i === 0 ? 'end' : 'start') : 'middle'
+    const lx = anchor === 'end' ? xx + 2 : anchor === 'start' ? xx - 2 : xx
+    parts.push(`<line class="marker" x1="${f(xx)}" x2="${f(xx)}" y1="${T}" y2="${T + ph}"/>`)
+    parts.push(`<text class="mlab" x="${f(lx)}" y="${T - 3}" text-anchor="${anchor}">${esc(m.label)}</text>`)
+  })
   // Thresholds.
   // Labels pushed apart where thresholds lie close together, so each stays readable.
   const placed: number[] = []
