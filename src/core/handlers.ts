@@ -28,6 +28,7 @@ type Handlers = {
 export const handlers: Handlers = {
   'app.info': (ops) => ops.info(),
   'app.restart': (ops) => ops.restart(),
+  'app.saveFile': (ops, input) => ops.saveFile(input),
   // Never report a service unhealthy only because it has not been checked yet.
   'health.snapshot': (ops) => ops.health.ready(),
   'health.checkNow': (ops, input) => ops.health.checkNow(input.service),

@@ -43,6 +43,7 @@ import { defaultRules } from './alerts/rules'
 import { metricSources } from './alerts/sources'
 import { backupFactsReader } from './alerts/backup-facts'
 import { tierFor } from './metrics/tiers'
+import { saveFile, type SaveFile } from './save-file'
 import type { PdfPrinter } from './incidents/report'
 
 export interface OpsOptions {
@@ -61,6 +62,8 @@ export interface OpsOptions {
   sandboxActivity?: boolean
   /** How this face restarts itself (the Electron shell: app.relaunch() then quit); absent where it cannot (the host). */
   restart?: () => void
+  /** How this face saves a file where the operator chooses (the Electron shell: the save dialog, a 0600 write); absent in the host, whose browser downloads. */
+  saveFile?: SaveFile
   /** Run the error ingest listener on ERROR_INGEST_ADDR (the host/agent does; one-shot commands do not). */
   errorIngest?: boolean
   /** How this face prints incident reports to PDF (Electron's printToPDF in the app); absent: Playwright + a system Chromium. */
@@ -362,6 +365,8 @@ export async function createOps(opts: OpsOptions) {
           'This console runs in a terminal (npm run serve or examforge-ops serve): stop it with Ctrl+C and start it again to apply saved settings.',
       }
     },
+    /** app.saveFile: through the face's save dialog where it has one; the host answers that the browser downloads. */
+    saveFile: (input: { fileName: string; encoding: 'utf8' | 'base64'; data: string }) => saveFile(opts.saveFile, input),
     store,
     audit,
     jobs,

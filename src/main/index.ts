@@ -1,6 +1,7 @@
 import {
   app,
   BrowserWindow,
+  dialog,
   ipcMain,
   Menu,
   nativeImage,
@@ -24,6 +25,7 @@ import { CSP, hardenSession, lockContents, webPreferences } from './hardening'
 import { safeStorageSecrets } from './secrets'
 import { createElectronPdfPrinter } from './pdf-printer'
 import { createAlertTray } from './tray'
+import { dialogSaveFile } from './save-file'
 
 /** The Electron shell: adapts core to a window. It decides nothing itself. */
 const log = createLogger({ scope: 'electron' })
@@ -111,6 +113,8 @@ async function start(): Promise<void> {
         app.relaunch()
         app.quit()
       },
+      // app.saveFile (incident exports): the system's save dialog, then a 0600 write.
+      saveFile: dialogSaveFile({ dialog, window: () => win, folder: () => app.getPath('downloads') }),
     })
   } catch (e) {
     startError = scrub(`The console could not start: ${(e as Error).message}`)

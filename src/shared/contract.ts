@@ -42,6 +42,20 @@ export const methods = {
   'app.info': { input: none, output: appInfo },
   /** Restart the console so saved settings apply: the desktop app relaunches itself; the host says how. */
   'app.restart': { input: none, output: z.object({ restarting: z.boolean(), message: z.string() }) },
+  /**
+   * Save a file the console made (an incident export) where the operator chooses: the desktop app asks with the
+   * system's save dialog and writes it 0600; the host answers saved: false, as the browser downloads it itself.
+   */
+  'app.saveFile': {
+    input: z
+      .object({
+        fileName: z.string().trim().min(1, 'give the file a name').max(255),
+        encoding: z.enum(['utf8', 'base64']),
+        data: z.string().max(200_000_000),
+      })
+      .strict(),
+    output: z.object({ saved: z.boolean(), path: z.string().nullable(), message: z.string() }),
+  },
   'health.snapshot': { input: none, output: healthSnapshot },
   'health.checkNow': {
     input: z.object({ service: serviceId.optional() }).strict(),

@@ -17,7 +17,8 @@ import { waitFor } from '../helpers/wait'
 const root = resolve(__dirname, '../..')
 const shots = join(root, 'test-results', 'screenshots')
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const PAGES = ['overview', 'health', 'metrics', 'backups', 'restore', 'errors', 'alerts', 'incidents', 'settings'] as const
+// 'incident' is one incident opened from the Incidents page (declared in beforeAll).
+const PAGES = ['overview', 'health', 'metrics', 'backups', 'restore', 'errors', 'alerts', 'incidents', 'incident', 'settings'] as const
 
 /** Start `examforge-ops serve` (what `npm run serve` runs) and wait for the URL it prints. */
 async function startHost(env: Record<string, string>, port: number): Promise<{ host: ChildProcess; url: string }> {
@@ -97,6 +98,16 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
       'the backup',
       90_000,
     )
+    // An incident with a note, for the incident page.
+    await page.getByTestId('nav-incidents').click()
+    await page.getByTestId('declare').click()
+    await page.getByTestId('declare-title').fill('Exam submissions failing: the answers table is locked by a long migration')
+    await page.getByTestId('declare-note').fill('**Migration** `0042_answers_index` holds an ACCESS EXCLUSIVE lock; paged the release owner.')
+    await page.getByTestId('declare-submit').click()
+    await page.getByTestId('incident-title').waitFor({ timeout: 20_000 })
+    // Back where the first test starts: the Backups page with its sets.
+    await page.getByTestId('nav-backups').click()
+    await page.getByTestId('backup-set').first().waitFor({ timeout: 20_000 })
   }, 240_000)
 
   afterAll(async () => {
@@ -130,7 +141,11 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
           await page.getByTestId('theme-toggle').click()
         expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(theme)
         for (const p of PAGES) {
-          await page.getByTestId(`nav-${p}`).click()
+          await page.getByTestId(`nav-${p === 'incident' ? 'incidents' : p}`).click()
+          if (p === 'incident') {
+            await page.getByTestId('incidents-open').getByRole('link').first().click()
+            await page.getByTestId('timeline-entry').first().waitFor({ timeout: 20_000 })
+          }
           if (p === 'backups') {
             await page.getByTestId('backup-set').first().waitFor()
             if (!(await page.getByTestId('set-details').isVisible())) await page.getByTestId('backup-set').first().click()

@@ -24,6 +24,10 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
     ready: false,
     privilegedSchemes: [] as { schemes: { scheme: string; privileges?: Record<string, boolean> }[]; beforeReady: boolean }[],
     protocolHandlers: new Map<string, (request: Request) => Response | Promise<Response>>(),
+    /** What each save dialog was opened with (its window, options). */
+    saveDialogs: [] as { window: unknown; options: { defaultPath?: string; title?: string } }[],
+    /** What the next save dialog answers: the chosen path, or null for Cancel. */
+    nextSavePath: null as string | null,
     /** Sessions made with session.fromPartition, by partition. */
     partitions: new Map<string, FakeSession>(),
     /** Each printToPDF: the window's URL, the options, and the requests its page made (allowed or cancelled). */
@@ -252,6 +256,16 @@ export function createElectronStandIn(o: { userData: string; backend: Backend })
         webRequest: { onHeadersReceived: (h: typeof rec.headersHook) => (rec.headersHook = h) },
         setPermissionRequestHandler: (h: typeof rec.permissionHandler) => (rec.permissionHandler = h),
         setPermissionCheckHandler: () => {},
+      },
+    },
+    dialog: {
+      // As Electron: (window, options) or (options); resolves with the chosen path or canceled.
+      showSaveDialog: async (a: unknown, b?: unknown) => {
+        const [window, options] = b === undefined ? [null, a] : [a, b]
+        rec.saveDialogs.push({ window, options: options as { defaultPath?: string } })
+        const path = rec.nextSavePath
+        rec.nextSavePath = null
+        return path ? { canceled: false, filePath: path } : { canceled: true, filePath: '' }
       },
     },
     shell: { openExternal: async (url: string) => void rec.openedExternal.push(url) },

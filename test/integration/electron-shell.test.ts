@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import Module, { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -313,6 +313,37 @@ describe('the Electron shell, loaded from the built bundle with a stand-in elect
     const r = (await call('app.restart', {})) as { ok: true; value: { restarting: boolean; message: string } }
     expect(r.value).toMatchObject({ restarting: true })
     await waitFor(() => rec.relaunchCalls === 1 && rec.quitCalls === quitsBefore + 1, 'the shell to relaunch and quit')
+  })
+
+  it('app.saveFile asks where with the system save dialog and writes the file 0600 there; a cancelled dialog saves nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-save-'))
+    const target = join(dir, 'chosen-name.html')
+    writeFileSync(target, 'an older file the operator chose to replace', { mode: 0o644 })
+    rec.nextSavePath = target
+    const html = '<!doctype html><title>Redis down</title><p>Ünïcode ✓</p>'
+    // A name with folders in it is offered as its last part only.
+    const r = (await call('app.saveFile', { fileName: '../../etc/incident-redis.html', encoding: 'utf8', data: html })) as {
+      ok: true
+      value: { saved: boolean; path: string | null; message: string }
+    }
+    expect(r).toMatchObject({ ok: true, value: { saved: true, path: target } })
+    expect(rec.saveDialogs.at(-1)!.window).toBe(win())
+    expect(rec.saveDialogs.at(-1)!.options.defaultPath).toBe(join(userData, 'incident-redis.html'))
+    expect(readFileSync(target, 'utf8')).toBe(html)
+    expect(statSync(target).mode & 0o777).toBe(0o600)
+    // Binary (a PDF) comes as base64 and is written as bytes; nothing half-written is left beside it.
+    const pdf = Buffer.from([0x25, 0x50, 0x44, 0x46, 0x2d, 0x00, 0xff, 0x0a])
+    rec.nextSavePath = join(dir, 'report.pdf')
+    await call('app.saveFile', { fileName: 'report.pdf', encoding: 'base64', data: pdf.toString('base64') })
+    expect(readFileSync(join(dir, 'report.pdf')).equals(pdf)).toBe(true)
+    expect(readdirSync(dir).sort()).toEqual(['chosen-name.html', 'report.pdf'])
+    // Cancel: nothing written, and the answer says so.
+    const cancelled = (await call('app.saveFile', { fileName: 'x.json', encoding: 'utf8', data: '{}' })) as {
+      value: { saved: boolean; message: string }
+    }
+    expect(cancelled.value).toMatchObject({ saved: false })
+    expect(cancelled.value.message).toMatch(/Not saved/)
+    expect(readdirSync(dir)).toHaveLength(2)
   })
 
   it('shows a tray with the firing count: red while a rule fires, grey once it resolves; its menu brings the window back', async () => {

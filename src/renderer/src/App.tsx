@@ -1,7 +1,6 @@
 import { Layout } from './components/Layout'
 import { Alerts } from './pages/Alerts'
 import { Backups } from './pages/Backups'
-import { Coming } from './pages/Coming'
 import { Health } from './pages/Health'
 import { Overview } from './pages/Overview'
 import { Metrics } from './pages/Metrics'
@@ -9,6 +8,8 @@ import { Restore } from './pages/restore/Restore'
 import { Settings } from './pages/Settings'
 import { useEffect } from 'react'
 import { Errors } from './pages/errors/Errors'
+import { Incidents } from './pages/incidents/Incidents'
+import { useIncidents } from './stores/incidents'
 import { useApp } from './stores/app'
 import { useAlerts } from './stores/alerts'
 
@@ -18,6 +19,8 @@ export function App() {
   // The firing count (window title) and desktop notifications follow on every page.
   useEffect(() => {
     if (api) useAlerts.getState().follow()
+    // Open incidents (the Overview's summary, the list) follow their event on every page.
+    if (api) useIncidents.getState().follow()
   }, [api])
   return (
     <Layout>
@@ -37,8 +40,10 @@ export function App() {
         <Alerts />
       ) : page === 'errors' ? (
         <Errors />
+      ) : page === 'incidents' ? (
+        <Incidents />
       ) : (
-        <Coming page={page} />
+        <Overview />
       )}
     </Layout>
   )

@@ -27,3 +27,15 @@ export function fmtDuration(s: number | null): string {
 }
 
 export { transportText } from '../../../shared/format'
+
+/** A span of time as a person reads it at a glance: "45 s", "12 min", "2 h 14 min", "3 d 4 h". */
+export function fmtSpan(ms: number | null | undefined): string {
+  if (ms == null || !Number.isFinite(ms)) return '—'
+  const s = Math.max(0, Math.round(ms / 1000))
+  if (s < 60) return `${s} s`
+  const m = Math.floor(s / 60)
+  if (m < 60) return `${m} min`
+  const h = Math.floor(m / 60)
+  if (h < 48) return `${h} h ${m % 60} min`
+  return `${Math.floor(h / 24)} d ${h % 24} h`
+}

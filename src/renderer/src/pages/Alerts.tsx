@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from 'react'
 import type { MethodOutput } from '../../../shared/contract'
+import { DeclareIncident } from '../components/Declare'
 import { MetricChart } from '../components/MetricChart'
 import { Time } from '../components/Time'
 import { useAlerts } from '../stores/alerts'
@@ -322,6 +323,13 @@ export function Alerts() {
                   <td>
                     <div className="row-actions">
                       {!a.silencedBy && <button onClick={() => silence(a.labels)}>Silence</button>}
+                      <DeclareIncident
+                        from={{ kind: 'alert', id: a.id }}
+                        title={`${a.rule}: ${a.text ?? a.value ?? a.phase}`}
+                        severity={a.severity === 'critical' || a.severity === 'warning' || a.severity === 'info' ? a.severity : 'warning'}
+                        label="Declare an incident"
+                        testId={`declare-${a.rule}`}
+                      />
                       {a.phase === 'firing' && !a.ackedBy && (
                         <button onClick={() => void call(() => api.call('alerts.ack', { id: a.id }), load)} data-testid={`ack-${a.rule}`}>
                           Acknowledge

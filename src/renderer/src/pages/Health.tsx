@@ -2,9 +2,10 @@ import { HealthTile } from '../components/HealthTile'
 import { ago, statusText, transportText } from '../components/format'
 import { useApp } from '../stores/app'
 import { Time } from '../components/Time'
+import { DeclareIncident } from '../components/Declare'
 
 export function Health() {
-  const { health, checkNow, checking, selected, select, history, go } = useApp()
+  const { health, checkNow, checking, selected, select, history, go, info } = useApp()
   const current = health?.results.find((r) => r.service === selected) ?? null
   return (
     <>
@@ -51,11 +52,21 @@ export function Health() {
                 Drop the unused slot on the Backups page
               </button>
             ) : null}
-            {current.status !== 'not_configured' && (
-              <button onClick={() => void checkNow(current.service)} disabled={checking !== null}>
-                {checking === current.service ? 'Checking…' : `Check ${current.label} now`}
-              </button>
-            )}
+            <div className="row-actions">
+              {current.status !== 'not_configured' && (
+                <button onClick={() => void checkNow(current.service)} disabled={checking !== null}>
+                  {checking === current.service ? 'Checking…' : `Check ${current.label} now`}
+                </button>
+              )}
+              {info?.capabilities.incidents && (
+                <DeclareIncident
+                  from={{ kind: 'health', id: current.service }}
+                  title={`${current.label} ${statusText[current.status].toLowerCase()}: ${current.reason}`.slice(0, 200)}
+                  severity={current.status === 'unhealthy' ? 'critical' : 'warning'}
+                  testId="declare-from-health"
+                />
+              )}
+            </div>
             <table className="kv">
               <tbody>
                 {Object.entries(current.details).map(([k, v]) => (

@@ -6,6 +6,78 @@ import { useMetrics } from '../stores/metrics'
 import { useAlerts } from '../stores/alerts'
 import { useErrors } from '../stores/errors'
 import { Time } from '../components/Time'
+import { DeclareIncident } from '../components/Declare'
+import { fmtSpan } from '../components/format'
+import { useIncidents } from '../stores/incidents'
+import { SeverityPill, statusLabel, useNow } from './incidents/Incidents'
+
+/** Open incidents in the summary: how many, the newest with its status and how long it has run, a link to each. */
+function OpenIncidents() {
+  const { list, load, open } = useIncidents()
+  const now = useNow(5000)
+  useEffect(() => {
+    void load()
+    const t = setInterval(() => void load(), 15_000)
+    return () => clearInterval(t)
+  }, [load])
+  const openOnes = (list ?? []).filter((i) => i.status !== 'resolved').sort((a, b) => b.openedAt - a.openedAt)
+  const newest = openOnes[0]
+  return (
+    <section data-testid="overview-incidents">
+      <h2>Incidents</h2>
+      <div className={`card incident-summary${openOnes.length ? ' has-open' : ''}`}>
+        {!list ? (
+          <p className="muted">Loading…</p>
+        ) : !newest ? (
+          <p className="muted" data-testid="overview-no-incident">
+            No incident is open.
+          </p>
+        ) : (
+          <>
+            <p data-testid="overview-incident-count">
+              <b>
+                {openOnes.length} open incident{openOnes.length === 1 ? '' : 's'}
+              </b>
+              {openOnes.length > 1 ? '; the newest:' : ':'}
+            </p>
+            <ul className="firing-list">
+              {openOnes.slice(0, 3).map((i) => (
+                <li key={i.id}>
+                  <SeverityPill severity={i.severity} />{' '}
+                  <a
+                    href={`#/incidents/${encodeURIComponent(i.id)}`}
+                    onClick={(e) => {
+                      e.preventDefault()
+                      open(i.id)
+                    }}
+                    data-testid="overview-incident-link"
+                  >
+                    <b>{i.title}</b>
+                  </a>{' '}
+                  <span className="muted">
+                    {statusLabel[i.status].toLowerCase()} · {i.commander ?? 'no commander'} · running for {fmtSpan(now - i.openedAt)}
+                  </span>
+                </li>
+              ))}
+            </ul>
+          </>
+        )}
+        <div className="actions">
+          <DeclareIncident primary={!openOnes.length} testId="overview-declare" />
+          <a
+            href="#/incidents"
+            onClick={(e) => {
+              e.preventDefault()
+              open(null)
+            }}
+          >
+            All incidents
+          </a>
+        </div>
+      </div>
+    </section>
+  )
+}
 
 /** Error groups first seen, or regressed, in the last 24 hours. */
 function NewErrors() {
@@ -90,6 +162,7 @@ export function Overview() {
   const coming = upcoming.filter((u) => info && !info.capabilities[u.page])
   return (
     <>
+      {info?.capabilities.incidents && <OpenIncidents />}
       {info?.capabilities.alerts && (
         <section data-testid="overview-alerts">
           <h2>Alerts</h2>

@@ -6,8 +6,9 @@ import type { ConnectionState } from '../api/clients'
 export const pages = ['overview', 'health', 'metrics', 'backups', 'restore', 'errors', 'alerts', 'incidents', 'settings'] as const
 export type Page = (typeof pages)[number]
 
+/** The page is the address's first part (#/incidents/<id> is the Incidents page, showing one incident). */
 const pageFromHash = (): Page => {
-  const h = location.hash.replace(/^#\/?/, '') as Page
+  const h = location.hash.replace(/^#\/?/, '').split('/')[0] as Page
   return (pages as readonly string[]).includes(h) ? h : 'overview'
 }
 

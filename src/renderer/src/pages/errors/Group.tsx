@@ -1,6 +1,7 @@
 import { useState } from 'react'
 import type { ErrorEventView } from '../../../../shared/errors'
 import { fmtNumber } from '../../components/format'
+import { DeclareIncident } from '../../components/Declare'
 import { Time } from '../../components/Time'
 import { useErrors } from '../../stores/errors'
 import { ErrorSpark } from './Spark'
@@ -83,6 +84,12 @@ export function GroupView() {
         </button>
         <button onClick={() => void setState([g.id], 'ignored', { untilCount: 100 })}>Ignore until 100 more</button>
         {g.state !== 'unresolved' && <button onClick={() => void setState([g.id], 'unresolved')}>Reopen</button>}
+        <DeclareIncident
+          from={{ kind: 'error_group', id: g.id }}
+          title={`Errors: ${g.title}`.slice(0, 200)}
+          severity={g.level === 'fatal' ? 'critical' : g.level === 'error' ? 'warning' : 'info'}
+          testId="declare-from-group"
+        />
       </div>
       <h2 className="err-heading">
         <span className={`lvl lvl-${g.level}`}>{g.level}</span> {g.title}
