@@ -4,6 +4,7 @@ import type { Manifest } from '../backup/manifest'
 import type { SetReader } from './source'
 
 import { qi } from '../backup/full'
+import { ShapeReplay } from './reshape'
 
 /** What replay must know about a target table's columns. */
 interface Columns {
@@ -32,23 +33,33 @@ export class ChangeApplier {
   private columns = new Map<string, Columns>()
   transactions = 0
   changes = 0
+  /** Schema changes the chain carried, applied between changes (see reshape.ts). */
+  readonly shapes: ShapeReplay
 
   constructor(
     private client: pg.ClientBase,
     private scope: Set<string>,
-  ) {}
+    inPlace = false,
+  ) {
+    this.shapes = new ShapeReplay(client, scope, inPlace)
+  }
 
-  /** Tables whose replica identity is FULL (their key tuples carry every column). */
-  async init(): Promise<void> {
+  /** Tables whose replica identity is FULL (their key tuples carry every column); each table's column information (or one table's, read again after its shape changed). */
+  async init(only?: [string, string]): Promise<void> {
+    const filter = only ? ` AND n.nspname = $1 AND c.relname = $2` : ''
+    const params = only ? [...only] : []
     const { rows } = await this.client.query<{ t: string }>(
-      `SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relreplident = 'f'`,
+      `SELECT n.nspname || '.' || c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relreplident = 'f'${filter}`,
+      params,
     )
     rows.forEach((r) => this.fullIdentity.add(r.t))
+    if (only) this.columns.delete(`${only[0]}.${only[1]}`)
     const { rows: cols } = await this.client.query<{ t: string; col: string; identity: string; generated: string; type: string }>(
       `SELECT n.nspname || '.' || c.relname AS t, a.attname AS col, a.attidentity::text AS identity, a.attgenerated::text AS generated,
               format_type(a.atttypid, a.atttypmod) AS type
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+        WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN ('pg_catalog', 'information_schema')${filter}`,
+      params,
     )
     for (const r of cols) {
       const t = this.columns.get(r.t) ?? { always: new Set<string>(), generated: new Set<string>(), types: new Map<string, string>() }
@@ -94,6 +105,7 @@ export class ChangeApplier {
       return
     }
     if (l.op === 'begin') return
+    if (l.op === 'ddl' || l.op === 'create') throw new Error('replay: a schema change line is applied by replay(), between changes')
     if (l.op === 'truncate') {
       // Replayed as DELETE: a TRUNCATE would refuse a table referenced from outside the restored ones.
       for (const [s, n] of l.tables) if (this.scope.has(`${s}.${n}`)) await this.client.query(`DELETE FROM ONLY ${qi(s)}.${qi(n)}`)
@@ -182,14 +194,24 @@ export class ChangeApplier {
     await this.init()
     for (const m of sets) {
       if (m.type !== 'incremental') continue
+      await this.shapes.beforeSet(m)
       for await (const l of reader.changes(m, signal)) {
-        if (l.op === 'begin' && stopAfter && new Date(l.time) > stopAfter) return
+        if (l.op === 'begin' && stopAfter && new Date(l.time) > stopAfter) {
+          this.shapes.afterSet(m, stopAfter)
+          return
+        }
+        // A carried schema change: the table takes its new shape before its next change is applied.
+        if (l.op === 'ddl' || l.op === 'create') {
+          if (await this.shapes.apply(l, m, reader, signal)) await this.init(l.table)
+          continue
+        }
         await this.apply(l)
         if (l.op === 'commit') {
           onTxn()
           if (this.transactions % 200 === 0) signal.throwIfAborted()
         }
       }
+      this.shapes.afterSet(m, stopAfter)
     }
   }
 }
