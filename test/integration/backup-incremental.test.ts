@@ -148,7 +148,9 @@ describe('incremental backups from the change stream', () => {
     const r = await backupNow(ops, 'incremental')
     expect(r.type).toBe('incremental')
     expect(r.endedChain).toBeNull()
-    expect(r.note).toMatch(/The schema changed and the chain carries the change through \(no new full needed\): public\.teams: column region added/)
+    expect(r.note).toMatch(
+      /The schema changed and the chain carries the change through \(no new full needed\): public\.teams: column region added/,
+    )
     const lines = await changeLines(ops, r.setId)
     // The statement comes just before the first row of the new shape, after the row written before it.
     const ops_ = lines.map((l) => l.op).filter((o) => o !== 'begin' && o !== 'commit')
@@ -577,7 +579,9 @@ describe('the agent and a migration the chain carries', () => {
       ))!
       expect(set.type).toBe('incremental')
       expect(set.created).toMatchObject([{ table: 'public.badges', rows: 2 }])
-      expect(set.schemaChange?.summary).toEqual(expect.arrayContaining([expect.stringMatching(/^public\.badges: joined the chain with 2 rows/)]))
+      expect(set.schemaChange?.summary).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^public\.badges: joined the chain with 2 rows/)]),
+      )
       expect((await publishedTables(db.url)).tables).toContain('public.badges')
       // From here on the stream follows it.
       await query(db.url, `UPDATE badges SET name = 'renamed' WHERE id = 1`)

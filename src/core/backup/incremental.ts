@@ -100,10 +100,13 @@ function identity(r: Relation, key: Tuple | null, old: Tuple | null, fallback: T
  * and the manifest are stored, so a crash can never lose a change; one that happens between the two
  * is harmless, because transactions the parent already holds are skipped (nothing is stored twice).
  *
- * When the schema changed since the chain's full (o.final, or a different schema hash), this is the
- * chain's last set: it keeps every transaction committed before the first one whose rows have a new
- * shape (found by a first read that stores nothing), so every moment up to there stays restorable;
- * the manifest says where the chain ends and why. A new full then starts the next chain.
+ * When the schema changed since the parent (a different schema hash), the change is carried through
+ * when replay can reproduce it (changes/schema-change.ts): the set stores the captured schema, new tables
+ * join the chain (adopt), and the stream gets a ddl line just before each table's first row of a new shape.
+ * Otherwise (o.final, or a change it cannot carry) this is the chain's last set: it keeps every transaction
+ * committed before the first one whose rows have a new shape (found by a first read that stores nothing),
+ * so every moment up to there stays restorable; the manifest says where the chain ends and why. A new full
+ * then starts the next chain.
  */
 export async function runIncremental(setId: string, o: IncrementalOptions, ctx: JobContext): Promise<Manifest> {
   const started = new Date()
@@ -177,9 +180,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       } else carry = r
     }
     // Tables created since the chain's full and not carried into it (their data starts with the next full).
-    const newTables = rels
-      .filter((r) => r.kind === 'r' && !shapes.get(r.key) && !carry?.newTables.includes(r.key))
-      .map((r) => r.key)
+    const newTables = rels.filter((r) => r.kind === 'r' && !shapes.get(r.key) && !carry?.newTables.includes(r.key)).map((r) => r.key)
     phase('schema check')
     const ext = `${extensionFor(o.compression)}${o.encryption ? '.enc' : ''}`
     const seal = (k: string) => storeStages(o.compression, o.encryption ? { key: o.encryption.key, aad: objectAad(setId, k) } : null)
@@ -190,7 +191,13 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     objects.push({
       key: schemaKey,
       kind: 'schema',
-      ...(await storeObject(o.storage, schemaKey, Readable.from([Buffer.from(JSON.stringify({ pre: schema.pre, post: schema.post }))]), seal(schemaKey), ctx.signal)),
+      ...(await storeObject(
+        o.storage,
+        schemaKey,
+        Readable.from([Buffer.from(JSON.stringify({ pre: schema.pre, post: schema.post }))]),
+        seal(schemaKey),
+        ctx.signal,
+      )),
     })
     // New tables join the chain now, each with a snapshot of its rows; the change stream follows them from that point.
     const adopted = new Map<string, Adopted>()
@@ -199,7 +206,15 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         ctx.onProgress({ phase: `adding ${key} to the chain`, done: i, total: carry.newTables.length, unit: 'steps' })
         const objectKey = `${setPrefix(setId)}tables/${String(i).padStart(4, '0')}.copy${ext}`
         written.push(objectKey)
-        const a = await adopt(c, { setId, key, rel: relationOf.get(key)!, objectKey, storage: o.storage, stages: seal(objectKey), signal: ctx.signal })
+        const a = await adopt(c, {
+          setId,
+          key,
+          rel: relationOf.get(key)!,
+          objectKey,
+          storage: o.storage,
+          stages: seal(objectKey),
+          signal: ctx.signal,
+        })
         if ('why' in a) throw new SchemaChanged(a.why, true)
         adopted.set(key, a)
         objects.push({ key: objectKey, kind: 'data', size: a.size, sha256: a.sha256 })
@@ -311,7 +326,9 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       const ddl = carry && carryShape(carry, shapes, r, relationOf)
       if (ddl) {
         emit(ddl)
-        changed.push(`${r.schema}.${r.name}: ${[...ddl.added.map((n) => `column ${n} added`), ...ddl.dropped.map((n) => `column ${n} dropped`)].join(', ')} (first row of the new shape at ${currentTime})`)
+        changed.push(
+          `${r.schema}.${r.name}: ${[...ddl.added.map((n) => `column ${n} added`), ...ddl.dropped.map((n) => `column ${n} dropped`)].join(', ')} (first row of the new shape at ${currentTime})`,
+        )
         return
       }
       // Rows of a new shape cannot be replayed onto this chain: a final set stops before them (found first);
@@ -456,9 +473,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
             },
           }
         : {}),
-      ...(adopted.size
-        ? { created: [...adopted].map(([table, a]) => ({ table, object: a.object, rows: a.rows, at: a.at })) }
-        : {}),
+      ...(adopted.size ? { created: [...adopted].map(([table, a]) => ({ table, object: a.object, rows: a.rows, at: a.at })) } : {}),
       ...(final
         ? {
             endsChain: {
@@ -560,21 +575,15 @@ async function prepareCarry(
   const before =
     (await readSchemaObject(o.storage, o.parent, o.keys ?? null)) ??
     (o.parent.schemaHash === o.full.schemaHash ? await readSchemaObject(o.storage, o.full, o.keys ?? null) : null)
-  if (!before) return { why: 'the schema the chain last recorded cannot be read (a set written before schema changes were carried through)' }
+  if (!before)
+    return { why: 'the schema the chain last recorded cannot be read (a set written before schema changes were carried through)' }
   const chainTables = new Set(shapes.list().map((t) => `${t.schema}.${t.name}`))
-  const r = planCarry(
-    before,
-    schema,
-    schema.tables,
-    chainTables,
-    new Set(rels.filter((x) => x.publishable).map((x) => x.key)),
-    relationOf,
-  )
+  const r = planCarry(before, schema, schema.tables, chainTables, new Set(rels.filter((x) => x.publishable).map((x) => x.key)), relationOf)
   if (!r.ok) return { why: r.why }
   if (r.plan.newTables.length && (rels[0]?.num ?? 0) < 140000)
     return { why: 'before PostgreSQL 14 the change stream cannot mark where a new table joins the chain' }
   if ([...r.plan.added.keys(), ...r.plan.dropped.keys()].some((t) => !shapes.get(t)?.types))
-    return { why: 'the chain\'s full recorded no column types (taken by an older version)' }
+    return { why: "the chain's full recorded no column types (taken by an older version)" }
   for (const [t, cols] of r.plan.added) {
     const m = carry.add.get(t) ?? new Map<string, string[]>()
     for (const col of cols) {
@@ -664,8 +673,7 @@ async function adopt(
     if (!member.length) await c.query(`ALTER PUBLICATION ${PUBLICATION} ADD TABLE ${a.rel}`)
     const schema = await captureSchema(c)
     const pre = schema.pre.filter((st) => parseCreateTable(st)?.relation === a.rel)
-    const own = (st: string) =>
-      st.startsWith(`ALTER TABLE ${a.rel} `) || st.includes(` ON ${a.rel} `) || st.includes(` ON ONLY ${a.rel} `)
+    const own = (st: string) => st.startsWith(`ALTER TABLE ${a.rel} `) || st.includes(` ON ${a.rel} `) || st.includes(` ON ONLY ${a.rel} `)
     const post = schema.post.filter(own)
     const { rows: cols } = await c.query<{ name: string; type: number }>(
       `SELECT a.attname::text AS name, a.atttypid::int AS type FROM pg_attribute a

@@ -207,9 +207,10 @@ export class BackupService {
 
   /**
    * Whether the schema changed since the chain incrementals follow was taken (false with no chain, or
-   * while a backup runs). The agent asks this often, so a migration ends the chain within a minute
-   * instead of at the next scheduled incremental: the moments between the first row of a new shape and
-   * the next full are the only ones no chain covers, and this keeps them few.
+   * while a backup runs). The agent asks this often, so an incremental follows a migration within a
+   * minute: new tables join the chain soon (moments before they join restore without them), and a change
+   * the chain cannot carry ends it soon (the moments between its first row of a new shape and the next full
+   * are the only ones no chain covers).
    */
   async schemaChangedSinceChain(): Promise<boolean> {
     if (this.running) return false

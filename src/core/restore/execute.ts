@@ -457,7 +457,10 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       try {
         await c.query(st)
       } catch (e) {
-        deps.log.warn('a statement of a carried schema change was left out of the restore', { statement: st.slice(0, 200), error: (e as Error).message })
+        deps.log.warn('a statement of a carried schema change was left out of the restore', {
+          statement: st.slice(0, 200),
+          error: (e as Error).message,
+        })
       }
     }
     phase('constraints')

@@ -191,7 +191,13 @@ async function countAfter(
   sets: Manifest[],
   stopAfter: Date | null,
   signal: AbortSignal,
-): Promise<{ rows: Map<string, number>; transactions: number; columns: Map<string, string[]>; created: string[]; schemaChanges: string[] }> {
+): Promise<{
+  rows: Map<string, number>
+  transactions: number
+  columns: Map<string, string[]>
+  created: string[]
+  schemaChanges: string[]
+}> {
   const rows = new Map(sets[0].tables.map((t) => [tableKey(t), t.rows]))
   let transactions = 0
   // Schema changes the chain carried up to the moment, as the change stream placed them.

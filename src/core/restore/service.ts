@@ -459,7 +459,10 @@ export class RestoreService {
       await dropDatabase(this.deps.databaseUrl()!, name, this.deps.config.connectTimeoutMs)
     } catch (e) {
       await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'failed', details: { restoreId } })
-      throw new OpsError('drop_failed', `The database ${name} could not be dropped: ${scrub((e as Error).message)}. Drop it with DROP DATABASE.`)
+      throw new OpsError(
+        'drop_failed',
+        `The database ${name} could not be dropped: ${scrub((e as Error).message)}. Drop it with DROP DATABASE.`,
+      )
     }
     await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'dropped', details: { restoreId } })
     return { dropped: name }

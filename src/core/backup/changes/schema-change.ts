@@ -198,11 +198,19 @@ export function planCarry(
     for (const [name, def] of old.columns) {
       const n = cur.columns.get(name)
       if (n === undefined) droppedCols.set(key, new Set([...(droppedCols.get(key) ?? []), name]))
-      else if (n !== def) return { ok: false, why: `the column ${name} of ${old.relation} changed (its type, collation, nullability, identity or generation)` }
+      else if (n !== def)
+        return {
+          ok: false,
+          why: `the column ${name} of ${old.relation} changed (its type, collation, nullability, identity or generation)`,
+        }
     }
     for (const [name, def] of cur.columns) {
       if (old.columns.has(name)) continue
-      if (/ GENERATED /.test(def)) return { ok: false, why: `the column ${name} added to ${old.relation} is generated or an identity (its values are not in the change stream)` }
+      if (/ GENERATED /.test(def))
+        return {
+          ok: false,
+          why: `the column ${name} added to ${old.relation} is generated or an identity (its values are not in the change stream)`,
+        }
       addedCols.set(key, [...(addedCols.get(key) ?? []), name])
     }
     for (const c of addedCols.get(key) ?? []) summary.push(`${key}: column ${c} added`)
@@ -213,7 +221,10 @@ export function planCarry(
   for (const st of removed.filter((s) => isPost(s, postBefore))) {
     const gone = [...droppedCols].some(([key, cols]) => {
       const rel = relationOf.get(key) ?? key
-      return st.includes(rel) && [...cols].some((c) => st.includes(`"${c.replace(/"/g, '""')}"`) || new RegExp(`\\b${c.replace(/[^\w]/g, '')}\\b`).test(st))
+      return (
+        st.includes(rel) &&
+        [...cols].some((c) => st.includes(`"${c.replace(/"/g, '""')}"`) || new RegExp(`\\b${c.replace(/[^\w]/g, '')}\\b`).test(st))
+      )
     })
     if (!gone) return { ok: false, why: `a key, index, constraint, trigger or policy was dropped: ${st.slice(0, 120)}` }
   }
@@ -243,7 +254,8 @@ export function planCarry(
   }
   // New tables' own keys, indexes and foreign keys come with the table (captured when it joins the chain).
   const newRelations = newTables.map((k) => relationOf.get(k)!)
-  const own = (st: string) => newRelations.some((r) => st.startsWith(`ALTER TABLE ${r} `) || st.includes(` ON ${r} `) || st.includes(` ON ${r}(`))
+  const own = (st: string) =>
+    newRelations.some((r) => st.startsWith(`ALTER TABLE ${r} `) || st.includes(` ON ${r} `) || st.includes(` ON ${r}(`))
   const keep = postAdded.filter((st) => !own(st))
   for (const st of keep) summary.push(`added: ${st.length > 100 ? st.slice(0, 100) + '...' : st}`)
   return {
