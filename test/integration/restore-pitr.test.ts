@@ -8,6 +8,7 @@ import { backupNow, openOps } from '../helpers/ops'
 import { databaseRows, restoreNow, tableRows } from '../helpers/restore'
 import { foreignKeyCounts } from '../../src/shared/restore'
 import { seedExamforge } from '../helpers/seed'
+import { HARD_DATA, HARD_SCHEMA } from '../helpers/hard-schema'
 import { waitFor } from '../helpers/wait'
 import type { BackupResult } from '../../src/core/backup/service'
 
@@ -485,4 +486,110 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
       }
     }
   }, 120_000)
+})
+
+describe('the hard schema through a migration the chain carries', () => {
+  let src: Awaited<ReturnType<typeof createDatabase>>
+  let ops: Ops
+  const created: string[] = []
+  let tables: string[] = []
+  const moments: { label: string; at: string; tables: string[]; rows: Record<string, string[]> }[] = []
+  let migration: BackupResult
+  const now = async () => (await query<{ at: Date }>(src.url, 'SELECT clock_timestamp() AS at'))[0].at
+  const note = async (label: string, list: string[]) => {
+    const rows = await databaseRows(src.url, list)
+    const at = await now()
+    await waitFor(async () => (await now()).getTime() > at.getTime() + 2, 'the clock to move on')
+    moments.push({ label, at: at.toISOString(), tables: list, rows })
+  }
+  beforeAll(async () => {
+    src = await createDatabase(inject('pgUrl'), 'hardmigr')
+    await query(src.url, HARD_SCHEMA)
+    await query(src.url, HARD_DATA)
+    ops = await openOps({
+      DATABASE_URL: src.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-hardmigr-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    const full = await backupNow(ops, 'full')
+    tables = (await ops.restores.plan({ point: { setId: full.setId }, target: { kind: 'new', database: 'not_made' } })).tables.map(
+      (t) => t.table,
+    )
+    await query(
+      src.url,
+      `INSERT INTO app.accounts ("Display Name", score, meta) VALUES ('before', 4, '{"v": 2}');
+       UPDATE app.tickets SET net = net + 1 WHERE id < 505; UPDATE app.codes SET label = 'relabelled' WHERE code = 'c1'`,
+    )
+    await note('before', tables)
+    expect((await backupNow(ops, 'incremental')).type).toBe('incremental')
+    // A migration on tables with identity and generated columns, a policy, a trigger, an index replica identity:
+    // a column added with a default, one dropped, a new enum and a new table with an identity and a generated column.
+    await query(
+      src.url,
+      `BEGIN;
+       ALTER TABLE app.accounts ADD COLUMN region text NOT NULL DEFAULT 'eu';
+       ALTER TABLE app.tickets DROP COLUMN title;
+       ALTER TABLE app.codes ADD COLUMN note text;
+       CREATE TYPE app.tier AS ENUM ('free', 'pro');
+       CREATE TABLE app.plans (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tier app.tier NOT NULL, price numeric(8, 2),
+                               gross numeric GENERATED ALWAYS AS (price * 1.2) STORED, account_id bigint REFERENCES app.accounts (id));
+       COMMIT;`,
+    )
+    await query(src.url, `INSERT INTO app.plans (tier, price, account_id) VALUES ('free', 0, 100), ('pro', 9.99, 110)`)
+    await query(
+      src.url,
+      `UPDATE app.accounts SET region = 'us', score = 3 WHERE id = 100; INSERT INTO app.accounts ("Display Name", score, region) VALUES ('after', 2, 'apac');
+       INSERT INTO app.tickets (net) VALUES (77); UPDATE app.tickets SET id = id + 1000 WHERE id = 7;
+       UPDATE app.codes SET note = 'noted', seq = DEFAULT WHERE code = 'c2'`,
+    )
+    await note('gap', tables)
+    migration = await backupNow(ops, 'incremental')
+    const withNew = [...tables, 'app.plans']
+    await query(
+      src.url,
+      `INSERT INTO app.plans (tier, price) VALUES ('pro', 19); UPDATE app.plans SET price = 1 WHERE tier = 'free';
+       DELETE FROM app.accounts WHERE id = 120; UPDATE app.codes SET code = 'c3b', note = 'moved' WHERE code = 'c3'`,
+    )
+    await note('after', withNew)
+    expect((await backupNow(ops, 'incremental')).type).toBe('incremental')
+  }, 180_000)
+  afterAll(async () => {
+    await ops?.close()
+    for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
+    for (const s of await query<{ slot_name: string }>(
+      src.url,
+      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
+    ))
+      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
+    await src?.drop()
+  })
+
+  it('carries the migration: an incremental, not a full', () => {
+    expect(migration.type).toBe('incremental')
+    expect(migration.note).toMatch(/app\.accounts: column region added/)
+    expect(migration.note).toMatch(/app\.tickets: column title dropped/)
+    expect(migration.note).toMatch(/app\.plans: joined the chain with 2 rows/)
+  })
+
+  it('restores moments before, across and after it table by table: identities, generated columns and the new table included', async () => {
+    for (const m of moments) {
+      const name = `hardmigr_${m.label}_${Date.now().toString(36)}`
+      created.push(name)
+      const r = await restoreNow(ops, { point: { time: m.at }, target: { kind: 'new', database: name } }, name)
+      expect(r.report.ok, JSON.stringify(r.report.tables.filter((t) => !t.ok))).toBe(true)
+      const u = new URL(src.url)
+      u.pathname = `/${name}`
+      for (const t of m.tables) expect(await tableRows(u.toString(), t), `${t} at ${m.label}`).toEqual(m.rows[t])
+      if (m.label === 'after') {
+        // The new table's generated column was computed by the target; its key and foreign key are there.
+        const [g] = await query(u.toString(), `SELECT count(*) FILTER (WHERE gross <> price * 1.2)::int AS bad FROM app.plans`)
+        expect(g.bad).toBe(0)
+        const keys = await query<{ c: string }>(
+          u.toString(),
+          `SELECT conname AS c FROM pg_constraint WHERE conrelid = 'app.plans'::regclass ORDER BY 1`,
+        )
+        expect(keys.map((k) => k.c)).toEqual(['plans_account_id_fkey', 'plans_pkey'])
+      }
+    }
+  }, 180_000)
 })
