@@ -418,13 +418,14 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
       src.url,
       `BEGIN;
        ALTER TABLE "User" ADD COLUMN "locale" text;
+       ALTER TYPE "Role" ADD VALUE 'OWNER' BEFORE 'ADMIN';
        CREATE TABLE "Enrollment" (id text PRIMARY KEY, "userId" text NOT NULL REFERENCES "User" (id), "courseId" text NOT NULL REFERENCES "Course" (id), at timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP);
        ALTER TABLE "Course" DROP COLUMN topics;
        COMMIT;`,
     )
     await query(
       src.url,
-      `UPDATE "User" SET locale = 'de' WHERE id = 'new2'; INSERT INTO "Enrollment" (id, "userId", "courseId") VALUES ('e1', 'new2', 'co' || md5('1'))`,
+      `UPDATE "User" SET locale = 'de', role = 'OWNER' WHERE id = 'new2'; INSERT INTO "Enrollment" (id, "userId", "courseId") VALUES ('e1', 'new2', 'co' || md5('1'))`,
     )
     migration = await backupNow(ops, 'incremental')
     for (let step = 10; step < 12; step++) {
@@ -459,6 +460,7 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
   it('the chain carried the migration through; the join table without a key is named as backed up by fulls only', () => {
     expect(migration.type).toBe('incremental')
     expect(migration.note).toMatch(/public\.User: column locale added/)
+    expect(migration.note).toMatch(/public\."Role": enum value\(s\) OWNER added/)
     expect(migration.note).toMatch(/public\.Enrollment: joined the chain with 1 rows/)
     expect(migration.fullsOnly).toEqual(['public."_CourseToUser"'])
   })

@@ -90,6 +90,18 @@ describe('carrying a schema change through a chain', () => {
     })
   })
 
+  it('carries enum values added (anywhere in the list) as ADD VALUE, and ends the chain when one is renamed or removed', () => {
+    const e = (labels: string) => `CREATE TYPE public."Role" AS ENUM (${labels});`
+    const r = plan([users('email text'), e(`'A', 'B'`)], [users('email text'), e(`'Z', 'A', 'it''s', 'B', 'C'`)])
+    expect(r.ok && r.plan.preAdded).toEqual([
+      `ALTER TYPE public."Role" ADD VALUE IF NOT EXISTS 'Z' BEFORE 'A'`,
+      `ALTER TYPE public."Role" ADD VALUE IF NOT EXISTS 'it''s' BEFORE 'B'`,
+      `ALTER TYPE public."Role" ADD VALUE IF NOT EXISTS 'C' AFTER 'B'`,
+    ])
+    expect(plan([users('email text'), e(`'A', 'B'`)], [users('email text'), e(`'A', 'C'`)])).toMatchObject({ ok: false })
+    expect(plan([users('email text'), e(`'A', 'B'`)], [users('email text'), e(`'B', 'A'`)])).toMatchObject({ ok: false })
+  })
+
   it('lets an index on a dropped column go with it, but not an index dropped on its own', () => {
     const before = [users('email text, old text')]
     const now = [users('email text')]

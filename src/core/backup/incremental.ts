@@ -359,14 +359,20 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       } else if (skipping || !inTxn) return false
       else if (m.tag === 'message' && m.prefix === MESSAGE_PREFIX) {
         // A table joined the chain here (in this set: a failed earlier attempt's mark is ignored, its table comes again).
-        const said = JSON.parse(m.content) as { set: string; table: string }
-        const a = said.set === setId ? adopted.get(said.table) : undefined
-        if (a) {
-          emit({ op: 'create', table: splitKey(said.table), pre: a.pre, post: a.post, object: a.object, rows: a.rows, columns: a.columns })
-          shapes.set(said.table, a.columns, a.types)
-          tables.add(said.table)
-          a.at = m.transactional ? currentTime : a.at
-          changed.push(`${said.table}: joined the chain with ${a.rows} rows (at ${currentTime})`)
+        let said: { set?: string; table?: string } = {}
+        try {
+          said = JSON.parse(m.content)
+        } catch {
+          said = {} // not one of ours
+        }
+        const joined = said.set === setId && typeof said.table === 'string' ? said.table : null
+        const a = joined ? adopted.get(joined) : undefined
+        if (joined && a) {
+          emit({ op: 'create', table: splitKey(joined), pre: a.pre, post: a.post, object: a.object, rows: a.rows, columns: a.columns })
+          shapes.set(joined, a.columns, a.types)
+          tables.add(joined)
+          a.at = currentTime
+          changed.push(`${joined}: joined the chain with ${a.rows} rows (at ${currentTime})`)
         }
       } else if (m.tag === 'insert' && wanted(m.relation)) {
         checkShape(m.relation)

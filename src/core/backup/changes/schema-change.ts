@@ -152,6 +152,28 @@ export function parseCreateTable(st: string): TableStatement | null {
 
 const isPost = (st: string, post: Set<string>) => post.has(st)
 
+/** A captured CREATE TYPE ... AS ENUM: its name and labels. */
+function parseEnum(st: string | undefined): { name: string; labels: string[]; statement: string } | null {
+  const m = st ? /^CREATE TYPE (.+?) AS ENUM \((.*)\);$/s.exec(st) : null
+  if (!m || !st) return null
+  return { name: m[1], labels: splitTop(m[2]).map((l) => l.slice(1, -1).replace(/''/g, "'")), statement: st }
+}
+
+/** The ADD VALUE statements that take an enum from its old labels to the new ones, or null when a label went away or moved. */
+function enumSteps(name: string, before: string[], after: string[]): string[] | null {
+  if (after.filter((l) => before.includes(l)).join('\u0000') !== before.join('\u0000')) return null
+  const lit = (l: string) => `'${l.replace(/'/g, "''")}'`
+  const steps: string[] = []
+  for (const [i, l] of after.entries()) {
+    if (before.includes(l)) continue
+    const next = after.slice(i + 1).find((x) => before.includes(x))
+    steps.push(
+      `ALTER TYPE ${name} ADD VALUE IF NOT EXISTS ${lit(l)}${next ? ` BEFORE ${lit(next)}` : i > 0 ? ` AFTER ${lit(after[i - 1])}` : ''}`,
+    )
+  }
+  return steps
+}
+
 /**
  * Whether (and how) the change from the parent's schema to the current one can be carried by the chain.
  * tables: the chain's tables (schema.name → relation as captured, e.g. public."User"); publishable: tables with
@@ -178,15 +200,28 @@ export function planCarry(
   const preAdded: string[] = []
   const postAdded: string[] = []
   const summary: string[] = []
+  const handledRemoved = new Set<string>()
   const createdBy = new Map<string, TableStatement>()
   for (const st of added.filter((s) => CREATE_TABLE.test(s))) {
     const t = parseCreateTable(st)
     if (t) createdBy.set(t.relation, t)
   }
   const handledAdded = new Set<string>()
+  // Enum values added (Prisma's enum changes): ALTER TYPE ... ADD VALUE before the set's changes.
+  for (const st of removed) {
+    const e = parseEnum(st)
+    if (!e) continue
+    const next = added.map(parseEnum).find((x) => x?.name === e.name)
+    const steps = next ? enumSteps(e.name, e.labels, next.labels) : null
+    if (!next || !steps) return { ok: false, why: `the values of the enum ${e.name} were renamed, removed or reordered` }
+    preAdded.push(...steps)
+    summary.push(`${e.name}: enum value(s) ${next.labels.filter((l) => !e.labels.includes(l)).join(', ')} added`)
+    handledAdded.add(next.statement)
+    handledRemoved.add(st)
+  }
   // Tables whose statement changed: columns added or dropped, nothing else.
   for (const st of removed) {
-    if (isPost(st, postBefore)) continue
+    if (isPost(st, postBefore) || handledRemoved.has(st)) continue
     if (!CREATE_TABLE.test(st)) return { ok: false, why: `a statement of the schema went away or changed: ${st.slice(0, 120)}` }
     const old = parseCreateTable(st)
     if (!old) return { ok: false, why: `a partition changed: ${st.slice(0, 120)}` }
