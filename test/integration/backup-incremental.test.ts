@@ -163,6 +163,26 @@ describe('incremental backups from the change stream', () => {
     })
   })
 
+  it('a column added before the next incremental but first written after it is carried by the set that sees its first row', async () => {
+    await query(db.url, `ALTER TABLE teams ADD COLUMN tier text NOT NULL DEFAULT 'basic'`)
+    const first = await backupNow(ops, 'incremental')
+    expect(first.type).toBe('incremental')
+    const m = (await readCatalog(ops.backups.storage())).find((s) => s.setId === first.setId)!.manifest!
+    expect(m.schemaChange?.pending?.['public.teams']?.add.tier).toEqual([
+      `ALTER TABLE public.teams ADD COLUMN tier text DEFAULT 'basic'`,
+      'ALTER TABLE public.teams ALTER COLUMN tier DROP DEFAULT',
+      "ALTER TABLE public.teams ALTER COLUMN tier SET DEFAULT 'basic'::text",
+      'ALTER TABLE public.teams ALTER COLUMN tier SET NOT NULL',
+    ])
+    await query(db.url, `UPDATE teams SET tier = 'gold' WHERE id = 1`)
+    const second = await backupNow(ops, 'incremental')
+    expect(second.type).toBe('incremental')
+    const ddl = (await changeLines(ops, second.setId)).find((l) => l.op === 'ddl')
+    expect(ddl).toMatchObject({ table: ['public', 'teams'], added: ['tier'] })
+    const after = (await readCatalog(ops.backups.storage())).find((s) => s.setId === second.setId)!.manifest!
+    expect(after.schemaChange?.pending).toBeUndefined()
+  })
+
   it('a schema change the chain cannot carry (a column retyped) turns the next incremental into a full, and says why', async () => {
     await query(db.url, `ALTER TABLE teams ALTER COLUMN slug TYPE varchar(300)`)
     const r = await backupNow(ops, 'incremental')
