@@ -20,7 +20,9 @@ class RawPgoutputPlugin {
     return this.options.decoder.decode(buffer)
   }
   start(client: pg.Client, slot: string, lsn: string) {
-    return client.query(`START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (proto_version '1', publication_names '${PUBLICATION}'${this.options.messages ? ", messages 'true'" : ''})`)
+    return client.query(
+      `START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (proto_version '1', publication_names '${PUBLICATION}'${this.options.messages ? ", messages 'true'" : ''})`,
+    )
   }
 }
 
@@ -53,10 +55,10 @@ export interface ReadOptions {
  */
 export async function readSlot(r: ReadOptions): Promise<{ stream: LogicalReplicationService; fetchMs: number }> {
   const { LogicalReplicationService } = await logicalReplication()
-  const stream = new LogicalReplicationService(
-    r.clientConfig,
-    { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-  )
+  const stream = new LogicalReplicationService(r.clientConfig, {
+    acknowledge: { auto: false, timeoutSeconds: 0 },
+    flowControl: { enabled: false },
+  })
   let fetchMs = 0
   let lastMessageAt = performance.now()
   const socket = () => (stream as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
