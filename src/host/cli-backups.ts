@@ -15,8 +15,9 @@ const backup = defineCommand({
   name: 'backup',
   synopsis: 'full|incremental [--json]',
   description: `A consistent full backup to LOCAL_BACKUP_PATH or BACKUP_S3_BUCKET, or every change since the
-    last set (a full instead when there is no chain yet or the schema changed: the old chain then first keeps
-    its changes up to the change; it says so). Slots of backups that did not finish are dropped first.`,
+    last set. A schema change the chain can carry (columns added or dropped, new tables with a key) goes into
+    the incremental; any other makes it a full (also when there is no chain yet): the old chain then first keeps
+    its changes up to the change; it says so. Slots of backups that did not finish are dropped first.`,
   options: json,
   args: [{ name: 'full|incremental' }],
   run: ({ values, args: [type] }) => {

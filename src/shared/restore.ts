@@ -162,7 +162,7 @@ export const restorePoints = z.object({
       from: z.string(),
       to: z.string(),
       sets: z.array(z.object({ setId: z.string(), type: z.string(), snapshotTime: z.string() })),
-      /** The chain's last set ends it at a schema change (a new full starts the next chain). */
+      /** The chain's last set ends it at a schema change it could not carry through (a new full starts the next chain). */
       endsAtSchemaChange: z.boolean(),
       /** What the range does not say: where it ends and why, and tables restored only as of the full. */
       note: z.string().nullable(),

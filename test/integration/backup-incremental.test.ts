@@ -26,7 +26,7 @@ const root = resolve(__dirname, '../..')
 
 async function changeLines(ops: Ops, setId: string): Promise<ChangeLine[]> {
   const m = (await readCatalog(ops.backups.storage())).find((s) => s.setId === setId)!.manifest!
-  const stream = (await ops.backups.storage().get(m.objects[0].key)).pipe(createGunzip())
+  const stream = (await ops.backups.storage().get(m.objects.find((o) => o.kind === 'changes')!.key)).pipe(createGunzip())
   let text = ''
   for await (const c of stream) text += c
   return text
@@ -142,11 +142,52 @@ describe('incremental backups from the change stream', () => {
     expect(updates.map((u) => u.new.name)).toEqual(['After Crash'])
   })
 
-  it('a schema change since the last set turns the next incremental into a full, and says so', async () => {
-    await query(db.url, `ALTER TABLE teams ADD COLUMN region text`)
+  it('a column added is carried through by the chain: the change stream says where, and how to take the restored table there', async () => {
+    await query(db.url, `UPDATE teams SET name = 'before region' WHERE id = 1`)
+    await query(db.url, `ALTER TABLE teams ADD COLUMN region text; UPDATE teams SET region = 'eu' WHERE id = 2`)
+    const r = await backupNow(ops, 'incremental')
+    expect(r.type).toBe('incremental')
+    expect(r.endedChain).toBeNull()
+    expect(r.note).toMatch(
+      /The schema changed and the chain carries the change through \(no new full needed\): public\.teams: column region added/,
+    )
+    const lines = await changeLines(ops, r.setId)
+    // The statement comes just before the first row of the new shape, after the row written before it.
+    const ops_ = lines.map((l) => l.op).filter((o) => o !== 'begin' && o !== 'commit')
+    expect(ops_).toEqual(['update', 'ddl', 'update'])
+    expect(lines.find((l) => l.op === 'ddl')).toMatchObject({
+      table: ['public', 'teams'],
+      added: ['region'],
+      dropped: [],
+      statements: ['ALTER TABLE public.teams ADD COLUMN region text'],
+    })
+  })
+
+  it('a column added before the next incremental but first written after it is carried by the set that sees its first row', async () => {
+    await query(db.url, `ALTER TABLE teams ADD COLUMN tier text NOT NULL DEFAULT 'basic'`)
+    const first = await backupNow(ops, 'incremental')
+    expect(first.type).toBe('incremental')
+    const m = (await readCatalog(ops.backups.storage())).find((s) => s.setId === first.setId)!.manifest!
+    expect(m.schemaChange?.pending?.['public.teams']?.add.tier).toEqual([
+      `ALTER TABLE public.teams ADD COLUMN tier text DEFAULT 'basic'`,
+      'ALTER TABLE public.teams ALTER COLUMN tier DROP DEFAULT',
+      "ALTER TABLE public.teams ALTER COLUMN tier SET DEFAULT 'basic'::text",
+      'ALTER TABLE public.teams ALTER COLUMN tier SET NOT NULL',
+    ])
+    await query(db.url, `UPDATE teams SET tier = 'gold' WHERE id = 1`)
+    const second = await backupNow(ops, 'incremental')
+    expect(second.type).toBe('incremental')
+    const ddl = (await changeLines(ops, second.setId)).find((l) => l.op === 'ddl')
+    expect(ddl).toMatchObject({ table: ['public', 'teams'], added: ['tier'] })
+    const after = (await readCatalog(ops.backups.storage())).find((s) => s.setId === second.setId)!.manifest!
+    expect(after.schemaChange?.pending).toBeUndefined()
+  })
+
+  it('a schema change the chain cannot carry (a column retyped) turns the next incremental into a full, and says why', async () => {
+    await query(db.url, `ALTER TABLE teams ALTER COLUMN slug TYPE varchar(300)`)
     const r = await backupNow(ops, 'incremental')
     expect(r.type).toBe('full')
-    expect(r.note).toMatch(/schema changed/)
+    expect(r.note).toMatch(/schema changed .*not carried through: the column slug of public\.teams changed \(its type/)
     // The new chain's slot replaces the old one.
     expect(await slotOf(db.url)).toHaveLength(1)
   })
@@ -291,7 +332,8 @@ describe('tables created while a chain runs', () => {
       await query(db.url, `INSERT INTO "_UserTeams" VALUES (1, 1), (2, 1)`)
       await query(db.url, `UPDATE "_UserTeams" SET "B" = 2 WHERE "A" = 1; DELETE FROM "_UserTeams" WHERE "A" = 2`)
       await query(db.url, `CREATE TABLE badges (id int PRIMARY KEY, name text); INSERT INTO badges VALUES (1, 'first')`)
-      const r = await backupNow(ops, 'incremental') // the schema changed: the chain ends and a full starts the next
+      // A new table without a replica identity cannot be followed: the chain ends and a full starts the next.
+      const r = await backupNow(ops, 'incremental')
       expect(r.type).toBe('full')
       expect(r.fullsOnly).toEqual(['public."_UserTeams"'])
       // The fix offered uses the unique index the table already has.
@@ -507,7 +549,8 @@ describe('the agent and a migration', () => {
       // minutes). Incrementals every hour: only the schema watch can act within the test.
       agent = await openOps({ ...env, BACKUP_INCREMENTAL_EVERY: '1h', BACKUP_SCHEMA_WATCH: '1s' }, { backupSchedule: true })
       await query(db.url, `UPDATE teams SET name = 'before' WHERE id = 1`)
-      await query(db.url, `ALTER TABLE teams ADD COLUMN region text; UPDATE teams SET region = 'eu' WHERE id = 2`)
+      // A change the chain cannot carry (a column retyped): the old chain ends just before its first row.
+      await query(db.url, `ALTER TABLE teams ALTER COLUMN slug TYPE varchar(300); UPDATE teams SET slug = 'eu' WHERE id = 2`)
       const two = (await waitFor(
         async () => {
           const list = chains(await readCatalog(ops.backups.storage()))
@@ -520,7 +563,51 @@ describe('the agent and a migration', () => {
       expect(old.type).toBe('incremental')
       expect(old.endsChain?.cut?.table).toBe('public.teams')
       expect(old.changes).toMatchObject({ updates: 1 }) // the change before the new shape is kept
-      expect((await slotOf(db.url)).map((s) => s.slot_name)).toEqual([two[0].full.snapshot.slot])
+      // The old chain's slot is dropped once the new full is stored (a moment after its manifest is listed).
+      await waitFor(
+        async () => (await slotOf(db.url)).map((s) => s.slot_name).join() === two[0].full.snapshot.slot,
+        'only the new chain’s slot',
+        15_000,
+      )
+    } finally {
+      await agent?.close()
+      await ops.close()
+      await dropSlotsAndDb(db)
+    }
+  }, 90_000)
+})
+
+describe('the agent and a migration the chain carries', () => {
+  it('carries it soon after it happens: a new table joins the chain (publication and snapshot) within the watch interval, and the chain goes on', async () => {
+    const db = await createDatabase(inject('pgUrl'), 'watchcarry')
+    await seedExamforge(db.url, 0.02)
+    const env = { DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-watchcarry-')), BACKUP_INCREMENTAL: 'on' }
+    const ops = await openOps(env)
+    let agent: Ops | null = null
+    try {
+      await backupNow(ops, 'full')
+      agent = await openOps({ ...env, BACKUP_INCREMENTAL_EVERY: '1h', BACKUP_SCHEMA_WATCH: '1s' }, { backupSchedule: true })
+      await query(db.url, `CREATE TABLE badges (id int PRIMARY KEY, name text); INSERT INTO badges VALUES (1, 'first'), (2, 'second')`)
+      const set = (await waitFor(
+        async () => {
+          const list = chains(await readCatalog(ops.backups.storage()))
+          const last = list[0]?.sets.at(-1)
+          return list.length === 1 && last?.created?.length ? last : null
+        },
+        'the new table to join the chain',
+        60_000,
+      ))!
+      expect(set.type).toBe('incremental')
+      expect(set.created).toMatchObject([{ table: 'public.badges', rows: 2 }])
+      expect(set.schemaChange?.summary).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^public\.badges: joined the chain with 2 rows/)]),
+      )
+      expect((await publishedTables(db.url)).tables).toContain('public.badges')
+      // From here on the stream follows it.
+      await query(db.url, `UPDATE badges SET name = 'renamed' WHERE id = 1`)
+      const next = await backupNow(ops, 'incremental')
+      expect(next.type).toBe('incremental')
+      expect(next.changes).toMatchObject({ updates: 1, tables: ['public.badges'] })
     } finally {
       await agent?.close()
       await ops.close()

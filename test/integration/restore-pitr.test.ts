@@ -8,6 +8,7 @@ import { backupNow, openOps } from '../helpers/ops'
 import { databaseRows, restoreNow, tableRows } from '../helpers/restore'
 import { foreignKeyCounts } from '../../src/shared/restore'
 import { seedExamforge } from '../helpers/seed'
+import { HARD_DATA, HARD_SCHEMA } from '../helpers/hard-schema'
 import { waitFor } from '../helpers/wait'
 import type { BackupResult } from '../../src/core/backup/service'
 
@@ -189,7 +190,8 @@ describe('a migration in the middle of a workload', () => {
   type Moment = { at: string; rows: Record<string, string[]> }
   const before: Moment[] = []
   let across: Moment & { users: string[]; subscriptions: string[] }
-  let gap: string
+  /** After the application wrote the new shapes, before the next backup: no chain covered it when a migration ended chains. */
+  let gap: Moment
   const after: Moment[] = []
   let migration: BackupResult
   const now = async () => (await query<{ at: Date }>(src.url, 'SELECT clock_timestamp() AS at'))[0].at
@@ -235,8 +237,9 @@ describe('a migration in the middle of a workload', () => {
       src.url,
       `UPDATE users SET locale = 'de', "displayName" = 'Neu' WHERE id = 1; INSERT INTO badges ("userId", name) VALUES (1, 'pioneer')`,
     )
+    await query(src.url, `UPDATE subscriptions SET status = 'active', "updatedAt" = now() WHERE id = 1`)
     await workload(src.url, 10)
-    gap = await moment()
+    gap = { rows: await databaseRows(src.url, TABLES), at: await moment() }
     migration = await backupNow(ops, 'incremental')
     for (let step = 20; step < 22; step++) {
       await workload(src.url, step)
@@ -271,32 +274,24 @@ describe('a migration in the middle of a workload', () => {
     return { url: u.toString(), plan }
   }
 
-  it('the backup after the migration ends the old chain with every change before the first row of a new shape, then starts a new one', () => {
-    expect(migration.type).toBe('full')
-    expect(migration.endedChain).toMatchObject({
-      reason: expect.stringMatching(/the schema changed: public\.users its columns changed: locale added/),
-    })
-    expect(migration.note).toMatch(
-      /The old chain's last incremental \S+ keeps every change up to .* so every moment up to there stays restorable/,
-    )
-    expect(new Date(migration.endedChain!.coversTo) >= new Date(across.at)).toBe(true)
-    expect(new Date(migration.endedChain!.coversTo) < new Date(gap)).toBe(true)
+  it('the backup after the migration is an incremental that carries the change through: no new full, and it says what it carried', () => {
+    expect(migration.type).toBe('incremental')
+    expect(migration.endedChain).toBeNull()
+    expect(migration.note).toMatch(/The schema changed and the chain carries the change through \(no new full needed\)/)
+    expect(migration.note).toMatch(/public\.users: column locale added/)
+    expect(migration.note).toMatch(/public\.subscriptions: column currentPeriodEnd dropped/)
+    expect(migration.note).toMatch(/public\.badges: joined the chain with 1 rows/)
   })
 
-  it('restore.points shows both chains, where the old one ends and the moments no backup covers', async () => {
+  it('restore.points shows one chain covering the moments before, across and after the migration, and what it carried', async () => {
     const points = await ops.restores.points()
-    expect(points.chains).toHaveLength(2)
-    const [newer, older] = points.chains
-    expect(older.endsAtSchemaChange).toBe(true)
-    expect(older.to).toBe(migration.endedChain!.coversTo)
-    expect(older.note).toMatch(
-      new RegExp(
-        `Ends at a schema change .*restorable up to ${older.to}; the next chain starts at ${newer.from}, and moments between cannot be restored`,
-      ),
-    )
-    expect(older.note).toMatch(/Tables created after its full are not in it: public\.badges \(their data starts with the next chain\)/)
-    expect(newer.endsAtSchemaChange).toBe(false)
-    expect(newer.from).toBe(migration.snapshotTime)
+    expect(points.chains).toHaveLength(1)
+    const [chain] = points.chains
+    expect(chain.endsAtSchemaChange).toBe(false)
+    expect(new Date(chain.from) < new Date(before[0].at)).toBe(true)
+    expect(new Date(chain.to) > new Date(after.at(-1)!.at)).toBe(true)
+    expect(chain.note).toMatch(/Carries \d+ schema change\(s\) through, so it covers the moments before, across and after them/)
+    expect(chain.note).toMatch(/public\.badges joined the chain at .*: restores to earlier moments leave it out/)
   })
 
   it('restores moments before the migration exactly', async () => {
@@ -306,18 +301,31 @@ describe('a migration in the middle of a workload', () => {
     }
   }, 120_000)
 
-  it('restores a moment after the migration but before its new shapes were written: every row as it was, in the old chain’s schema', async () => {
+  it('restores a moment after the migration but before its new shapes were written: every row as it was (the tables take their new shape where the stream first shows it)', async () => {
     const { url, plan } = await restoreTo(across.at, 'across')
-    expect(plan.preflight.find((c) => c.check === 'Schema')?.detail).toMatch(/ends at a schema change .* schema of its full backup/)
+    expect(plan.preflight.find((c) => c.check === 'Schema')).toBeUndefined()
     expect(await databaseRows(url, UNCHANGED)).toEqual(across.rows)
     expect(await columnRows(url, 'users', USERS_BEFORE)).toEqual(across.users)
     expect(await columnRows(url, 'subscriptions', SUBS_AFTER)).toEqual(across.subscriptions)
   }, 60_000)
 
-  it('says plainly that moments between the end of the old chain and the new full are not covered', async () => {
-    await expect(ops.restores.plan({ point: { time: gap }, target: { kind: 'new', database: 'never_made' } })).rejects.toThrow(
-      /No backup chain covers .* The backups cover: .+ to .+; .+ to .+\./,
+  it('restores a moment after the new shapes were written and before the next backup (no chain covered it when migrations ended chains), table by table', async () => {
+    const { url, plan } = await restoreTo(gap.at, 'gap')
+    expect(plan.preflight.find((c) => c.check === 'Schema')?.detail).toMatch(
+      /carries 2 schema change\(s\) through up to this moment.*public\.users: column locale added .*public\.subscriptions: column currentPeriodEnd dropped/,
     )
+    expect(await databaseRows(url, TABLES)).toEqual(gap.rows)
+    // The new table joined the chain at the next backup: at this moment it is not in the restore (the coverage note says so).
+    expect(await query(url, `SELECT to_regclass('public.badges') AS t`)).toEqual([{ t: null }])
+  }, 60_000)
+
+  it('refuses to carry a schema change into the live database in place, and says to restore into a new one', async () => {
+    const plan = await ops.restores.plan({ point: { time: after[0].at }, target: { kind: 'in-place' } })
+    expect(plan.ok).toBe(false)
+    expect(plan.preflight.find((c) => c.check === 'Schema')).toMatchObject({
+      status: 'failed',
+      detail: expect.stringMatching(/an in-place restore cannot change the live tables' schema\. Restore into a new database instead/),
+    })
   })
 
   it('restores moments after the migration exactly, new column and new table included', async () => {
@@ -383,7 +391,6 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
   const OLD = ['public.User', 'public.Course', 'public._CourseToUser', 'public._Followers']
   const NEW = ['public.User', 'public.Course', 'public._CourseToUser', 'public._Followers', 'public.Enrollment']
   let atFull: Record<string, string[]>
-  let atNewFull: Record<string, string[]>
   const before: { at: string; rows: Record<string, string[]> }[] = []
   const after: { at: string; rows: Record<string, string[]> }[] = []
   let migration: BackupResult
@@ -411,16 +418,16 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
       src.url,
       `BEGIN;
        ALTER TABLE "User" ADD COLUMN "locale" text;
+       ALTER TYPE "Role" ADD VALUE 'OWNER' BEFORE 'ADMIN';
        CREATE TABLE "Enrollment" (id text PRIMARY KEY, "userId" text NOT NULL REFERENCES "User" (id), "courseId" text NOT NULL REFERENCES "Course" (id), at timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP);
        ALTER TABLE "Course" DROP COLUMN topics;
        COMMIT;`,
     )
     await query(
       src.url,
-      `UPDATE "User" SET locale = 'de' WHERE id = 'new2'; INSERT INTO "Enrollment" (id, "userId", "courseId") VALUES ('e1', 'new2', 'co' || md5('1'))`,
+      `UPDATE "User" SET locale = 'de', role = 'OWNER' WHERE id = 'new2'; INSERT INTO "Enrollment" (id, "userId", "courseId") VALUES ('e1', 'new2', 'co' || md5('1'))`,
     )
     migration = await backupNow(ops, 'incremental')
-    atNewFull = await databaseRows(src.url, ['public._CourseToUser'])
     for (let step = 10; step < 12; step++) {
       await prismaWorkload(src.url, step, true)
       await query(src.url, `INSERT INTO "Enrollment" (id, "userId", "courseId") VALUES ('e${step}', 'new${step}', 'co' || md5('2'))`)
@@ -450,9 +457,11 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
     return { url: u.toString(), plan }
   }
 
-  it('the migration ended the old chain and started a new one; the join table without a key is named as backed up by fulls only', () => {
-    expect(migration.type).toBe('full')
-    expect(migration.endedChain?.reason).toMatch(/the schema changed/)
+  it('the chain carried the migration through; the join table without a key is named as backed up by fulls only', () => {
+    expect(migration.type).toBe('incremental')
+    expect(migration.note).toMatch(/public\.User: column locale added/)
+    expect(migration.note).toMatch(/public\."Role": enum value\(s\) OWNER added/)
+    expect(migration.note).toMatch(/public\.Enrollment: joined the chain with 1 rows/)
     expect(migration.fullsOnly).toEqual(['public."_CourseToUser"'])
   })
 
@@ -473,10 +482,116 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
     for (const [i, m] of after.entries()) {
       const { url } = await restoreTo(m.at, `a${i}`)
       for (const t of NEW) {
-        // The join table without a key: as of the new chain's full.
-        const expected = t === 'public._CourseToUser' ? atNewFull[t] : m.rows[t]
+        // The join table without a key: as of the chain's full.
+        const expected = t === 'public._CourseToUser' ? atFull[t] : m.rows[t]
         expect(await tableRows(url, t), `${t} at moment ${i} after`).toEqual(expected)
       }
     }
   }, 120_000)
+})
+
+describe('the hard schema through a migration the chain carries', () => {
+  let src: Awaited<ReturnType<typeof createDatabase>>
+  let ops: Ops
+  const created: string[] = []
+  let tables: string[] = []
+  const moments: { label: string; at: string; tables: string[]; rows: Record<string, string[]> }[] = []
+  let migration: BackupResult
+  const now = async () => (await query<{ at: Date }>(src.url, 'SELECT clock_timestamp() AS at'))[0].at
+  const note = async (label: string, list: string[]) => {
+    const rows = await databaseRows(src.url, list)
+    const at = await now()
+    await waitFor(async () => (await now()).getTime() > at.getTime() + 2, 'the clock to move on')
+    moments.push({ label, at: at.toISOString(), tables: list, rows })
+  }
+  beforeAll(async () => {
+    src = await createDatabase(inject('pgUrl'), 'hardmigr')
+    await query(src.url, HARD_SCHEMA)
+    await query(src.url, HARD_DATA)
+    ops = await openOps({
+      DATABASE_URL: src.url,
+      LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-hardmigr-')),
+      BACKUP_INCREMENTAL: 'on',
+    })
+    const full = await backupNow(ops, 'full')
+    tables = (await ops.restores.plan({ point: { setId: full.setId }, target: { kind: 'new', database: 'not_made' } })).tables.map(
+      (t) => t.table,
+    )
+    await query(
+      src.url,
+      `INSERT INTO app.accounts ("Display Name", score, meta) VALUES ('before', 4, '{"v": 2}');
+       UPDATE app.tickets SET net = net + 1 WHERE id < 505; UPDATE app.codes SET label = 'relabelled' WHERE code = 'c1'`,
+    )
+    await note('before', tables)
+    expect((await backupNow(ops, 'incremental')).type).toBe('incremental')
+    // A migration on tables with identity and generated columns, a policy, a trigger, an index replica identity:
+    // a column added with a default, one dropped, a new enum and a new table with an identity and a generated column.
+    await query(
+      src.url,
+      `BEGIN;
+       ALTER TABLE app.accounts ADD COLUMN region text NOT NULL DEFAULT 'eu';
+       ALTER TABLE app.tickets DROP COLUMN title;
+       ALTER TABLE app.codes ADD COLUMN note text;
+       CREATE TYPE app.tier AS ENUM ('free', 'pro');
+       CREATE TABLE app.plans (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tier app.tier NOT NULL, price numeric(8, 2),
+                               gross numeric GENERATED ALWAYS AS (price * 1.2) STORED, account_id bigint REFERENCES app.accounts (id));
+       COMMIT;`,
+    )
+    await query(src.url, `INSERT INTO app.plans (tier, price, account_id) VALUES ('free', 0, 100), ('pro', 9.99, 110)`)
+    await query(
+      src.url,
+      `UPDATE app.accounts SET region = 'us', score = 3 WHERE id = 100; INSERT INTO app.accounts ("Display Name", score, region) VALUES ('after', 2, 'apac');
+       INSERT INTO app.tickets (net) VALUES (77); UPDATE app.tickets SET id = id + 1000 WHERE id = 7;
+       UPDATE app.codes SET note = 'noted', seq = DEFAULT WHERE code = 'c2'`,
+    )
+    await note('gap', tables)
+    migration = await backupNow(ops, 'incremental')
+    const withNew = [...tables, 'app.plans']
+    await query(
+      src.url,
+      `INSERT INTO app.plans (tier, price) VALUES ('pro', 19); UPDATE app.plans SET price = 1 WHERE tier = 'free';
+       DELETE FROM app.accounts WHERE id = 120; UPDATE app.codes SET code = 'c3b', note = 'moved' WHERE code = 'c3'`,
+    )
+    await note('after', withNew)
+    expect((await backupNow(ops, 'incremental')).type).toBe('incremental')
+  }, 180_000)
+  afterAll(async () => {
+    await ops?.close()
+    for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
+    for (const s of await query<{ slot_name: string }>(
+      src.url,
+      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
+    ))
+      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
+    await src?.drop()
+  })
+
+  it('carries the migration: an incremental, not a full', () => {
+    expect(migration.type).toBe('incremental')
+    expect(migration.note).toMatch(/app\.accounts: column region added/)
+    expect(migration.note).toMatch(/app\.tickets: column title dropped/)
+    expect(migration.note).toMatch(/app\.plans: joined the chain with 2 rows/)
+  })
+
+  it('restores moments before, across and after it table by table: identities, generated columns and the new table included', async () => {
+    for (const m of moments) {
+      const name = `hardmigr_${m.label}_${Date.now().toString(36)}`
+      created.push(name)
+      const r = await restoreNow(ops, { point: { time: m.at }, target: { kind: 'new', database: name } }, name)
+      expect(r.report.ok, JSON.stringify(r.report.tables.filter((t) => !t.ok))).toBe(true)
+      const u = new URL(src.url)
+      u.pathname = `/${name}`
+      for (const t of m.tables) expect(await tableRows(u.toString(), t), `${t} at ${m.label}`).toEqual(m.rows[t])
+      if (m.label === 'after') {
+        // The new table's generated column was computed by the target; its key and foreign key are there.
+        const [g] = await query(u.toString(), `SELECT count(*) FILTER (WHERE gross <> price * 1.2)::int AS bad FROM app.plans`)
+        expect(g.bad).toBe(0)
+        const keys = await query<{ c: string }>(
+          u.toString(),
+          `SELECT conname AS c FROM pg_constraint WHERE conrelid = 'app.plans'::regclass ORDER BY 1`,
+        )
+        expect(keys.map((k) => k.c)).toEqual(['plans_account_id_fkey', 'plans_pkey'])
+      }
+    }
+  }, 180_000)
 })

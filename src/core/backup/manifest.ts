@@ -57,6 +57,28 @@ export const manifestSchema = z.object({
       newTables: z.array(z.string()).optional(),
     })
     .optional(),
+  /**
+   * Incrementals: the shape (columns and their type oids) of every table the chain follows at this set's
+   * end. A chain that carried a schema change follows these, not its full's (see changes/schema-change.ts).
+   */
+  shapes: z.array(z.object({ schema: z.string(), name: z.string(), columns: z.array(z.string()), types: z.array(z.number()) })).optional(),
+  /**
+   * Incrementals that carried a schema change through instead of ending the chain: what changed, when the
+   * schema holding it was captured, what a restore creates before the set's changes (types, sequences) and
+   * after a replay through the whole set (keys, indexes, foreign keys...), and column changes the change stream
+   * has not shown yet (the next incremental carries them when it does).
+   */
+  schemaChange: z
+    .object({
+      capturedAt: z.string(),
+      summary: z.array(z.string()),
+      preAdded: z.array(z.string()),
+      postAdded: z.array(z.string()),
+      pending: z.record(z.string(), z.object({ add: z.record(z.string(), z.array(z.string())), drop: z.array(z.string()) })).optional(),
+    })
+    .optional(),
+  /** Incrementals: tables that joined the chain in this set, each with a snapshot of its rows taken as it joined (a data object). */
+  created: z.array(z.object({ table: z.string(), object: z.string(), rows: z.number(), at: z.string() })).optional(),
   tables: z.array(
     z.object({
       schema: z.string(),

@@ -33,9 +33,10 @@ export function startBackupSchedule(deps: {
   }
   if (fullEveryMs) timers.push(setInterval(() => void tick('full'), fullEveryMs))
   if (incrementalEveryMs) timers.push(setInterval(() => void tick('incremental'), incrementalEveryMs))
-  // A migration ends the chain (the next incremental keeps every change up to its first row of a new shape,
-  // then a full starts the next chain). Looking for one between incrementals keeps the moments no chain
-  // covers to about this interval instead of the incrementals'.
+  // A migration: the next incremental carries it through (new tables join the chain with a snapshot of their
+  // rows, so the sooner the better) or, for a change it cannot carry, ends the chain (keeping every change up
+  // to its first row of a new shape; a full starts the next). Looking for one between incrementals keeps both
+  // the new tables' uncovered start and the moments no chain covers to about this interval.
   const { schemaWatchMs } = deps.config.backup
   let watching = false
   if (incrementalEveryMs && schemaWatchMs && schemaWatchMs < incrementalEveryMs)

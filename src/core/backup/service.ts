@@ -26,6 +26,7 @@ import { resolveKey, type KeySource } from './crypto'
 import { runFullBackup, schemaHash } from './full'
 import { captureSchema } from './schema-capture'
 import { runIncremental, SchemaChanged } from './incremental'
+import { startingShapes } from './changes/shapes'
 import { newSetId, type Manifest } from './manifest'
 import { verifySet } from './verify'
 import { applyRetention, planRetention, type RetentionPlan } from './retention'
@@ -206,9 +207,10 @@ export class BackupService {
 
   /**
    * Whether the schema changed since the chain incrementals follow was taken (false with no chain, or
-   * while a backup runs). The agent asks this often, so a migration ends the chain within a minute
-   * instead of at the next scheduled incremental: the moments between the first row of a new shape and
-   * the next full are the only ones no chain covers, and this keeps them few.
+   * while a backup runs). The agent asks this often, so an incremental follows a migration within a
+   * minute: new tables join the chain soon (moments before they join restore without them), and a change
+   * the chain cannot carry ends it soon (the moments between its first row of a new shape and the next full
+   * are the only ones no chain covers).
    */
   async schemaChangedSinceChain(): Promise<boolean> {
     if (this.running) return false
@@ -262,12 +264,14 @@ export class BackupService {
         )
       // The publication follows the tables as they are now: new ones with a replica identity are added, and
       // none without one stays published (its updates and deletes would fail in production).
-      const pub = await withClient(o.databaseUrl, syncPublication).catch((e) => {
+      // Tables the chain does not know yet are left to the incremental, which adds each with a snapshot of its rows.
+      const known = new Set(startingShapes(chain.full, parent).map((t) => `${t.schema}.${t.name}`))
+      const pub = await withClient(o.databaseUrl, (c) => syncPublication(c, known)).catch((e) => {
         this.deps.log.warn('could not update the publication', { error: (e as Error).message })
         return { leftOut: [] as string[], leftOutKeys: [] as string[] }
       })
       const fullsOnly = pub.leftOut
-      const opts = { ...o, full: chain.full, parent, fullsOnly: pub.leftOutKeys, afterStored: faultPoint }
+      const opts = { ...o, full: chain.full, parent, fullsOnly: pub.leftOutKeys, afterStored: faultPoint, keys: this.keys() }
       let m: Manifest
       try {
         m = await runIncremental(newSetId('incremental'), opts, ctx)
@@ -277,7 +281,12 @@ export class BackupService {
         // A table changed shape while it was read: end the chain properly, just before that change.
         m = await runIncremental(newSetId('incremental'), { ...opts, final: true }, ctx)
       }
-      if (!m.endsChain) return result(m, fullsOnly.length ? fullsOnlyNote(fullsOnly) : null, fullsOnly)
+      if (!m.endsChain) {
+        const carried = m.schemaChange?.summary.length
+          ? `The schema changed and the chain carries the change through (no new full needed): ${m.schemaChange.summary.join('; ')}.`
+          : null
+        return result(m, [carried, fullsOnly.length ? fullsOnlyNote(fullsOnly) : null].filter(Boolean).join(' ') || null, fullsOnly)
+      }
       // The schema changed: the old chain ends with this set (every moment up to its point stays restorable),
       // and a full starts the next one.
       const cut = m.endsChain.cut

@@ -37,7 +37,7 @@ export interface Config {
     keepFulls: number
     fullEveryMs: number | null
     incrementalEveryMs: number | null
-    /** How often the agent looks for a schema change, to end the chain at once rather than at the next incremental. */
+    /** How often the agent looks for a schema change, to back up at once (carry it, or end the chain) rather than at the next incremental. */
     schemaWatchMs: number | null
     restoreTestEveryMs: number | null
     slotWarnBytes: number

@@ -80,7 +80,7 @@ export const settingKeys: SettingKey[] = [
   },
   {
     key: 'BACKUP_SCHEMA_WATCH',
-    label: 'Between incrementals, look for a schema change this often and end the chain at once (e.g. 1m, off)',
+    label: 'Between incrementals, look for a schema change this often and back up at once (e.g. 1m, off)',
     kind: 'text',
     secret: false,
     default: '1m',

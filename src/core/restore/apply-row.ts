@@ -25,6 +25,13 @@ export class RowApplier {
     private scope: Set<string>,
     tables: TargetTables,
   ) {
+    this.refresh(tables)
+  }
+
+  /** Take the tables' shapes again (after a carried schema change); prepared statements are keyed by their columns, so old ones stay valid. */
+  refresh(tables: TargetTables): void {
+    this.fullIdentity.clear()
+    this.columns.clear()
     for (const [t, info] of tables) {
       if (info.full) this.fullIdentity.add(t)
       this.columns.set(t, info.columns)
@@ -63,6 +70,7 @@ export class RowApplier {
   /** One change (begin and commit lines are the caller's business). */
   async apply(l: ChangeLine): Promise<void> {
     if (l.op === 'commit' || l.op === 'begin') return
+    if (l.op === 'ddl' || l.op === 'create') throw new Error('replay: a schema change line is applied by replay(), between changes')
     if (l.op === 'truncate') {
       // Replayed as DELETE: a TRUNCATE would refuse a table referenced from outside the restored ones.
       for (const [s, n] of l.tables) if (this.scope.has(`${s}.${n}`)) await this.client.query(`DELETE FROM ONLY ${qi(s)}.${qi(n)}`)

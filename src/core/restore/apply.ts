@@ -21,6 +21,8 @@ export const replayTuning = {
   profile: { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, deleteMs: 0, insertMs: 0 } as ReplayProfile,
 }
 
+import { ShapeReplay } from './reshape'
+
 export interface ReplayProfile extends BatchProfile {
   /** Reading and collapsing the stream, less the time spent waiting for a batch to be applied. */
   readMs: number
@@ -58,13 +60,17 @@ export class ChangeApplier {
   private mode: 'batched' | 'row'
   /** The batch being applied while the next one is read (one at a time, on the one connection). */
   private inflight: Promise<void> | null = null
+  /** Schema changes the chain carried, applied between changes (see reshape.ts). */
+  readonly shapes: ShapeReplay
 
   constructor(
     private client: pg.ClientBase,
     private scope: Set<string>,
+    inPlace = false,
     private tuning = replayTuning,
   ) {
     this.mode = tuning.mode
+    this.shapes = new ShapeReplay(client, scope, inPlace)
   }
 
   async init(): Promise<void> {
@@ -92,6 +98,7 @@ export class ChangeApplier {
       this.changes++
       return
     }
+    if (l.op === 'ddl' || l.op === 'create') throw new Error('replay: a schema change line is applied by replay(), between changes')
     if (l.op === 'truncate') {
       for (const [s, n] of l.tables) {
         const k = `${s}.${n}`
@@ -228,6 +235,21 @@ export class ChangeApplier {
   }
 
   /**
+   * A schema change the chain carried (a `ddl` or `create` line): everything gathered is applied first, then
+   * the statements run, and what replay knows of the tables is read again (new columns, a new table), with
+   * the staging tables of the old shapes dropped.
+   */
+  private async reshape(l: Extract<ChangeLine, { op: 'ddl' | 'create' }>, m: Manifest, reader: SetReader, signal: AbortSignal): Promise<void> {
+    await this.flush(true)
+    if (!(await this.shapes.apply(l, m, reader, signal))) return
+    if (this.mode === 'batched') await this.inTransaction(() => this.temp.drop(this.client))
+    this.batches.clear()
+    this.queued.clear()
+    this.tables = await loadTargetTables(this.client)
+    this.rows.refresh(this.tables)
+  }
+
+  /**
    * Replay the incrementals of a chain, stopping after the last transaction committed at or before stopAfter.
    * A transaction is replayed whole or not at all (its begin decides).
    */
@@ -238,14 +260,27 @@ export class ChangeApplier {
     try {
       outer: for (const m of sets) {
         if (m.type !== 'incremental') continue
+        await this.flush(true)
+        await this.shapes.beforeSet(m)
         for await (const l of reader.changes(m, signal)) {
-          if (l.op === 'begin' && stopAfter && new Date(l.time) > stopAfter) break outer
+          if (l.op === 'begin' && stopAfter && new Date(l.time) > stopAfter) {
+            await this.flush(true)
+            this.shapes.afterSet(m, stopAfter)
+            break outer
+          }
+          // A carried schema change: what is gathered is applied, then the table takes its new shape before its next change.
+          if (l.op === 'ddl' || l.op === 'create') {
+            await this.reshape(l, m, reader, signal)
+            continue
+          }
           await this.take(l)
           if (l.op === 'commit') {
             onTxn()
             if (this.transactions % 200 === 0) signal.throwIfAborted()
           }
         }
+        await this.flush(true)
+        this.shapes.afterSet(m, stopAfter)
       }
       signal.throwIfAborted()
       await this.flush(true)

@@ -47,6 +47,8 @@ export async function checkRestore(
     /** Digests are compared only when the point is the full set itself (no changes replayed). */
     compareDigests: boolean
     rowsAfter: Map<string, number>
+    /** Columns of tables a carried schema change reshaped. */
+    columnsAfter?: Map<string, string[]>
     signal: AbortSignal
     onTable?: (table: string) => void
     /** Only the relations (foreign keys, sequences), or only the tables (to spread tables over connections). */
@@ -60,7 +62,7 @@ export async function checkRestore(
   for (const k of o.skipTables ? [] : o.scope) {
     o.signal.throwIfAborted()
     const tm = o.full.tables.find((t) => tableKey(t) === k)!
-    const d = await digestTable(c, k, tm.columns, o.signal)
+    const d = await digestTable(c, k, o.columnsAfter?.get(k) ?? tm.columns, o.signal)
     tables.push(tableCheck(k, o, d.rows, d.value()))
     o.onTable?.(k)
   }
@@ -159,9 +161,10 @@ export function tableCheck(
   rows: number,
   digest: string,
 ): CheckReport['tables'][number] {
-  const tm = o.full.tables.find((t) => tableKey(t) === k)!
-  const rowsExpected = o.rowsAfter.get(k) ?? tm.rows
-  const digestExpected = o.compareDigests ? tm.digest : null
+  // A table that joined the chain after its full is not in the full's manifest.
+  const tm = o.full.tables.find((t) => tableKey(t) === k)
+  const rowsExpected = o.rowsAfter.get(k) ?? tm?.rows ?? 0
+  const digestExpected = o.compareDigests && tm ? tm.digest : null
   const problem =
     rows !== rowsExpected
       ? `${rows} rows, the backup says ${rowsExpected}`

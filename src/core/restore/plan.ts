@@ -42,6 +42,8 @@ export interface PreparedRestore {
   targetUrl: string
   /** Rows per table after the restore, as the manifests and the change stream say. */
   rowsAfter: Map<string, number>
+  /** Columns of the tables whose shape a carried schema change set (or that joined the chain) by the chosen moment. */
+  columnsAfter: Map<string, string[]>
   fks: ForeignKey[]
 }
 
@@ -189,9 +191,20 @@ async function countAfter(
   sets: Manifest[],
   stopAfter: Date | null,
   signal: AbortSignal,
-): Promise<{ rows: Map<string, number>; transactions: number }> {
+): Promise<{
+  rows: Map<string, number>
+  transactions: number
+  columns: Map<string, string[]>
+  created: string[]
+  schemaChanges: string[]
+}> {
   const rows = new Map(sets[0].tables.map((t) => [tableKey(t), t.rows]))
   let transactions = 0
+  // Schema changes the chain carried up to the moment, as the change stream placed them.
+  const columns = new Map<string, string[]>()
+  const created: string[] = []
+  const schemaChanges: string[] = []
+  let txnTime = ''
   for (const m of sets.slice(1)) {
     let pending = new Map<string, number>()
     let truncated = new Set<string>()
@@ -204,6 +217,19 @@ async function countAfter(
         }
         pending = new Map()
         truncated = new Set()
+        txnTime = l.time
+      } else if (l.op === 'ddl') {
+        const k = `${l.table[0]}.${l.table[1]}`
+        columns.set(k, l.columns)
+        schemaChanges.push(
+          `${k}: ${[...l.added.map((c) => `column ${c} added`), ...l.dropped.map((c) => `column ${c} dropped`)].join(', ')} (from ${txnTime})`,
+        )
+      } else if (l.op === 'create') {
+        const k = `${l.table[0]}.${l.table[1]}`
+        columns.set(k, l.columns)
+        created.push(k)
+        pending.set(k, (pending.get(k) ?? 0) + l.rows)
+        schemaChanges.push(`${k}: joined the chain with ${l.rows} rows (at ${txnTime}; not restored to earlier moments)`)
       } else if (l.op === 'insert' || l.op === 'delete') {
         const k = `${l.table[0]}.${l.table[1]}`
         pending.set(k, (pending.get(k) ?? 0) + (l.op === 'insert' ? 1 : -1))
@@ -220,7 +246,7 @@ async function countAfter(
     }
     if (stop) break
   }
-  return { rows, transactions }
+  return { rows, transactions, columns, created, schemaChanges }
 }
 
 async function tryConnect(
@@ -363,7 +389,9 @@ export async function planRestore(
   const fks = foreignKeys(schema.post)
   const scope = resolveTables(input.tables, full, parents)
   const whole = scope.length === full.tables.length
-  const { rows: rowsAfter, transactions } = after
+  const { rows: rowsAfter, transactions, columns: columnsAfter } = after
+  // Tables that joined the chain by the chosen moment come back with a whole-database restore.
+  if (whole) scope.push(...after.created.filter((k) => !scope.includes(k)))
   // What a point in a chain cannot bring back as it was: tables the change stream does not follow, and
   // the schema after a change that ended the chain.
   if (sets.length > 1) {
@@ -473,14 +501,15 @@ export async function planRestore(
         // Schema: every restored table must be there with the backup's columns.
         const problems: string[] = []
         for (const k of scope) {
-          const tm = full.tables.find((x) => tableKey(x) === k)!
+          // The columns the table has at the chosen moment (a carried schema change may have reshaped it, or created it).
+          const want = columnsAfter.get(k) ?? full.tables.find((x) => tableKey(x) === k)!.columns
           const cur = byName.get(k)
           if (!cur) {
             problems.push(`${k} is missing`)
             continue
           }
-          const missing = tm.columns.filter((col) => !cur.cols.includes(col))
-          const extra = cur.cols.filter((col) => !tm.columns.includes(col))
+          const missing = want.filter((col) => !cur.cols.includes(col))
+          const extra = cur.cols.filter((col) => !want.includes(col))
           if (missing.length || extra.length)
             problems.push(
               `${k} differs (${[missing.length ? `no column ${missing.join(', ')}` : '', extra.length ? `new column ${extra.join(', ')}` : ''].filter(Boolean).join('; ')})`,
@@ -584,6 +613,24 @@ export async function planRestore(
     await conn.client?.end().catch(() => {})
   }
 
+  // Schema changes the chain carried through, up to the chosen moment.
+  if (after.schemaChanges.length) {
+    const list = `${after.schemaChanges.slice(0, 8).join('; ')}${after.schemaChanges.length > 8 ? '; ...' : ''}`
+    preflight.push(
+      mode === 'replace'
+        ? {
+            check: 'Schema',
+            status: 'failed',
+            detail: `The chain carries schema changes up to this moment (${list}): an in-place restore cannot change the live tables' schema. Restore into a new database instead.`,
+          }
+        : {
+            check: 'Schema',
+            status: 'ok',
+            detail: `The chain carries ${after.schemaChanges.length} schema change(s) through up to this moment, applied during the replay just before the first change of each new shape: ${list}.`,
+          },
+    )
+  }
+
   // Foreign keys that tie the scope to tables outside it.
   const related = new Map<string, string>()
   if (!whole) {
@@ -643,7 +690,7 @@ export async function planRestore(
     preflight,
     ok: preflight.every((p) => p.status !== 'failed'),
   }
-  return { plan, sets, reader, schema, scope, stopAfter: point.stopAfter, targetUrl, rowsAfter, fks }
+  return { plan, sets, reader, schema, scope, stopAfter: point.stopAfter, targetUrl, rowsAfter, columnsAfter, fks }
 }
 
 function versionCheck(full: Manifest, targetNum: number | undefined): PreflightCheck {

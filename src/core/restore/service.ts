@@ -55,6 +55,14 @@ export function coverageNote(c: Chain, newer: Chain | null): string | null {
     notes.push(
       `Tables created after its full are not in it: ${end.newTables.join(', ')} (their data starts with ${newer ? 'the next chain' : 'the next full backup'}).`,
     )
+  // Schema changes carried through: the chain goes on across them (restores before, across and after a migration).
+  const carried = c.sets.flatMap((s) => s.schemaChange?.summary ?? [])
+  if (carried.length)
+    notes.push(
+      `Carries ${carried.length} schema change(s) through, so it covers the moments before, across and after them: ${carried.slice(0, 6).join('; ')}${carried.length > 6 ? '; ...' : ''}.`,
+    )
+  for (const t of c.sets.flatMap((s) => s.created ?? []))
+    notes.push(`${t.table} joined the chain at ${t.at || 'its set'}: restores to earlier moments leave it out.`)
   const fullsOnly = [...new Set(c.sets.flatMap((s) => s.fullsOnly ?? []))].sort()
   if (fullsOnly.length)
     notes.push(
@@ -451,7 +459,10 @@ export class RestoreService {
       await dropDatabase(this.deps.databaseUrl()!, name, this.deps.config.connectTimeoutMs)
     } catch (e) {
       await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'failed', details: { restoreId } })
-      throw new OpsError('drop_failed', `The database ${name} could not be dropped: ${scrub((e as Error).message)}. Drop it with DROP DATABASE.`)
+      throw new OpsError(
+        'drop_failed',
+        `The database ${name} could not be dropped: ${scrub((e as Error).message)}. Drop it with DROP DATABASE.`,
+      )
     }
     await this.deps.audit.record({ actor, action: 'restore.dropIncomplete', target: name, outcome: 'dropped', details: { restoreId } })
     return { dropped: name }

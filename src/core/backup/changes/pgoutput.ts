@@ -11,7 +11,8 @@ export interface Relation {
   schema: string
   name: string
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index'
-  columns: { name: string; key: boolean; typeOid: number }[]
+  /** In the table's column order; typmod as PostgreSQL records it (-1: none). */
+  columns: { name: string; key: boolean; typeOid: number; typmod: number }[]
 }
 
 export type PgoutputMessage =
@@ -22,6 +23,8 @@ export type PgoutputMessage =
   | { tag: 'update'; relation: Relation; key: Tuple | null; old: Tuple | null; new: Tuple }
   | { tag: 'delete'; relation: Relation; key: Tuple | null; old: Tuple | null }
   | { tag: 'truncate'; relations: Relation[]; cascade: boolean; restartIdentity: boolean }
+  /** A logical decoding message (pg_logical_emit_message), sent only when the read asks for messages. */
+  | { tag: 'message'; transactional: boolean; prefix: string; content: string }
   | { tag: 'other'; code: string }
 
 // PostgreSQL's epoch is 2000-01-01; times are microseconds since then.
@@ -119,8 +122,8 @@ export class PgoutputDecoder {
           const flags = u8()
           const colName = str()
           const typeOid = i32()
-          i32() // typmod
-          columns.push({ name: colName, key: (flags & 1) === 1, typeOid })
+          const typmod = i32()
+          columns.push({ name: colName, key: (flags & 1) === 1, typeOid, typmod })
         }
         const relation: Relation = {
           id,
@@ -160,6 +163,15 @@ export class PgoutputDecoder {
         const relations: Relation[] = []
         for (let i = 0; i < n; i++) relations.push(rel(i32()))
         return { tag: 'truncate', relations, cascade: (flags & 1) === 1, restartIdentity: (flags & 2) === 2 }
+      }
+      case 'M': {
+        const transactional = (u8() & 1) === 1
+        i64() // the message's LSN
+        const prefix = str()
+        const len = i32()
+        const content = buf.toString('utf8', o, o + len)
+        o += len
+        return { tag: 'message', transactional, prefix, content }
       }
       default:
         return { tag: 'other', code: tag } // type, origin, logical message: nothing to back up

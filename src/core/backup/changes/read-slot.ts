@@ -12,7 +12,7 @@ import { PUBLICATION } from './slot'
 
 /** pgoutput through pg-logical-replication's streaming, decoded by our decoder (exact text values). */
 class RawPgoutputPlugin {
-  constructor(readonly options: { decoder: PgoutputDecoder }) {}
+  constructor(readonly options: { decoder: PgoutputDecoder; messages: boolean }) {}
   get name() {
     return 'pgoutput'
   }
@@ -20,7 +20,9 @@ class RawPgoutputPlugin {
     return this.options.decoder.decode(buffer)
   }
   start(client: pg.Client, slot: string, lsn: string) {
-    return client.query(`START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (proto_version '1', publication_names '${PUBLICATION}')`)
+    return client.query(
+      `START_REPLICATION SLOT "${slot}" LOGICAL ${lsn} (proto_version '1', publication_names '${PUBLICATION}'${this.options.messages ? ", messages 'true'" : ''})`,
+    )
   }
 }
 
@@ -42,6 +44,8 @@ export interface ReadOptions {
   flow?(pause: () => void, resume: () => void): void
   /** Ends the read with its error when it rejects (storage failed). */
   failure?: Promise<unknown>
+  /** Also receive logical decoding messages (PostgreSQL 14+): they mark where a new table joined the chain. */
+  messages?: boolean
 }
 
 /**
@@ -51,10 +55,10 @@ export interface ReadOptions {
  */
 export async function readSlot(r: ReadOptions): Promise<{ stream: LogicalReplicationService; fetchMs: number }> {
   const { LogicalReplicationService } = await logicalReplication()
-  const stream = new LogicalReplicationService(
-    r.clientConfig,
-    { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-  )
+  const stream = new LogicalReplicationService(r.clientConfig, {
+    acknowledge: { auto: false, timeoutSeconds: 0 },
+    flowControl: { enabled: false },
+  })
   let fetchMs = 0
   let lastMessageAt = performance.now()
   const socket = () => (stream as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
@@ -98,7 +102,7 @@ export async function readSlot(r: ReadOptions): Promise<{ stream: LogicalReplica
         if (!finished && performance.now() - lastMessageAt > 250) void stream.acknowledge(r.holdAt, true)
       }, 100)
       r.failure?.catch((e) => finish(e))
-      stream.subscribe(new RawPgoutputPlugin({ decoder: r.decoder }), r.slot, '0/0').catch((e) => finish(e))
+      stream.subscribe(new RawPgoutputPlugin({ decoder: r.decoder, messages: r.messages ?? false }), r.slot, '0/0').catch((e) => finish(e))
     })
   } catch (e) {
     await stream.stop().catch(() => {})

@@ -2,20 +2,43 @@ import type { Manifest } from '../manifest'
 import { lsnToBigInt, PgoutputDecoder, type Relation } from './pgoutput'
 import { readSlot, type ReadOptions } from './read-slot'
 
+/** The shapes a set starts from: its parent's when recorded (a chain that carried a schema change), else the full's. */
+export function startingShapes(full: Manifest, parent: Manifest): { schema: string; name: string; columns: string[]; types?: number[] }[] {
+  return parent.shapes ?? full.tables
+}
+
 /**
- * The shapes the chain knows, from its full: a row of another shape (a column added, dropped, renamed or
- * retyped since) cannot be replayed onto the chain's schema. Relations the full does not hold (created
- * since) are not followed: their data comes from the next full.
+ * The shapes the chain knows, from its full (or the parent set that recorded them): a row of another
+ * shape (a column added, dropped, renamed or retyped since) cannot be replayed onto the chain's schema
+ * unless the change is carried (set() records the new shape). Relations the chain does not hold
+ * (created since) are not followed until they join it.
  */
 export class Shapes {
   private known = new Map<string, { columns: string[]; types: number[] | null }>()
   /** The first description of each relation read in this stream (for sets that recorded no types). */
   private seen = new Map<string, string>()
-  constructor(full: Manifest) {
-    for (const t of full.tables) this.known.set(`${t.schema}.${t.name}`, { columns: t.columns, types: t.types?.length ? t.types : null })
+  constructor(tables: { schema: string; name: string; columns: string[]; types?: number[] }[]) {
+    for (const t of tables) this.known.set(`${t.schema}.${t.name}`, { columns: t.columns, types: t.types?.length ? t.types : null })
   }
-  follows(r: Relation): boolean {
+  follows(r: { schema: string; name: string }): boolean {
     return this.known.has(`${r.schema}.${r.name}`)
+  }
+  get(key: string): { columns: string[]; types: number[] | null } | undefined {
+    return this.known.get(key)
+  }
+  /** The chain now knows this shape (a carried change, or a table that joined). */
+  set(key: string, columns: string[], types: number[]): void {
+    this.known.set(key, { columns, types })
+    this.seen.set(key, columns.map((c, i) => `${c}:${types[i]}`).join(','))
+  }
+  /** Every shape, for the manifest. */
+  list(): { schema: string; name: string; columns: string[]; types: number[] }[] {
+    return [...this.known].map(([k, v]) => ({
+      schema: k.slice(0, k.indexOf('.')),
+      name: k.slice(k.indexOf('.') + 1),
+      columns: v.columns,
+      types: v.types ?? [],
+    }))
   }
   /** Why this relation's rows cannot be replayed onto the chain's schema, or null. */
   differs(r: Relation): string | null {

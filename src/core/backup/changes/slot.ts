@@ -106,6 +106,8 @@ export async function checkPrerequisites(client: pg.ClientBase): Promise<Prerequ
  */
 export async function syncPublication(
   client: pg.ClientBase,
+  /** Add only these tables (schema.name) of those that qualify: an incremental adds the ones its chain does not know itself, each with a snapshot of its rows. */
+  addOnly?: Set<string>,
 ): Promise<{ added: string[]; removed: string[]; leftOut: string[]; leftOutKeys: string[] }> {
   await client.query('BEGIN')
   try {
@@ -115,8 +117,8 @@ export async function syncPublication(
       'SELECT oid::int, puballtables AS all FROM pg_publication WHERE pubname = $1',
       [PUBLICATION],
     )
-    const { rows: want } = await client.query<{ oid: number; table: string }>(
-      `SELECT oid::int, t.table FROM (${PUBLISHABLE(true)}) t ORDER BY 2`,
+    const { rows: want } = await client.query<{ oid: number; table: string; key: string }>(
+      `SELECT oid::int, t.table, t.key FROM (${PUBLISHABLE(true)}) t ORDER BY 2`,
     )
     let added: string[] = []
     let removed: string[] = []
@@ -132,7 +134,7 @@ export async function syncPublication(
       )
       const haveOids = new Set(have.map((t) => t.oid))
       const wantOids = new Set(want.map((t) => t.oid))
-      added = want.filter((t) => !haveOids.has(t.oid)).map((t) => t.table)
+      added = want.filter((t) => !haveOids.has(t.oid) && (!addOnly || addOnly.has(t.key))).map((t) => t.table)
       removed = have.filter((t) => !wantOids.has(t.oid)).map((t) => t.table)
       if (added.length) await client.query(`ALTER PUBLICATION ${PUBLICATION} ADD TABLE ${added.join(', ')}`)
       if (removed.length) await client.query(`ALTER PUBLICATION ${PUBLICATION} DROP TABLE ${removed.join(', ')}`)
