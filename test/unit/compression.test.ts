@@ -91,7 +91,9 @@ describe('the zstd engine', () => {
 // Every codec and, for zstd, every engine this runtime can run (the zlib engine needs Node 22.15+; Node 20 runs the binding).
 const engines = zlibHasZstd() ? (['zlib', 'zstd-napi'] as const) : (['zstd-napi'] as const)
 const cases: { name: string; c: CompressionParams; engine?: (typeof engines)[number] }[] = [
-  ...engines.flatMap((engine) => [1, 3, 19].map((level) => ({ name: `zstd:${level} (${engine})`, c: { codec: 'zstd' as const, level }, engine }))),
+  ...engines.flatMap((engine) =>
+    [1, 3, 19].map((level) => ({ name: `zstd:${level} (${engine})`, c: { codec: 'zstd' as const, level }, engine })),
+  ),
   { name: 'gzip:6', c: { codec: 'gzip', level: 6 } },
   { name: 'gzip:1', c: { codec: 'gzip', level: 1 } },
   { name: 'none', c: { codec: 'none', level: 0 } },

@@ -116,7 +116,10 @@ function undecompressable(e: Error, codec: string, name: string | undefined): Op
  * coded error, the binding's streams hand theirs to the transform callback.
  */
 function named(t: Transform, codec: string, name: string | undefined): Transform {
-  const wrap = (cb: TransformCallback): TransformCallback => (e, d) => cb(e ? undecompressable(e, codec, name) : null, d)
+  const wrap =
+    (cb: TransformCallback): TransformCallback =>
+    (e, d) =>
+      cb(e ? undecompressable(e, codec, name) : null, d)
   const transform = t._transform.bind(t)
   t._transform = (chunk, enc, cb) => transform(chunk, enc, wrap(cb))
   const flush = t._flush?.bind(t)
