@@ -79,6 +79,7 @@ export function compressor(c: CompressionParams, engine: ZstdEngine = zstdEngine
       return z.createZstdCompress({ params: { [z.constants.ZSTD_c_compressionLevel]: c.level } })
     }
     // One zstd worker: the main thread only hands input over, and is not held up while a block compresses.
+    // Measured on a 640 MB full backup (2 connections, shared machine): ~15% faster than nbWorkers 0, ~70 MB more RSS.
     return new (binding().CompressStream)({ compressionLevel: c.level, nbWorkers: 1 })
   }
   return null
