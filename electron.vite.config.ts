@@ -3,7 +3,9 @@ import { defineConfig } from 'electron-vite'
 
 export default defineConfig({
   main: {
-    build: { rollupOptions: { input: { index: 'src/main/index.ts' } } },
+    // zstd-napi (a native addon) stays a require from node_modules, never bundled; the app loads it only where
+    // Electron's zlib lacks zstd (src/core/deps/lazy.ts), and electron-builder unpacks its .node file.
+    build: { rollupOptions: { input: { index: 'src/main/index.ts' }, external: ['zstd-napi'] } },
   },
   preload: {
     // A sandboxed preload can require nothing but "electron": bundle its dependencies (zod via the contract).

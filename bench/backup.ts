@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
 import { seedSandbox } from '../src/core/sandbox/seed'
+import { DEFAULT_COMPRESSION, parseCompression } from '../src/core/backup/compression'
 import { defaultParallelism, qname, STABLE_SESSION } from '../src/core/backup/full'
 import { USER_SCHEMAS } from '../src/core/backup/schema-capture'
 
@@ -115,7 +116,7 @@ function ours(
         DATABASE_URL: url,
         LOCAL_BACKUP_PATH: dir,
         OPS_DATA_DIR: dir,
-        BACKUP_COMPRESSION: 'gzip:6',
+        BACKUP_COMPRESSION: DEFAULT_COMPRESSION,
         BACKUP_PARALLELISM: process.env.BENCH_OURS_PARALLELISM ?? String(defaultParallelism()),
         OPS_LOG_LEVEL: 'error',
         ...extraEnv,
@@ -161,27 +162,58 @@ export async function backupBench({ root }: { root: string }) {
   const server = (await q(big, `SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size`))[0]
   await q(base, 'CHECKPOINT')
 
+  // The codecs our backup runs with, each in every round: BENCH_CODECS (comma-separated BACKUP_COMPRESSION values),
+  // the default codec and gzip-6 unless set.
+  const codecs = (process.env.BENCH_CODECS ?? `${DEFAULT_COMPRESSION},gzip:6`)
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean)
+  for (const c of codecs) parseCompression(c) // a bad value fails here, before anything runs
   // Alternate the tools, five rounds, and report medians: one run on a shared 2-core machine varies by ±15%.
   const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
   const raws: { bytes: number; seconds: number; machineCpuS: number }[] = []
   const dumps: (ReturnType<typeof pgDump> & { machineCpuS: number })[] = []
-  const mines: (Awaited<ReturnType<typeof ours>> & { machineCpuS: number })[] = []
+  const mines = new Map<string, (Awaited<ReturnType<typeof ours>> & { machineCpuS: number })[]>(codecs.map((c) => [c, []]))
   for (let i = 0; i < rounds; i++) {
     raws.push(await withCpu(() => rawCopy(big)))
     dumps.push(await withCpu(() => pgDump(big)))
-    mines.push(await withCpu(() => ours(root, big)))
+    for (const c of codecs) mines.get(c)!.push(await withCpu(() => ours(root, big, { BACKUP_COMPRESSION: c })))
     process.stderr.write(
-      `round ${i + 1}: raw ${raws[i].seconds.toFixed(1)} s, pg_dump ${dumps[i].seconds.toFixed(1)} s, ours ${mines[i].seconds.toFixed(1)} s\n`,
+      `round ${i + 1}: raw ${raws[i].seconds.toFixed(1)} s, pg_dump ${dumps[i].seconds.toFixed(1)} s, ${codecs.map((c) => `ours ${c} ${mines.get(c)![i].seconds.toFixed(1)} s`).join(', ')}\n`,
     )
   }
   const med = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)]
   const raw = med(raws, (x) => x.seconds)
   const dump = med(dumps, (x) => x.seconds)
-  const mine = med(mines, (x) => x.seconds)
-  const mineSmall = await ours(root, small)
-  // The most connections the default gives (one per core, at most 8), each with its compressing thread.
-  const mineWide = await ours(root, small, { BACKUP_PARALLELISM: '8' })
+  const first = codecs[0]
+  const mine = med(mines.get(first)!, (x) => x.seconds)
+  const mineSmall = await ours(root, small, { BACKUP_COMPRESSION: first })
+  // The most connections the default gives (one per core, at most 8), each compressing off the main thread.
+  const mineWide = await ours(root, small, { BACKUP_COMPRESSION: first, BACKUP_PARALLELISM: '8' })
   const tableBytes = mine.result.rawBytes
+  const byCodec = Object.fromEntries(
+    codecs.map((c) => {
+      const runs = mines.get(c)!
+      const m = med(runs, (x) => x.seconds)
+      const cpu = med(runs, (x) => x.machineCpuS).machineCpuS
+      return [
+        `examforgeOps_${c.replace(/\W/g, '')}_defaultParallelism`,
+        {
+          compression: c,
+          seconds: round(m.seconds),
+          mbPerS: mbps(tableBytes, m.seconds),
+          storedBytes: m.result.storedBytes,
+          storedVsPgDump: round(m.result.storedBytes / dump.bytesOnDisk),
+          peakRssMB: m.maxRssMB,
+          ratioVsPgDump: round(dump.seconds / m.seconds),
+          ratioOfCeiling: round(raw.seconds / m.seconds),
+          cpuRatioPgDumpOverOurs: round(med(dumps, (d) => d.machineCpuS).machineCpuS / cpu),
+          allSeconds: runs.map((r) => round(r.seconds)),
+          machineCpuSeconds: runs.map((r) => r.machineCpuS),
+        },
+      ]
+    }),
+  )
   return {
     parallelism: defaultParallelism(),
     what: 'full backup of the same database, one after another on one server: MB/s of table data (COPY text bytes) per second of wall time',
@@ -189,6 +221,7 @@ export async function backupBench({ root }: { root: string }) {
     databaseBytes: Number(server.size),
     tableDataBytes: tableBytes,
     rows: mine.result.rows,
+    codecs,
     rawCopy2Connections: { seconds: round(raw.seconds), mbPerS: mbps(raw.bytes, raw.seconds) },
     pgDumpFd_j2_Z6: {
       version: dump.version,
@@ -196,27 +229,21 @@ export async function backupBench({ root }: { root: string }) {
       mbPerS: mbps(tableBytes, dump.seconds),
       bytesOnDisk: dump.bytesOnDisk,
     },
-    examforgeOps_gzip6_defaultParallelism: {
-      seconds: round(mine.seconds),
-      mbPerS: mbps(tableBytes, mine.seconds),
-      storedBytes: mine.result.storedBytes,
-      peakRssMB: mine.maxRssMB,
-    },
+    ...byCodec,
     rounds,
     allSeconds: {
       rawCopy: raws.map((r) => round(r.seconds)),
       pgDump: dumps.map((d) => round(d.seconds)),
-      examforgeOps: mines.map((m) => round(m.seconds)),
     },
     // Whole-machine busy CPU-seconds per run (the database server included): steadier than wall time on a shared 2-core machine.
-    machineCpuSeconds: { pgDump: dumps.map((d) => d.machineCpuS), examforgeOps: mines.map((m) => m.machineCpuS) },
-    cpuRatioPgDumpOverOurs: round(med(dumps, (d) => d.machineCpuS).machineCpuS / med(mines, (m) => m.machineCpuS).machineCpuS),
+    machineCpuSeconds: { pgDump: dumps.map((d) => d.machineCpuS) },
+    // The first codec's (the default's unless BENCH_CODECS says otherwise):
     ratioVsPgDump: round(dump.seconds / mine.seconds),
     ratioOfCeiling: round(raw.seconds / mine.seconds),
-    peakRssAtParallelism8: { tableDataBytes: mineWide.result.rawBytes, peakRssMB: mineWide.maxRssMB },
+    peakRssAtParallelism8: { compression: first, tableDataBytes: mineWide.result.rawBytes, peakRssMB: mineWide.maxRssMB },
     peakRssBySize: [
-      { tableDataBytes: mineSmall.result.rawBytes, peakRssMB: mineSmall.maxRssMB },
-      { tableDataBytes: tableBytes, peakRssMB: mine.maxRssMB },
+      { compression: first, tableDataBytes: mineSmall.result.rawBytes, peakRssMB: mineSmall.maxRssMB },
+      { compression: first, tableDataBytes: tableBytes, peakRssMB: mine.maxRssMB },
     ],
   }
 }

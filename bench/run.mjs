@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench [suite...]: the project's benchmarks. Each suite writes JSON under bench/results/.
 // Suites: startup (npm run serve -> green Health page in Chromium, cold and warm sandbox);
-// backup (full backup vs pg_dump -Fd -j2 vs raw COPY on the machine's PostgreSQL; BENCH_PG_URL, BENCH_SCALE=200 ≈ 2 GB);
+// backup (full backup, per codec in BENCH_CODECS (default "zstd:3,gzip:6"), vs pg_dump -Fd -j2 -Z6 vs raw COPY on the machine's PostgreSQL; BENCH_PG_URL, BENCH_SCALE=200 ≈ 2 GB);
 // incremental (1% of rows changed: incremental vs full, on an embedded PostgreSQL with wal_level=logical; BENCH_INC_SCALE=50);
 // restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200);
 // metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);

@@ -7,7 +7,6 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { readCatalog } from '../../src/core/backup/catalog'
 import { LocalStorage } from '../../src/core/storage/local'
-import { parseCompression, zstdAvailable } from '../../src/core/backup/compression'
 import { openOps } from '../helpers/ops'
 import { createDatabase } from '../helpers/db'
 import { startS3, S3_CREDENTIALS, TEST_BUCKET } from '../helpers/s3'
@@ -208,16 +207,4 @@ describe('a backup that meets a lock held by another session', () => {
       await holder.end()
     }
   }, 120_000)
-})
-
-describe('compression', () => {
-  it('zstd is detected at run time: on a Node without it, asking for it says what to do', () => {
-    if (zstdAvailable()) expect(parseCompression('zstd:3')).toEqual({ codec: 'zstd', level: 3 })
-    else
-      expect(() => parseCompression('zstd')).toThrow(
-        /has no zstd; use BACKUP_COMPRESSION=gzip, or run the console on Node.js 22.15 or later/,
-      )
-    expect(() => parseCompression('brotli')).toThrow(/not known/)
-    expect(parseCompression(undefined)).toEqual({ codec: 'gzip', level: 6 })
-  })
 })

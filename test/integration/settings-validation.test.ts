@@ -16,7 +16,7 @@ const bad: [string, string, RegExp][] = [
   ['METRICS_INTERVAL_S', '0', /METRICS_INTERVAL_S must be a number from 1 to 60; it is "0"/],
   ['METRICS_INTERVAL_S', '100000', /METRICS_INTERVAL_S must be a number from 1 to 60; it is "100000"/],
   ['HEALTH_INTERVAL_S', '-5', /HEALTH_INTERVAL_S must be a number from 1 to 3600; it is "-5"/],
-  ['BACKUP_COMPRESSION', 'lz4', /BACKUP_COMPRESSION "lz4" is not known: use gzip\[:level\], zstd\[:level\] or none/],
+  ['BACKUP_COMPRESSION', 'lz4', /BACKUP_COMPRESSION "lz4" is not known: use zstd\[:level\], gzip\[:level\] or none/],
   ['BACKUP_FULL_EVERY', 'banana', /BACKUP_FULL_EVERY must be an interval like 15m, 6h or 1d, or "off"; it is "banana"/],
   ['PROBE_TIMEOUT_MS', '1e12', /PROBE_TIMEOUT_MS must be a number from 100 to 120000; it is "1e12"/],
   ['ADMIN_EMAILS', 'garbage, ops@examforge.test', /ADMIN_EMAILS must be comma-separated e-mail addresses .*"garbage" is not one/],

@@ -177,7 +177,7 @@ describe('one parser per setting, for the loader and for settings.update', () =>
     )
     const c = loadConfig({ env: {}, dataDir: d })
     expect(c.metricsIntervalMs).toBe(5000)
-    expect(c.backup.compression).toBe('gzip:6')
+    expect(c.backup.compression).toBe('zstd:3')
     expect(c.adminEmails).toEqual([])
     expect(c.backupRetainDays).toBe(30)
     expect(c.problems.map((p) => p.key).sort()).toEqual(['ADMIN_EMAILS', 'BACKUP_COMPRESSION', 'METRICS_INTERVAL_S'])

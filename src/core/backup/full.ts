@@ -320,7 +320,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       })
     let stop = false
     const worker = async (c: pg.Client) => {
-      // gzip runs on a thread of this connection's own; other codecs in Node's zlib streams.
+      // gzip runs on a thread of this connection's own; zstd on zstd's own worker (or zlib's pool), see compression.ts.
       const thread = gzipThreadFor(o.compression)
       try {
         for (let task = tasks.shift(); task && !stop; task = tasks.shift()) {

@@ -251,7 +251,8 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     }
     const key = `${setPrefix(setId)}changes/0000.jsonl${ext}`
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
-    // gzip on a thread of its own, as for a full, so compression never waits on the thread decoding the stream.
+    // gzip on a thread of its own, as for a full (zstd works off the main thread by itself), so compression never
+    // waits on the thread decoding the stream.
     thread = gzipThreadFor(o.compression)
     const storing = storeObject(
       o.storage,

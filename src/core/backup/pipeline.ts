@@ -7,8 +7,8 @@ import { encryptStream } from './crypto'
 import type { GzipThread } from './gzip-thread'
 
 /**
- * What a backup object goes through on its way to storage: compression (on the connection's thread when it
- * has one), then encryption, bound to the object's set and key by associated data (objectAad).
+ * What a backup object goes through on its way to storage: compression (gzip on the connection's thread when
+ * it has one, zstd off the main thread by itself), then encryption, bound to the object's set and key by associated data (objectAad).
  */
 export function storeStages(
   compression: CompressionParams,

@@ -6,7 +6,7 @@ import type { JobContext } from '../jobs/runner'
 import type { BackupStorage } from '../storage/storage'
 import { aadFor } from './authenticity'
 import { readSet } from './catalog'
-import { decompressor } from './compression'
+import { decompressor, isCodecError } from './compression'
 import { decryptStream, keyForSet, type KeySource } from './crypto'
 import { manifestKey } from './manifest'
 import { RowDigest } from './digest'
@@ -75,7 +75,7 @@ export async function verifySet(storage: BackupStorage, setId: string, keys: Key
       const stages = [
         hashTap,
         key ? decryptStream(key, objectName(setId, obj.key), aadFor(m, obj.key)) : null,
-        decompressor(m.compression),
+        decompressor(m.compression, objectName(setId, obj.key)),
         sink,
       ].filter((s) => s !== null)
       await pipeline([await storage.get(obj.key, ctx.signal), ...stages], { signal: ctx.signal })
@@ -90,10 +90,9 @@ export async function verifySet(storage: BackupStorage, setId: string, keys: Key
     } catch (e) {
       if (ctx.signal.aborted) throw e
       const err = e as NodeJS.ErrnoException
-      problem =
-        err.code?.startsWith('Z_') || /unexpected end of file/.test(err.message)
-          ? `cannot be decompressed (${err.message}): the object was altered or damaged`
-          : err.message.replace(`${objectName(setId, obj.key)} `, '')
+      problem = isCodecError(err)
+        ? err.message.replace(`The ${objectName(setId, obj.key)} `, '')
+        : err.message.replace(`${objectName(setId, obj.key)} `, '')
     }
     results.push({ key: obj.key, ok: problem === null, problem })
     ctx.onProgress({ phase: `verifying ${obj.key.split('/').slice(2).join('/')}`, done, total, unit: 'bytes' })

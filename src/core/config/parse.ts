@@ -1,6 +1,6 @@
 import { OpsError } from '../../shared/contract'
 import { parsePairs } from '../auth/identity'
-import { parseCompression } from '../backup/compression'
+import { DEFAULT_COMPRESSION, parseCompression } from '../backup/compression'
 import { settingKeys } from './keys'
 
 /**
@@ -117,7 +117,7 @@ export const parsers = {
     } catch (e) {
       throw new OpsError('bad_setting', (e as Error).message)
     }
-    return v ?? 'gzip:6'
+    return v ?? DEFAULT_COMPRESSION
   },
   BACKUP_INCREMENTAL: (v: string | undefined) =>
     oneOf(v, 'BACKUP_INCREMENTAL', { auto: /^auto$/i, on: /^(on|yes|true|1)$/i, off: /^(off|no|false|0)$/i }, 'auto'),

@@ -32,9 +32,10 @@ export class SetReader {
   async open(m: Manifest, key: string, signal: AbortSignal): Promise<Readable> {
     const k = this.keys.get(m.setId) ?? null
     const source = await this.storage.get(key, signal)
-    const stages = [k ? decryptStream(k, objectName(m.setId, key), aadFor(m, key)) : null, decompressor(m.compression)].filter(
-      (s): s is Transform => s !== null,
-    )
+    const stages = [
+      k ? decryptStream(k, objectName(m.setId, key), aadFor(m, key)) : null,
+      decompressor(m.compression, objectName(m.setId, key)),
+    ].filter((s): s is Transform => s !== null)
     if (!stages.length) return source
     let out: Readable = source
     for (const s of stages) {
@@ -53,7 +54,10 @@ export class SetReader {
     if (stored.length !== obj.size || createHash('sha256').update(stored).digest('hex') !== obj.sha256) throw damaged(m, obj, stored.length)
     const chunks: Buffer[] = []
     const k = this.keys.get(m.setId) ?? null
-    const stages = [k ? decryptStream(k, objectName(m.setId, obj.key), aadFor(m, obj.key)) : null, decompressor(m.compression)]
+    const stages = [
+      k ? decryptStream(k, objectName(m.setId, obj.key), aadFor(m, obj.key)) : null,
+      decompressor(m.compression, objectName(m.setId, obj.key)),
+    ]
     try {
       await pipeline([
         Readable.from([stored]),
