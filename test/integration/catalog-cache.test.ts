@@ -16,6 +16,8 @@ import { objectsOf, syntheticManifest } from '../helpers/manifests'
 import { S3_CREDENTIALS, TEST_BUCKET } from '../helpers/s3'
 
 const s3Config = () => ({
+  bucket: TEST_BUCKET,
+  prefix: '',
   region: 'us-east-1',
   endpoint: inject('s3Endpoint'),
   accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID,
@@ -156,17 +158,22 @@ describe('the catalog cache: manifests fetched once per tag, changes behind its 
     await writeSet(storage, genuine)
     expect((await readCatalog(storage, keys))[0]).toMatchObject({ status: 'complete', authenticity: 'authenticated' })
 
-    // Whoever edits the cached bytes (one row count) gets what editing the stored manifest would: tampered.
+    // Whoever edits the cached bytes (one row count) gets what editing the stored manifest would: tampered
+    // (read by the next console, a new process: nothing of it in memory).
     const [file] = readdirSync(cache.dir).filter((f) => f.startsWith(a))
     const edited = JSON.parse(readFileSync(join(cache.dir, file), 'utf8')) as Manifest
     edited.tables[0].rows += 1
     writeFileSync(join(cache.dir, file), JSON.stringify(edited))
-    const read = (await readCatalog(storage, keys))[0]
+    const next = withManifestCache(new LocalStorage(real.location), new ManifestCache(cacheRoot, real.location))
+    const read = (await readCatalog(next, keys))[0]
     expect(read.status).toBe('tampered')
     expect(read.manifest).toBeNull()
     expect(read.problem).toMatch(/failed its authentication check/)
     // And readSet (the restore planner's) refuses it as well.
-    expect((await readSet(storage, a, keys))?.status).toBe('tampered')
+    expect((await readSet(next, a, keys))?.status).toBe('tampered')
+    // The same in memory: the catalog that read it first still authenticates what it parsed, at every read.
+    expect((await readCatalog(storage, keys))[0].status).toBe('complete')
+    expect((await readCatalog(storage, { key: randomBytes(32).toString('hex'), passphrase: null }))[0].authenticity).toBe('unchecked')
   })
 
   it("is the app's: ops.backups.list() caches in the data folder, shared with the restore planner", async () => {

@@ -3,6 +3,24 @@ import { chmod, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path'
 import { mkdirPrivate } from '../storage/local'
 import type { BackupStorage } from '../storage/storage'
+import type { Manifest } from './manifest'
+
+/** A manifest as stored (the JSON its MAC covers) and as validated. */
+export interface Parsed {
+  raw: Record<string, unknown>
+  manifest: Manifest
+}
+
+/** Manifest text kept parsed in memory, at most (a year of sets is a few MB). */
+const MEMORY_BYTES = 32 * 1024 * 1024
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
+}
 
 /**
  * Manifests kept on this machine, so that listing a catalog of a thousand sets reads storage's listing and
@@ -39,6 +57,33 @@ export class ManifestCache {
 
   private ready: Promise<void> | null = null
 
+  /**
+   * Manifests this process has already parsed, by set and tag (frozen: shared by every read), up to
+   * MEMORY_BYTES of manifest text: a console asked for its catalog again reads neither files nor JSON.
+   * Only the parse is skipped; the catalog authenticates them at every read.
+   */
+  private parsed = new Map<string, { tag: string; size: number; value: Parsed }>()
+  private parsedBytes = 0
+
+  recall(setId: string, tag: string): Parsed | null {
+    const e = this.parsed.get(setId)
+    return e && e.tag === tag ? e.value : null
+  }
+
+  remember(setId: string, tag: string, size: number, value: Parsed): void {
+    this.forget(setId)
+    if (this.parsedBytes + size > MEMORY_BYTES) return
+    this.parsed.set(setId, { tag, size, value: deepFreeze(value) })
+    this.parsedBytes += size
+  }
+
+  private forget(setId: string): void {
+    const e = this.parsed.get(setId)
+    if (!e) return
+    this.parsed.delete(setId)
+    this.parsedBytes -= e.size
+  }
+
   async put(setId: string, tag: string, bytes: Buffer): Promise<void> {
     try {
       await (this.ready ??= mkdirPrivate(this.dir).catch((e) => {
@@ -58,6 +103,7 @@ export class ManifestCache {
 
   /** After a full read: remove the files of sets no longer listed and of manifests since replaced. */
   async retain(current: Map<string, string>): Promise<void> {
+    for (const [setId, e] of [...this.parsed]) if (current.get(setId) !== e.tag) this.forget(setId)
     const names = await readdir(this.dir).catch(() => [] as string[])
     const keep = new Set([...current].map(([setId, tag]) => this.file(setId, tag)))
     await Promise.all(names.filter((n) => !keep.has(n) && !n.startsWith('.')).map((n) => rm(join(this.dir, n), { force: true })))

@@ -126,16 +126,23 @@ async function readManifest(
       problem: `No manifest: the backup did not finish${partials.length ? ` (${partials.length} unfinished write(s) of ${formatBytes(partialBytes)} included in its size)` : ''}. It is never offered for restore and is removed by cleanup.`,
     }
   try {
+    // Parsed already by this process (authenticated below all the same), else its bytes from the cache or storage.
+    const known = m.tag && cache ? cache.recall(setId, m.tag) : null
+    if (known) return { base, ...known }
     let bytes = m.tag && cache ? await cache.get(setId, m.tag) : null
+    let tag = m.tag ?? null
     if (!bytes) {
       const got = await storage.getTagged(m.key)
       bytes = got.data
+      tag = got.tag
       // Cached under the tag of the bytes read (the manifest may have been replaced since it was listed).
-      if (cache && got.tag) await cache.put(setId, got.tag, bytes)
+      if (cache && tag) await cache.put(setId, tag, bytes)
     }
     // Cached or fetched, the bytes are parsed and then authenticated alike (authenticate()).
     const raw = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>
-    return { base, raw, manifest: manifestSchema.parse(raw) }
+    const parsed = { raw, manifest: manifestSchema.parse(raw) }
+    if (cache && tag) cache.remember(setId, tag, bytes.length, parsed)
+    return { base, ...parsed }
   } catch (e) {
     return {
       ...base,
