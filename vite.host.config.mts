@@ -12,7 +12,7 @@ export default defineConfig({
     sourcemap: true,
     minify: false,
     rollupOptions: {
-      input: { cli: 'src/host/cli.ts', bench: 'bench/backup.ts', 'bench-restore': 'bench/restore.ts', 'bench-metrics': 'bench/metrics.ts', 'bench-collect': 'bench/collect.ts', 'bench-alerts': 'bench/alerts.ts', 'bench-errors': 'bench/errors.ts' },
+      input: { cli: 'src/host/cli.ts', bench: 'bench/backup.ts', 'bench-restore': 'bench/restore.ts', 'bench-metrics': 'bench/metrics.ts', 'bench-collect': 'bench/collect.ts', 'bench-alerts': 'bench/alerts.ts', 'bench-errors': 'bench/errors.ts', 'bench-catalog': 'bench/catalog.ts' },
       external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), ...Object.keys(pkg.dependencies)],
       output: { format: 'cjs', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
     },

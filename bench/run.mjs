@@ -6,6 +6,7 @@
 // restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200);
 // metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);
 // alerts (500 rules over 50 series per tick, threshold crossing to webhook received, a 30-day backtest; BENCH_ALERT_*).
+// catalog (1,000 sets in s3rver: backups list cold and warm, in the console and the CLI, and the restore points; BENCH_CATALOG_SETS).
 // errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s with memory, the Errors list over 100,000 events).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -25,6 +26,7 @@ const suites = {
   metrics: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-metrics.js')).metricsBench(o),
   alerts: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-alerts.js')).alertsBench(),
   errors: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(),
+  catalog: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-catalog.js')).catalogBench(o),
 }
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const names = wanted.length ? wanted : Object.keys(suites)
