@@ -520,7 +520,13 @@ describe('the agent and a migration', () => {
       expect(old.type).toBe('incremental')
       expect(old.endsChain?.cut?.table).toBe('public.teams')
       expect(old.changes).toMatchObject({ updates: 1 }) // the change before the new shape is kept
-      expect((await slotOf(db.url)).map((s) => s.slot_name)).toEqual([two[0].full.snapshot.slot])
+      // The new full's manifest is written before the older chain's slot is dropped: wait for the drop.
+      const newSlot = two[0].full.snapshot.slot
+      await waitFor(
+        async () => JSON.stringify((await slotOf(db.url)).map((s) => s.slot_name)) === JSON.stringify([newSlot]),
+        'only the new chain slot left',
+        30_000,
+      )
     } finally {
       await agent?.close()
       await ops.close()
