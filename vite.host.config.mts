@@ -22,6 +22,7 @@ export default defineConfig({
         'bench-errors': 'bench/errors.ts',
         'bench-replay': 'bench/replay.ts',
         'bench-incidents': 'bench/incidents.ts',
+        'bench-catalog': 'bench/catalog.ts',
       },
       external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), ...Object.keys(pkg.dependencies)],
       output: { format: 'cjs', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },

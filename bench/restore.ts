@@ -25,7 +25,7 @@ function cli(root: string, args: string[], env: Record<string, string>): Promise
     let err = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (err += d))
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       const seconds = (performance.now() - t0) / 1000
       if (code !== 0) return reject(new Error(`examforge-ops ${args[0]} failed (${code}): ${err} ${out.slice(0, 2000)}`))
       resolve({ seconds, out: JSON.parse(out) })
@@ -63,7 +63,13 @@ export async function restoreBench({ root }: { root: string }) {
     process.stderr.write(`backups made: pg_dump -Fd and ${result.setId}\n`)
 
     const pgRuns: number[] = []
-    const ourRuns: { wallS: number; toConstraintsS: number; toCheckPassedS: number; phasesMs: Record<string, number> }[] = []
+    type Run = { wallS: number; toConstraintsS: number; toCheckPassedS: number; phasesMs: Record<string, number> }
+    // BENCH_RESTORE_VARIANTS='{"name": {"ENV": "value"}, ...}': ours under each environment (the first is the headline).
+    const variants = Object.entries(
+      JSON.parse(process.env.BENCH_RESTORE_VARIANTS ?? '{"ours": {}}') as Record<string, Record<string, string>>,
+    )
+    const variantRuns = new Map(variants.map(([name]) => [name, [] as Run[]]))
+    const ourRuns = variantRuns.get(variants[0][0])!
     for (let i = 0; i < rounds; i++) {
       const pgDb = `bench_restore_pg_${i}`
       await q(base, `DROP DATABASE IF EXISTS ${pgDb} WITH (FORCE)`)
@@ -75,22 +81,31 @@ export async function restoreBench({ root }: { root: string }) {
       if (r.status !== 0) throw new Error(`pg_restore failed: ${r.stderr}`)
       await q(base, `DROP DATABASE ${pgDb} WITH (FORCE)`)
 
-      const ourDb = `bench_restore_ours_${i}`
-      await q(base, `DROP DATABASE IF EXISTS ${ourDb} WITH (FORCE)`)
-      await q(base, 'CHECKPOINT')
-      const ours = await cli(root, ['restore', '--backup', result.setId, '--target', dbUrl(ourDb), '--yes', '--json'], ourEnv)
-      const job = ours.out.job as { result: { durationMs: number; phasesMs: Record<string, number>; report: { ok: boolean } } }
-      if (!job.result.report.ok) throw new Error('our restore check failed')
-      ourRuns.push({
-        wallS: round(ours.seconds),
-        toConstraintsS: round((job.result.durationMs - (job.result.phasesMs.check ?? 0)) / 1000),
-        toCheckPassedS: round(job.result.durationMs / 1000),
-        phasesMs: job.result.phasesMs,
-      })
-      await q(base, `DROP DATABASE ${ourDb} WITH (FORCE)`)
-      process.stderr.write(
-        `round ${i + 1}: pg_restore ${pgRuns[i].toFixed(1)} s, ours ${ourRuns[i].toConstraintsS} s (check passed at ${ourRuns[i].toCheckPassedS} s)\n`,
-      )
+      // Each variant of ours (BENCH_RESTORE_VARIANTS), in an order that rotates with the round: alternated, so a
+      // busy machine weighs on each alike.
+      for (let j = 0; j < variants.length; j++) {
+        const [name, extra] = variants[(i + j) % variants.length]
+        const ourDb = `bench_restore_ours_${i}_${j}`
+        await q(base, `DROP DATABASE IF EXISTS ${ourDb} WITH (FORCE)`)
+        await q(base, 'CHECKPOINT')
+        const ours = await cli(root, ['restore', '--backup', result.setId, '--target', dbUrl(ourDb), '--yes', '--json'], {
+          ...ourEnv,
+          ...extra,
+        })
+        const job = ours.out.job as { result: { durationMs: number; phasesMs: Record<string, number>; report: { ok: boolean } } }
+        if (!job.result.report.ok) throw new Error('our restore check failed')
+        const run = {
+          wallS: round(ours.seconds),
+          toConstraintsS: round((job.result.durationMs - (job.result.phasesMs.check ?? 0)) / 1000),
+          toCheckPassedS: round(job.result.durationMs / 1000),
+          phasesMs: job.result.phasesMs,
+        }
+        variantRuns.get(name)!.push(run)
+        await q(base, `DROP DATABASE ${ourDb} WITH (FORCE)`)
+        process.stderr.write(
+          `round ${i + 1}: pg_restore ${pgRuns[i].toFixed(1)} s, ${name} ${run.toConstraintsS} s (check passed at ${run.toCheckPassedS} s)\n`,
+        )
+      }
     }
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
     const pgS = med(pgRuns)
@@ -109,6 +124,19 @@ export async function restoreBench({ root }: { root: string }) {
         secondsFromStartToCheckPassed: checkS,
       },
       ratioVsPgRestore: round(pgS / oursS),
+      variants: Object.fromEntries(
+        [...variantRuns].map(([name, runs]) => [
+          name,
+          {
+            env: Object.fromEntries(variants)[name],
+            medianToCheckPassedS: med(runs.map((r) => r.toCheckPassedS)),
+            medianPhasesMs: Object.fromEntries(
+              Object.keys(runs[0]?.phasesMs ?? {}).map((k) => [k, med(runs.map((r) => r.phasesMs[k] ?? 0))]),
+            ),
+            toCheckPassedS: runs.map((r) => r.toCheckPassedS),
+          },
+        ]),
+      ),
       rounds,
       all: { pgRestore: pgRuns.map(round), examforgeOps: ourRuns },
     }

@@ -7,6 +7,7 @@
 // metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);
 // alerts (500 rules over 50 series per tick, threshold crossing to webhook received, a 30-day backtest; BENCH_ALERT_*).
 // replay (point-in-time restore across a chain with 1 M changes: changes/s of replay, exact at the stop point; BENCH_REPLAY_CHANGES).
+// catalog (1,000 sets in s3rver: backups list cold and warm, in the console and the CLI, and the restore points; BENCH_CATALOG_SETS).
 // errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s with memory, the Errors list over 100,000 events).
 // incidents (the timeline of a 24-hour window with 10,000 entries, the PDF export of that report; BENCH_INCIDENTS_RUNS).
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -29,6 +30,7 @@ const suites = {
   errors: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(),
   replay: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-replay.js')).replayBench(),
   incidents: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-incidents.js')).incidentsBench(),
+  catalog: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-catalog.js')).catalogBench(o),
 }
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const names = wanted.length ? wanted : Object.keys(suites)

@@ -3,6 +3,13 @@
 const { existsSync } = require('node:fs')
 const { join } = require('node:path')
 const cli = join(__dirname, '..', 'out', 'host', 'cli.js')
+// Exit once stdout and stderr have taken everything written (process.exit() alone cuts what a pipe still holds).
+const exit = (code) => {
+  let left = 2
+  const done = () => --left === 0 && process.exit(code)
+  process.stdout.write('', done)
+  process.stderr.write('', done)
+}
 if (!existsSync(cli)) {
   process.stderr.write('examforge-ops is not built yet: run "npm run build" in ' + join(__dirname, '..') + ' first.\n')
   process.exit(70)
@@ -11,9 +18,9 @@ if (!existsSync(cli)) {
 require(cli)
   .main(process.argv.slice(2))
   .then(
-    (code) => process.exit(code),
+    (code) => exit(code),
     (e) => {
       process.stderr.write('examforge-ops: internal error: ' + ((e && e.message) || String(e)) + '\n')
-      process.exit(70)
+      exit(70)
     },
   )

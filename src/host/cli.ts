@@ -274,5 +274,18 @@ function exitFor(e: unknown, command: CliCommand | undefined): number {
 
 // Run when executed (node out/host/cli.js); not when imported (bin/examforge-ops.cjs, scripts, tests).
 if (typeof require !== 'undefined' && require.main === module) {
-  void main(process.argv.slice(2)).then((code) => process.exit(code))
+  void main(process.argv.slice(2)).then((code) => exitWhenWritten(code))
+}
+
+/**
+ * Exit once stdout and stderr have taken everything written: process.exit() alone cuts output still queued
+ * for a pipe (a thousand sets' `backups list --json` is more than a pipe holds).
+ */
+export function exitWhenWritten(code: number): void {
+  let left = 2
+  const done = () => {
+    if (--left === 0) process.exit(code)
+  }
+  process.stdout.write('', done)
+  process.stderr.write('', done)
 }

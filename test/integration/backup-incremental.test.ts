@@ -570,7 +570,7 @@ describe('the agent and a migration', () => {
       await waitFor(
         async () => (await slotOf(db.url)).map((s) => s.slot_name).join() === two[0].full.snapshot.slot,
         'only the new chain’s slot',
-        15_000,
+        30_000,
       )
     } finally {
       await agent?.close()

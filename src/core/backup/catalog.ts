@@ -2,7 +2,24 @@ import { formatBytes } from '../../shared/format'
 import type { BackupStorage, StoredObject } from '../storage/storage'
 import { checkManifest, type Authenticity } from './authenticity'
 import { deriveKeys, type KeySource } from './crypto'
-import { manifestSchema, SET_ID, SETS_PREFIX, type Manifest } from './manifest'
+import { manifestCacheOf, type ManifestCache } from './catalog-cache'
+import { manifestKey, manifestSchema, SET_ID, SETS_PREFIX, type Manifest } from './manifest'
+
+/** Manifests read at once: enough to hide S3's round trips, few enough not to queue behind the client's sockets. */
+const READ_AHEAD = 16
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i])
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}
 
 export interface CatalogSet {
   setId: string
@@ -27,6 +44,8 @@ export interface CatalogSet {
  * The catalog is what storage holds, read from the manifests alone: it works while the database
  * is down. A set without a manifest is incomplete: shown, never offered for restore. With the
  * encryption settings given, encrypted sets' manifests are authenticated (a bad one is "tampered").
+ * One listing of the sets' prefix (paginated), then only the manifests the storage's cache does not
+ * hold under their current tag (catalog-cache.ts); cached ones are checked as fetched ones are.
  */
 export async function readCatalog(storage: BackupStorage, keys: KeySource | null = null): Promise<CatalogSet[]> {
   const [objects, partials] = await Promise.all([storage.list(SETS_PREFIX), storage.listPartial(SETS_PREFIX)])
@@ -40,8 +59,17 @@ export async function readCatalog(storage: BackupStorage, keys: KeySource | null
   }
   for (const o of objects) add(o, false)
   for (const o of partials) add(o, true)
-  const read: (CatalogSet | ReadManifest)[] = []
-  for (const [setId, { objs, partials: p }] of bySet) read.push(await readManifest(storage, setId, objs, p))
+  // Manifests side by side (a thousand sets are a thousand small reads), each from the cache when its tag is known.
+  const cache = manifestCacheOf(storage)
+  const read = await mapLimit([...bySet], READ_AHEAD, ([setId, { objs, partials: p }]) => readManifest(storage, setId, objs, p, cache))
+  if (cache) {
+    const current = new Map<string, string>()
+    for (const [setId, { objs }] of bySet) {
+      const tag = objs.find((o) => o.key === manifestKey(setId))?.tag
+      if (tag) current.set(setId, tag)
+    }
+    await cache.retain(current)
+  }
   // Passphrase keys (one scrypt per set) are derived in parallel before the manifests are checked with them.
   if (keys)
     await deriveKeys(
@@ -58,7 +86,7 @@ export async function readSet(storage: BackupStorage, setId: string, keys: KeySo
   if (!SET_ID.test(setId)) return null
   const [objs, partials] = await Promise.all([storage.list(`${SETS_PREFIX}${setId}/`), storage.listPartial(`${SETS_PREFIX}${setId}/`)])
   if (!objs.length && !partials.length) return null
-  const r = await readManifest(storage, setId, objs, partials)
+  const r = await readManifest(storage, setId, objs, partials, manifestCacheOf(storage))
   return 'raw' in r ? authenticate(r, keys) : r
 }
 
@@ -75,6 +103,7 @@ async function readManifest(
   setId: string,
   objs: StoredObject[],
   partials: StoredObject[],
+  cache: ManifestCache | null,
 ): Promise<CatalogSet | ReadManifest> {
   const type = (/-(full|incremental|safety)-/.exec(setId)?.[1] ?? 'unknown') as CatalogSet['type']
   const partialBytes = partials.reduce((n, o) => n + o.size, 0)
@@ -87,7 +116,7 @@ async function readManifest(
     partialBytes,
     lastModified: new Date(Math.max(...[...objs, ...partials].map((o) => o.modified.getTime()))).toISOString(),
   }
-  const m = objs.find((o) => o.key.endsWith('/manifest.json'))
+  const m = objs.find((o) => o.key === manifestKey(setId))
   if (!m)
     return {
       ...base,
@@ -97,8 +126,23 @@ async function readManifest(
       problem: `No manifest: the backup did not finish${partials.length ? ` (${partials.length} unfinished write(s) of ${formatBytes(partialBytes)} included in its size)` : ''}. It is never offered for restore and is removed by cleanup.`,
     }
   try {
-    const raw = JSON.parse((await storage.getBuffer(m.key)).toString('utf8')) as Record<string, unknown>
-    return { base, raw, manifest: manifestSchema.parse(raw) }
+    // Parsed already by this process (authenticated below all the same), else its bytes from the cache or storage.
+    const known = m.tag && cache ? cache.recall(setId, m.tag) : null
+    if (known) return { base, ...known }
+    let bytes = m.tag && cache ? await cache.get(setId, m.tag) : null
+    let tag = m.tag ?? null
+    if (!bytes) {
+      const got = await storage.getTagged(m.key)
+      bytes = got.data
+      tag = got.tag
+      // Cached under the tag of the bytes read (the manifest may have been replaced since it was listed).
+      if (cache && tag) await cache.put(setId, tag, bytes)
+    }
+    // Cached or fetched, the bytes are parsed and then authenticated alike (authenticate()).
+    const raw = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>
+    const parsed = { raw, manifest: manifestSchema.parse(raw) }
+    if (cache && tag) cache.remember(setId, tag, bytes.length, parsed)
+    return { base, ...parsed }
   } catch (e) {
     return {
       ...base,

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type pg from 'pg'
 import { OpsError } from '../../shared/contract'
 import { formatBytes } from '../../shared/format'
@@ -8,6 +9,7 @@ import type { Logger } from '../log/logger'
 import { openStorage } from '../storage/open'
 import type { BackupStorage } from '../storage/storage'
 import { chains, readCatalog, type CatalogSet } from './catalog'
+import { ManifestCache, withManifestCache } from './catalog-cache'
 import { classifySlots, type SlotUse } from './changes/orphans'
 import {
   chainAdvice,
@@ -57,6 +59,12 @@ export interface BackupResult {
   endedChain: { setId: string; coversTo: string; reason: string } | null
 }
 
+/** The configured storage with its manifest cache (see catalog-cache.ts), kept in the private data folder. */
+export function cachedStorage(config: Config): BackupStorage {
+  const storage = openStorage(config)
+  return withManifestCache(storage, new ManifestCache(join(config.dataDir, 'catalog-cache'), storage.location))
+}
+
 export class BackupService {
   private storage_: BackupStorage | null = null
   private running: string | null = null
@@ -74,7 +82,8 @@ export class BackupService {
   ) {}
 
   storage(): BackupStorage {
-    return (this.storage_ ??= openStorage(this.deps.config))
+    // With the manifest cache in the data folder: the catalog, the Backups page and the restore planner share it.
+    return (this.storage_ ??= cachedStorage(this.deps.config))
   }
 
   /** The encryption settings, to authenticate manifests with (see authenticity.ts). */

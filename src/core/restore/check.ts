@@ -7,6 +7,7 @@ import { RowDigest } from '../backup/digest'
 import type { Manifest } from '../backup/manifest'
 import { relName as rel, tableKey } from './plan'
 import { qi } from '../backup/full'
+import { runPool } from './pool'
 
 /** A table's row count and order-independent digest, read the way a backup reads it (same session settings, same columns). */
 export async function digestTable(
@@ -56,6 +57,8 @@ export async function checkRestore(
     skipRelations?: boolean
     /** A partial restore into an empty database: keys to tables that were not restored are not checked. */
     restoredOnly?: boolean
+    /** Connections to spread the foreign-key checks over (outside a transaction: a load into an empty database). */
+    pool?: pg.Client[]
   },
 ): Promise<CheckReport> {
   const tables: CheckReport['tables'] = []
@@ -91,12 +94,13 @@ export async function checkRestore(
   const roots = await partitionRoots(c)
   const rootOf = new Map(roots.map((r) => [r.leaf, r.root]))
   const touched = new Set(o.scope.map((k) => rootOf.get(k) ?? k))
-  const foreignKeys: CheckReport['foreignKeys'] = []
+  type FkLine = CheckReport['foreignKeys'][number]
+  const lines: (FkLine | { fk: (typeof fks)[number]; sql: string; violations?: number })[] = []
   for (const fk of fks) {
     if (!touched.has(fk.childKey) && !touched.has(fk.parentKey)) continue
     if (o.restoredOnly && (!touched.has(fk.childKey) || !touched.has(fk.parentKey))) {
       const missing = touched.has(fk.childKey) ? fk.parent : fk.child
-      foreignKeys.push({
+      lines.push({
         constraint: fk.name,
         table: fk.child,
         references: fk.parent,
@@ -107,14 +111,28 @@ export async function checkRestore(
       })
       continue
     }
-    o.signal.throwIfAborted()
     const notNull = fk.ccols.map((col) => `ch.${qi(col)} IS NOT NULL`).join(' AND ')
     const match = fk.ccols.map((col, i) => `pa.${qi(fk.pcols[i])} = ch.${qi(col)}`).join(' AND ')
-    const { rows } = await c.query(
-      `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${rel(fk.childKey)} ch WHERE ${notNull} AND NOT EXISTS (SELECT 1 FROM ${rel(fk.parentKey)} pa WHERE ${match}) LIMIT 1000) x`,
-    )
-    const violations = rows[0].n as number
-    foreignKeys.push({
+    lines.push({
+      fk,
+      sql: `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${rel(fk.childKey)} ch WHERE ${notNull} AND NOT EXISTS (SELECT 1 FROM ${rel(fk.parentKey)} pa WHERE ${match}) LIMIT 1000) x`,
+    })
+  }
+  // Each key's lookup on the next free connection (or one after the other on this one), reported in key order.
+  const queue = lines.filter((l) => 'sql' in l)
+  await runPool(
+    o.pool?.length ? o.pool : [c as pg.Client],
+    () => queue.shift() ?? null,
+    async (w, l) => {
+      l.violations = (await w.query(l.sql)).rows[0].n as number
+    },
+    o.signal,
+  )
+  const foreignKeys: CheckReport['foreignKeys'] = lines.map((l) => {
+    if (!('sql' in l)) return l
+    const violations = l.violations!
+    const fk = l.fk
+    return {
       constraint: fk.name,
       table: fk.child,
       references: fk.parent,
@@ -124,8 +142,8 @@ export async function checkRestore(
       note: violations
         ? `${violations >= 1000 ? 'at least 1000' : violations} row(s) of ${fk.child} point at missing rows of ${fk.parent}`
         : null,
-    })
-  }
+    }
+  })
 
   // Sequences owned by a restored table's column: at or above the largest value in use.
   const { rows: seqs } = await c.query<{ seq: string; tbl: string; col: string; tkey: string }>(

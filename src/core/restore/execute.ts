@@ -141,6 +141,8 @@ function reporter(p: PreparedRestore, ctx: JobContext) {
   }
 }
 
+// COPY ... FREEZE (a one-chunk table truncated and loaded in one transaction, so its rows need no hint bits
+// when the check reads them back) was measured with bench restore and did not help beyond the noise: not used.
 async function copyChunk(c: pg.ClientBase, p: PreparedRestore, table: string, chunkKey: string, signal: AbortSignal): Promise<void> {
   const tm = p.sets[0].tables.find((t) => tableKey(t) === table)!
   const cols = tm.columns.map(qi).join(', ')
@@ -315,6 +317,67 @@ async function replayChanges(applier: ChangeApplier, p: PreparedRestore, ctx: Jo
 
 const MARK = 'examforge-ops restore'
 
+type DigestTask = { kind: 'digest'; table: string; where: string; pages: number }
+
+/**
+ * Tables' row digests read back over the pool: a table is sized when it is ready, then read whole or, when
+ * bigger than a chunk (PostgreSQL 14+: TID range scans), in page ranges that add up (the digest is a sum).
+ */
+class DigestQueue {
+  private tasks: DigestTask[] = []
+  private parts = new Map<string, string[]>()
+  private partsLeft = new Map<string, number>()
+
+  constructor(
+    private p: PreparedRestore,
+    chunkBytes?: number,
+  ) {
+    this.rangePages = Math.max(1, Math.floor((chunkBytes ?? 64 * 1024 * 1024) / 8192))
+  }
+
+  private rangePages: number
+
+  next(): DigestTask | null {
+    return this.tasks.shift() ?? null
+  }
+
+  async add(c: pg.ClientBase, table: string): Promise<void> {
+    const { rows } = await c.query<{ pages: string; num: number }>(
+      `SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::bigint AS pages,
+              current_setting('server_version_num')::int AS num`,
+      [rel(table)],
+    )
+    const pages = Number(rows[0].pages)
+    const out: DigestTask[] = []
+    if (rows[0].num < 140000 || pages <= this.rangePages) out.push({ kind: 'digest', table, where: '', pages })
+    else
+      for (let from = 0; from < pages; from += this.rangePages)
+        out.push({
+          kind: 'digest',
+          table,
+          where: ` WHERE ctid >= '(${from},0)'::tid${from + this.rangePages >= pages ? '' : ` AND ctid < '(${from + this.rangePages},0)'::tid`}`,
+          pages: Math.min(this.rangePages, pages - from),
+        })
+    this.partsLeft.set(table, out.length)
+    this.tasks.push(...out)
+  }
+
+  /** One part; true when it was the table's last. */
+  async run(c: pg.ClientBase, t: DigestTask, signal: AbortSignal): Promise<boolean> {
+    // The table's columns at the chosen moment (a carried schema change may have added or dropped some).
+    const columns = this.p.columnsAfter.get(t.table) ?? this.p.sets[0].tables.find((x) => tableKey(x) === t.table)!.columns
+    const d = await digestTable(c, t.table, columns, signal, t.where)
+    this.parts.set(t.table, [...(this.parts.get(t.table) ?? []), d.value()])
+    const left = (this.partsLeft.get(t.table) ?? 1) - 1
+    this.partsLeft.set(t.table, left)
+    return left === 0
+  }
+
+  value(table: string): string {
+    return combineDigests(this.parts.get(table) ?? [])
+  }
+}
+
 /**
  * Into an empty or new database: the schema first, then the data over parallel connections, keys and
  * indexes, the change stream, sequences, then foreign keys, triggers and policies, then the check. Not one
@@ -352,6 +415,8 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
 
     for (let i = 0; i < parallelism; i++) {
       const w = await connect(p.targetUrl, `restore-${i}`, deps.connectTimeoutMs)
+      // Measured (bench restore, variants): maintenance_work_mem 1GB with max_parallel_maintenance_workers 0, and
+      // synchronous_commit on, did not change the time beyond the machine's noise; these stay as they were.
       await w.query(`SET synchronous_commit = off; SET maintenance_work_mem = '256MB'`)
       workers.push(w)
     }
@@ -377,13 +442,35 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     }
     const indexes = post.indexes.map((st) => ({ kind: 'index' as const, st, table: statementTable(st) }))
     const loaded = (t: string | null) => !t || !chunksLeft.get(t)
+    // The check as each table is done: once its last chunk is in and its keys and indexes are built (nothing
+    // changes its rows after that, and no ALTER TABLE waits behind the read), its rows and digest are read
+    // back while other tables still load. Tables the change stream touches are checked after the replay.
+    const indexesLeft = new Map<string, number>()
+    for (const x of indexes) if (x.table) indexesLeft.set(x.table, (indexesLeft.get(x.table) ?? 0) + 1)
+    // Replay touches the tables its changes name, and creates those that joined the chain (carried schema changes).
+    const inFull = new Set(p.sets[0].tables.map(tableKey))
+    const replayed = new Set([
+      ...p.sets.slice(1).flatMap((m) => m.changes?.tables ?? []),
+      ...p.sets.slice(1).flatMap((m) => (m.created ?? []).map((x) => x.table)),
+      ...p.scope.filter((k) => !inFull.has(k) || p.columnsAfter.has(k)),
+    ])
+    const toCheck = p.scope.filter((k) => !replayed.has(k))
+    const ready = (k: string) => loaded(k) && !indexesLeft.get(k) && !indexesLeft.get(rootOf(k, parents))
+    const digests = new DigestQueue(p, deps.chunkBytes)
     let inFlight = 0
     let built = 0
     const next = () => {
       const i = indexes.findIndex((x) => loaded(x.table))
       if (i >= 0) return indexes.splice(i, 1)[0]
+      const d = digests.next()
+      if (d) return d
+      const r = toCheck.findIndex(ready)
+      if (r >= 0) return { kind: 'size' as const, table: toCheck.splice(r, 1)[0] }
       if (chunks.length) return chunks.shift()!
-      if (!indexes.length) return null
+      if (!indexes.length) {
+        if (inFlight) return 'wait' as const
+        return toCheck.length ? { kind: 'size' as const, table: toCheck.shift()! } : null
+      }
       return inFlight ? ('wait' as const) : indexes.shift()! // nothing left to wait for: never stall
     }
     await runPool(
@@ -396,12 +483,14 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
             await copyChunk(w, p, t.table, t.key, ctx.signal)
             rep.chunkDone(t.table, t.rows, t.bytes)
             for (const k of new Set([t.table, rootOf(t.table, parents)])) chunksLeft.set(k, (chunksLeft.get(k) ?? 1) - 1)
-          } else {
+          } else if (t.kind === 'index') {
             await w.query(t.st)
+            if (t.table) indexesLeft.set(t.table, (indexesLeft.get(t.table) ?? 1) - 1)
             built++
             if (!chunks.length)
               ctx.onProgress({ phase: 'building keys and indexes', done: built, total: post.indexes.length, unit: 'steps' })
-          }
+          } else if (t.kind === 'size') await digests.add(w, t.table)
+          else await digests.run(w, t, ctx.signal)
         } finally {
           inFlight--
         }
@@ -465,45 +554,24 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     }
     phase('constraints')
 
-    ctx.onProgress({ phase: 'checking the restored data', done: 0, total: p.scope.length, unit: 'tables' })
-    // Table digests in parallel, big tables in page ranges (the digest is a sum: ranges add up); relations once.
-    const { rows: sizes } = await c.query<{ t: string; pages: string; num: number }>(
-      `SELECT t, (pg_relation_size(t::regclass) / current_setting('block_size')::int)::bigint AS pages,
-              current_setting('server_version_num')::int AS num FROM unnest($1::text[]) t`,
-      [p.scope.map(rel)],
-    )
-    const rangePages = Math.max(1, Math.floor((deps.chunkBytes ?? 64 * 1024 * 1024) / 8192))
-    const digestTasks = p.scope.flatMap((k, i) => {
-      const pages = Number(sizes[i].pages)
-      if (sizes[i].num < 140000 || pages <= rangePages) return [{ table: k, where: '', pages }]
-      const out: { table: string; where: string; pages: number }[] = []
-      for (let from = 0; from < pages; from += rangePages)
-        out.push({
-          table: k,
-          where: ` WHERE ctid >= '(${from},0)'::tid${from + rangePages >= pages ? '' : ` AND ctid < '(${from + rangePages},0)'::tid`}`,
-          pages: Math.min(rangePages, pages - from),
-        })
-      return out
-    })
-    digestTasks.sort((a, b) => b.pages - a.pages)
-    const partDigests = new Map<string, string[]>()
-    const totalPages = digestTasks.reduce((n, t) => n + t.pages, 0)
-    let pagesDone = 0
+    // The tables the replay changed, checked now (in parallel, big ones in page ranges); the others already are.
+    const left = p.scope.filter((k) => replayed.has(k))
+    const total = left.length
+    ctx.onProgress({ phase: 'checking the restored data', done: 0, total, unit: 'tables' })
+    let checkedTables = 0
     await runPool(
       workers,
-      () => digestTasks.shift() ?? null,
+      () => digests.next() ?? (left.length ? { kind: 'size' as const, table: left.shift()! } : null),
       async (w, t) => {
-        const columns = p.columnsAfter.get(t.table) ?? p.sets[0].tables.find((x) => tableKey(x) === t.table)!.columns
-        const d = await digestTable(w, t.table, columns, ctx.signal, t.where)
-        partDigests.set(t.table, [...(partDigests.get(t.table) ?? []), d.value()])
-        pagesDone += t.pages
-        ctx.onProgress({ phase: 'checking the restored data', done: pagesDone, total: totalPages, unit: 'steps', message: t.table })
+        if (t.kind === 'size') await digests.add(w, t.table)
+        else if (await digests.run(w, t, ctx.signal))
+          ctx.onProgress({ phase: 'checking the restored data', done: ++checkedTables, total, unit: 'tables', message: t.table })
       },
       ctx.signal,
     )
     const checkOpts = { full: p.sets[0], compareDigests: p.sets.length === 1, rowsAfter: p.rowsAfter }
     const tableLines = p.scope.map((k) => {
-      const v = combineDigests(partDigests.get(k) ?? [])
+      const v = digests.value(k)
       return tableCheck(k, checkOpts, Number(v.split(':')[0]), v)
     })
     const relations = await checkRestore(c, {
@@ -514,6 +582,7 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       signal: ctx.signal,
       skipTables: true,
       restoredOnly: !p.plan.wholeDatabase,
+      pool: workers,
     })
     const report: CheckReport = {
       ok: tableLines.every((t) => t.ok) && relations.ok,

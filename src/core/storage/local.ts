@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream, statSync } from 'node:fs'
 import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -45,6 +46,9 @@ export function openToOthers(dir: string): string | null {
   return `The backup folder ${dir} can be read by other users (mode ${mode.toString(8)}), and backups hold user rows: run "chmod 700 ${dir}".`
 }
 
+/** A file's tag (see StoredObject): a file replaced (renamed over) or rewritten in place gets another. */
+const localTag = (st: Stats) => `${st.ino}:${st.mtimeMs}:${st.size}`
+
 /**
  * A local folder: objects are written to "<key>.partial", fsynced, then renamed into place.
  * Backups hold user rows: folders are created 0700 and objects 0600, whatever the umask.
@@ -61,6 +65,12 @@ export class LocalStorage implements BackupStorage {
     const p = resolve(this.location, ...key.split('/'))
     if (!p.startsWith(this.location + sep)) throw new StorageError('bad_key', `Refusing a key outside the backup folder: ${key}`)
     return p
+  }
+
+  /** The folder a listing of the prefix starts in (its folders only: one set's listing does not walk every set). */
+  private under(prefix: string): string {
+    const dir = prefix.slice(0, prefix.lastIndexOf('/') + 1).replace(/\/+$/, '')
+    return dir ? this.path(dir) : this.location
   }
 
   private async prepare(key: string): Promise<string> {
@@ -122,6 +132,19 @@ export class LocalStorage implements BackupStorage {
     }
   }
 
+  async getTagged(key: string): Promise<{ data: Buffer; tag: string | null }> {
+    const p = this.path(key)
+    try {
+      const before = await stat(p)
+      const data = await readFile(p)
+      const after = await stat(p)
+      const tag = localTag(before)
+      return { data, tag: tag === localTag(after) && data.length === after.size ? tag : null }
+    } catch {
+      throw new StorageError('not_found', `The object ${key} is missing from ${this.location}.`)
+    }
+  }
+
   async exists(key: string): Promise<boolean> {
     return stat(this.path(key)).then(
       () => true,
@@ -138,18 +161,21 @@ export class LocalStorage implements BackupStorage {
       } catch {
         return
       }
-      for (const e of entries) {
-        const p = join(dir, e.name)
-        if (e.isDirectory()) await walk(p)
-        else if (!e.name.endsWith(PARTIAL)) {
-          const key = relative(this.location, p).split(sep).join('/')
-          if (!key.startsWith(prefix)) continue
-          const st = await stat(p)
-          out.push({ key, size: st.size, modified: st.mtime })
-        }
-      }
+      // A folder's entries side by side: a catalog of a thousand sets is thousands of files.
+      await Promise.all(
+        entries.map(async (e) => {
+          const p = join(dir, e.name)
+          if (e.isDirectory()) await walk(p)
+          else if (!e.name.endsWith(PARTIAL)) {
+            const key = relative(this.location, p).split(sep).join('/')
+            if (!key.startsWith(prefix)) return
+            const st = await stat(p).catch(() => null) // it may be deleted meanwhile
+            if (st) out.push({ key, size: st.size, modified: st.mtime, tag: localTag(st) })
+          }
+        }),
+      )
     }
-    await walk(this.location)
+    await walk(this.under(prefix))
     return out.sort((a, b) => a.key.localeCompare(b.key))
   }
 
@@ -168,7 +194,7 @@ export class LocalStorage implements BackupStorage {
         }
       }
     }
-    await walk(this.location)
+    await walk(this.under(prefix))
     return out.sort((a, b) => a.key.localeCompare(b.key))
   }
 

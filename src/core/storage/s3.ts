@@ -105,6 +105,20 @@ export class S3Storage implements BackupStorage {
     return Buffer.concat(chunks)
   }
 
+  async getTagged(key: string): Promise<{ data: Buffer; tag: string | null }> {
+    const { client, sdk } = await this.s3()
+    try {
+      const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key }))
+      const chunks: Buffer[] = []
+      for await (const c of r.Body as Readable) chunks.push(c as Buffer)
+      return { data: Buffer.concat(chunks), tag: r.ETag ?? null }
+    } catch (e) {
+      if ((e as { name?: string }).name === 'NoSuchKey')
+        throw new StorageError('not_found', `The object ${key} is missing from ${this.location}.`)
+      throw this.wrap(e)
+    }
+  }
+
   async exists(key: string): Promise<boolean> {
     const { client, sdk } = await this.s3()
     try {
@@ -127,7 +141,12 @@ export class S3Storage implements BackupStorage {
           new sdk.ListObjectsV2Command({ Bucket: this.o.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
         )
         for (const o of r.Contents ?? [])
-          out.push({ key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) })
+          out.push({
+            key: o.Key!.slice(this.prefix.length),
+            size: o.Size ?? 0,
+            modified: o.LastModified ?? new Date(0),
+            ...(o.ETag ? { tag: o.ETag } : {}),
+          })
         token = r.IsTruncated ? r.NextContinuationToken : undefined
       } while (token)
     } catch (e) {

@@ -4,6 +4,11 @@ export interface StoredObject {
   key: string
   size: number
   modified: Date
+  /**
+   * What changes when the object is replaced (S3: its ETag; a local file: its inode, mtime and size): the
+   * catalog's manifest cache is keyed by it. Absent where the store gives none (then nothing is cached).
+   */
+  tag?: string
 }
 
 /**
@@ -19,6 +24,8 @@ export interface BackupStorage {
   putSmall(key: string, data: Buffer | string): Promise<void>
   get(key: string, signal?: AbortSignal): Promise<Readable>
   getBuffer(key: string): Promise<Buffer>
+  /** A small object with the tag (see StoredObject) of the bytes read; null when it changed while being read. */
+  getTagged(key: string): Promise<{ data: Buffer; tag: string | null }>
   exists(key: string): Promise<boolean>
   list(prefix: string): Promise<StoredObject[]>
   /**
