@@ -185,11 +185,15 @@ export const handlers: Handlers = {
     })
     return { changed }
   },
-  'errors.dsn': (ops) => ({
-    dsn: ops.errors.dsn(),
-    listening: ops.errors.ingestUrl() != null,
-    address: `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
-  }),
+  'errors.dsn': async (ops) => {
+    const { where } = await ops.errors.whereEventsGo()
+    return {
+      dsn: ops.errors.dsn(),
+      listening: where === 'here' || where === 'agent',
+      where,
+      address: `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
+    }
+  },
   'errors.recent': (ops, input) => ops.errors.recent(input.sinceMs),
   'sandbox.seed': (ops, input, ctx) => {
     if (!ops.sandbox.active)

@@ -5,15 +5,30 @@ import { useErrors } from '../../stores/errors'
 import { GroupView } from './Group'
 import { ErrorSpark } from './Spark'
 
+/** Where the web app's events go: the DSN to give its SDK, and whether anything takes events sent to it. */
 function Dsn() {
   const { dsn, loadDsn } = useErrors()
   const [copied, setCopied] = useState(false)
   useEffect(() => void loadDsn(), [loadDsn])
   if (!dsn) return null
+  if (dsn.where === 'other_key')
+    return (
+      <div className="dsn card dsn-warn" data-testid="dsn" data-where={dsn.where}>
+        <span>
+          This window runs no error ingest. One listens on {dsn.address}, but with another DSN key than this console's data folder
+          holds: give the web app the DSN that <code>examforge-ops errors dsn</code> prints where that agent runs.
+        </span>
+      </div>
+    )
+  const says = {
+    here: `DSN for the web app's SDK (this console's ingest listens on ${dsn.address}):`,
+    agent: `DSN for the web app's SDK. This window runs no ingest: the host/agent on this machine does, listening on ${dsn.address}:`,
+    nothing: `Nothing takes events now: the ingest runs in the host/agent ("examforge-ops serve"), and nothing listens on ${dsn.address}. Start the agent, then give the web app this DSN:`,
+  }[dsn.where]
   return (
-    <div className="dsn card" data-testid="dsn">
-      <span className="muted">
-        DSN for the web app's SDK{dsn.listening ? '' : ` (the ingest is not listening on ${dsn.address} in this face)`}:
+    <div className={`dsn card${dsn.listening ? '' : ' dsn-warn'}`} data-testid="dsn" data-where={dsn.where}>
+      <span className={dsn.listening ? 'muted' : undefined} data-testid="dsn-where">
+        {says}
       </span>{' '}
       <code data-testid="dsn-value">{dsn.dsn}</code>{' '}
       <button
@@ -88,7 +103,8 @@ function Filters() {
 }
 
 export function Errors() {
-  const { groups, total, load, checked, toggle, toggleAll, setState, detail, open } = useErrors()
+  const { groups, total, load, checked, toggle, toggleAll, setState, detail, open, dsn } = useErrors()
+  const dsnHint = dsn?.listening ? ' Events sent to the DSN above appear here within seconds.' : ''
   useEffect(() => {
     void load()
     const t = setInterval(() => void load(), 5000)
@@ -108,7 +124,7 @@ export function Errors() {
         </button>
         <span className="muted">{groups ? `${groups.length} of ${fmtNumber(total)} groups` : 'Loading…'}</span>
       </div>
-      {groups && !groups.length && <p className="muted">No error groups match. Events sent to the DSN above appear here within seconds.</p>}
+      {groups && !groups.length && <p className="muted">No error groups match.{dsnHint}</p>}
       {groups && groups.length > 0 && (
         <table className="err-groups" data-testid="error-groups">
           <thead>
