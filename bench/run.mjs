@@ -6,7 +6,7 @@
 // restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200);
 // metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);
 // alerts (500 rules over 50 series per tick, threshold crossing to webhook received, a 30-day backtest; BENCH_ALERT_*).
-// errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s with memory, the Errors list over 100,000 events).
+// errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s (ERRORS_BENCH_SECONDS) with RSS start/max/end/slope, the Errors list over 100,000 events in core and in Chromium).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,7 +24,7 @@ const suites = {
   restore: (o) => builtRestore().restoreBench(o),
   metrics: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-metrics.js')).metricsBench(o),
   alerts: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-alerts.js')).alertsBench(),
-  errors: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(),
+  errors: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(o),
 }
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const names = wanted.length ? wanted : Object.keys(suites)

@@ -186,12 +186,13 @@ export const handlers: Handlers = {
     return { changed }
   },
   'errors.dsn': async (ops) => {
-    const { where } = await ops.errors.whereEventsGo()
+    const { where, url } = await ops.errors.whereEventsGo()
     return {
       dsn: ops.errors.dsn(),
       listening: where === 'here' || where === 'agent',
       where,
-      address: `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
+      // Where this face listens (its real port when configured as :0), else the configured address.
+      address: where === 'here' ? new URL(url).host : `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
     }
   },
   'errors.recent': (ops, input) => ops.errors.recent(input.sinceMs),

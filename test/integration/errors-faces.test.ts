@@ -58,7 +58,7 @@ describe('where error events go, seen from each face; the ingest health tile', (
 
     // The agent on this machine, with the same data folder (so the same DSN key), starts listening there.
     const agent = await open({ ERROR_INGEST_ADDR: `127.0.0.1:${port}` }, true, dataDir)
-    expect(await dsnOf(agent)).toMatchObject({ listening: true, where: 'here' })
+    expect(await dsnOf(agent)).toMatchObject({ listening: true, where: 'here', address: `127.0.0.1:${port}` })
     const seen = await dsnOf(desktop)
     expect(seen).toMatchObject({ listening: true, where: 'agent' })
     expect(seen.dsn).toBe((await dsnOf(agent)).dsn)
@@ -70,6 +70,8 @@ describe('where error events go, seen from each face; the ingest health tile', (
 
   it('health: healthy while listening, degraded while it sheds with 429, down when it cannot listen', async () => {
     const ops = await open({ ERROR_INGEST_ADDR: '127.0.0.1:0', ERROR_INGEST_RATE: '2' }, true)
+    // Configured as port 0: the Errors page names the port it really listens on.
+    expect((await dsnOf(ops)).address).toBe(new URL(ops.errors.ingestUrl()!).host)
     const ok = await ingestHealth(ops)
     expect(ok.status).toBe('healthy')
     expect(ok.reason).toMatch(/^Listening on http:\/\/127\.0\.0\.1:\d+; 0 events accepted in the last 5 minutes, none refused\.$/)
