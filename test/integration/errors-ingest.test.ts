@@ -208,7 +208,7 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
     await expect(ops.errors.setState([g.id, 'nope'], { state: 'resolved' })).rejects.toThrow(/no error group "nope"; nothing was changed/)
   })
 
-  it("shows what happened around a group's first event: real health changes, a failing first check, not a healthy first check", async () => {
+  it("shows what happened around a group's first event: real health changes, a failing first check, not healthy or unconfigured first checks", async () => {
     const ins = (service: string, from: string | null, to: string, reason: string) =>
       query(db.url, `INSERT INTO ops.health_changes (service, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, now() - interval '2 minutes')`, [
         service,
@@ -217,6 +217,7 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
         reason,
       ])
     await ins('around-quizdb', null, 'healthy', 'answered in 3 ms')
+    await ins('around-stripe', null, 'not_configured', 'Set STRIPE_SECRET_KEY')
     await ins('around-redis', null, 'down', 'refused the connection')
     await ins('around-quizdb', 'healthy', 'degraded', 'slow: 900 ms')
     expect((await post('/api/1/store/', JSON.stringify({ message: 'Around first event bug' }))).status).toBe(200)
