@@ -186,11 +186,12 @@ export const handlers: Handlers = {
     return { changed }
   },
   'errors.dsn': async (ops) => {
-    const { where, url } = await ops.errors.whereEventsGo()
+    const { where, url, problem } = await ops.errors.whereEventsGo()
     return {
       dsn: ops.errors.dsn(),
       listening: where === 'here' || where === 'agent',
       where,
+      ...(problem ? { problem } : {}),
       // Where this face listens (its real port when configured as :0), else the configured address.
       address: where === 'here' ? new URL(url).host : `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
     }

@@ -199,7 +199,7 @@ export const methods = {
   },
   /**
    * The DSN for SDKs (its key is the public half Sentry SDKs embed; the UI shows it to copy), and who takes its
-   * events: this face's listener ('here': the host/agent), the agent on the configured address ('agent': e.g.
+   * events: this face's listener ('here': the host/agent; 'failed' when it could not start), the agent on the configured address ('agent': e.g.
    * seen from the desktop app, which runs no ingest), an ingest with another key ('other_key'), or nothing.
    */
   'errors.dsn': {
@@ -207,7 +207,9 @@ export const methods = {
     output: z.object({
       dsn: z.string(),
       listening: z.boolean(),
-      where: z.enum(['here', 'agent', 'other_key', 'nothing']),
+      where: z.enum(['here', 'failed', 'agent', 'other_key', 'nothing']),
+      /** Why this face's own ingest is not listening ('failed'). */
+      problem: z.string().optional(),
       address: z.string(),
     }),
   },

@@ -20,7 +20,10 @@ async function freePort(): Promise<number> {
 }
 
 const dsnOf = async (ops: Ops) => {
-  const r = (await dispatch(ops, 'errors.dsn', {}, actor)) as { ok: true; value: { dsn: string; listening: boolean; where: string; address: string } }
+  const r = (await dispatch(ops, 'errors.dsn', {}, actor)) as {
+    ok: true
+    value: { dsn: string; listening: boolean; where: string; address: string; problem?: string }
+  }
   expect(r.ok).toBe(true)
   return r.value
 }
@@ -102,7 +105,9 @@ describe('where error events go, seen from each face; the ingest health tile', (
       expect(down.status).toBe('unhealthy')
       expect(down.reason).toMatch(new RegExp(`not listening: it could not listen on 127\\.0\\.0\\.1:${port} \\(.*EADDRINUSE.*\\)`))
       // and the Errors page says so instead of offering a DSN as if it were served.
-      expect(await dsnOf(blocked)).toMatchObject({ listening: false, where: 'nothing' })
+      const said = await dsnOf(blocked)
+      expect(said).toMatchObject({ listening: false, where: 'failed' })
+      expect(said.problem).toMatch(/EADDRINUSE/)
     } finally {
       squatter.close()
     }

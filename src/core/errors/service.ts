@@ -103,14 +103,18 @@ export class ErrorService {
   }
 
   /**
-   * Who takes the DSN's events: this face's own listener ('here'); else whatever answers on the configured
+   * Who takes the DSN's events: this face's own listener ('here', or 'failed' when it could not start); else whatever answers on the configured
    * address — the host/agent with this key ('agent'), an ingest with another key ('other_key': the agent keeps
    * a different data folder), or nothing ('nothing': events sent to the DSN are lost until the agent runs).
    */
-  async whereEventsGo(timeoutMs = 1500): Promise<{ where: 'here' | 'agent' | 'other_key' | 'nothing'; url: string }> {
+  async whereEventsGo(
+    timeoutMs = 1500,
+  ): Promise<{ where: 'here' | 'failed' | 'agent' | 'other_key' | 'nothing'; url: string; problem?: string }> {
     if (this.ingest) return { where: 'here', url: this.ingest.url }
     const e = this.o.config.errors
     const url = `http://${connectHost(e.ingestHost)}:${e.ingestPort}`
+    // This face was to run it and could not: say why rather than what else may hold the address.
+    if (this.ingestFailure) return { where: 'failed', url, problem: this.ingestFailure }
     const p = await probeIngest(url, this.keys().key, timeoutMs)
     return { where: p.state === 'ours' ? 'agent' : p.state === 'wrong_key' ? 'other_key' : 'nothing', url }
   }

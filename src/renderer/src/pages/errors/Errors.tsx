@@ -23,7 +23,8 @@ function Dsn() {
   const says = {
     here: `DSN for the web app's SDK (this console's ingest listens on ${dsn.address}):`,
     agent: `DSN for the web app's SDK. This window runs no ingest: the host/agent on this machine does, listening on ${dsn.address}:`,
-    nothing: `Nothing takes events now: the ingest runs in the host/agent ("examforge-ops serve"), and nothing listens on ${dsn.address}. Start the agent, then give the web app this DSN:`,
+    nothing: `Nothing takes events now: the ingest runs in the host/agent ("examforge-ops serve"), and no ingest answers on ${dsn.address}. Start the agent, then give the web app this DSN:`,
+    failed: `Nothing takes events now: this console's ingest is not listening (${dsn.problem ?? `on ${dsn.address}`}). Set ERROR_INGEST_ADDR to a free address and restart; the DSN will then be:`,
   }[dsn.where]
   return (
     <div className={`dsn card${dsn.listening ? '' : ' dsn-warn'}`} data-testid="dsn" data-where={dsn.where}>
