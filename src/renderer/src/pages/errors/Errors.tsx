@@ -103,9 +103,25 @@ function Filters() {
   )
 }
 
+/** Rows drawn before the rest: more than a tall window shows. */
+const FIRST_ROWS = 40
+
 export function Errors() {
   const { groups, total, load, checked, toggle, toggleAll, setState, detail, open, dsn } = useErrors()
   const dsnHint = dsn?.listening ? ' Events sent to the DSN above appear here within seconds.' : ''
+  // The first screenful is drawn at once and the rest of the (up to 200) rows a frame later: laying out all of
+  // them before anything shows took most of the page's time on a busy machine.
+  const [allRows, setAllRows] = useState(false)
+  const hasGroups = !!groups?.length
+  useEffect(() => {
+    if (!hasGroups || allRows) return
+    let t: ReturnType<typeof setTimeout> | undefined
+    const f = requestAnimationFrame(() => (t = setTimeout(() => setAllRows(true), 0)))
+    return () => {
+      cancelAnimationFrame(f)
+      clearTimeout(t)
+    }
+  }, [hasGroups, allRows])
   useEffect(() => {
     void load()
     const t = setInterval(() => void load(), 5000)
@@ -143,7 +159,7 @@ export function Errors() {
             </tr>
           </thead>
           <tbody>
-            {groups.map((g) => (
+            {(allRows ? groups : groups.slice(0, FIRST_ROWS)).map((g) => (
               <tr key={g.id} data-testid={`group-${g.id}`}>
                 <td>
                   <input type="checkbox" aria-label={`Select ${g.id}`} checked={checked.includes(g.id)} onChange={() => toggle(g.id)} />
