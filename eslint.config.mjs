@@ -21,7 +21,7 @@ const noElectron = {
 }
 
 export default tseslint.config(
-  { ignores: ['out/**', 'dist/**', 'packages/*/dist/**', 'node_modules/**', 'test-results/**', 'bench/results/**'] },
+  { ignores: ['out/**', 'dist/**', 'packages/*/dist/**', 'node_modules/**', 'test-results/**', 'bench/results/**', 'test/fixtures/next-app/.next/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

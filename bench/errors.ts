@@ -1,12 +1,16 @@
 // Errors: the SDK's cost per captureError on the caller, the ingest's sustained rate into PostgreSQL
 // (scrubbing and grouping included) with its memory over time, and the Errors list over a large store.
-// Sizes: BENCH_ERRORS_SDK_N (20000 captures), BENCH_ERRORS_SECONDS (60), BENCH_ERRORS_CLIENTS (8),
-// BENCH_ERRORS_EVENTS (100000) in BENCH_ERRORS_GROUPS (2000). Database: BENCH_PG_URL (the machine's PostgreSQL).
+// Sizes: BENCH_ERRORS_SDK_N (20000 captures), ERRORS_BENCH_SECONDS or BENCH_ERRORS_SECONDS (60: how long the
+// ingest runs; its RSS is sampled every 5 s and summarised: start, max, end, slope), BENCH_ERRORS_CLIENTS (8),
+// BENCH_ERRORS_EVENTS (100000) in BENCH_ERRORS_GROUPS (2000), BENCH_ERRORS_PAGE_RUNS (7: the Errors page opened in
+// Chromium on the built host over that store; needs npm run build). Database: BENCH_PG_URL (the machine's PostgreSQL).
+import { spawn } from 'node:child_process'
 import http from 'node:http'
-import { mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { chromium } from 'playwright-core'
 import { dbUrl } from './backup'
 import { ErrorTracker } from '../packages/error-tracker/src/index'
 import { loadConfig } from '../src/core/config/config'
@@ -21,6 +25,31 @@ const num = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) :
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
 const pct = (a: number[], p: number) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * p))]
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/**
+ * RSS over the run: first and last sample, the largest, and the least-squares slope in MB per minute over the
+ * samples after the first minute's warm-up (over all of them when the run is shorter): flat memory is a slope
+ * near 0 with the end near the start.
+ */
+export function memorySummary(samples: { s: number; rssMb: number }[]) {
+  if (!samples.length) return null
+  const warm = samples.filter((x) => x.s >= 60)
+  const fit = warm.length >= 3 ? warm : samples
+  const n = fit.length
+  const mx = fit.reduce((a, x) => a + x.s, 0) / n
+  const my = fit.reduce((a, x) => a + x.rssMb, 0) / n
+  const sxx = fit.reduce((a, x) => a + (x.s - mx) ** 2, 0)
+  const slope = sxx ? fit.reduce((a, x) => a + (x.s - mx) * (x.rssMb - my), 0) / sxx : 0
+  return {
+    samples: samples.length,
+    startRssMb: samples[0].rssMb,
+    maxRssMb: Math.max(...samples.map((x) => x.rssMb)),
+    endRssMb: samples[samples.length - 1].rssMb,
+    slopeMbPerMin: round(slope * 60, 2),
+    slopeOver: fit === warm ? `samples from ${warm[0].s} s on (after the first minute)` : 'all samples',
+  }
+}
 
 async function freshDb(): Promise<pg.Pool> {
   const c = new pg.Client({ connectionString: base })
@@ -125,6 +154,7 @@ async function ingestRate(pool: pg.Pool, seconds: number, clients: number) {
     stored,
     refused: failed,
     targetEventsPerSecond: 5000,
+    rss: memorySummary(memory),
     memory,
   }
 }
@@ -157,13 +187,101 @@ async function listSpeed(pool: pg.Pool, events: number, groups: number) {
   }
 }
 
-export async function errorsBench() {
+/**
+ * The Errors page over the seeded store, in Chromium on the built host: from the click on "Errors" in the nav to
+ * the list's rows in the document and a frame drawn (measured in the page), each time on a freshly loaded page
+ * (nothing cached in its store). The first run (cold: the host's first query) is reported apart.
+ */
+async function listInChromium(root: string, url: string, runs: number, groups: number) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ops-bench-errors-page-'))
+  const host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', '0'], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      OPS_DATA_DIR: dataDir,
+      DATABASE_URL: url,
+      ERROR_INGEST_ADDR: '127.0.0.1:0',
+      HEALTH_INTERVAL_S: '60',
+      HOST_LOAD_WARN_PER_CORE: '1000',
+    },
+  })
+  let out = ''
+  host.stdout.on('data', (d) => (out += d))
+  host.stderr.on('data', (d) => (out += d))
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  try {
+    let link: string | undefined
+    for (let i = 0; i < 1200 && !(link = /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0]); i++) await new Promise((r) => setTimeout(r, 50))
+    if (!link) throw new Error(`serve printed no URL: ${out}`)
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
+    await page.goto(link)
+    const expected = Math.min(200, groups) // the page asks for the 200 most recent groups
+    const first = Math.min(40, expected) // the rows the page draws at once (more than a 900 px window shows)
+    const times: { first: number; all: number }[] = []
+    for (let i = 0; i < runs + 1; i++) {
+      await page.evaluate(() => (location.hash = '/overview'))
+      await page.reload()
+      await page.getByTestId('nav-errors').waitFor()
+      times.push(
+        await page.evaluate(
+          async ([k, n]) => {
+            const t0 = performance.now()
+            let tFirst = 0
+            ;(document.querySelector('[data-testid="nav-errors"]') as HTMLElement).click()
+            await new Promise<void>((res) => {
+              const f = () => {
+                const rows = document.querySelectorAll('[data-testid="error-groups"] tbody tr').length
+                // Each time taken at the frame after the rows are in the document (they are drawn by then).
+                if (!tFirst && rows >= k) requestAnimationFrame(() => (tFirst = performance.now()))
+                if (rows >= n) requestAnimationFrame(() => requestAnimationFrame(() => res()))
+                else requestAnimationFrame(f)
+              }
+              f()
+            })
+            return { first: tFirst - t0, all: performance.now() - t0 }
+          },
+          [first, expected],
+        ),
+      )
+    }
+    const rows = await page.locator('[data-testid="error-groups"] tbody tr').count()
+    const total = await page.locator('.toolbar .muted').first().textContent()
+    mkdirSync(join(root, 'bench', 'results'), { recursive: true })
+    await page.screenshot({ path: join(root, 'bench', 'results', 'errors-list.png') })
+    const [cold, ...warm] = times
+    return {
+      rows,
+      shown: total,
+      firstRows: first,
+      coldMs: { first: round(cold.first, 0), all: round(cold.all, 0) },
+      medianMs: round(median(warm.map((t) => t.first)), 0),
+      maxMs: round(Math.max(...warm.map((t) => t.first)), 0),
+      runsMs: warm.map((t) => round(t.first, 0)),
+      allRowsMedianMs: round(median(warm.map((t) => t.all)), 0),
+      allRowsRunsMs: warm.map((t) => round(t.all, 0)),
+      targetMs: 300,
+      measured: `in the page, page reloaded each run: click on Errors in the nav → the first ${first} rows drawn (medianMs: "the list shows"), and → all ${expected} rows drawn (allRowsMedianMs)`,
+    }
+  } finally {
+    await browser.close()
+    const exited = new Promise((r) => host.once('exit', r))
+    host.kill('SIGTERM')
+    await exited
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+export async function errorsBench(o: { root: string } = { root: process.cwd() }) {
   const pool = await freshDb()
   try {
     const sdk = sdkCost(num('BENCH_ERRORS_SDK_N', 20_000))
-    const ingest = await ingestRate(pool, num('BENCH_ERRORS_SECONDS', 60), num('BENCH_ERRORS_CLIENTS', 8))
-    const list = await listSpeed(pool, num('BENCH_ERRORS_EVENTS', 100_000), num('BENCH_ERRORS_GROUPS', 2000))
-    return { sdk, ingest, list }
+    const seconds = num('ERRORS_BENCH_SECONDS', num('BENCH_ERRORS_SECONDS', 60))
+    const ingest = await ingestRate(pool, seconds, num('BENCH_ERRORS_CLIENTS', 8))
+    const events = num('BENCH_ERRORS_EVENTS', 100_000)
+    const groups = num('BENCH_ERRORS_GROUPS', 2000)
+    const list = await listSpeed(pool, events, groups)
+    const page = await listInChromium(o.root, dbUrl(DB), num('BENCH_ERRORS_PAGE_RUNS', 7), groups)
+    return { sdk, ingest, list, page: { events, groups, ...page } }
   } finally {
     await pool.end()
   }

@@ -8,7 +8,7 @@
 // alerts (500 rules over 50 series per tick, threshold crossing to webhook received, a 30-day backtest; BENCH_ALERT_*).
 // replay (point-in-time restore across a chain with 1 M changes: changes/s of replay, exact at the stop point; BENCH_REPLAY_CHANGES).
 // catalog (1,000 sets in s3rver: backups list cold and warm, in the console and the CLI, and the restore points; BENCH_CATALOG_SETS).
-// errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s with memory, the Errors list over 100,000 events).
+// errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s (ERRORS_BENCH_SECONDS) with RSS start/max/end/slope, the Errors list over 100,000 events in core and in Chromium).
 // incidents (the timeline of a 24-hour window with 10,000 entries, the PDF export of that report; BENCH_INCIDENTS_RUNS).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -27,7 +27,7 @@ const suites = {
   restore: (o) => builtRestore().restoreBench(o),
   metrics: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-metrics.js')).metricsBench(o),
   alerts: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-alerts.js')).alertsBench(),
-  errors: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(),
+  errors: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-errors.js')).errorsBench(o),
   replay: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-replay.js')).replayBench(),
   incidents: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-incidents.js')).incidentsBench(),
   catalog: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-catalog.js')).catalogBench(o),

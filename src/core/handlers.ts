@@ -186,11 +186,17 @@ export const handlers: Handlers = {
     })
     return { changed }
   },
-  'errors.dsn': (ops) => ({
-    dsn: ops.errors.dsn(),
-    listening: ops.errors.ingestUrl() != null,
-    address: `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
-  }),
+  'errors.dsn': async (ops) => {
+    const { where, url, problem } = await ops.errors.whereEventsGo()
+    return {
+      dsn: ops.errors.dsn(),
+      listening: where === 'here' || where === 'agent',
+      where,
+      ...(problem ? { problem } : {}),
+      // Where this face listens (its real port when configured as :0), else the configured address.
+      address: where === 'here' ? new URL(url).host : `${ops.config.errors.ingestHost}:${ops.config.errors.ingestPort}`,
+    }
+  },
   'errors.recent': (ops, input) => ops.errors.recent(input.sinceMs),
   'incidents.list': async (ops, input) => ({ incidents: await ops.incidents.list(input.status, input.limit) }),
   'incidents.get': (ops, input, ctx) => ops.incidents.report(input.id, ctx.who),

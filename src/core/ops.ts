@@ -23,6 +23,7 @@ import { redisProbe } from './health/probes/redis'
 import { s3Probe } from './health/probes/s3'
 import { localStorageProbe } from './health/probes/storage'
 import { stripeProbe } from './health/probes/stripe'
+import { errorIngestProbe } from './health/probes/error-ingest'
 import { JobRunner } from './jobs/runner'
 import { createLogger, type Logger } from './log/logger'
 import { startSandboxCluster, type SandboxCluster } from './sandbox/cluster'
@@ -178,6 +179,12 @@ export async function createOps(opts: OpsOptions) {
       appProbe({ url: appUrl, healthPath: config.app.healthPath, keyword: config.app.keyword, timeoutMs: config.probeTimeoutMs }),
       hostProbe(config.host),
       backupSlotProbe({ url: databaseUrl, warnBytes: config.backup.slotWarnBytes, catalog: () => backups.list() }),
+      errorIngestProbe({
+        errors,
+        runsHere: !!opts.errorIngest,
+        address: `${config.errors.ingestHost}:${config.errors.ingestPort}`,
+        timeoutMs: config.probeTimeoutMs,
+      }),
     ],
     timeoutMs: config.probeTimeoutMs,
     intervalS: config.healthIntervalS,

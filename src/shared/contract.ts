@@ -212,8 +212,22 @@ export const methods = {
       .strict(),
     output: z.object({ changed: z.array(z.string()) }),
   },
-  /** The DSN for SDKs (its key is the public half Sentry SDKs embed; the UI shows it to copy), and whether the listener runs. */
-  'errors.dsn': { input: none, output: z.object({ dsn: z.string(), listening: z.boolean(), address: z.string() }) },
+  /**
+   * The DSN for SDKs (its key is the public half Sentry SDKs embed; the UI shows it to copy), and who takes its
+   * events: this face's listener ('here': the host/agent; 'failed' when it could not start), the agent on the configured address ('agent': e.g.
+   * seen from the desktop app, which runs no ingest), an ingest with another key ('other_key'), or nothing.
+   */
+  'errors.dsn': {
+    input: none,
+    output: z.object({
+      dsn: z.string(),
+      listening: z.boolean(),
+      where: z.enum(['here', 'failed', 'agent', 'other_key', 'nothing']),
+      /** Why this face's own ingest is not listening ('failed'). */
+      problem: z.string().optional(),
+      address: z.string(),
+    }),
+  },
   'errors.recent': {
     input: z.object({ sinceMs: epochMs }).strict(),
     output: z.object({ fresh: z.array(errorGroup), regressed: z.array(errorGroup) }),

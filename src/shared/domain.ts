@@ -7,7 +7,7 @@ import { z } from 'zod'
 export const healthStatus = z.enum(['healthy', 'degraded', 'unhealthy', 'not_configured'])
 export type HealthStatus = z.infer<typeof healthStatus>
 
-export const serviceId = z.enum(['postgres', 'redis', 'storage', 's3', 'stripe', 'app', 'host', 'backup_slot'])
+export const serviceId = z.enum(['postgres', 'redis', 'storage', 's3', 'stripe', 'app', 'host', 'backup_slot', 'error_ingest'])
 export type ServiceId = z.infer<typeof serviceId>
 
 export const detailValue = z.union([z.string(), z.number(), z.boolean(), z.null()])

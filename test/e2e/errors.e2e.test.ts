@@ -141,7 +141,10 @@ describe('the Errors page in Chromium', () => {
     const quizRow = page.locator('tr', { hasText: "reading 'score'" })
     await expect.poll(() => quizRow.getByTestId('count').textContent()).toBe('12')
     expect(await quizRow.textContent()).toMatch(/gradeQuiz \(lib\/grading\.ts\)/)
-    expect(await quizRow.locator('.err-spark rect').count()).toBe(24)
+    // 24 hourly bars, the events just sent in the last one.
+    expect(await quizRow.locator('.err-spark').getAttribute('data-bars')).toMatch(/^[01]{23}1$/)
+    expect(await page.getByTestId('dsn').getAttribute('data-where')).toBe('here')
+    expect(await page.getByTestId('dsn-where').textContent()).toBe(`DSN for the web app's SDK (this console's ingest listens on ${new URL(ingest).host}):`)
     await page.getByTestId('dsn-copy').click()
     await expect.poll(() => page.getByTestId('dsn-copy').textContent()).toBe('Copied')
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(await page.getByTestId('dsn-value').textContent())

@@ -10,6 +10,7 @@ import { startSandboxWebApp } from '../../src/core/sandbox/webapp'
 import { silentLogger } from '../../src/core/log/logger'
 import { pgPool } from '../../src/core/db/connect'
 import { createDatabase } from '../helpers/db'
+import { buildNextFixture, startNextFixture } from '../helpers/next-fixture'
 import { openOps } from '../helpers/ops'
 import { waitFor } from '../helpers/wait'
 
@@ -64,6 +65,49 @@ describe('our error-tracker SDK against the real ingest', () => {
     expect(c.event!.breadcrumbs.map((b) => b.message)).toEqual(['GET /quiz/1', 'GET /quiz/2', 'GET /quiz/3', 'grading worker started'])
     expect(c.event!.exceptions[0].frames.some((f) => f.inApp && f.filename?.includes('sdk-app.cjs'))).toBe(true)
   })
+
+  it('inside a built Next.js app: an uncaught error in a wrapped route handler with its request and breadcrumbs; onRequestError for the rest', async () => {
+    const buildMs = await buildNextFixture()
+    if (buildMs) console.log(`next build of the fixture: ${Math.round(buildMs)} ms`)
+    const app = await startNextFixture({ ERROR_DSN: ops.errors.dsn() })
+    try {
+      for (const id of [7, 8]) {
+        const r = await fetch(`${app.url}/api/quizzes/${id}/grade`, {
+          method: 'POST',
+          headers: { Authorization: 'Bearer live-token-abcdef123456', Cookie: 'session=s3cr3t-session', 'X-User-Id': 'teacher-5', 'X-Team-Id': 'team-2' },
+        })
+        expect(r.status).toBe(500)
+      }
+      expect((await fetch(`${app.url}/api/reports/export?month=2026-11`)).status).toBe(500)
+
+      // The two quiz errors are one bug: one group of exactly two events (captured once each, by the wrapper,
+      // though Next.js also hands them to onRequestError).
+      const quiz = await waitFor(async () => (await groups("reading 'score'")).find((g) => g.environments.includes('next-fixture')), 'the route handler errors')
+      await waitFor(async () => (await groups('Report export exceeded')).length === 1, 'the onRequestError error')
+      expect((await groups("reading 'score'")).find((g) => g.id === quiz!.id)!.count).toBe(2)
+      expect(quiz!.culprit).toContain('gradeQuiz')
+      const d = await ops.errors.show(quiz!.id)
+      const ev = d.event!
+      expect(ev.request).toMatchObject({ method: 'POST' })
+      expect(ev.request!.url).toMatch(/\/api\/quizzes\/8\/grade$/)
+      expect(ev.request!.headers.authorization).toBe('[Filtered]')
+      expect(ev.request!.headers.cookie).toBe('[Filtered]')
+      expect(ev.user).toMatchObject({ id: 'teacher-5' })
+      expect(ev.tags).toMatchObject({ team_id: 'team-2', handler: 'route' })
+      expect(ev.release).toBe('examforge@next-fixture')
+      const crumbs = ev.breadcrumbs.map((b) => `${b.category}: ${b.message}`)
+      expect(crumbs.slice(-2)).toEqual(['http: POST /api/quizzes/8/grade', 'db.query: SELECT answers FROM quiz_answers WHERE quiz_id = 8'])
+      expect(ev.exceptions[0].frames.some((f) => f.function?.includes('gradeQuiz') && f.inApp)).toBe(true)
+
+      const report = (await groups('Report export exceeded'))[0]
+      expect(report).toMatchObject({ count: 1, title: 'RangeError: Report export exceeded 5000 rows' })
+      const r = (await ops.errors.show(report.id)).event!
+      expect(r.tags).toMatchObject({ handler: 'onRequestError', route: '/api/reports/export', route_type: 'route' })
+      expect(r.request).toMatchObject({ method: 'GET', url: '/api/reports/export?month=2026-11' })
+    } finally {
+      await app.stop()
+    }
+  }, 300_000)
 
   it('the sandbox web app raises a realistic mix of errors with our SDK, grouped into a few recurring bugs', async () => {
     const pool = pgPool(db.url, { max: 2 })

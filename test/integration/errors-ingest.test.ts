@@ -208,6 +208,25 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
     await expect(ops.errors.setState([g.id, 'nope'], { state: 'resolved' })).rejects.toThrow(/no error group "nope"; nothing was changed/)
   })
 
+  it("shows what happened around a group's first event: real health changes, a failing first check, not healthy or unconfigured first checks", async () => {
+    const ins = (service: string, from: string | null, to: string, reason: string) =>
+      query(db.url, `INSERT INTO ops.health_changes (service, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, now() - interval '2 minutes')`, [
+        service,
+        from,
+        to,
+        reason,
+      ])
+    await ins('around-quizdb', null, 'healthy', 'answered in 3 ms')
+    await ins('around-stripe', null, 'not_configured', 'Set STRIPE_SECRET_KEY')
+    await ins('around-redis', null, 'down', 'refused the connection')
+    await ins('around-quizdb', 'healthy', 'degraded', 'slow: 900 ms')
+    expect((await post('/api/1/store/', JSON.stringify({ message: 'Around first event bug' }))).status).toBe(200)
+    const g = (await groups('Around first event bug'))[0]
+    const texts = (await ops.errors.show(g.id)).around.filter((a) => a.kind === 'health' && a.text.startsWith('around-')).map((a) => a.text)
+    expect(texts).toEqual(['around-redis: first check: down (refused the connection)', 'around-quizdb: healthy → degraded (slow: 900 ms)'])
+    expect(texts.join(' ')).not.toContain('?')
+  })
+
   it('a minified stack with its uploaded source map groups and displays by original names', async () => {
     const gen = new SourceMapGenerator({ file: 'main.9f8e7d6c.js' })
     const source = Array.from({ length: 50 }, (_, i) => `// line ${i + 1}`)

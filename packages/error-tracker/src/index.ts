@@ -20,6 +20,10 @@ import { scrubValue } from './scrub'
 import { parseStack } from './stack'
 import { parseDsn, sendEnvelope, type Dsn } from './transport'
 
+/** Marks an error object already captured (a registered symbol: every copy of this module sees the same one). */
+const CAPTURED = Symbol.for('examforge.error-tracker.captured')
+const TRACKER = Symbol.for('examforge.error-tracker')
+
 export type Level = 'fatal' | 'error' | 'warning' | 'info' | 'debug'
 
 export interface CaptureContext {
@@ -146,10 +150,20 @@ export class ErrorTracker {
   }
 
   /** Record an error; returns its event id (or '' when the tracker is off). Never throws. */
+  /**
+   * Capture an error. The same error object is captured once: a route wrapper that captures and rethrows,
+   * then Next.js's onRequestError (or the uncaught-exception handler) seeing it again, add no second event;
+   * the later calls return the first event's id.
+   */
   captureError(error: unknown, context?: CaptureContext, level: Level = 'error'): string {
     try {
       if (!this.dsn) return ''
-      return this.enqueue({ error, stack: error instanceof Error ? error.stack : undefined, context, level })
+      const seen = error !== null && typeof error === 'object' ? (error as { [CAPTURED]?: string })[CAPTURED] : undefined
+      if (seen) return seen
+      const id = this.enqueue({ error, stack: error instanceof Error ? error.stack : undefined, context, level })
+      if (id && error !== null && typeof error === 'object' && Object.isExtensible(error))
+        Object.defineProperty(error, CAPTURED, { value: id, enumerable: false, configurable: true })
+      return id
     } catch {
       return ''
     }
@@ -330,7 +344,11 @@ function safeJson(v: unknown): string {
   }
 }
 
-/** The one tracker the app uses. */
-export const errorTracker = new ErrorTracker()
+/**
+ * The one tracker the app uses: one per process, even when a bundler puts a copy of this module in each bundle
+ * (Next.js builds instrumentation.ts and every route separately), so `init` in instrumentation.ts starts the
+ * tracker the route handlers capture with, and breadcrumbs are one trail.
+ */
+export const errorTracker: ErrorTracker = ((globalThis as { [TRACKER]?: ErrorTracker })[TRACKER] ??= new ErrorTracker())
 
 export { wrapRouteHandler, wrapServerAction, onRequestError } from './nextjs'

@@ -24,6 +24,9 @@ import type { Logger } from '../log/logger'
 import { EnvelopeError, parseEnvelope } from './envelope'
 
 export const MAX_BODY = 1024 * 1024
+/** Request headers a browser may send cross-origin (relay's list). */
+export const CORS_ALLOW_HEADERS =
+  'Content-Type, X-Sentry-Auth, Authorization, Content-Encoding, Accept, Origin, Referer, X-Requested-With, Baggage, Sentry-Trace'
 export const MAX_UNPACKED = 5 * 1024 * 1024
 
 export interface IngestSink {
@@ -146,11 +149,13 @@ export async function startIngest(o: {
     const m = /^\/api\/([A-Za-z0-9_-]{1,64})\/(envelope|store|sourcemaps)\/?$/.exec(url.pathname)
     if (!m) throw new HttpError(404, 'not_found', 'Only /api/<project>/envelope/ and /api/<project>/store/ are served here.')
     if (req.method === 'OPTIONS') {
+      // A browser's CORS preflight, answered as Sentry's relay does (any origin: the DSN key is public).
       res.writeHead(204, {
         'Access-Control-Allow-Origin': '*',
-        'Access-Control-Allow-Methods': 'POST',
-        'Access-Control-Allow-Headers': 'Content-Type, X-Sentry-Auth, Content-Encoding',
+        'Access-Control-Allow-Methods': 'POST, OPTIONS',
+        'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
         'Access-Control-Max-Age': '3600',
+        Vary: 'Origin',
       })
       return void res.end()
     }
@@ -210,11 +215,13 @@ export async function startIngest(o: {
       throw new HttpError(403, 'rejected_auth', 'The DSN key is not this ingest\'s: use the DSN "examforge-ops errors dsn" prints.')
     if (!events.length) return send(res, 200, {})
     const client = req.socket.remoteAddress ?? 'unknown'
-    const wait = o.sink.saturated() ? 5 : limiter.take(`${client}`, events.length)
+    const backlog = o.sink.saturated()
+    const wait = backlog ? 5 : limiter.take(`${client}`, events.length)
+    if (backlog) o.sink.count('shed_backlog')
     if (wait)
       throw new HttpError(429, 'rate_limited', 'Too many events: slow down.', {
         'Retry-After': String(wait),
-        'X-Sentry-Rate-Limits': `${wait}::${o.sink.saturated() ? 'organization' : 'key'}`,
+        'X-Sentry-Rate-Limits': `${wait}::${backlog ? 'organization' : 'key'}`,
       })
     const ids = await o.sink.accept(project, events)
     send(res, 200, { id: ids[0] ?? null })
@@ -263,4 +270,40 @@ export async function startIngest(o: {
       await new Promise<void>((r) => server.close(() => r()))
     },
   }
+}
+
+/**
+ * Whether our ingest answers at `url` with this DSN key: an envelope holding only its header is accepted
+ * (200, nothing stored) with the right key and refused (403) with another. Never throws.
+ */
+export async function probeIngest(
+  url: string,
+  key: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<{ state: 'ours' | 'wrong_key' | 'not_ingest' | 'none'; latencyMs: number; error?: unknown }> {
+  const t0 = performance.now()
+  const sig = signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs)
+  try {
+    const r = await fetch(`${url}/api/1/envelope/`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'X-Sentry-Auth': `Sentry sentry_version=7, sentry_key=${key}`, 'User-Agent': 'examforge-ops/probe' },
+      signal: sig,
+    })
+    await r.arrayBuffer().catch(() => null)
+    const latencyMs = performance.now() - t0
+    if (r.status === 200 && r.headers.get('access-control-expose-headers')?.includes('X-Sentry-Rate-Limits')) return { state: 'ours', latencyMs }
+    if (r.status === 403 && r.headers.get('x-sentry-error')) return { state: 'wrong_key', latencyMs }
+    return { state: 'not_ingest', latencyMs }
+  } catch (error) {
+    return { state: 'none', latencyMs: performance.now() - t0, error }
+  }
+}
+
+/** Where to connect to reach a listener bound to `host` (a wildcard address is reached on loopback). */
+export function connectHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1'
+  if (host === '::') return '[::1]'
+  return host.includes(':') ? `[${host}]` : host
 }

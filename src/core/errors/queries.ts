@@ -148,11 +148,18 @@ export async function showGroup(db: pg.Pool, id: string, eventId?: string, now =
   }
 }
 
-/** Health changes, backups and restores within an hour of a moment, from the same store. */
+/**
+ * Health changes, backups and restores within an hour of a moment, from the same store. A service's first
+ * check (no status before it) is not a change: a healthy or not-configured one is left out, any other reads
+ * "first check: unhealthy".
+ */
 async function aroundFirst(db: pg.Pool, at: Date): Promise<ErrorGroupDetail['around']> {
   const { rows } = await db.query<{ at: Date; kind: string; text: string }>(
-    `SELECT at, 'health' AS kind, service || ': ' || coalesce(from_status, '?') || ' → ' || to_status || ' (' || reason || ')' AS text
+    `SELECT at, 'health' AS kind,
+            service || ': ' || CASE WHEN from_status IS NULL THEN 'first check: ' || to_status ELSE from_status || ' → ' || to_status END
+              || ' (' || reason || ')' AS text
        FROM ops.health_changes WHERE at BETWEEN $1::timestamptz - interval '1 hour' AND $1::timestamptz + interval '1 hour'
+        AND NOT (from_status IS NULL AND to_status IN ('healthy', 'not_configured'))
      UNION ALL
      SELECT started_at, 'job', kind || ' ' || state FROM ops.jobs
        WHERE kind NOT LIKE 'sandbox%' AND started_at BETWEEN $1::timestamptz - interval '1 hour' AND $1::timestamptz + interval '1 hour'

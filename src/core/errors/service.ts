@@ -16,7 +16,7 @@ import { registerSecret } from '../log/scrub'
 import type { Logger } from '../log/logger'
 import { InvalidEvent, normalizeEvent } from './event'
 import { groupEvent } from './grouping'
-import { startIngest, type IngestServer } from './ingest'
+import { connectHost, probeIngest, startIngest, type IngestServer } from './ingest'
 import { listGroups, recentGroups, setState, showGroup, type ListFilter, type StateChange } from './queries'
 import { scrubEvent, type ScrubOptions } from './scrub'
 import { SourceMaps } from './sourcemaps'
@@ -26,6 +26,8 @@ export const PROJECT_ID = '1'
 const BATCH = 500
 /** Events waiting for the store beyond which the ingest answers 429 to everyone. */
 const BACKLOG = 20_000
+/** Minutes of ingest outcomes kept in memory for the health probe. */
+const RECENT_MINUTES = 15
 
 interface Pending {
   items: Prepared[]
@@ -42,6 +44,10 @@ export class ErrorService {
   private queued = 0
   private writing: Promise<void> | null = null
   private outcomes: Record<string, number> = {}
+  /** Outcomes per minute (start of the minute in ms → counts), the last RECENT_MINUTES kept, for the health probe. */
+  private minutes = new Map<number, Record<string, number>>()
+  /** Why the listener could not start, when it was asked for and did not. */
+  private ingestFailure: string | null = null
   private timers: NodeJS.Timeout[] = []
   readonly scrub: ScrubOptions
   /** Listeners told after each stored batch (alert sources, the UI's live refresh). */
@@ -96,11 +102,75 @@ export class ErrorService {
     return this.ingest?.url ?? null
   }
 
+  /**
+   * Who takes the DSN's events: this face's own listener ('here', or 'failed' when it could not start); else whatever answers on the configured
+   * address — the host/agent with this key ('agent'), an ingest with another key ('other_key': the agent keeps
+   * a different data folder), or nothing ('nothing': events sent to the DSN are lost until the agent runs).
+   */
+  async whereEventsGo(
+    timeoutMs = 1500,
+  ): Promise<{ where: 'here' | 'failed' | 'agent' | 'other_key' | 'nothing'; url: string; problem?: string }> {
+    if (this.ingest) return { where: 'here', url: this.ingest.url }
+    const e = this.o.config.errors
+    const url = `http://${connectHost(e.ingestHost)}:${e.ingestPort}`
+    // This face was to run it and could not: say why rather than what else may hold the address.
+    if (this.ingestFailure) return { where: 'failed', url, problem: this.ingestFailure }
+    const p = await probeIngest(url, this.keys().key, timeoutMs)
+    return { where: p.state === 'ours' ? 'agent' : p.state === 'wrong_key' ? 'other_key' : 'nothing', url }
+  }
+
+  /** Why the ingest is not listening though it was asked to (null when it listens or was never started). */
+  ingestProblem(): string | null {
+    return this.ingest ? null : this.ingestFailure
+  }
+
+  /** Count an ingest outcome, in the totals flushed to ops.error_ingest_stats and in the per-minute ring. */
+  private count(k: string, n = 1, now = Date.now()) {
+    this.outcomes[k] = (this.outcomes[k] ?? 0) + n
+    const m = now - (now % 60_000)
+    let b = this.minutes.get(m)
+    if (!b) {
+      b = {}
+      this.minutes.set(m, b)
+      for (const t of this.minutes.keys()) if (t <= m - RECENT_MINUTES * 60_000) this.minutes.delete(t)
+    }
+    b[k] = (b[k] ?? 0) + n
+  }
+
+  /** Ingest outcomes in this process over the last `minutes` (at most RECENT_MINUTES), whole minutes. */
+  recentOutcomes(minutes = 5, now = Date.now()): Record<string, number> {
+    const from = now - (now % 60_000) - (Math.min(minutes, RECENT_MINUTES) - 1) * 60_000
+    const out: Record<string, number> = {}
+    for (const [t, b] of this.minutes) if (t >= from) for (const [k, n] of Object.entries(b)) out[k] = (out[k] ?? 0) + n
+    return out
+  }
+
   /** Start the listener (host/agent only) and the retention timer. */
   async startIngest(): Promise<IngestServer> {
     if (this.ingest) return this.ingest
     const e = this.o.config.errors
-    this.ingest = await startIngest({
+    this.ingestFailure = `it could not listen on ${e.ingestHost}:${e.ingestPort}`
+    try {
+      this.ingest = await this.listen()
+    } catch (err) {
+      this.ingestFailure = `it could not listen on ${e.ingestHost}:${e.ingestPort} (${(err as Error).message})`
+      throw err
+    }
+    this.ingestFailure = null
+    const flushStats = setInterval(() => void this.flushOutcomes(), 5000)
+    const prune = setInterval(
+      () => void this.prune().catch((err: Error) => this.o.log.warn('error retention failed', { error: err.message })),
+      3_600_000,
+    )
+    flushStats.unref()
+    prune.unref()
+    this.timers.push(flushStats, prune)
+    return this.ingest
+  }
+
+  private listen(): Promise<IngestServer> {
+    const e = this.o.config.errors
+    return startIngest({
       host: e.ingestHost,
       port: e.ingestPort,
       key: () => this.keys().key,
@@ -111,18 +181,9 @@ export class ErrorService {
         accept: (project, events) => this.accept(project, events),
         saveSourceMap: (r, n, t) => this.sourceMaps.save(r, n, t),
         saturated: () => this.queued > BACKLOG,
-        count: (k, n = 1) => void (this.outcomes[k] = (this.outcomes[k] ?? 0) + n),
+        count: (k, n = 1) => this.count(k, n),
       },
     })
-    const flushStats = setInterval(() => void this.flushOutcomes(), 5000)
-    const prune = setInterval(
-      () => void this.prune().catch((err: Error) => this.o.log.warn('error retention failed', { error: err.message })),
-      3_600_000,
-    )
-    flushStats.unref()
-    prune.unref()
-    this.timers.push(flushStats, prune)
-    return this.ingest
   }
 
   onStored(fn: (o: WriteOutcome[]) => void): () => void {
@@ -150,7 +211,7 @@ export class ErrorService {
       this.queued += items.length
       this.kick()
     })
-    this.outcomes.accepted = (this.outcomes.accepted ?? 0) + items.length
+    this.count('accepted', items.length)
     return items.map((p) => p.ev.eventId)
   }
 

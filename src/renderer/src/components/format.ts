@@ -15,8 +15,10 @@ export const statusText: Record<string, string> = {
   not_configured: 'Not configured',
 }
 
+const numbers = new Intl.NumberFormat('en-US')
+
 export function fmtNumber(n: number): string {
-  return n.toLocaleString('en-US')
+  return numbers.format(n)
 }
 
 export function fmtDuration(s: number | null): string {

@@ -5,15 +5,31 @@ import { useErrors } from '../../stores/errors'
 import { GroupView } from './Group'
 import { ErrorSpark } from './Spark'
 
+/** Where the web app's events go: the DSN to give its SDK, and whether anything takes events sent to it. */
 function Dsn() {
   const { dsn, loadDsn } = useErrors()
   const [copied, setCopied] = useState(false)
   useEffect(() => void loadDsn(), [loadDsn])
   if (!dsn) return null
+  if (dsn.where === 'other_key')
+    return (
+      <div className="dsn card dsn-warn" data-testid="dsn" data-where={dsn.where}>
+        <span>
+          This window runs no error ingest. One listens on {dsn.address}, but with another DSN key than this console's data folder
+          holds: give the web app the DSN that <code>examforge-ops errors dsn</code> prints where that agent runs.
+        </span>
+      </div>
+    )
+  const says = {
+    here: `DSN for the web app's SDK (this console's ingest listens on ${dsn.address}):`,
+    agent: `DSN for the web app's SDK. This window runs no ingest: the host/agent on this machine does, listening on ${dsn.address}:`,
+    nothing: `Nothing takes events now: the ingest runs in the host/agent ("examforge-ops serve"), and no ingest answers on ${dsn.address}. Start the agent, then give the web app this DSN:`,
+    failed: `Nothing takes events now: this console's ingest is not listening (${dsn.problem ?? `on ${dsn.address}`}). Set ERROR_INGEST_ADDR to a free address and restart; the DSN will then be:`,
+  }[dsn.where]
   return (
-    <div className="dsn card" data-testid="dsn">
-      <span className="muted">
-        DSN for the web app's SDK{dsn.listening ? '' : ` (the ingest is not listening on ${dsn.address} in this face)`}:
+    <div className={`dsn card${dsn.listening ? '' : ' dsn-warn'}`} data-testid="dsn" data-where={dsn.where}>
+      <span className={dsn.listening ? 'muted' : undefined} data-testid="dsn-where">
+        {says}
       </span>{' '}
       <code data-testid="dsn-value">{dsn.dsn}</code>{' '}
       <button
@@ -87,8 +103,25 @@ function Filters() {
   )
 }
 
+/** Rows drawn before the rest: more than a tall window shows. */
+const FIRST_ROWS = 40
+
 export function Errors() {
-  const { groups, total, load, checked, toggle, toggleAll, setState, detail, open } = useErrors()
+  const { groups, total, load, checked, toggle, toggleAll, setState, detail, open, dsn } = useErrors()
+  const dsnHint = dsn?.listening ? ' Events sent to the DSN above appear here within seconds.' : ''
+  // The first screenful is drawn at once and the rest of the (up to 200) rows a frame later: laying out all of
+  // them before anything shows took most of the page's time on a busy machine.
+  const [allRows, setAllRows] = useState(false)
+  const hasGroups = !!groups?.length
+  useEffect(() => {
+    if (!hasGroups || allRows) return
+    let t: ReturnType<typeof setTimeout> | undefined
+    const f = requestAnimationFrame(() => (t = setTimeout(() => setAllRows(true), 0)))
+    return () => {
+      cancelAnimationFrame(f)
+      clearTimeout(t)
+    }
+  }, [hasGroups, allRows])
   useEffect(() => {
     void load()
     const t = setInterval(() => void load(), 5000)
@@ -108,7 +141,7 @@ export function Errors() {
         </button>
         <span className="muted">{groups ? `${groups.length} of ${fmtNumber(total)} groups` : 'Loading…'}</span>
       </div>
-      {groups && !groups.length && <p className="muted">No error groups match. Events sent to the DSN above appear here within seconds.</p>}
+      {groups && !groups.length && <p className="muted">No error groups match.{dsnHint}</p>}
       {groups && groups.length > 0 && (
         <table className="err-groups" data-testid="error-groups">
           <thead>
@@ -126,7 +159,7 @@ export function Errors() {
             </tr>
           </thead>
           <tbody>
-            {groups.map((g) => (
+            {(allRows ? groups : groups.slice(0, FIRST_ROWS)).map((g) => (
               <tr key={g.id} data-testid={`group-${g.id}`}>
                 <td>
                   <input type="checkbox" aria-label={`Select ${g.id}`} checked={checked.includes(g.id)} onChange={() => toggle(g.id)} />
