@@ -1,3 +1,4 @@
+import { qi, qname } from '../db/sql'
 import os from 'node:os'
 import { Readable } from 'node:stream'
 import type pg from 'pg'
@@ -61,8 +62,6 @@ export const defaultParallelism = () => Math.max(2, Math.min(8, os.cpus().length
 
 export const schemaHash = (s: Pick<CapturedSchema, 'pre' | 'post'>) => sha256Hex(JSON.stringify({ pre: s.pre, post: s.post }))
 
-export const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
-export const qname = (schema: string, name: string) => `${qi(schema)}.${qi(name)}`
 
 interface Task {
   table: number

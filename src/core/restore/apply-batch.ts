@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { from as copyFrom } from 'pg-copy-streams'
 import type { Tuple } from '../backup/changes/pgoutput'
-import { qi, qname } from '../backup/full'
+import { qi, qname } from '../db/sql'
 import type { TargetTable } from './apply-tables'
 
 type Values = string[]

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { ChangeLine } from '../backup/incremental'
-import { qi } from '../backup/full'
+import { qi } from '../db/sql'
 import type { Columns, TargetTables } from './apply-tables'
 
 /**

@@ -6,7 +6,7 @@ import type { CheckReport } from '../../shared/restore'
 import { RowDigest } from '../backup/digest'
 import type { Manifest } from '../backup/manifest'
 import { relName as rel, tableKey } from './plan'
-import { qi } from '../backup/full'
+import { qi } from '../db/sql'
 import { runPool } from './pool'
 
 /** A table's row count and order-independent digest, read the way a backup reads it (same session settings, same columns). */

@@ -8,7 +8,7 @@ import { refuseUnauthenticated, type Authenticity } from '../backup/authenticity
 import { chains, readCatalog, readSet, type CatalogSet } from '../backup/catalog'
 import type { Manifest } from '../backup/manifest'
 import { USER_SCHEMAS } from '../backup/schema-capture'
-import { qname } from '../backup/full'
+import { qi, qname } from '../db/sql'
 import type { BackupStorage } from '../storage/storage'
 import { foreignKeys, partitionParents, rootOf, type ForeignKey } from './schema-graph'
 import { SetReader, type Keys } from './source'
@@ -557,7 +557,7 @@ export async function planRestore(
               .filter((k) => byName.has(k))
               .map((k) =>
                 splitKey(k)
-                  .map((p) => `"${p.replace(/"/g, '""')}"`)
+                  .map((p) => qi(p))
                   .join('.'),
               ),
           ],
@@ -585,7 +585,7 @@ export async function planRestore(
           if (!cur) continue
           if (Number(cur.bytes) <= 256 * 1024 * 1024) {
             const [s, n] = splitKey(k)
-            const { rows } = await c.query(`SELECT count(*)::bigint AS n FROM ONLY "${s.replace(/"/g, '""')}"."${n.replace(/"/g, '""')}"`)
+            const { rows } = await c.query(`SELECT count(*)::bigint AS n FROM ONLY ${qname(s, n)}`)
             rowsNow.set(k, { rows: Number(rows[0].n), exact: true })
           } else rowsNow.set(k, { rows: Math.max(0, Number(cur.est)), exact: false })
         }

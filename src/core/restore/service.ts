@@ -1,3 +1,4 @@
+import { qi } from '../db/sql'
 import { randomBytes, randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import { pgClient } from '../db/connect'
@@ -546,7 +547,7 @@ async function dropDatabase(url: string, name: string, connectTimeoutMs?: number
     throw explainConnectError(e, url, { connectTimeoutMs })
   })
   try {
-    await c.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`)
+    await c.query(`DROP DATABASE IF EXISTS ${qi(name)} WITH (FORCE)`)
   } finally {
     await c.end().catch(() => {})
   }
