@@ -236,13 +236,14 @@ export class ChangeApplier {
 
   /**
    * A schema change the chain carried (a `ddl` or `create` line): everything gathered is applied first, then
-   * the statements run, and what replay knows of the tables is read again (new columns, a new table), with
-   * the staging tables of the old shapes dropped.
+   * the staging tables of the old shapes are dropped, the statements run, and what replay knows of the tables
+   * is read again (new columns, a new table).
    */
   private async reshape(l: Extract<ChangeLine, { op: 'ddl' | 'create' }>, m: Manifest, reader: SetReader, signal: AbortSignal): Promise<void> {
     await this.flush(true)
-    if (!(await this.shapes.apply(l, m, reader, signal))) return
+    // The staging tables of the old shapes first: one holds the table's row type, which would block an ALTER TABLE.
     if (this.mode === 'batched') await this.inTransaction(() => this.temp.drop(this.client))
+    if (!(await this.shapes.apply(l, m, reader, signal))) return
     this.batches.clear()
     this.queued.clear()
     this.tables = await loadTargetTables(this.client)

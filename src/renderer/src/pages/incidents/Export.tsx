@@ -104,7 +104,8 @@ const toLocalInput = (ms: number) => {
 /** A report of a window of time when no incident was declared: everything the store holds between from and to. */
 export function WindowExport() {
   const [from, setFrom] = useState(() => toLocalInput(Date.now() - 3_600_000))
-  const [to, setTo] = useState(() => toLocalInput(Date.now()))
+  // The field holds minutes: "to" is the next minute, so what happened in this one is in the window too.
+  const [to, setTo] = useState(() => toLocalInput(Date.now() + 60_000))
   const f = new Date(from).getTime()
   const t = new Date(to).getTime()
   const problem =
