@@ -5,7 +5,7 @@
 // Targets: timeline ≤ 500 ms (median of BENCH_INCIDENTS_RUNS, default 7), PDF ≤ 5 s.
 // Database: BENCH_PG_URL (the machine's PostgreSQL). Chromium: CHROMIUM_PATH (default /usr/bin/chromium).
 import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { dbUrl } from './backup'
@@ -193,7 +193,7 @@ export async function incidentsBench() {
         ? { available: false, reason: 'renderer not available: the report renderers (branch incidents-report) are not merged yet' }
         : { available: false, reason: `the PDF export failed: ${msg}` }
     }
-    return { timeline, pdf, note: 'measured on a shared, loaded machine: indicative figures' }
+    return { timeline, pdf, machine: { cores: cpus().length, loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)) } }
   } finally {
     await pool.end()
     // BENCH_INCIDENTS_KEEP=1 keeps the seeded database (to look at the queries' plans).
