@@ -91,7 +91,20 @@ describe("Sentry's browser SDK in Chromium against the ingest", () => {
     const calls = await run('', [11, 12])
     // Every send was accepted, cross-origin, keyed in the query string (no auth header: a simple request).
     expect(calls.filter((c) => c.method === 'POST').every((c) => c.status === 200 && /[?&]sentry_key=\w+/.test(c.url) && c.url.includes('/api/1/envelope/'))).toBe(true)
-    const g = await waitFor<ErrorGroup>(async () => (await groups('reading \'score\'')).find((x) => x.count === 2)!, 'two quiz errors in one group')
+    // Both sends were answered 200, which the ingest gives only once they are stored: the group is there to read
+    // (a generous wait only for a loaded machine; on failure, say which groups there were).
+    let seen = ''
+    const g = await waitFor<ErrorGroup>(
+      async () => {
+        const list = await groups('reading \'score\'')
+        seen = JSON.stringify(list.map((x) => ({ title: x.title, culprit: x.culprit, count: x.count })))
+        return list.find((x) => x.count === 2)!
+      },
+      'two quiz errors in one group',
+      60_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; groups seen: ${seen}`)
+    })
     expect(g.title).toMatch(/^TypeError: Cannot read properties of (undefined|null) \(reading 'score'\)/)
     expect(g.culprit).toContain('gradeQuiz')
     expect(g.releases).toEqual(['quiz-web@2.0.0'])
