@@ -15,7 +15,7 @@ import { ChangeApplier } from './apply'
 import { checkRestore, digestTable, tableCheck } from './check'
 import { combineDigests } from '../backup/digest'
 import { describeUrl, relName as rel, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
-import { foreignKeys, partitionParents, rootOf, splitPost, statementTable } from './schema-graph'
+import { foreignKeys, keyAsIndex, partitionParents, rootOf, splitPost, statementTable } from './schema-graph'
 import { runPool } from './pool'
 import { describeWait, watchLockWaits } from '../backup/lock-wait'
 
@@ -318,6 +318,18 @@ async function replayChanges(applier: ChangeApplier, p: PreparedRestore, ctx: Jo
 
 const MARK = 'examforge-ops restore'
 
+/** Add a foreign key (PostgreSQL validates every row). Two that lock the same tables in opposite order may deadlock: the loser retries. */
+async function addForeignKey(w: pg.ClientBase, sql: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await w.query(sql)
+      return
+    } catch (e) {
+      if ((e as { code?: string }).code !== '40P01' || attempt >= 5) throw e
+    }
+  }
+}
+
 type DigestTask = { kind: 'digest'; table: string; where: string; pages: number }
 
 /**
@@ -342,7 +354,8 @@ class DigestQueue {
     return this.tasks.shift() ?? null
   }
 
-  async add(c: pg.ClientBase, table: string): Promise<void> {
+  /** Size a table that is ready and queue its parts; returns how many. */
+  async add(c: pg.ClientBase, table: string): Promise<number> {
     const { rows } = await c.query<{ pages: string; num: number }>(
       `SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::bigint AS pages,
               current_setting('server_version_num')::int AS num`,
@@ -361,6 +374,7 @@ class DigestQueue {
         })
     this.partsLeft.set(table, out.length)
     this.tasks.push(...out)
+    return out.length
   }
 
   /** One part; true when it was the table's last. */
@@ -421,10 +435,15 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       await w.query(`SET synchronous_commit = off; SET maintenance_work_mem = '256MB'`)
       workers.push(w)
     }
-    // Data and indexes on one pool: a table's keys and indexes are built as soon as its last chunk is in,
-    // while other tables still load (as pg_restore schedules them). Biggest chunks first.
+    // Data, keys, indexes, the check and (with no change stream to replay) foreign keys on one pool, each task as
+    // soon as what it needs is done, so both cores stay busy to the end. Per table: its chunks (biggest first over
+    // all tables); then its indexes, its primary and unique keys built as plain unique indexes (keyAsIndex) beside
+    // each other, and its rows and digest read back at the same time (reads and index builds do not block each other);
+    // then the keys made from their indexes (a quick catalog change, after the read-back: it needs the table alone);
+    // then, once both its tables are complete, each foreign key (PostgreSQL validates it as it is added).
     const post = splitPost(p.schema.post)
     const parents = partitionParents(p.schema.pre)
+    const partitioned = new Set([...parents.keys(), ...parents.values()])
     const chunks = p.scope.flatMap((k) =>
       (p.sets[0].tables.find((t) => tableKey(t) === k)?.chunks ?? []).map((ch) => ({
         kind: 'chunk' as const,
@@ -441,14 +460,34 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       chunksLeft.set(ch.table, (chunksLeft.get(ch.table) ?? 0) + 1)
       if (root !== ch.table) chunksLeft.set(root, (chunksLeft.get(root) ?? 0) + 1)
     }
-    const indexes = post.indexes.map((st) => ({ kind: 'index' as const, st, table: statementTable(st) }))
+    const bump = (m: Map<string, number>, k: string | null, by: number) => {
+      if (k) m.set(k, (m.get(k) ?? 0) + by)
+    }
+    type IndexTask = { kind: 'index'; st: string; table: string | null; exclusive: boolean }
+    type AttachTask = { kind: 'attach'; st: string; table: string }
+    const indexes: IndexTask[] = []
+    const attaches: AttachTask[] = []
+    for (const st of post.indexes) {
+      const split = keyAsIndex(st, partitioned)
+      if (split) {
+        indexes.push({ kind: 'index', st: split.index, table: split.table, exclusive: false })
+        attaches.push({ kind: 'attach', st: split.attach, table: split.table })
+      } else indexes.push({ kind: 'index', st, table: statementTable(st), exclusive: st.startsWith('ALTER TABLE ') })
+    }
     const loaded = (t: string | null) => !t || !chunksLeft.get(t)
-    // The check as each table is done: once its last chunk is in and its keys and indexes are built (nothing
-    // changes its rows after that, and no ALTER TABLE waits behind the read), its rows and digest are read
-    // back while other tables still load. Tables the change stream touches are checked after the replay.
+    // Per table (and partitioned root): index statements not yet finished, those that need the table alone
+    // (ALTER TABLE … ADD CONSTRAINT left whole), keys still to attach, and read-back parts not yet finished.
     const indexesLeft = new Map<string, number>()
-    for (const x of indexes) if (x.table) indexesLeft.set(x.table, (indexesLeft.get(x.table) ?? 0) + 1)
-    // Replay touches the tables its changes name, and creates those that joined the chain (carried schema changes).
+    const exclusiveLeft = new Map<string, number>()
+    const attachLeft = new Map<string, number>()
+    const readsLeft = new Map<string, number>()
+    for (const x of indexes) {
+      bump(indexesLeft, x.table, 1)
+      if (x.exclusive) bump(exclusiveLeft, x.table, 1)
+    }
+    for (const a of attaches) bump(attachLeft, a.table, 1)
+    // Replay touches the tables its changes name, and creates those that joined the chain (carried schema changes):
+    // those are checked after the replay; every other table as soon as its data is in.
     const inFull = new Set(p.sets[0].tables.map(tableKey))
     const replayed = new Set([
       ...p.sets.slice(1).flatMap((m) => m.changes?.tables ?? []),
@@ -456,23 +495,63 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       ...p.scope.filter((k) => !inFull.has(k) || p.columnsAfter.has(k)),
     ])
     const toCheck = p.scope.filter((k) => !replayed.has(k))
-    const ready = (k: string) => loaded(k) && !indexesLeft.get(k) && !indexesLeft.get(rootOf(k, parents))
+    for (const k of toCheck) bump(readsLeft, k, 1) // one until the table is sized into its parts
+    const free = (k: string) => !exclusiveLeft.get(k) && !exclusiveLeft.get(rootOf(k, parents))
+    const readable = (k: string) => loaded(k) && free(k)
+    const complete = (k: string) =>
+      loaded(k) && !indexesLeft.get(k) && !indexesLeft.get(rootOf(k, parents)) && !attachLeft.get(k) && !attachLeft.get(rootOf(k, parents))
+    // Foreign keys join the pool only when nothing is replayed after the load (replay runs without them) and
+    // neither table is partitioned; a key to a table outside the restore comes back NOT VALID (it cannot hold).
+    const restored = new Set(p.scope.map((k) => rootOf(k, parents)))
+    const partial = new Set(
+      foreignKeys(p.schema.post)
+        .filter((f) => !restored.has(f.table) || !restored.has(f.references))
+        .map((f) => f.statement),
+    )
+    const fkSql = (st: string) => (partial.has(st) && !p.plan.wholeDatabase ? st.replace(/;\s*$/, ' NOT VALID;') : st)
+    type FkTask = { kind: 'fk'; st: string; table: string; references: string }
+    const fks: FkTask[] =
+      p.sets.length === 1
+        ? foreignKeys(post.late)
+            .filter((f) => !partitioned.has(f.table) && !partitioned.has(f.references))
+            .map((f) => ({ kind: 'fk' as const, st: f.statement, table: f.table, references: f.references }))
+        : []
+    const pooledFks = new Set(fks.map((f) => f.st))
+    const inScope = new Set(p.scope)
+    const fkReady = (f: FkTask) => [f.table, f.references].every((t) => !inScope.has(t) || complete(t))
+    // Two keys on a shared table would queue for each other's lock (SHARE ROW EXCLUSIVE): one at a time per table.
+    const fkBusy = new Set<string>()
     const digests = new DigestQueue(p, deps.chunkBytes)
     let inFlight = 0
     let built = 0
-    const next = () => {
-      const i = indexes.findIndex((x) => loaded(x.table))
+    const steps = indexes.length + attaches.length + fks.length
+    type Task = (typeof chunks)[number] | IndexTask | AttachTask | FkTask | DigestTask | { kind: 'size'; table: string }
+    const next = (): Task | 'wait' | null => {
+      // Keys that need the table alone first (nothing else can use it meanwhile), then the other indexes.
+      const e = indexes.findIndex((x) => x.exclusive && loaded(x.table))
+      if (e >= 0) return indexes.splice(e, 1)[0]
+      const i = indexes.findIndex((x) => loaded(x.table) && (!x.table || free(x.table)))
       if (i >= 0) return indexes.splice(i, 1)[0]
+      const a = attaches.findIndex((x) => !indexesLeft.get(x.table) && !readsLeft.get(x.table))
+      if (a >= 0) return attaches.splice(a, 1)[0]
+      const f = fks.findIndex((x) => fkReady(x) && !fkBusy.has(x.table) && !fkBusy.has(x.references))
+      if (f >= 0) {
+        const t = fks.splice(f, 1)[0]
+        fkBusy.add(t.table).add(t.references)
+        return t
+      }
       const d = digests.next()
       if (d) return d
-      const r = toCheck.findIndex(ready)
+      const r = toCheck.findIndex(readable)
       if (r >= 0) return { kind: 'size' as const, table: toCheck.splice(r, 1)[0] }
       if (chunks.length) return chunks.shift()!
-      if (!indexes.length) {
-        if (inFlight) return 'wait' as const
-        return toCheck.length ? { kind: 'size' as const, table: toCheck.shift()! } : null
-      }
-      return inFlight ? ('wait' as const) : indexes.shift()! // nothing left to wait for: never stall
+      if (inFlight) return 'wait' as const
+      // Nothing in flight and nothing ready: never stall (a statement whose table is not in the set, say).
+      return indexes.shift() ?? attaches.shift() ?? fks.shift() ?? (toCheck.length ? { kind: 'size' as const, table: toCheck.shift()! } : null)
+    }
+    const progress = () => {
+      if (!chunks.length)
+        ctx.onProgress({ phase: 'building keys and indexes', done: ++built, total: steps, unit: 'steps' })
     }
     await runPool(
       workers,
@@ -486,12 +565,28 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
             for (const k of new Set([t.table, rootOf(t.table, parents)])) chunksLeft.set(k, (chunksLeft.get(k) ?? 1) - 1)
           } else if (t.kind === 'index') {
             await w.query(t.st)
-            if (t.table) indexesLeft.set(t.table, (indexesLeft.get(t.table) ?? 1) - 1)
-            built++
-            if (!chunks.length)
-              ctx.onProgress({ phase: 'building keys and indexes', done: built, total: post.indexes.length, unit: 'steps' })
-          } else if (t.kind === 'size') await digests.add(w, t.table)
-          else await digests.run(w, t, ctx.signal)
+            bump(indexesLeft, t.table, -1)
+            if (t.exclusive) bump(exclusiveLeft, t.table, -1)
+            progress()
+          } else if (t.kind === 'attach') {
+            await w.query(t.st)
+            bump(attachLeft, t.table, -1)
+            progress()
+          } else if (t.kind === 'fk') {
+            try {
+              await addForeignKey(w, fkSql(t.st))
+            } finally {
+              fkBusy.delete(t.table)
+              fkBusy.delete(t.references)
+            }
+            progress()
+          } else if (t.kind === 'size') {
+            const parts = await digests.add(w, t.table)
+            bump(readsLeft, t.table, parts - 1)
+          } else {
+            await digests.run(w, t, ctx.signal)
+            bump(readsLeft, t.table, -1)
+          }
         } finally {
           inFlight--
         }
@@ -506,35 +601,13 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     phase('replay')
     await setSequences(c, p, false)
 
-    // Foreign keys to or from tables that were not restored cannot hold: they come back NOT VALID.
-    const restored = new Set(p.scope.map((k) => rootOf(k, parents)))
-    const partial = new Set(
-      foreignKeys(p.schema.post)
-        .filter((f) => !restored.has(f.table) || !restored.has(f.references))
-        .map((f) => f.statement),
-    )
     ctx.onProgress({ phase: 'foreign keys, triggers and policies', done: 0, total: post.late.length, unit: 'steps' })
     // Statements of the full's schema that name a column a carried schema change dropped went with it.
-    const late = post.late.filter((st) => !applier.shapes.goneWithColumn(st))
+    const late = post.late.filter((st) => !applier.shapes.goneWithColumn(st) && !pooledFks.has(st))
     const fkStatements = late.filter((st) => st.startsWith('ALTER TABLE ') && st.includes(' FOREIGN KEY ('))
     const fkQueue = [...fkStatements]
     // Foreign keys validate in parallel; two that lock the same tables in opposite order may deadlock: the loser retries.
-    await runPool(
-      workers,
-      () => fkQueue.shift() ?? null,
-      async (w, st) => {
-        const sql = partial.has(st) && !p.plan.wholeDatabase ? st.replace(/;\s*$/, ' NOT VALID;') : st
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await w.query(sql)
-            return
-          } catch (e) {
-            if ((e as { code?: string }).code !== '40P01' || attempt >= 5) throw e
-          }
-        }
-      },
-      ctx.signal,
-    )
+    await runPool(workers, () => fkQueue.shift() ?? null, (w, st) => addForeignKey(w, fkSql(st)), ctx.signal)
     for (const st of late) {
       if (fkStatements.includes(st)) continue
       ctx.signal.throwIfAborted()
@@ -584,6 +657,7 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       skipTables: true,
       restoredOnly: !p.plan.wholeDatabase,
       pool: workers,
+      validatedByRestore: true,
     })
     const report: CheckReport = {
       ok: tableLines.every((t) => t.ok) && relations.ok,

@@ -120,3 +120,34 @@ export function splitPost(post: string[]): { early: string[]; indexes: string[];
   }
   return { early, indexes, late }
 }
+
+/**
+ * A primary key or unique constraint of the plain form the schema capture writes
+ * (`ALTER TABLE [ONLY] t ADD CONSTRAINT c PRIMARY KEY|UNIQUE (cols);`), split in two: the unique index built
+ * with CREATE UNIQUE INDEX (a SHARE lock: the table's other indexes build beside it and its rows can be read
+ * back meanwhile), then the constraint made from that index (`ADD CONSTRAINT … USING INDEX`: a catalog change,
+ * no scan: the key columns are already NOT NULL in the captured table). The result is the same key with the same
+ * index as the single statement makes. Anything else (options, NULLS NOT DISTINCT, DEFERRABLE, EXCLUDE, a
+ * partitioned table or a partition: USING INDEX is not allowed there) is left whole: null.
+ */
+export function keyAsIndex(st: string, partitioned: Set<string>): { table: string; index: string; attach: string } | null {
+  const head = st.startsWith('ALTER TABLE ONLY ') ? 'ALTER TABLE ONLY ' : 'ALTER TABLE '
+  if (!st.startsWith('ALTER TABLE ')) return null
+  try {
+    const [table, i] = qualified(st, head.length)
+    if (partitioned.has(table)) return null
+    const tableText = st.slice(head.length, i)
+    if (!st.startsWith(' ADD CONSTRAINT ', i)) return null
+    const [, j] = ident(st, i + ' ADD CONSTRAINT '.length)
+    const name = st.slice(i + ' ADD CONSTRAINT '.length, j)
+    const m = /^ (PRIMARY KEY|UNIQUE) \(([^()]*)\);$/.exec(st.slice(j))
+    if (!m) return null
+    return {
+      table,
+      index: `CREATE UNIQUE INDEX ${name} ON ${tableText} USING btree (${m[2]});`,
+      attach: `ALTER TABLE ${tableText} ADD CONSTRAINT ${name} ${m[1]} USING INDEX ${name};`,
+    }
+  } catch {
+    return null
+  }
+}
