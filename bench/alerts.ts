@@ -5,7 +5,7 @@
 import { createServer } from 'node:http'
 import pg from 'pg'
 import { z } from 'zod'
-import { dbUrl } from './backup'
+import { dbUrl } from './shapes'
 import { AuditLog } from '../src/core/audit/audit'
 import { AlertEngine } from '../src/core/alerts/engine'
 import type { RuleSource } from '../src/core/alerts/source'

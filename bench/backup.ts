@@ -10,45 +10,7 @@ import { DEFAULT_COMPRESSION, parseCompression } from '../src/core/backup/compre
 import { defaultParallelism, STABLE_SESSION } from '../src/core/backup/full'
 import { qname } from '../src/core/db/sql'
 import { USER_SCHEMAS } from '../src/core/backup/schema-capture'
-
-const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-/** The bench server's URL for another database on it. */
-export const dbUrl = (name: string) => {
-  const u = new URL(base)
-  u.pathname = `/${name}`
-  return u.toString()
-}
-
-export async function q(url: string, sql: string) {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    return (await c.query(sql)).rows
-  } finally {
-    await c.end()
-  }
-}
-
-/** A database of the sandbox's schema at a scale, made once and kept between runs (marked complete by a comment). */
-export async function ensureBenchDatabase(scale: number): Promise<string> {
-  const name = `examforge_bench_${String(scale).replace('.', '_')}`
-  const marker = `examforge-ops bench scale=${scale} complete`
-  const exists = await q(base, `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = '${name}'`)
-  if (exists[0]?.c === marker) return dbUrl(name)
-  if (!exists.length) await q(base, `CREATE DATABASE ${name}`)
-  const c = new pg.Client({ connectionString: dbUrl(name) })
-  await c.connect()
-  const t0 = Date.now()
-  await seedSandbox(c, scale, {
-    signal: new AbortController().signal,
-    onProgress: (p) => process.stderr.write(`\rseeding ${name}: ${p.phase} ${p.done}/${p.total}   `),
-  })
-  await c.query('VACUUM ANALYZE')
-  await c.end()
-  process.stderr.write(`\nseeded ${name} in ${Math.round((Date.now() - t0) / 1000)} s\n`)
-  await q(base, `COMMENT ON DATABASE ${name} IS '${marker}'`)
-  return dbUrl(name)
-}
+import { base, benchSource, ensureBenchDatabase, q } from './shapes'
 
 /** The ceiling: COPY TO STDOUT of every table over two connections, 64 MB ctid chunks, output discarded. */
 async function rawCopy(url: string): Promise<{ bytes: number; seconds: number }> {
@@ -156,10 +118,10 @@ async function withCpu<T>(fn: () => Promise<T> | T): Promise<T & { machineCpuS: 
 const mbps = (bytes: number, s: number) => Math.round((bytes / 1e6 / s) * 10) / 10
 
 export async function backupBench({ root }: { root: string }) {
-  const bigScale = Number(process.env.BENCH_SCALE ?? 200)
-  const smallScale = Math.max(1, Math.round(bigScale / 4))
-  const big = await ensureBenchDatabase(bigScale)
-  const small = await ensureBenchDatabase(smallScale)
+  // BENCH_SHAPE: sandbox (BENCH_SCALE, and a quarter of it for the peak RSS by size) or indexed (BENCH_INDEXED_MB;
+  // no smaller database is made for it: the peak-RSS-by-size and parallelism-8 runs are skipped).
+  const { url: big, shape } = await benchSource()
+  const small = shape.name === 'sandbox' ? await ensureBenchDatabase(Math.max(1, Math.round(Number(shape.scale) / 4))) : null
   const server = (await q(big, `SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size`))[0]
   await q(base, 'CHECKPOINT')
 
@@ -188,9 +150,9 @@ export async function backupBench({ root }: { root: string }) {
   const dump = med(dumps, (x) => x.seconds)
   const first = codecs[0]
   const mine = med(mines.get(first)!, (x) => x.seconds)
-  const mineSmall = await ours(root, small, { BACKUP_COMPRESSION: first })
+  const mineSmall = small && (await ours(root, small, { BACKUP_COMPRESSION: first }))
   // The most connections the default gives (one per core, at most 8), each compressing off the main thread.
-  const mineWide = await ours(root, small, { BACKUP_COMPRESSION: first, BACKUP_PARALLELISM: '8' })
+  const mineWide = small && (await ours(root, small, { BACKUP_COMPRESSION: first, BACKUP_PARALLELISM: '8' }))
   const tableBytes = mine.result.rawBytes
   const byCodec = Object.fromEntries(
     codecs.map((c) => {
@@ -216,6 +178,7 @@ export async function backupBench({ root }: { root: string }) {
     }),
   )
   return {
+    shape,
     parallelism: defaultParallelism(),
     what: 'full backup of the same database, one after another on one server: MB/s of table data (COPY text bytes) per second of wall time',
     server: `PostgreSQL ${server.v}`,
@@ -241,11 +204,18 @@ export async function backupBench({ root }: { root: string }) {
     // The first codec's (the default's unless BENCH_CODECS says otherwise):
     ratioVsPgDump: round(dump.seconds / mine.seconds),
     ratioOfCeiling: round(raw.seconds / mine.seconds),
-    peakRssAtParallelism8: { compression: first, tableDataBytes: mineWide.result.rawBytes, peakRssMB: mineWide.maxRssMB },
-    peakRssBySize: [
-      { compression: first, tableDataBytes: mineSmall.result.rawBytes, peakRssMB: mineSmall.maxRssMB },
-      { compression: first, tableDataBytes: tableBytes, peakRssMB: mine.maxRssMB },
-    ],
+    ...(mineSmall && mineWide
+      ? {
+          peakRssAtParallelism8: { compression: first, tableDataBytes: mineWide.result.rawBytes, peakRssMB: mineWide.maxRssMB },
+          peakRssBySize: [
+            { compression: first, tableDataBytes: mineSmall.result.rawBytes, peakRssMB: mineSmall.maxRssMB },
+            { compression: first, tableDataBytes: tableBytes, peakRssMB: mine.maxRssMB },
+          ],
+        }
+      : {
+          peakRssBySize: [{ compression: first, tableDataBytes: tableBytes, peakRssMB: mine.maxRssMB }],
+          peakRssNote: `shape ${shape.name}: measured at this size only (no quarter-size database, no parallelism-8 run)`,
+        }),
   }
 }
 const round = (n: number) => Math.round(n * 100) / 100

@@ -1,11 +1,9 @@
-// Restore of the same ~2 GB database into an empty database: ours vs pg_restore -j2 from a pg_dump -Fd made in the same run.
+// Restore of the same database (BENCH_SHAPE: the ~2 GB sandbox shape or the indexed one) into an empty database: ours vs pg_restore -j2 from a pg_dump -Fd made in the same run.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { dbUrl, ensureBenchDatabase, q } from './backup'
-
-const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+import { base, benchSource, dbUrl, q } from './shapes'
 const pgArgs = (url: string) => {
   const u = new URL(url)
   return {
@@ -37,9 +35,9 @@ const round = (n: number) => Math.round(n * 100) / 100
 const mbps = (bytes: number, s: number) => Math.round((bytes / 1e6 / s) * 10) / 10
 
 export async function restoreBench({ root }: { root: string }) {
-  const scale = Number(process.env.BENCH_SCALE ?? 200)
   const rounds = Number(process.env.BENCH_RESTORE_ROUNDS ?? 2)
-  const src = await ensureBenchDatabase(scale)
+  // BENCH_SHAPE: sandbox (BENCH_SCALE) or indexed (BENCH_INDEXED_MB).
+  const { url: src, shape } = await benchSource()
   const server = (await q(src, `SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size`))[0]
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'bench-restore-'))
   try {
@@ -112,6 +110,7 @@ export async function restoreBench({ root }: { root: string }) {
     const oursS = med(ourRuns.map((r) => r.toConstraintsS))
     const checkS = med(ourRuns.map((r) => r.toCheckPassedS))
     return {
+      shape,
       what: 'restore into an empty database on the same server: MB/s of table data (COPY text bytes); ours includes checking every object against its SHA-256 first',
       server: `PostgreSQL ${server.v}`,
       databaseBytes: Number(server.size),

@@ -4,6 +4,8 @@
 // backup (full backup, per codec in BENCH_CODECS (default "zstd:3,gzip:6"), vs pg_dump -Fd -j2 -Z6 vs raw COPY on the machine's PostgreSQL; BENCH_PG_URL, BENCH_SCALE=200 ≈ 2 GB);
 // incremental (1% of rows changed: incremental vs full, on an embedded PostgreSQL with wal_level=logical; BENCH_INC_SCALE=50);
 // restore (restore into an empty database vs pg_restore -j2 from a pg_dump -Fd made in the same run; BENCH_SCALE=200);
+// backup and restore measure BENCH_SHAPE=sandbox (default, BENCH_SCALE) or indexed (bench/shapes.ts: 45 Prisma-like tables,
+// text ids, 2-4 indexes each, TOASTed jsonb/text; BENCH_INDEXED_MB=1000 of table data), written to <suite>-indexed.json;
 // metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);
 // alerts (500 rules over 50 series per tick, threshold crossing to webhook received, a 30-day backtest; BENCH_ALERT_*).
 // replay (point-in-time restore across a chain with 1 M changes: changes/s of replay, exact at the stop point; BENCH_REPLAY_CHANGES).
@@ -42,7 +44,9 @@ for (const name of names) {
   }
   console.log(`\n== ${name} ==`)
   const result = await suites[name]({ root })
-  const file = join(root, 'bench', 'results', `${name}.json`)
+  // A suite that measured another shape than the default (result.shape.name, e.g. BENCH_SHAPE=indexed) writes <suite>-<shape>.json.
+  const shape = result?.shape?.name && result.shape.name !== 'sandbox' ? `-${result.shape.name}` : ''
+  const file = join(root, 'bench', 'results', `${name}${shape}.json`)
   writeFileSync(file, JSON.stringify({ suite: name, at: new Date().toISOString(), machine: machine(), ...result }, null, 2) + '\n')
   console.log(JSON.stringify(result, null, 2))
   console.log(`written to ${file}`)
