@@ -23,6 +23,7 @@ export default defineConfig({
         'bench-replay': 'bench/replay.ts',
         'bench-incidents': 'bench/incidents.ts',
         'bench-catalog': 'bench/catalog.ts',
+        'bench-soak': 'bench/soak.ts',
       },
       external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`), ...Object.keys(pkg.dependencies)],
       output: { format: 'cjs', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },

@@ -12,6 +12,9 @@
 // catalog (1,000 sets in s3rver: backups list cold and warm, in the console and the CLI, and the restore points; BENCH_CATALOG_SETS).
 // errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s (ERRORS_BENCH_SECONDS) with RSS start/max/end/slope, the Errors list over 100,000 events in core and in Chromium).
 // incidents (the timeline of a 24-hour window with 10,000 entries, the PDF export of that report; BENCH_INCIDENTS_RUNS).
+// soak (an incremental every BENCH_SOAK_INTERVAL_S=60 for BENCH_SOAK_MINUTES=30 under the traffic simulator at BENCH_SOAK_TPS=20,
+//   embedded PostgreSQL at BENCH_SOAK_SCALE=20: duration vs interval, RPO, RSS every second, the chain restored at the end;
+//   half an hour by default, so it runs only when named).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,9 +36,11 @@ const suites = {
   replay: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-replay.js')).replayBench(),
   incidents: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-incidents.js')).incidentsBench(),
   catalog: (o) => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-catalog.js')).catalogBench(o),
+  soak: () => createRequire(import.meta.url)(join(root, 'out', 'host', 'bench-soak.js')).soakBench(),
 }
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'))
-const names = wanted.length ? wanted : Object.keys(suites)
+const onlyWhenNamed = new Set(['soak'])
+const names = wanted.length ? wanted : Object.keys(suites).filter((n) => !onlyWhenNamed.has(n))
 mkdirSync(join(root, 'bench', 'results'), { recursive: true })
 for (const name of names) {
   if (!suites[name]) {
