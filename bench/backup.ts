@@ -100,7 +100,7 @@ function ours(
 }
 
 /** Busy CPU-seconds of the whole machine (all processes, the database server included) from /proc/stat. */
-function machineBusy(): number {
+export function machineBusy(): number {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
     const [user, nice, system, , , irq, softirq, steal] = f
@@ -109,7 +109,7 @@ function machineBusy(): number {
     return NaN
   }
 }
-async function withCpu<T>(fn: () => Promise<T> | T): Promise<T & { machineCpuS: number }> {
+export async function withCpu<T>(fn: () => Promise<T> | T): Promise<T & { machineCpuS: number }> {
   const b = machineBusy()
   const r = await fn()
   return Object.assign(r as object, { machineCpuS: Math.round((machineBusy() - b) * 10) / 10 }) as T & { machineCpuS: number }

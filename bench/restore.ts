@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { base, benchSource, dbUrl, q } from './shapes'
+import { machineBusy } from './backup'
+import { DEFAULT_COMPRESSION } from '../src/core/backup/compression'
 const pgArgs = (url: string) => {
   const u = new URL(url)
   return {
@@ -13,10 +15,17 @@ const pgArgs = (url: string) => {
 }
 
 /** The CLI in its own process, as an operator runs it; returns its JSON output. */
-function cli(root: string, args: string[], env: Record<string, string>): Promise<{ seconds: number; out: Record<string, unknown> }> {
+function cli(
+  root: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ seconds: number; maxRssMB: number; out: Record<string, unknown> }> {
+  // The CLI's own main, so the process can say its peak RSS as it exits.
+  const script = `const { main } = require(${JSON.stringify(join(root, 'out/host/cli.js'))});
+    main(${JSON.stringify(args)}).then((c) => { process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(c) })`
   return new Promise((resolve, reject) => {
     const t0 = performance.now()
-    const child = spawn(process.execPath, [join(root, 'out/host/cli.js'), ...args], {
+    const child = spawn(process.execPath, ['-e', script], {
       env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_LOG_LEVEL: 'error', ...env },
     })
     let out = ''
@@ -26,7 +35,7 @@ function cli(root: string, args: string[], env: Record<string, string>): Promise
     child.on('close', (code) => {
       const seconds = (performance.now() - t0) / 1000
       if (code !== 0) return reject(new Error(`examforge-ops ${args[0]} failed (${code}): ${err} ${out.slice(0, 2000)}`))
-      resolve({ seconds, out: JSON.parse(out) })
+      resolve({ seconds, maxRssMB: Math.round(Number(/MAXRSS (\d+)/.exec(err)?.[1] ?? 0) / 1024), out: JSON.parse(out) })
     })
   })
 }
@@ -52,7 +61,7 @@ export async function restoreBench({ root }: { root: string }) {
       LOCAL_BACKUP_PATH: backupDir,
       OPS_DATA_DIR: join(work, 'data'),
       BACKUP_INCREMENTAL: 'off',
-      BACKUP_COMPRESSION: 'gzip:6',
+      BACKUP_COMPRESSION: DEFAULT_COMPRESSION,
       ...(JSON.parse(process.env.BENCH_OURS_ENV ?? '{}') as Record<string, string>),
     }
     const backup = await cli(root, ['backup', 'full', '--json'], ourEnv)
@@ -61,7 +70,15 @@ export async function restoreBench({ root }: { root: string }) {
     process.stderr.write(`backups made: pg_dump -Fd and ${result.setId}\n`)
 
     const pgRuns: number[] = []
-    type Run = { wallS: number; toConstraintsS: number; toCheckPassedS: number; phasesMs: Record<string, number> }
+    type Run = {
+      wallS: number
+      toConstraintsS: number
+      toCheckPassedS: number
+      phasesMs: Record<string, number>
+      maxRssMB: number
+      machineCpuS: number
+    }
+    const pgCpu: number[] = []
     // BENCH_RESTORE_VARIANTS='{"name": {"ENV": "value"}, ...}': ours under each environment (the first is the headline).
     const variants = Object.entries(
       JSON.parse(process.env.BENCH_RESTORE_VARIANTS ?? '{"ours": {}}') as Record<string, Record<string, string>>,
@@ -74,8 +91,10 @@ export async function restoreBench({ root }: { root: string }) {
       await q(base, `CREATE DATABASE ${pgDb}`)
       await q(base, 'CHECKPOINT')
       const t0 = performance.now()
+      const busy0 = machineBusy()
       const r = spawnSync('pg_restore', ['-j2', '-d', pgDb, ...args, dumpDir], { env, encoding: 'utf8' })
       pgRuns.push((performance.now() - t0) / 1000)
+      pgCpu.push(Math.round((machineBusy() - busy0) * 10) / 10)
       if (r.status !== 0) throw new Error(`pg_restore failed: ${r.stderr}`)
       await q(base, `DROP DATABASE ${pgDb} WITH (FORCE)`)
 
@@ -86,6 +105,7 @@ export async function restoreBench({ root }: { root: string }) {
         const ourDb = `bench_restore_ours_${i}_${j}`
         await q(base, `DROP DATABASE IF EXISTS ${ourDb} WITH (FORCE)`)
         await q(base, 'CHECKPOINT')
+        const busy0 = machineBusy()
         const ours = await cli(root, ['restore', '--backup', result.setId, '--target', dbUrl(ourDb), '--yes', '--json'], {
           ...ourEnv,
           ...extra,
@@ -97,6 +117,8 @@ export async function restoreBench({ root }: { root: string }) {
           toConstraintsS: round((job.result.durationMs - (job.result.phasesMs.check ?? 0)) / 1000),
           toCheckPassedS: round(job.result.durationMs / 1000),
           phasesMs: job.result.phasesMs,
+          maxRssMB: ours.maxRssMB,
+          machineCpuS: Math.round((machineBusy() - busy0) * 10) / 10,
         }
         variantRuns.get(name)!.push(run)
         await q(base, `DROP DATABASE ${ourDb} WITH (FORCE)`)
@@ -123,6 +145,12 @@ export async function restoreBench({ root }: { root: string }) {
         secondsFromStartToCheckPassed: checkS,
       },
       ratioVsPgRestore: round(pgS / oursS),
+      ratioToCheckPassedVsPgRestore: round(pgS / checkS),
+      // Ours as an operator sees it: the whole CLI process (start-up, planning, the restore, the check).
+      ratioWallVsPgRestore: round(pgS / med(ourRuns.map((r) => r.wallS))),
+      peakRssMB: Math.max(...ourRuns.map((r) => r.maxRssMB)),
+      // Busy CPU-seconds of the whole machine (the database server included) per run: how much of the two cores each used.
+      machineCpuSeconds: { pgRestore: pgCpu, examforgeOps: ourRuns.map((r) => r.machineCpuS) },
       variants: Object.fromEntries(
         [...variantRuns].map(([name, runs]) => [
           name,
