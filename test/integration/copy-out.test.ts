@@ -1,4 +1,6 @@
 import pg from 'pg'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { to as copyTo } from 'pg-copy-streams'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { BLOCK_SIZE, CopyOut } from '../../src/core/backup/copy-out'
@@ -52,6 +54,29 @@ describe('COPY read straight off the socket', () => {
     expect(sizes.length).toBeLessThanOrEqual(Math.ceil(reference.length / BLOCK_SIZE))
     // The connection is usable afterwards.
     expect((await c.query('SELECT 42 AS n')).rows[0].n).toBe(42)
+  })
+
+  it('gives the same bytes and digest to a slow reader (the socket is read only as the reader asks)', async () => {
+    const sql = 'COPY (SELECT * FROM t ORDER BY id) TO STDOUT'
+    const reference = await readAll(c.query(copyTo(sql)))
+    const d = new RowDigest()
+    const parts: Buffer[] = []
+    // A reader that takes one block per turn of the event loop, through a one-block buffer.
+    await pipeline(
+      c.query(new CopyOut(sql, d, () => {})),
+      new Writable({
+        highWaterMark: 1,
+        write(b: Buffer, _e, cb) {
+          parts.push(Buffer.from(b))
+          setImmediate(cb)
+        },
+      }),
+    )
+    expect(Buffer.concat(parts).equals(reference)).toBe(true)
+    const expected = new RowDigest()
+    expected.update(reference)
+    expect(d.value()).toBe(expected.value())
+    expect((await c.query('SELECT 43 AS n')).rows[0].n).toBe(43)
   })
 
   it('fails with the server error when the query fails mid-COPY, and the connection stays usable', async () => {

@@ -14,6 +14,7 @@ import {
   zstdEngine,
   type CompressionParams,
 } from '../../src/core/backup/compression'
+import { BLOCK_SIZE, BlockPool } from '../../src/core/backup/copy-out'
 import { parsers } from '../../src/core/config/parse'
 import { settingKeys } from '../../src/core/config/keys'
 
@@ -160,5 +161,51 @@ describe('the zstd-napi engine', () => {
     const cli = spawnSync('zstd', ['-3', '-c'], { input: text, maxBuffer: 64 * 1024 * 1024 })
     if (cli.error) return // no zstd command here: covered by the round trips above
     expect(sha(await through(decompressor({ codec: 'zstd', level: 3 }, 'o', 'zstd-napi'), [cli.stdout]))).toBe(sha(text))
+  })
+})
+
+describe('zstd decompressed into a pool of blocks (the restore load)', () => {
+  const c = { codec: 'zstd' as const, level: 3 }
+  const text = Buffer.concat([copyText(2_500_000), randomBytes(200_000), copyText(900_000)])
+
+  it('round-trips byte-exact in whole pool blocks, across pieces and across concatenated frames', async () => {
+    const packed = await through(compressor(c, 'zstd-napi'), cut(text, [5, 70_000, 1_048_576]))
+    const tail = await through(compressor(c, 'zstd-napi'), [copyText(50_000)])
+    const pool = new BlockPool()
+    const sizes: number[] = []
+    const owned: boolean[] = []
+    const out: Buffer[] = []
+    await pipeline([
+      Readable.from(cut(Buffer.concat([packed, tail]), [1, 4, 9_000, Math.floor(packed.length / 2), packed.length + 3])),
+      decompressor(c, 'o', 'zstd-napi', pool)!,
+      new Writable({
+        write(b: Buffer, _e, cb) {
+          sizes.push(b.length)
+          owned.push(pool.owns(b))
+          out.push(Buffer.from(b))
+          pool.give(b.buffer as ArrayBuffer) // as the COPY does once the socket has written it
+          cb()
+        },
+      }),
+    ])
+    expect(sha(Buffer.concat(out))).toBe(sha(Buffer.concat([text, copyText(50_000)])))
+    expect(sizes.slice(0, -1).every((s) => s === BLOCK_SIZE)).toBe(true)
+    expect(owned.every(Boolean)).toBe(true)
+    // Blocks were reused, not one allocated per output.
+    expect(pool.spare).toBeLessThanOrEqual(2)
+  })
+
+  it('names the object when its data is damaged, cut short or not zstd', async () => {
+    const packed = await through(compressor(c, 'zstd-napi'), [text])
+    const name = 'object sets/s1/data/t0001/c0000.copy.zst of set s1'
+    const damaged = Buffer.from(packed)
+    for (let i = Math.floor(damaged.length / 3); i < Math.floor(damaged.length / 3) + 4096; i++) damaged[i] ^= 0x5a
+    for (const bad of [damaged, packed.subarray(0, packed.length - 100), Buffer.from('plain text, never compressed\n')]) {
+      const failure = await through(decompressor(c, name, 'zstd-napi', new BlockPool()), [bad]).then(
+        () => null,
+        (e: Error) => e,
+      )
+      expect(failure?.message).toMatch(new RegExp(`^The ${name} cannot be decompressed as zstd .*altered or damaged`))
+    }
   })
 })

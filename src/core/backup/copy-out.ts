@@ -107,15 +107,41 @@ export class CopyOut extends Readable {
 
   /** Returns whether the consumer wants more now. */
   private parse(chunk: Buffer): boolean {
-    let buf = chunk
     if (this.pendingSize) {
-      this.pending.push(chunk)
-      this.pendingSize += chunk.length
-      if (this.need && this.pendingSize < this.need) return true // a long row: gather its pieces, join them once
-      buf = Buffer.concat(this.pending, this.pendingSize)
+      // A message began in an earlier read: join only its own bytes (not the whole new read) and handle it alone.
+      let rest = chunk
+      const take = (n: number) => {
+        const t = Math.min(n, rest.length)
+        if (t > 0) {
+          this.pending.push(rest.subarray(0, t))
+          this.pendingSize += t
+          rest = rest.subarray(t)
+        }
+      }
+      if (!this.need) {
+        take(5 - this.pendingSize)
+        if (this.pendingSize < 5) return true
+        const head = Buffer.concat(this.pending, this.pendingSize)
+        this.pending = [head]
+        this.need = 1 + head.readUInt32BE(1)
+      }
+      take(this.need - this.pendingSize)
+      if (this.pendingSize < this.need) return true // a long row: gather its pieces, join them once
+      const msg = Buffer.concat(this.pending, this.pendingSize)
       this.pending = []
       this.pendingSize = 0
+      this.need = 0
+      // Anything but a row or a message that may come between rows ends the COPY: pg takes the rest as it is.
+      if (msg[0] !== COPY_DATA && !INTERSPERSED.has(msg[0])) return this.parseBuffer(rest.length ? Buffer.concat([msg, rest]) : msg)
+      const more = this.parseBuffer(msg)
+      // The rest of this read is parsed now whatever the consumer said (its answer only holds back the next read).
+      return rest.length ? this.parseBuffer(rest) && more : more
     }
+    return this.parseBuffer(chunk)
+  }
+
+  /** Messages from the start of buf; what is left (the start of a message) waits for the next read. */
+  private parseBuffer(buf: Buffer): boolean {
     // Rows are moved down over the 5-byte message headers inside this buffer (a native memmove, no
     // allocation per row), so the buffer's front becomes plain COPY text, passed on as one view.
     let first = -1

@@ -22,3 +22,7 @@ export const logicalReplication = once(() => import('pg-logical-replication'))
  */
 let zstd: typeof import('zstd-napi') | null = null
 export const zstdNapi = (): typeof import('zstd-napi') => (zstd ??= createRequire(import.meta.url)('zstd-napi'))
+
+/** The same addon's low-level binding (a decompression context driven into our own reused blocks), loaded the same way. */
+let zstdLow: typeof import('zstd-napi/binding') | null = null
+export const zstdBinding = (): typeof import('zstd-napi/binding') => (zstdLow ??= createRequire(import.meta.url)('zstd-napi/binding'))

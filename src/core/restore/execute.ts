@@ -1,7 +1,8 @@
 import os from 'node:os'
 import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
-import { from as copyFrom } from 'pg-copy-streams'
+import { CopyIn } from './copy-in'
+import { BlockPool } from '../backup/copy-out'
 import { OpsError } from '../../shared/contract'
 import { countOnlyReason, type CheckReport } from '../../shared/restore'
 import type { JobContext } from '../jobs/runner'
@@ -147,8 +148,10 @@ function reporter(p: PreparedRestore, ctx: JobContext) {
 async function copyChunk(c: pg.ClientBase, p: PreparedRestore, table: string, chunkKey: string, signal: AbortSignal): Promise<void> {
   const tm = p.sets[0].tables.find((t) => tableKey(t) === table)!
   const cols = tm.columns.map(qi).join(', ')
-  const source = await p.reader.open(p.sets[0], chunkKey, signal)
-  await pipeline(source, c.query(copyFrom(`COPY ${rel(table)} (${cols}) FROM STDIN`)), { signal })
+  // Decompressed into a few reused blocks that the COPY hands back once written (no buffer per write to collect).
+  const pool = new BlockPool()
+  const source = await p.reader.open(p.sets[0], chunkKey, signal, pool)
+  await pipeline(source, c.query(new CopyIn(`COPY ${rel(table)} (${cols}) FROM STDIN`, pool)), { signal })
 }
 
 /** The last applied set's sequence values, raised to the largest value in use (and, in place, never lowered). */
@@ -547,11 +550,12 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       if (chunks.length) return chunks.shift()!
       if (inFlight) return 'wait' as const
       // Nothing in flight and nothing ready: never stall (a statement whose table is not in the set, say).
-      return indexes.shift() ?? attaches.shift() ?? fks.shift() ?? (toCheck.length ? { kind: 'size' as const, table: toCheck.shift()! } : null)
+      return (
+        indexes.shift() ?? attaches.shift() ?? fks.shift() ?? (toCheck.length ? { kind: 'size' as const, table: toCheck.shift()! } : null)
+      )
     }
     const progress = () => {
-      if (!chunks.length)
-        ctx.onProgress({ phase: 'building keys and indexes', done: ++built, total: steps, unit: 'steps' })
+      if (!chunks.length) ctx.onProgress({ phase: 'building keys and indexes', done: ++built, total: steps, unit: 'steps' })
     }
     await runPool(
       workers,
@@ -607,7 +611,12 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     const fkStatements = late.filter((st) => st.startsWith('ALTER TABLE ') && st.includes(' FOREIGN KEY ('))
     const fkQueue = [...fkStatements]
     // Foreign keys validate in parallel; two that lock the same tables in opposite order may deadlock: the loser retries.
-    await runPool(workers, () => fkQueue.shift() ?? null, (w, st) => addForeignKey(w, fkSql(st)), ctx.signal)
+    await runPool(
+      workers,
+      () => fkQueue.shift() ?? null,
+      (w, st) => addForeignKey(w, fkSql(st)),
+      ctx.signal,
+    )
     for (const st of late) {
       if (fkStatements.includes(st)) continue
       ctx.signal.throwIfAborted()

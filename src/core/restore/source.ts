@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline'
 import { OpsError } from '../../shared/contract'
 import type { BackupStorage } from '../storage/storage'
 import { decompressor } from '../backup/compression'
+import type { BlockPool } from '../backup/copy-out'
 import { aadFor } from '../backup/authenticity'
 import { decryptStream, keyForSet, type KeySource } from '../backup/crypto'
 import type { Manifest } from '../backup/manifest'
@@ -28,13 +29,13 @@ export class SetReader {
     for (const m of sets) this.keys.set(m.setId, m.encryption ? keyForSet(m.encryption, keys) : null)
   }
 
-  /** An object's plaintext: decrypted (authenticated) and decompressed on the way. */
-  async open(m: Manifest, key: string, signal: AbortSignal): Promise<Readable> {
+  /** An object's plaintext: decrypted (authenticated) and decompressed on the way (into the pool's blocks, when given one). */
+  async open(m: Manifest, key: string, signal: AbortSignal, pool?: BlockPool): Promise<Readable> {
     const k = this.keys.get(m.setId) ?? null
     const source = await this.storage.get(key, signal)
     const stages = [
       k ? decryptStream(k, objectName(m.setId, key), aadFor(m, key)) : null,
-      decompressor(m.compression, objectName(m.setId, key)),
+      decompressor(m.compression, objectName(m.setId, key), undefined, pool),
     ].filter((s): s is Transform => s !== null)
     if (!stages.length) return source
     let out: Readable = source
