@@ -10,7 +10,7 @@ import type { BackupStorage } from '../storage/storage'
 import { version } from '../version'
 import { extensionFor, type CompressionParams } from './compression'
 import type { EncryptionParams } from './crypto'
-import { CopyOut } from './copy-out'
+import { BlockPool, CopyOut } from './copy-out'
 import { combineDigests, RowDigest } from './digest'
 import { AUTHENTICATED_VERSION, MANIFEST_VERSION, manifestKey, setPrefix, type Manifest } from './manifest'
 import { objectAad, sealManifest } from './authenticity'
@@ -321,6 +321,8 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     const worker = async (c: pg.Client) => {
       // gzip runs on a thread of this connection's own; zstd on zstd's own worker (or zlib's pool), see compression.ts.
       const thread = gzipThreadFor(o.compression)
+      // The blocks COPY is read into: the gzip thread's, or this connection's own, handed back once compressed.
+      const pool = thread?.pool ?? new BlockPool()
       try {
         for (let task = tasks.shift(); task && !stop; task = tasks.shift()) {
           ctx.signal.throwIfAborted()
@@ -334,10 +336,10 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
               `COPY (SELECT ${colList} FROM ONLY ${qname(t.schema, t.name)}${task.where}) TO STDOUT`,
               digest,
               (n) => (doneBytes += n),
-              thread?.pool,
+              pool,
             ),
           )
-          const stored = await storeObject(o.storage, key, copy, storeStages(o.compression, seal(key), thread), ctx.signal)
+          const stored = await storeObject(o.storage, key, copy, storeStages(o.compression, seal(key), thread, pool), ctx.signal)
           written.push(key)
           objects.push({ key, kind: 'data', ...stored })
           rowsDone += digest.rows
