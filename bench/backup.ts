@@ -357,3 +357,4 @@ export async function incrementalBench() {
     if (backups) rmSync(backups, { recursive: true, force: true }) // the cluster itself is kept for the next run
   }
 }
+export { ensureIndexedDatabase } from './shapes'
