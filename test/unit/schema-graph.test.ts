@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { keyAsIndex } from '../../src/core/restore/schema-graph'
+import { foreignKeyInTwo, keyAsIndex } from '../../src/core/restore/schema-graph'
 
 describe('keyAsIndex: a primary or unique key built as its index, then made a constraint from it', () => {
   it('splits the plain forms the schema capture writes, keeping quoted names exactly', () => {
@@ -30,5 +30,24 @@ describe('keyAsIndex: a primary or unique key built as its index, then made a co
     ])
       expect(keyAsIndex(st, new Set())).toBeNull()
     expect(keyAsIndex('ALTER TABLE public.events ADD CONSTRAINT events_pkey PRIMARY KEY (id, at);', new Set(['public.events']))).toBeNull()
+  })
+})
+
+describe('foreignKeyInTwo: a foreign key added NOT VALID, then validated', () => {
+  it('splits the form the schema capture writes, keeping quoted names exactly', () => {
+    expect(
+      foreignKeyInTwo(
+        'ALTER TABLE public."Answer" ADD CONSTRAINT "Answer_userId_fkey" FOREIGN KEY ("userId") REFERENCES public."User"(id) ON DELETE CASCADE;',
+      ),
+    ).toEqual({
+      add: 'ALTER TABLE public."Answer" ADD CONSTRAINT "Answer_userId_fkey" FOREIGN KEY ("userId") REFERENCES public."User"(id) ON DELETE CASCADE NOT VALID;',
+      validate: 'ALTER TABLE public."Answer" VALIDATE CONSTRAINT "Answer_userId_fkey";',
+    })
+  })
+
+  it('leaves alone what is no foreign key or is NOT VALID already', () => {
+    expect(foreignKeyInTwo('ALTER TABLE public.t ADD CONSTRAINT t_fkey FOREIGN KEY (a) REFERENCES public.u(id) NOT VALID;')).toBeNull()
+    expect(foreignKeyInTwo('ALTER TABLE public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);')).toBeNull()
+    expect(foreignKeyInTwo('CREATE TRIGGER x AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION f();')).toBeNull()
   })
 })

@@ -16,7 +16,7 @@ import { ChangeApplier } from './apply'
 import { checkRestore, digestTable, tableCheck } from './check'
 import { combineDigests } from '../backup/digest'
 import { describeUrl, relName as rel, splitKey, tableKey, withDatabase, type PreparedRestore } from './plan'
-import { foreignKeys, keyAsIndex, partitionParents, rootOf, splitPost, statementTable } from './schema-graph'
+import { foreignKeyInTwo, foreignKeys, keyAsIndex, partitionParents, rootOf, splitPost, statementTable } from './schema-graph'
 import { runPool } from './pool'
 import { describeWait, watchLockWaits } from '../backup/lock-wait'
 
@@ -512,23 +512,40 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
         .map((f) => f.statement),
     )
     const fkSql = (st: string) => (partial.has(st) && !p.plan.wholeDatabase ? st.replace(/;\s*$/, ' NOT VALID;') : st)
-    type FkTask = { kind: 'fk'; st: string; table: string; references: string }
+    // Each key in two steps where it can (foreignKeyInTwo): added NOT VALID, then validated, so keys of different
+    // tables that point at the same one (every table's key to its users, say) validate side by side.
+    type FkTask = { kind: 'fk'; statement: string; st: string; validate: string | null; table: string; references: string }
     const fks: FkTask[] =
       p.sets.length === 1
         ? foreignKeys(post.late)
             .filter((f) => !partitioned.has(f.table) && !partitioned.has(f.references))
-            .map((f) => ({ kind: 'fk' as const, st: f.statement, table: f.table, references: f.references }))
+            .map((f) => {
+              const two = foreignKeyInTwo(fkSql(f.statement))
+              return {
+                kind: 'fk' as const,
+                statement: f.statement,
+                st: two?.add ?? fkSql(f.statement),
+                validate: two?.validate ?? null,
+                table: f.table,
+                references: f.references,
+              }
+            })
         : []
-    const pooledFks = new Set(fks.map((f) => f.st))
+    const pooledFks = new Set(fks.map((f) => f.statement))
+    type ValidateTask = { kind: 'validate'; st: string; table: string }
+    const validates: ValidateTask[] = []
     const inScope = new Set(p.scope)
     const fkReady = (f: FkTask) => [f.table, f.references].every((t) => !inScope.has(t) || complete(t))
-    // Two keys on a shared table would queue for each other's lock (SHARE ROW EXCLUSIVE): one at a time per table.
-    const fkBusy = new Set<string>()
+    // What would queue behind what (and hold a connection idle): adding a key takes both its tables for an instant
+    // (SHARE ROW EXCLUSIVE), validating takes its own table (SHARE UPDATE EXCLUSIVE) and leaves the other readable.
+    const adding = new Set<string>()
+    const validating = new Set<string>()
+    const canAdd = (f: FkTask) => ![f.table, f.references].some((t) => adding.has(t) || validating.has(t))
     const digests = new DigestQueue(p, deps.chunkBytes)
     let inFlight = 0
     let built = 0
-    const steps = indexes.length + attaches.length + fks.length
-    type Task = (typeof chunks)[number] | IndexTask | AttachTask | FkTask | DigestTask | { kind: 'size'; table: string }
+    const steps = indexes.length + attaches.length + fks.length + fks.filter((f) => f.validate).length
+    type Task = (typeof chunks)[number] | IndexTask | AttachTask | FkTask | ValidateTask | DigestTask | { kind: 'size'; table: string }
     const next = (): Task | 'wait' | null => {
       // Keys that need the table alone first (nothing else can use it meanwhile), then the other indexes.
       const e = indexes.findIndex((x) => x.exclusive && loaded(x.table))
@@ -537,10 +554,16 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       if (i >= 0) return indexes.splice(i, 1)[0]
       const a = attaches.findIndex((x) => !indexesLeft.get(x.table) && !readsLeft.get(x.table))
       if (a >= 0) return attaches.splice(a, 1)[0]
-      const f = fks.findIndex((x) => fkReady(x) && !fkBusy.has(x.table) && !fkBusy.has(x.references))
+      const v = validates.findIndex((x) => !validating.has(x.table) && !adding.has(x.table))
+      if (v >= 0) {
+        const t = validates.splice(v, 1)[0]
+        validating.add(t.table)
+        return t
+      }
+      const f = fks.findIndex((x) => fkReady(x) && canAdd(x))
       if (f >= 0) {
         const t = fks.splice(f, 1)[0]
-        fkBusy.add(t.table).add(t.references)
+        adding.add(t.table).add(t.references)
         return t
       }
       const d = digests.next()
@@ -551,7 +574,11 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       if (inFlight) return 'wait' as const
       // Nothing in flight and nothing ready: never stall (a statement whose table is not in the set, say).
       return (
-        indexes.shift() ?? attaches.shift() ?? fks.shift() ?? (toCheck.length ? { kind: 'size' as const, table: toCheck.shift()! } : null)
+        indexes.shift() ??
+        attaches.shift() ??
+        validates.shift() ??
+        fks.shift() ??
+        (toCheck.length ? { kind: 'size' as const, table: toCheck.shift()! } : null)
       )
     }
     const progress = () => {
@@ -578,10 +605,18 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
             progress()
           } else if (t.kind === 'fk') {
             try {
-              await addForeignKey(w, fkSql(t.st))
+              await addForeignKey(w, t.st)
             } finally {
-              fkBusy.delete(t.table)
-              fkBusy.delete(t.references)
+              adding.delete(t.table)
+              adding.delete(t.references)
+            }
+            if (t.validate) validates.push({ kind: 'validate', st: t.validate, table: t.table })
+            progress()
+          } else if (t.kind === 'validate') {
+            try {
+              await addForeignKey(w, t.st)
+            } finally {
+              validating.delete(t.table)
             }
             progress()
           } else if (t.kind === 'size') {

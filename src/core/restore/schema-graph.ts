@@ -151,3 +151,26 @@ export function keyAsIndex(st: string, partitioned: Set<string>): { table: strin
     return null
   }
 }
+
+/**
+ * A foreign key of the form the schema capture writes, added in two steps: `… NOT VALID` (a catalog change that
+ * takes both tables for an instant), then `VALIDATE CONSTRAINT` (every row checked, as adding it at once
+ * would; but the referenced table is only share-locked meanwhile, so keys of other tables that point at the same
+ * table validate at the same time instead of one after the other). The constraint ends the same, validated.
+ * Null for anything it cannot say that way (already NOT VALID, or not a foreign key).
+ */
+export function foreignKeyInTwo(st: string): { add: string; validate: string } | null {
+  if (!st.startsWith('ALTER TABLE ') || / NOT VALID;\s*$/.test(st) || !/;\s*$/.test(st)) return null
+  const head = st.startsWith('ALTER TABLE ONLY ') ? 'ALTER TABLE ONLY ' : 'ALTER TABLE '
+  try {
+    const [, i] = qualified(st, head.length)
+    const tableText = st.slice(head.length, i)
+    if (!st.startsWith(' ADD CONSTRAINT ', i)) return null
+    const [, j] = ident(st, i + ' ADD CONSTRAINT '.length)
+    if (!st.startsWith(' FOREIGN KEY (', j)) return null
+    const name = st.slice(i + ' ADD CONSTRAINT '.length, j)
+    return { add: st.replace(/;\s*$/, ' NOT VALID;'), validate: `ALTER TABLE ${tableText} VALIDATE CONSTRAINT ${name};` }
+  } catch {
+    return null
+  }
+}
