@@ -147,7 +147,10 @@ export async function replayBench() {
       replayTuning.mode = mode
       const { jobId } = await ops!.restores.start({ point: { time: at }, target: { kind: 'new', database: db } }, db, { actor: 'bench' })
       const t = performance.now()
-      const info = await ops!.jobs.wait(jobId)
+      // This process's RSS while it restores (it also made the workload; the database server is another process).
+      let rssMax = process.memoryUsage().rss
+      const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 200)
+      const info = await ops!.jobs.wait(jobId).finally(() => clearInterval(sampler))
       const seconds = (performance.now() - t) / 1000
       if (info.state !== 'succeeded') throw new Error(`restore ${info.state}: ${info.error?.message}`)
       const r = info.result as { phasesMs: Record<string, number>; transactions: number; report: { ok: boolean } }
@@ -163,6 +166,7 @@ export async function replayBench() {
         transactions: r.transactions,
         checkOk: r.report.ok,
         digest: d,
+        peakRssMB: Math.round(rssMax / 1024 / 1024),
       }
     }
     const full = await restore('replay_full', stop.at, 'batched')
@@ -183,6 +187,7 @@ export async function replayBench() {
         restoreSeconds: full.seconds,
         exactAtStopPoint: exact,
         checkOk: full.checkOk,
+        peakRssMB: full.peakRssMB,
         batchChanges: replayTuning.batchChanges,
         profile: full.profile,
       },
