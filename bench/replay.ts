@@ -148,7 +148,8 @@ export async function replayBench() {
       const { jobId } = await ops!.restores.start({ point: { time: at }, target: { kind: 'new', database: db } }, db, { actor: 'bench' })
       const t = performance.now()
       // This process's RSS while it restores (it also made the workload; the database server is another process).
-      let rssMax = process.memoryUsage().rss
+      const rssBefore = process.memoryUsage().rss
+      let rssMax = rssBefore
       const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 200)
       const info = await ops!.jobs.wait(jobId).finally(() => clearInterval(sampler))
       const seconds = (performance.now() - t) / 1000
@@ -167,6 +168,7 @@ export async function replayBench() {
         checkOk: r.report.ok,
         digest: d,
         peakRssMB: Math.round(rssMax / 1024 / 1024),
+        rssBeforeMB: Math.round(rssBefore / 1024 / 1024),
       }
     }
     const full = await restore('replay_full', stop.at, 'batched')
@@ -187,7 +189,9 @@ export async function replayBench() {
         restoreSeconds: full.seconds,
         exactAtStopPoint: exact,
         checkOk: full.checkOk,
+        // This process's RSS when the restore started (what making the workload left) and at its peak during it.
         peakRssMB: full.peakRssMB,
+        rssBeforeMB: full.rssBeforeMB,
         batchChanges: replayTuning.batchChanges,
         profile: full.profile,
       },

@@ -68,11 +68,12 @@ interface ZlibZstd {
 }
 
 /**
- * A compressing Transform (null for none). gzip here is Node's zlib stream (full and incremental backups
- * use gzip-thread.ts instead where they can); zstd runs in zlib's thread pool (zlib engine) or in
- * zstd's own worker thread (zstd-napi engine, nbWorkers 1): either way off the main thread.
+ * A compressing Transform (null for none), for small objects (the schema) and where no compressing thread is
+ * made: full and incremental backups compress gzip, and zstd through the zstd-napi binding, on a thread per
+ * connection (compress-thread.ts). zstd here runs in zlib's thread pool (zlib engine) or in zstd's own
+ * worker thread (zstd-napi engine, nbWorkers 1).
  */
-export function compressor(c: CompressionParams, engine: ZstdEngine = zstdEngine(), pool?: BlockPool): Transform | null {
+export function compressor(c: CompressionParams, engine: ZstdEngine = zstdEngine()): Transform | null {
   // memLevel 9: a larger match table, ~5% faster deflate at the same level and the same output size.
   if (c.codec === 'gzip') return zlib.createGzip({ level: c.level, memLevel: 9, chunkSize: 128 * 1024 })
   if (c.codec === 'zstd') {
@@ -80,27 +81,11 @@ export function compressor(c: CompressionParams, engine: ZstdEngine = zstdEngine
       const z = zlib as unknown as ZlibZstd
       return z.createZstdCompress({ params: { [z.constants.ZSTD_c_compressionLevel]: c.level } })
     }
-    // One zstd worker: the main thread only hands input over, and is not held up while a block compresses.
-    // Measured on a 640 MB full backup (2 connections, shared machine): ~15% faster than nbWorkers 0, ~70 MB more RSS.
-    const z = new (binding().CompressStream)({ compressionLevel: c.level, nbWorkers: 1 })
-    return pool ? givingBack(z, pool) : z
+    // One zstd worker, so the main thread only hands input over. Backup connections compress on a thread of
+    // their own instead (compress-thread.ts): this stream blocks the main thread whenever that worker is busy.
+    return new (binding().CompressStream)({ compressionLevel: c.level, nbWorkers: 1 })
   }
   return null
-}
-
-/**
- * The input blocks a pool owns go back to it as soon as the compressor has taken them in (zstd copies what it is
- * given into its own buffers before the call returns): a backup then reads into a handful of blocks rather
- * than a new megabyte per megabyte read.
- */
-function givingBack(t: Transform, pool: BlockPool): Transform {
-  const transform = t._transform.bind(t)
-  t._transform = (chunk: Buffer, enc, cb) =>
-    transform(chunk, enc, (e, d) => {
-      if (pool.owns(chunk)) pool.give(chunk.buffer as ArrayBuffer)
-      cb(e, d)
-    })
-  return t
 }
 
 /**

@@ -15,7 +15,7 @@ import { combineDigests, RowDigest } from './digest'
 import { AUTHENTICATED_VERSION, MANIFEST_VERSION, manifestKey, setPrefix, type Manifest } from './manifest'
 import { objectAad, sealManifest } from './authenticity'
 import { storeObject, storeStages } from './pipeline'
-import { gzipThreadFor } from './gzip-thread'
+import { compressThreadFor } from './compress-thread'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
 import { createSlotWithSnapshot, dropSlot, withClient } from './changes/slot'
 import { runningFullName } from './changes/orphans'
@@ -320,8 +320,8 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
     let stop = false
     const worker = async (c: pg.Client) => {
       // gzip runs on a thread of this connection's own; zstd on zstd's own worker (or zlib's pool), see compression.ts.
-      const thread = gzipThreadFor(o.compression)
-      // The blocks COPY is read into: the gzip thread's, or this connection's own, handed back once compressed.
+      const thread = compressThreadFor(o.compression)
+      // The blocks COPY is read into: the compressing thread's (handed back once compressed), or new ones.
       const pool = thread?.pool ?? new BlockPool()
       try {
         for (let task = tasks.shift(); task && !stop; task = tasks.shift()) {
@@ -339,7 +339,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
               pool,
             ),
           )
-          const stored = await storeObject(o.storage, key, copy, storeStages(o.compression, seal(key), thread, pool), ctx.signal)
+          const stored = await storeObject(o.storage, key, copy, storeStages(o.compression, seal(key), thread), ctx.signal)
           written.push(key)
           objects.push({ key, kind: 'data', ...stored })
           rowsDone += digest.rows

@@ -20,7 +20,7 @@ import { qi, qname } from '../db/sql'
 import { AUTHENTICATED_VERSION, MANIFEST_VERSION, manifestKey, setPrefix, type Manifest } from './manifest'
 import { objectAad, sealManifest } from './authenticity'
 import { storeObject, storeStages } from './pipeline'
-import { gzipThreadFor, type GzipThread } from './gzip-thread'
+import { compressThreadFor, type CompressThread } from './compress-thread'
 import { captureSchema, USER_SCHEMAS, type CapturedSchema } from './schema-capture'
 import { connectTimeouts, explainConnectError } from '../db/timeouts'
 
@@ -139,7 +139,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     })
   let complete = false
   let streamRef: LogicalReplicationService | null = null
-  let thread: GzipThread | null = null
+  let thread: CompressThread | null = null
   // The object being stored, ended with the error when the read fails (its upload then stops).
   let storingRef: { lines: PassThrough; storing: Promise<unknown> } | null = null
   try {
@@ -254,7 +254,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const lines = new PassThrough({ highWaterMark: 1024 * 1024 })
     // gzip on a thread of its own, as for a full (zstd works off the main thread by itself), so compression never
     // waits on the thread decoding the stream.
-    thread = gzipThreadFor(o.compression)
+    thread = compressThreadFor(o.compression)
     const storing = storeObject(
       o.storage,
       key,

@@ -4,8 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import type { BackupStorage } from '../storage/storage'
 import { compressor, type CompressionParams } from './compression'
 import { encryptStream } from './crypto'
-import type { GzipThread } from './gzip-thread'
-import type { BlockPool } from './copy-out'
+import type { CompressThread } from './compress-thread'
 
 /**
  * What a backup object goes through on its way to storage: compression (gzip on the connection's thread when
@@ -14,14 +13,9 @@ import type { BlockPool } from './copy-out'
 export function storeStages(
   compression: CompressionParams,
   encryption: { key: Buffer; aad: Buffer } | null,
-  thread: GzipThread | null = null,
-  /** The pool the source reads into: blocks go back to it once compressed (zstd-napi). */
-  pool?: BlockPool,
+  thread: CompressThread | null = null,
 ): Transform[] {
-  const stages = [
-    thread ? thread.stream() : compressor(compression, undefined, pool),
-    encryption ? encryptStream(encryption.key, encryption.aad) : null,
-  ]
+  const stages = [thread ? thread.stream() : compressor(compression), encryption ? encryptStream(encryption.key, encryption.aad) : null]
   return stages.filter((t) => t !== null)
 }
 
