@@ -71,6 +71,9 @@ async function digest(c: pg.Client): Promise<Record<string, string>> {
 export async function replayBench() {
   const target = Number(process.env.BENCH_REPLAY_CHANGES ?? 1_000_000)
   const sample = Number(process.env.BENCH_REPLAY_ROW_SAMPLE ?? 20_000)
+  // The batch limits to measure with (the core's defaults unless set).
+  if (process.env.BENCH_REPLAY_BATCH_CHANGES) replayTuning.batchChanges = Number(process.env.BENCH_REPLAY_BATCH_CHANGES)
+  if (process.env.BENCH_REPLAY_BATCH_MB) replayTuning.batchBytes = Number(process.env.BENCH_REPLAY_BATCH_MB) * 1024 * 1024
   const dataDir = join(process.env.BENCH_DATA_DIR ?? join(tmpdir(), 'examforge-ops-bench'), `replay-${Date.now().toString(36)}`)
   const { chmodSync, mkdirSync } = await import('node:fs')
   mkdirSync(dataDir, { recursive: true })
@@ -193,6 +196,7 @@ export async function replayBench() {
         peakRssMB: full.peakRssMB,
         rssBeforeMB: full.rssBeforeMB,
         batchChanges: replayTuning.batchChanges,
+        batchMB: Math.round(replayTuning.batchBytes / 1024 / 1024),
         profile: full.profile,
       },
       sample: {
