@@ -177,6 +177,18 @@ export async function replayBench() {
     const full = await restore('replay_full', stop.at, 'batched')
     const exact = JSON.stringify(full.digest) === JSON.stringify(stop.digest)
     process.stderr.write(`batched: ${changes} changes in ${full.replayMs} ms, exact: ${exact}\n`)
+    // The same restore as an operator runs it: the CLI in a process of its own, whose peak RSS is the restore's alone.
+    const cli = await cliRestore(join(dataDir, 'backups'), url('replay_src'), url('replay_cli'), stop.at, dataDir)
+    const cliDigest = await (async () => {
+      const rc = new pg.Client({ connectionString: url('replay_cli') })
+      await rc.connect()
+      try {
+        return await digest(rc)
+      } finally {
+        await rc.end()
+      }
+    })()
+    await admin.query('DROP DATABASE replay_cli WITH (FORCE)')
     const sb = await restore('replay_sample_b', early.at, 'batched')
     const sr = await restore('replay_sample_r', early.at, 'row')
     const rate = (n: number, ms: number) => Math.round(n / (ms / 1000))
@@ -198,6 +210,12 @@ export async function replayBench() {
         batchChanges: replayTuning.batchChanges,
         batchMB: Math.round(replayTuning.batchBytes / 1024 / 1024),
         profile: full.profile,
+      },
+      cliProcess: {
+        what: 'the same point-in-time restore by `examforge-ops restore --to-time … --yes` in a process of its own',
+        seconds: cli.seconds,
+        peakRssMB: cli.maxRssMB,
+        exactAtStopPoint: JSON.stringify(cliDigest) === JSON.stringify(stop.digest),
       },
       sample: {
         changes: early.changes,
@@ -222,4 +240,38 @@ export async function replayBench() {
     await cluster.stop()
     rmSync(dataDir, { recursive: true, force: true })
   }
+}
+
+/** A point-in-time restore by the built CLI in a child process; returns its wall time and peak RSS. */
+async function cliRestore(backups: string, source: string, target: string, at: string, dataDir: string) {
+  const { spawn } = await import('node:child_process')
+  const { mkdirSync } = await import('node:fs')
+  const opsData = join(dataDir, 'cli-data')
+  mkdirSync(opsData, { recursive: true, mode: 0o700 })
+  const cliJs = join(__dirname, 'cli.js')
+  const args = ['restore', '--to-time', at, '--target', target, '--yes', '--json']
+  const script = `const { main } = require(${JSON.stringify(cliJs)});
+    main(${JSON.stringify(args)}).then((c) => { process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(c) })`
+  return new Promise<{ seconds: number; maxRssMB: number }>((resolve, reject) => {
+    const t0 = performance.now()
+    const child = spawn(process.execPath, ['-e', script], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        DATABASE_URL: source,
+        LOCAL_BACKUP_PATH: backups,
+        OPS_DATA_DIR: opsData,
+        BACKUP_INCREMENTAL: 'on',
+        OPS_LOG_LEVEL: 'error',
+      },
+    })
+    let err = ''
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`examforge-ops restore failed (${code}): ${err} ${out.slice(0, 1000)}`))
+      resolve({ seconds: round((performance.now() - t0) / 1000), maxRssMB: Math.round(Number(/MAXRSS (\d+)/.exec(err)?.[1] ?? 0) / 1024) })
+    })
+  })
 }

@@ -15,11 +15,13 @@ export const replayTuning = {
   mode: 'batched' as 'batched' | 'row',
   /**
    * Changes held before a batch is applied (at the next commit). Measured (bench replay, 1 M changes): 20,000
-   * changes and 24 MB replay as fast as 50,000 and 64 MB did (48,200 changes/s both) with ~75 MB less memory.
+   * changes and 24 MB replayed as fast as 50,000 and 64 MB (48,200 changes/s both) with ~75 MB less memory;
+   * 10,000 and 12 MB as fast again in a back-to-back run, and the CLI's point-in-time restore peaked at 265 MB
+   * (309 MB with 20,000 / 24 MB).
    */
-  batchChanges: 20_000,
+  batchChanges: 10_000,
   /** Bytes of values held before a batch is applied, even inside a transaction. */
-  batchBytes: 24 * 1024 * 1024,
+  batchBytes: 12 * 1024 * 1024,
   /** Where the time of the last replay went (for the bench): reading and collapsing the stream, applying batches. */
   profile: { readMs: 0, applyMs: 0, batches: 0, copyMs: 0, deleteMs: 0, insertMs: 0 } as ReplayProfile,
 }
