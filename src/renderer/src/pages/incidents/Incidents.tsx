@@ -28,8 +28,26 @@ export function SeverityPill({ severity }: { severity: IncidentView['severity'] 
   return <span className={`pill small sev-${severity}`}>{severity}</span>
 }
 
-function OpenTable({ rows }: { rows: IncidentView[] }) {
+/** An incident's title, linking to its page (and, for an open one, the alert that opened it). */
+function TitleCell({ incident: i, origin = false }: { incident: IncidentView; origin?: boolean }) {
   const open = useIncidents((s) => s.open)
+  return (
+    <td className="inc-title">
+      <a
+        href={`#/incidents/${encodeURIComponent(i.id)}`}
+        onClick={(e) => {
+          e.preventDefault()
+          open(i.id)
+        }}
+      >
+        {i.title}
+      </a>
+      {origin && i.origin === 'alert' && <div className="muted">opened by the alert {i.alertRule}</div>}
+    </td>
+  )
+}
+
+function OpenTable({ rows }: { rows: IncidentView[] }) {
   const now = useNow(1000)
   return (
     <table className="settings incidents" data-testid="incidents-open">
@@ -49,18 +67,7 @@ function OpenTable({ rows }: { rows: IncidentView[] }) {
             <td>
               <SeverityPill severity={i.severity} />
             </td>
-            <td className="inc-title">
-              <a
-                href={`#/incidents/${encodeURIComponent(i.id)}`}
-                onClick={(e) => {
-                  e.preventDefault()
-                  open(i.id)
-                }}
-              >
-                {i.title}
-              </a>
-              {i.origin === 'alert' && <div className="muted">opened by the alert {i.alertRule}</div>}
-            </td>
+            <TitleCell incident={i} origin />
             <td>
               <span className={`pill small st-${i.status}`}>{statusLabel[i.status]}</span>
             </td>
@@ -79,7 +86,6 @@ function OpenTable({ rows }: { rows: IncidentView[] }) {
 }
 
 function ResolvedTable({ rows }: { rows: IncidentView[] }) {
-  const open = useIncidents((s) => s.open)
   return (
     <table className="settings incidents" data-testid="incidents-resolved">
       <thead>
@@ -98,17 +104,7 @@ function ResolvedTable({ rows }: { rows: IncidentView[] }) {
             <td>
               <SeverityPill severity={i.severity} />
             </td>
-            <td className="inc-title">
-              <a
-                href={`#/incidents/${encodeURIComponent(i.id)}`}
-                onClick={(e) => {
-                  e.preventDefault()
-                  open(i.id)
-                }}
-              >
-                {i.title}
-              </a>
-            </td>
+            <TitleCell incident={i} />
             <td className="wrap-anywhere">{i.commander ?? '—'}</td>
             <td className="wide-only">
               <Time at={i.openedAt} />
