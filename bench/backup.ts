@@ -1,16 +1,16 @@
 // Full backup vs pg_dump -Fd -j2 vs raw COPY, on the machine's PostgreSQL (15 here), same run.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { runCli } from './cli'
 import { to as copyTo } from 'pg-copy-streams'
-import { seedSandbox } from '../src/core/sandbox/seed'
 import { DEFAULT_COMPRESSION, parseCompression } from '../src/core/backup/compression'
 import { defaultParallelism, STABLE_SESSION } from '../src/core/backup/full'
 import { qname } from '../src/core/db/sql'
 import { USER_SCHEMAS } from '../src/core/backup/schema-capture'
-import { base, benchSource, ensureBenchDatabase, q } from './shapes'
+import { base, benchSource, ensureBenchDatabase, q, seedSandboxOnce } from './shapes'
 
 /** The ceiling: COPY TO STDOUT of every table over two connections, 64 MB ctid chunks, output discarded. */
 async function rawCopy(url: string): Promise<{ bytes: number; seconds: number }> {
@@ -62,41 +62,25 @@ function pgDump(url: string): { seconds: number; version: string; bytesOnDisk: n
 }
 
 /** Our full backup in its own process, as the CLI runs it, so its peak RSS is its own. */
-function ours(
+async function ours(
   root: string,
   url: string,
   extraEnv: Record<string, string> = {},
 ): Promise<{ seconds: number; maxRssMB: number; result: Record<string, number> }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-ours-'))
-  const script = `const { main } = require(${JSON.stringify(join(root, 'out/host/cli.js'))});
-    main(['backup', 'full', '--json']).then((c) => { process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(c) })`
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now()
-    const child = spawn(process.execPath, ['-e', script], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        DATABASE_URL: url,
-        LOCAL_BACKUP_PATH: dir,
-        OPS_DATA_DIR: dir,
-        BACKUP_COMPRESSION: DEFAULT_COMPRESSION,
-        BACKUP_PARALLELISM: process.env.BENCH_OURS_PARALLELISM ?? String(defaultParallelism()),
-        OPS_LOG_LEVEL: 'error',
-        ...extraEnv,
-      },
+  try {
+    const r = await runCli(join(root, 'out/host/cli.js'), ['backup', 'full', '--json'], {
+      DATABASE_URL: url,
+      LOCAL_BACKUP_PATH: dir,
+      OPS_DATA_DIR: dir,
+      BACKUP_COMPRESSION: DEFAULT_COMPRESSION,
+      BACKUP_PARALLELISM: process.env.BENCH_OURS_PARALLELISM ?? String(defaultParallelism()),
+      ...extraEnv,
     })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('exit', (code) => {
-      const seconds = (performance.now() - t0) / 1000
-      rmSync(dir, { recursive: true, force: true })
-      if (code !== 0) return reject(new Error(`backup failed: ${err} ${out}`))
-      const rss = Number(/MAXRSS (\d+)/.exec(err)?.[1] ?? 0)
-      resolve({ seconds, maxRssMB: Math.round(rss / 1024), result: JSON.parse(out).result })
-    })
-  })
+    return { seconds: r.seconds, maxRssMB: r.maxRssMB, result: r.out.result as Record<string, number> }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 /** Busy CPU-seconds of the whole machine (all processes, the database server included) from /proc/stat. */
@@ -241,16 +225,7 @@ export async function incrementalBench() {
   let ops: Awaited<ReturnType<typeof createOps>> | null = null
   try {
     await c.connect()
-    const marker = `examforge-ops bench scale=${scale} complete`
-    const { rows: seeded } = await c.query(
-      `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = current_database()`,
-    )
-    if (seeded[0]?.c !== marker) {
-      process.stderr.write(`seeding an embedded PostgreSQL at scale ${scale} (once)...\n`)
-      await seedSandbox(c, scale, { signal: new AbortController().signal, onProgress: () => {} })
-      await c.query('VACUUM ANALYZE')
-      await c.query(`COMMENT ON DATABASE examforge IS '${marker}'`)
-    }
+    await seedSandboxOnce(c, scale)
     ops = await createOps({
       config: loadConfig({
         // The full starts the chain the incremental follows.

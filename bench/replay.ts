@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { replayTuning } from '../src/core/restore/apply'
+import { runCli } from './cli'
 
 const round = (n: number) => Math.round(n * 100) / 100
 
@@ -242,36 +243,16 @@ export async function replayBench() {
   }
 }
 
-/** A point-in-time restore by the built CLI in a child process; returns its wall time and peak RSS. */
+/** A point-in-time restore by the built CLI in a process of its own; returns its wall time and peak RSS. */
 async function cliRestore(backups: string, source: string, target: string, at: string, dataDir: string) {
-  const { spawn } = await import('node:child_process')
   const { mkdirSync } = await import('node:fs')
   const opsData = join(dataDir, 'cli-data')
   mkdirSync(opsData, { recursive: true, mode: 0o700 })
-  const cliJs = join(__dirname, 'cli.js')
-  const args = ['restore', '--to-time', at, '--target', target, '--yes', '--json']
-  const script = `const { main } = require(${JSON.stringify(cliJs)});
-    main(${JSON.stringify(args)}).then((c) => { process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(c) })`
-  return new Promise<{ seconds: number; maxRssMB: number }>((resolve, reject) => {
-    const t0 = performance.now()
-    const child = spawn(process.execPath, ['-e', script], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        DATABASE_URL: source,
-        LOCAL_BACKUP_PATH: backups,
-        OPS_DATA_DIR: opsData,
-        BACKUP_INCREMENTAL: 'on',
-        OPS_LOG_LEVEL: 'error',
-      },
-    })
-    let err = ''
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`examforge-ops restore failed (${code}): ${err} ${out.slice(0, 1000)}`))
-      resolve({ seconds: round((performance.now() - t0) / 1000), maxRssMB: Math.round(Number(/MAXRSS (\d+)/.exec(err)?.[1] ?? 0) / 1024) })
-    })
+  const r = await runCli(join(__dirname, 'cli.js'), ['restore', '--to-time', at, '--target', target, '--yes', '--json'], {
+    DATABASE_URL: source,
+    LOCAL_BACKUP_PATH: backups,
+    OPS_DATA_DIR: opsData,
+    BACKUP_INCREMENTAL: 'on',
   })
+  return { seconds: round(r.seconds), maxRssMB: r.maxRssMB }
 }

@@ -1,10 +1,11 @@
 // Restore of the same database (BENCH_SHAPE: the ~2 GB sandbox shape or the indexed one) into an empty database: ours vs pg_restore -j2 from a pg_dump -Fd made in the same run.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { base, benchSource, dbUrl, q } from './shapes'
 import { machineBusy } from './backup'
+import { runCli } from './cli'
 import { DEFAULT_COMPRESSION } from '../src/core/backup/compression'
 const pgArgs = (url: string) => {
   const u = new URL(url)
@@ -14,31 +15,8 @@ const pgArgs = (url: string) => {
   }
 }
 
-/** The CLI in its own process, as an operator runs it; returns its JSON output. */
-function cli(
-  root: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ seconds: number; maxRssMB: number; out: Record<string, unknown> }> {
-  // The CLI's own main, so the process can say its peak RSS as it exits.
-  const script = `const { main } = require(${JSON.stringify(join(root, 'out/host/cli.js'))});
-    main(${JSON.stringify(args)}).then((c) => { process.stderr.write('MAXRSS ' + process.resourceUsage().maxRSS + '\\n'); process.exit(c) })`
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now()
-    const child = spawn(process.execPath, ['-e', script], {
-      env: { PATH: process.env.PATH!, HOME: process.env.HOME!, OPS_LOG_LEVEL: 'error', ...env },
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('close', (code) => {
-      const seconds = (performance.now() - t0) / 1000
-      if (code !== 0) return reject(new Error(`examforge-ops ${args[0]} failed (${code}): ${err} ${out.slice(0, 2000)}`))
-      resolve({ seconds, maxRssMB: Math.round(Number(/MAXRSS (\d+)/.exec(err)?.[1] ?? 0) / 1024), out: JSON.parse(out) })
-    })
-  })
-}
+/** The CLI in its own process, as an operator runs it. */
+const cli = (root: string, args: string[], env: Record<string, string>) => runCli(join(root, 'out/host/cli.js'), args, env)
 
 const round = (n: number) => Math.round(n * 100) / 100
 const mbps = (bytes: number, s: number) => Math.round((bytes / 1e6 / s) * 10) / 10

@@ -11,6 +11,7 @@
 //    overheads, parallelism across them), index builds after the load, TOAST reads and writes.
 import pg from 'pg'
 import { seedSandbox } from '../src/core/sandbox/seed'
+import { qi } from '../src/core/db/sql'
 
 export const base = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 /** The bench server's URL for another database on it. */
@@ -874,8 +875,6 @@ function indexedSchema(sizeMB: number): Table[] {
   ]
 }
 
-const qi = (s: string) => `"${s.replace(/"/g, '""')}"`
-
 /**
  * The indexed shape at ~sizeMB of COPY text (1000 -> ~1 GB of COPY text, ~1.05 GB of tables and ~0.85 GB of indexes), made once and
  * kept between runs: tables, then rows in chunks (INSERT ... SELECT generate_series), then keys, indexes and
@@ -984,4 +983,19 @@ export async function benchSource(): Promise<{ url: string; shape: Record<string
   const scale = Number(process.env.BENCH_SCALE ?? 200)
   const url = await ensureBenchDatabase(scale)
   return { url, shape: { name, scale, ...(await describeDatabase(url)) } }
+}
+
+/**
+ * The sandbox schema seeded at a scale into the database `c` is connected to (an embedded cluster kept between
+ * runs), once: the database's comment marks it complete, and a later run with the same scale reuses it.
+ */
+export async function seedSandboxOnce(c: pg.ClientBase, scale: number): Promise<void> {
+  const marker = `examforge-ops bench scale=${scale} complete`
+  const { rows } = await c.query(`SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = current_database()`)
+  if (rows[0]?.c === marker) return
+  process.stderr.write(`seeding an embedded PostgreSQL at scale ${scale} (once)...\n`)
+  await seedSandbox(c, scale, { signal: new AbortController().signal, onProgress: () => {} })
+  await c.query('VACUUM ANALYZE')
+  const { rows: db } = await c.query(`SELECT current_database() AS d`)
+  await c.query(`COMMENT ON DATABASE ${qi(db[0].d)} IS '${marker}'`)
 }

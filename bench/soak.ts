@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { seedSandbox } from '../src/core/sandbox/seed'
+import { seedSandboxOnce } from './shapes'
 import { startSandboxCluster } from '../src/core/sandbox/cluster'
 import { startTrafficSimulator, type TrafficSimulator } from '../src/core/sandbox/traffic'
 import { silentLogger, type Logger } from '../src/core/log/logger'
@@ -150,16 +150,7 @@ export async function soakBench() {
   const restored: string[] = []
   try {
     await c.connect()
-    const marker = `examforge-ops bench scale=${scale} complete`
-    const { rows: seeded } = await c.query(
-      `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = current_database()`,
-    )
-    if (seeded[0]?.c !== marker) {
-      process.stderr.write(`seeding an embedded PostgreSQL at scale ${scale} (once)...\n`)
-      await seedSandbox(c, scale, { signal: new AbortController().signal, onProgress: () => {} })
-      await c.query('VACUUM ANALYZE')
-      await c.query(`COMMENT ON DATABASE examforge IS '${marker}'`)
-    }
+    await seedSandboxOnce(c, scale)
     // Slots of an earlier run whose backups are gone would hold WAL for ever in this kept cluster.
     await c.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active`)
     const { rows: server } = await c.query(
