@@ -321,8 +321,12 @@ async function replayChanges(applier: ChangeApplier, p: PreparedRestore, ctx: Jo
 
 const MARK = 'examforge-ops restore'
 
-/** Add a foreign key (PostgreSQL validates every row). Two that lock the same tables in opposite order may deadlock: the loser retries. */
-async function addForeignKey(w: pg.ClientBase, sql: string): Promise<void> {
+/**
+ * A key, index or foreign-key statement of the load's pool. Two that lock the same tables in opposite order (or
+ * a user's event trigger writing to a table while another session builds one of its indexes) may deadlock:
+ * PostgreSQL rolls the loser back, and it runs again.
+ */
+async function runDdl(w: pg.ClientBase, sql: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await w.query(sql)
@@ -441,9 +445,9 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     // Data, keys, indexes, the check and (with no change stream to replay) foreign keys on one pool, each task as
     // soon as what it needs is done, so both cores stay busy to the end. Per table: its chunks (biggest first over
     // all tables); then its indexes, its primary and unique keys built as plain unique indexes (keyAsIndex) beside
-    // each other, and its rows and digest read back at the same time (reads and index builds do not block each other);
-    // then the keys made from their indexes (a quick catalog change, after the read-back: it needs the table alone);
-    // then, once both its tables are complete, each foreign key (PostgreSQL validates it as it is added).
+    // each other; then the keys made from their indexes (a quick catalog change); then its rows and digest read
+    // back while other tables still load, and, once both its tables are complete, each foreign key (PostgreSQL
+    // validates it as it is added).
     const post = splitPost(p.schema.post)
     const parents = partitionParents(p.schema.pre)
     const partitioned = new Set([...parents.keys(), ...parents.values()])
@@ -479,11 +483,10 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     }
     const loaded = (t: string | null) => !t || !chunksLeft.get(t)
     // Per table (and partitioned root): index statements not yet finished, those that need the table alone
-    // (ALTER TABLE … ADD CONSTRAINT left whole), keys still to attach, and read-back parts not yet finished.
+    // (ALTER TABLE … ADD CONSTRAINT left whole), and keys still to attach.
     const indexesLeft = new Map<string, number>()
     const exclusiveLeft = new Map<string, number>()
     const attachLeft = new Map<string, number>()
-    const readsLeft = new Map<string, number>()
     for (const x of indexes) {
       bump(indexesLeft, x.table, 1)
       if (x.exclusive) bump(exclusiveLeft, x.table, 1)
@@ -498,11 +501,12 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       ...p.scope.filter((k) => !inFull.has(k) || p.columnsAfter.has(k)),
     ])
     const toCheck = p.scope.filter((k) => !replayed.has(k))
-    for (const k of toCheck) bump(readsLeft, k, 1) // one until the table is sized into its parts
     const free = (k: string) => !exclusiveLeft.get(k) && !exclusiveLeft.get(rootOf(k, parents))
-    const readable = (k: string) => loaded(k) && free(k)
     const complete = (k: string) =>
       loaded(k) && !indexesLeft.get(k) && !indexesLeft.get(rootOf(k, parents)) && !attachLeft.get(k) && !attachLeft.get(rootOf(k, parents))
+    // A table is read back only once its keys and indexes are all in: a statement that builds them can still
+    // change its rows (an event trigger does, in the check's own test), and a read begun before would miss it.
+    const readable = (k: string) => complete(k) && free(k)
     // Foreign keys join the pool only when nothing is replayed after the load (replay runs without them) and
     // neither table is partitioned; a key to a table outside the restore comes back NOT VALID (it cannot hold).
     const restored = new Set(p.scope.map((k) => rootOf(k, parents)))
@@ -552,7 +556,7 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
       if (e >= 0) return indexes.splice(e, 1)[0]
       const i = indexes.findIndex((x) => loaded(x.table) && (!x.table || free(x.table)))
       if (i >= 0) return indexes.splice(i, 1)[0]
-      const a = attaches.findIndex((x) => !indexesLeft.get(x.table) && !readsLeft.get(x.table))
+      const a = attaches.findIndex((x) => !indexesLeft.get(x.table))
       if (a >= 0) return attaches.splice(a, 1)[0]
       const v = validates.findIndex((x) => !validating.has(x.table) && !adding.has(x.table))
       if (v >= 0) {
@@ -595,17 +599,17 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
             rep.chunkDone(t.table, t.rows, t.bytes)
             for (const k of new Set([t.table, rootOf(t.table, parents)])) chunksLeft.set(k, (chunksLeft.get(k) ?? 1) - 1)
           } else if (t.kind === 'index') {
-            await w.query(t.st)
+            await runDdl(w, t.st)
             bump(indexesLeft, t.table, -1)
             if (t.exclusive) bump(exclusiveLeft, t.table, -1)
             progress()
           } else if (t.kind === 'attach') {
-            await w.query(t.st)
+            await runDdl(w, t.st)
             bump(attachLeft, t.table, -1)
             progress()
           } else if (t.kind === 'fk') {
             try {
-              await addForeignKey(w, t.st)
+              await runDdl(w, t.st)
             } finally {
               adding.delete(t.table)
               adding.delete(t.references)
@@ -614,17 +618,15 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
             progress()
           } else if (t.kind === 'validate') {
             try {
-              await addForeignKey(w, t.st)
+              await runDdl(w, t.st)
             } finally {
               validating.delete(t.table)
             }
             progress()
           } else if (t.kind === 'size') {
-            const parts = await digests.add(w, t.table)
-            bump(readsLeft, t.table, parts - 1)
+            await digests.add(w, t.table)
           } else {
             await digests.run(w, t, ctx.signal)
-            bump(readsLeft, t.table, -1)
           }
         } finally {
           inFlight--
@@ -649,7 +651,7 @@ async function load(p: PreparedRestore, deps: ExecuteDeps, ctx: JobContext, phas
     await runPool(
       workers,
       () => fkQueue.shift() ?? null,
-      (w, st) => addForeignKey(w, fkSql(st)),
+      (w, st) => runDdl(w, fkSql(st)),
       ctx.signal,
     )
     for (const st of late) {
