@@ -30,9 +30,11 @@ describe('grouping (Sentry order)', () => {
         ).hash,
       )
     expect(hashes.size).toBe(1)
-    // Ids that look like other things (all digits, digits ending in the hex letter d) are still ids.
-    const ids = ['123456789012', '12345678901d', 'a1b2c3d4e5f6', '0000000000ab'].map((id) => parameterize(`ref ${id} lost`))
+    // Ids that look like other things (all digits, digits ending in the hex letter d, hex letters only) are still ids.
+    const ids = ['123456789012', '12345678901d', 'a1b2c3d4e5f6', '0000000000ab', 'fbcadeefabcd'].map((id) => parameterize(`ref ${id} lost`))
     expect(new Set(ids)).toEqual(new Set(['ref <id> lost']))
+    // Words are not: a-f letters alone shorter than ten stay as they are.
+    expect(parameterize('cafe facade accede effaced')).toBe('cafe facade accede effaced')
     const webhooks = new Set(
       ['evt_1Pz9Qk2LmX arrived 40s late', 'evt_1Nq2x8Lk3j arrived 300s late', 'evt_k3j4h5g6f7 arrived 2 minutes late'].map(
         (m) => groupEvent(normalizeEvent({ message: `Stripe webhook ${m}` }, '1')).hash,

@@ -35,8 +35,10 @@ const PARAMS: [RegExp, string | ((m: string) => string)][] = [
   [/\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b/gi, '<ip>'],
   [/\b[0-9a-f]{32}\b|\b[0-9a-f]{40}\b|\b[0-9a-f]{64}\b/gi, '<hash>'],
   [/\b0x[0-9a-f]+\b/gi, '<hex>'],
-  // Ids: hex digits with at least one digit, 8 or more long (object ids, short hashes, long numbers).
-  [/(?<![0-9a-z])(?=[0-9a-f]*\d)[0-9a-f]{8,}(?![0-9a-z])/gi, '<id>'],
+  // Ids: hex digits with at least one digit, 8 or more long (object ids, short hashes, long numbers); a run of
+  // hex letters alone counts from 10 on (a random 12-digit hex id has no digit once in about 130,000, and no
+  // word is made of a-f that long), so such an id does not split its group.
+  [/(?<![0-9a-z])(?:(?=[0-9a-f]*\d)[0-9a-f]{8,}|[a-f]{10,})(?![0-9a-z])/gi, '<id>'],
   // Other ids mixing letters and digits (Stripe's evt_1Nq2…, base36 keys), also after an underscore.
   [
     /(?<![0-9a-z])(?!\d+(?:ns|us|ms|sec|secs|min|mins|days)(?![0-9a-z]))(?=[0-9a-z]*\d)(?=[0-9a-z]*[a-z])[0-9a-z]{8,}(?![0-9a-z])/gi,
