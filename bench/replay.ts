@@ -175,9 +175,17 @@ export async function replayBench() {
         rssBeforeMB: Math.round(rssBefore / 1024 / 1024),
       }
     }
-    const full = await restore('replay_full', stop.at, 'batched')
-    const exact = JSON.stringify(full.digest) === JSON.stringify(stop.digest)
-    process.stderr.write(`batched: ${changes} changes in ${full.replayMs} ms, exact: ${exact}\n`)
+    // The same chain restored BENCH_REPLAY_ROUNDS times (3 by default): the median round is reported, every round must be exact.
+    const rounds = Math.max(1, Number(process.env.BENCH_REPLAY_ROUNDS ?? 3))
+    const fulls: Awaited<ReturnType<typeof restore>>[] = []
+    for (let i = 0; i < rounds; i++) {
+      const r = await restore(`replay_full_${i}`, stop.at, 'batched')
+      const ok = JSON.stringify(r.digest) === JSON.stringify(stop.digest)
+      process.stderr.write(`batched, round ${i + 1} of ${rounds}: ${changes} changes in ${r.replayMs} ms, exact: ${ok}\n`)
+      fulls.push(r)
+    }
+    const full = [...fulls].sort((a, b) => a.replayMs - b.replayMs)[Math.floor((fulls.length - 1) / 2)]
+    const exact = fulls.every((r) => JSON.stringify(r.digest) === JSON.stringify(stop.digest))
     // The same restore as an operator runs it: the CLI in a process of its own, whose peak RSS is the restore's alone.
     const cli = await cliRestore(join(dataDir, 'backups'), url('replay_src'), url('replay_cli'), stop.at, dataDir)
     const cliDigest = await (async () => {
@@ -200,11 +208,13 @@ export async function replayBench() {
       transactionsReplayed: full.transactions,
       workloadSeconds: round(workloadS),
       batched: {
+        rounds,
         replaySeconds: round(full.replayMs / 1000),
         changesPerSecond: rate(changes, full.replayMs),
+        allChangesPerSecond: fulls.map((r) => rate(changes, r.replayMs)),
         restoreSeconds: full.seconds,
         exactAtStopPoint: exact,
-        checkOk: full.checkOk,
+        checkOk: fulls.every((r) => r.checkOk),
         // This process's RSS when the restore started (what making the workload left) and at its peak during it.
         peakRssMB: full.peakRssMB,
         rssBeforeMB: full.rssBeforeMB,

@@ -8,7 +8,7 @@
 // text ids, 2-4 indexes each, TOASTed jsonb/text; BENCH_INDEXED_MB=1000 of table data), written to <suite>-indexed.json;
 // metrics (collector overhead at 1 s, a 7-day history query, the 7-day chart and an hour of live updates in Chromium);
 // alerts (500 rules over 50 series per tick, threshold crossing to webhook received, a 30-day backtest; BENCH_ALERT_*).
-// replay (point-in-time restore across a chain with 1 M changes: changes/s of replay, exact at the stop point; BENCH_REPLAY_CHANGES).
+// replay (point-in-time restore across a chain with 1 M changes: changes/s of replay, exact at the stop point, the median of BENCH_REPLAY_ROUNDS=3 restores of one chain; BENCH_REPLAY_CHANGES).
 // catalog (1,000 sets in s3rver: backups list cold and warm, in the console and the CLI, and the restore points; BENCH_CATALOG_SETS).
 // errors (SDK cost per captureError, ingest events/s into PostgreSQL for 60 s (ERRORS_BENCH_SECONDS) with RSS start/max/end/slope, the Errors list over 100,000 events in core and in Chromium).
 // incidents (the timeline of a 24-hour window with 10,000 entries, the PDF export of that report; BENCH_INCIDENTS_RUNS).
