@@ -22,7 +22,7 @@ const round = (n: number) => Math.round(n * 100) / 100
 const mbps = (bytes: number, s: number) => Math.round((bytes / 1e6 / s) * 10) / 10
 
 export async function restoreBench({ root }: { root: string }) {
-  const rounds = Number(process.env.BENCH_RESTORE_ROUNDS ?? 2)
+  const rounds = Number(process.env.BENCH_RESTORE_ROUNDS ?? 3)
   // BENCH_SHAPE: sandbox (BENCH_SCALE) or indexed (BENCH_INDEXED_MB).
   const { url: src, shape } = await benchSource()
   const server = (await q(src, `SELECT current_setting('server_version') AS v, pg_database_size(current_database()) AS size`))[0]

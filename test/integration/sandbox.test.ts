@@ -97,6 +97,12 @@ describe('the sandbox: what a newcomer gets with no configuration at all', () =>
       `SELECT (SELECT count(*) FROM question_responses qr LEFT JOIN questions q ON q.id = qr."questionId" WHERE q.id IS NULL) AS n`,
     )
     expect(Number(orphans.n)).toBe(0)
+    // The public schema is as a new database has it: anyone may use it (an application role can reach its tables).
+    const [pub] = await query<{ usage: boolean; owner: string }>(
+      url,
+      `SELECT has_schema_privilege('public', 'public', 'USAGE') AS usage, nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = 'public'`,
+    )
+    expect(pub).toEqual({ usage: true, owner: 'pg_database_owner' })
   })
 
   it('runs its own Redis and a small web app beside the database, so every tile is live on a first start', async () => {

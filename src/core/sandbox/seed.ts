@@ -44,7 +44,9 @@ export async function seedSandbox(client: pg.ClientBase, scale: number, ctx: Job
   return { scale, rows, bytes: Number(size[0].bytes) }
 
   async function generate() {
-    await client.query(`DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;`)
+    // A fresh public schema, owned and granted as in a new database (so the sandbox's application role can use it).
+    await client.query(`DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner;
+      GRANT USAGE ON SCHEMA public TO PUBLIC; COMMENT ON SCHEMA public IS 'standard public schema'`)
     await client.query(sandboxSchemaSql)
     for (const { g, rows: n } of plan) {
       for (let lo = 1; lo <= n; lo += g.chunk) {
