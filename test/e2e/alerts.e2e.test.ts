@@ -1,17 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import pg from 'pg'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sandboxClusterDir } from '../../src/core/sandbox/cluster'
 import { startHttp } from '../helpers/http'
+import { hostEnv, launchChromium, needBuilt, serveHost, shots, type ServedHost } from '../helpers/served'
 import { waitFor } from '../helpers/wait'
-
-const root = resolve(__dirname, '../..')
-const shots = join(root, 'test-results', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /**
  * An operator writes a rule in the editor, sees its backtest, saves it, and watches it fire and resolve in
@@ -19,18 +15,16 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
  * connections (nothing simulated), while a loopback receiver gets the Alertmanager webhook.
  */
 describe('alerts end to end in Chromium, served by the headless host', () => {
-  let host: ChildProcess
+  let host: ServedHost
   let browser: Browser
   let page: Page
   let hook: Awaited<ReturnType<typeof startHttp>>
   const received: { status: string; alerts: { labels: Record<string, string>; status: string }[] }[] = []
   const dataDir = mkdtempSync(join(tmpdir(), 'ops-e2e-alerts-'))
   chmodSync(dataDir, 0o755)
-  let out = ''
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH.`)
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The host is not built: run "npm run build".')
+    needBuilt()
     mkdirSync(shots, { recursive: true })
     hook = await startHttp((req, res) => {
       let b = ''
@@ -40,12 +34,8 @@ describe('alerts end to end in Chromium, served by the headless host', () => {
         res.writeHead(200).end()
       })
     })
-    host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', '0'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? tmpdir(),
-        LANG: 'C.UTF-8',
+    host = await serveHost(
+      hostEnv({
         OPS_DATA_DIR: dataDir,
         METRICS_INTERVAL_S: '1',
         HEALTH_INTERVAL_S: '5',
@@ -56,29 +46,17 @@ describe('alerts end to end in Chromium, served by the headless host', () => {
         ALERT_GROUP_WAIT: '0s',
         ALERT_GROUP_INTERVAL: '0s',
         ALERT_DESKTOP: 'off',
-      },
-    })
-    host.stdout!.on('data', (d) => (out += d))
-    host.stderr!.on('data', (d) => (out += d))
-    const url = await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 'the host to print its URL', 90_000).catch(
-      (e: Error) => {
-        throw new Error(`${e.message}. Host output: ${out}`)
-      },
+      }),
+      { timeoutMs: 90_000 },
     )
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    })
+    const url = host.url
+    browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } })
-    await page.goto(url as string)
+    await page.goto(url)
   })
   afterAll(async () => {
     await browser?.close()
-    if (host && host.exitCode === null) {
-      const exited = new Promise((r) => host.once('exit', r))
-      host.kill('SIGTERM')
-      await exited
-    }
+    await host?.stop()
     await hook?.close()
     const cluster = sandboxClusterDir(dataDir)
     if (cluster) rmSync(cluster, { recursive: true, force: true })

@@ -1,20 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import pg from 'pg'
-import { _electron, chromium, type Browser, type ElectronApplication, type Page } from 'playwright-core'
+import { _electron, type Browser, type ElectronApplication, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { sandboxClusterDir } from '../../src/core/sandbox/cluster'
 import { startHttp, stripeLike } from '../helpers/http'
 import { startRedis, type RedisServer } from '../helpers/redis'
 import { S3_CREDENTIALS, TEST_BUCKET } from '../helpers/s3'
-import { waitFor } from '../helpers/wait'
+import { hostEnv, launchChromium, needBuilt, root, serveHost, shots, type ServedHost } from '../helpers/served'
 
-const root = resolve(__dirname, '../..')
-const shots = join(root, 'test-results', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SERVICES = ['postgres', 'redis', 'storage', 's3', 'stripe', 'app', 'host']
 
 /** The downloaded Electron binary, or null; never fetches it (require('electron') would try to download it). */
@@ -81,11 +77,6 @@ async function startServices(): Promise<Services> {
 /** The sandbox database the console under test started (its running file names it). */
 function sandboxUrl(dataDir: string): string {
   return (JSON.parse(readFileSync(join(dataDir, 'sandbox', 'running.json'), 'utf8')) as { url: string }).url
-}
-
-/** A clean environment: nothing from the developer's shell (such as a DATABASE_URL) leaks into the console under test. */
-function baseEnv(extra: Record<string, string>): Record<string, string> {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), LANG: 'C.UTF-8', ...extra }
 }
 
 /** The same checks for every face: what an operator sees and does. */
@@ -441,43 +432,26 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
 }
 
 describe('the console in Chromium, served by the headless host', () => {
-  let host: ChildProcess
+  let host: ServedHost
   let browser: Browser
   let services: Services
   let launchUrl = ''
   const ctx = consoleSpec('chromium', async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH.`)
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The host is not built: run "npm run build" (npm test does it first).')
+    needBuilt()
     services = await startServices()
     const startedAt = Date.now()
     // Exactly what `npm run serve` runs, on a free port.
-    host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', '0'], { cwd: root, env: baseEnv(services.env) })
-    let out = ''
-    host.stdout!.on('data', (d) => (out += d))
-    host.stderr!.on('data', (d) => (out += d))
-    const url = await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 'the host to print its URL', 60_000).catch(
-      (e: Error) => {
-        throw new Error(`${e.message}. Host output: ${out}`)
-      },
-    )
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    })
+    host = await serveHost(hostEnv(services.env))
+    browser = await launchChromium()
     // An operator's dark desktop (headless Chromium reports "light" by default); the theme test switches it.
     const page = await browser.newPage({ viewport: { width: 1320, height: 860 }, colorScheme: 'dark' })
-    launchUrl = url as string
-    await page.goto(url as string)
+    launchUrl = host.url
+    await page.goto(host.url)
     return { page, services, startedAt }
   })
   afterAll(async () => {
     await browser?.close()
-    if (host && host.exitCode === null) {
-      const exited = new Promise((r) => host.once('exit', r))
-      host.kill('SIGTERM')
-      await exited
-    }
+    await host?.stop()
     await ctx.services?.close()
   })
 
@@ -524,7 +498,7 @@ if (!electron) {
     const ctx = consoleSpec('electron', async () => {
       const services = await startServices()
       const startedAt = Date.now()
-      app = await _electron.launch({ executablePath: electron, args: [root, '--no-sandbox'], env: baseEnv(services.env) })
+      app = await _electron.launch({ executablePath: electron, args: [root, '--no-sandbox'], env: hostEnv(services.env) })
       const page = await app.firstWindow()
       return { page, services, startedAt }
     })

@@ -1,20 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createDatabase } from '../helpers/db'
-import { waitFor } from '../helpers/wait'
-
-const root = resolve(__dirname, '../..')
-const shots = join(root, 'test-results', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+import { hostEnv, launchChromium, needBuilt, serveHost, shots, type ServedHost } from '../helpers/served'
 
 /** The host whose ingest address is taken by another process: the console says so on Health and on Errors. */
 describe('the error ingest down, as the console shows it', () => {
-  let host: ChildProcess
+  let host: ServedHost
   let squatter: Server
   let port = 0
   let browser: Browser
@@ -23,40 +18,29 @@ describe('the error ingest down, as the console shows it', () => {
   let dataDir = ''
 
   beforeAll(async () => {
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The host is not built: run "npm run build".')
+    needBuilt()
     mkdirSync(shots, { recursive: true })
     squatter = createServer()
     await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', () => r()))
     port = (squatter.address() as { port: number }).port
     db = await createDatabase(inject('pgUrl'), 'errors_down_e2e')
     dataDir = mkdtempSync(join(tmpdir(), 'ops-e2e-errors-down-'))
-    host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', '0'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? tmpdir(),
-        LANG: 'C.UTF-8',
+    host = await serveHost(
+      hostEnv({
         OPS_DATA_DIR: dataDir,
         DATABASE_URL: db.url,
         ERROR_INGEST_ADDR: `127.0.0.1:${port}`,
         HOST_LOAD_WARN_PER_CORE: '10000',
-      },
-    })
-    let out = ''
-    host.stdout!.on('data', (d) => (out += d))
-    host.stderr!.on('data', (d) => (out += d))
-    const url = await waitFor<string>(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0] ?? '', 'the host to print its URL', 60_000)
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+      }),
+    )
+    const url = host.url
+    browser = await launchChromium()
     page = await (await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'light' })).newPage()
     await page.goto(url)
   })
   afterAll(async () => {
     await browser?.close()
-    if (host && host.exitCode === null) {
-      const exited = new Promise((r) => host.once('exit', r))
-      host.kill('SIGTERM')
-      await exited
-    }
+    await host?.stop()
     squatter?.close()
     await db?.drop()
     if (dataDir) rmSync(dataDir, { recursive: true, force: true })
@@ -66,7 +50,9 @@ describe('the error ingest down, as the console shows it', () => {
     await page.getByTestId('nav-health').click()
     const tile = page.getByTestId('tile-error_ingest')
     await expect.poll(() => tile.textContent(), { timeout: 30_000 }).toMatch(/Error ingest/)
-    await expect.poll(() => tile.textContent(), { timeout: 30_000 }).toMatch(/not listening: it could not listen on 127\.0\.0\.1:\d+ \(.*EADDRINUSE/)
+    await expect
+      .poll(() => tile.textContent(), { timeout: 30_000 })
+      .toMatch(/not listening: it could not listen on 127\.0\.0\.1:\d+ \(.*EADDRINUSE/)
     expect(await tile.getAttribute('class')).toMatch(/unhealthy/)
     await page.screenshot({ path: join(shots, 'health-ingest-down-1440-light.png') })
     await page.setViewportSize({ width: 900, height: 900 })

@@ -1,15 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createDatabase } from '../helpers/db'
-import { waitFor } from '../helpers/wait'
-
-const root = resolve(__dirname, '../..')
-const shots = join(root, 'test-results', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+import { hostEnv, launchChromium, needBuilt, serveHost, shots, type ServedHost } from '../helpers/served'
 
 /** An event as an SDK sends it: a stack with in-app frames and source context, breadcrumbs, request, user. */
 function quizEvent(n: number, release = 'web@5.0.0') {
@@ -63,7 +58,7 @@ function quizEvent(n: number, release = 'web@5.0.0') {
 }
 
 describe('the Errors page in Chromium', () => {
-  let host: ChildProcess
+  let host: ServedHost
   let browser: Browser
   let page: Page
   let ingest = ''
@@ -76,38 +71,21 @@ describe('the Errors page in Chromium', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH.`)
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The host is not built: run "npm run build".')
+    needBuilt()
     mkdirSync(shots, { recursive: true })
     db = await createDatabase(inject('pgUrl'), 'errors_e2e')
     dataDir = mkdtempSync(join(tmpdir(), 'ops-e2e-errors-'))
-    host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', '0'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? tmpdir(),
-        LANG: 'C.UTF-8',
+    host = await serveHost(
+      hostEnv({
         OPS_DATA_DIR: dataDir,
         DATABASE_URL: db.url,
         ERROR_INGEST_ADDR: '127.0.0.1:0',
         HOST_LOAD_WARN_PER_CORE: '10000',
-      },
-    })
-    let out = ''
-    host.stdout!.on('data', (d) => (out += d))
-    host.stderr!.on('data', (d) => (out += d))
-    const url = await waitFor<string>(
-      () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0] ?? '',
-      'the host to print its URL',
-      60_000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}. Host output: ${out}`)
-    })
-    ingest = /Error ingest .* listens on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    })
+      }),
+    )
+    const url = host.url
+    ingest = /Error ingest .* listens on (http:\/\/127\.0\.0\.1:\d+)/.exec(host.output())![1]
+    browser = await launchChromium()
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' })
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(url).origin })
     page = await context.newPage()
@@ -117,11 +95,7 @@ describe('the Errors page in Chromium', () => {
   })
   afterAll(async () => {
     await browser?.close()
-    if (host && host.exitCode === null) {
-      const exited = new Promise((r) => host.once('exit', r))
-      host.kill('SIGTERM')
-      await exited
-    }
+    await host?.stop()
     await db?.drop()
     if (dataDir) rmSync(dataDir, { recursive: true, force: true })
   })
@@ -144,7 +118,9 @@ describe('the Errors page in Chromium', () => {
     // 24 hourly bars, the events just sent in the last one.
     expect(await quizRow.locator('.err-spark').getAttribute('data-bars')).toMatch(/^[01]{23}1$/)
     expect(await page.getByTestId('dsn').getAttribute('data-where')).toBe('here')
-    expect(await page.getByTestId('dsn-where').textContent()).toBe(`DSN for the web app's SDK (this console's ingest listens on ${new URL(ingest).host}):`)
+    expect(await page.getByTestId('dsn-where').textContent()).toBe(
+      `DSN for the web app's SDK (this console's ingest listens on ${new URL(ingest).host}):`,
+    )
     await page.getByTestId('dsn-copy').click()
     await expect.poll(() => page.getByTestId('dsn-copy').textContent()).toBe('Copied')
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(await page.getByTestId('dsn-value').textContent())

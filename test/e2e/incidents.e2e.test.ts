@@ -6,19 +6,15 @@
  * HTML, JSON and PDF (downloads received and read back); then declares a second incident from an error group.
  * Screenshots of the list and of an incident at 900 and 1440 px, dark and light (test-results/screenshots/).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { cli } from '../helpers/cli'
 import { createDatabase } from '../helpers/db'
+import { CHROMIUM, hostEnv, launchChromium, needBuilt, root, serveHost, shots, type ServedHost } from '../helpers/served'
 import { waitFor } from '../helpers/wait'
-
-const root = resolve(__dirname, '../..')
-const shots = join(root, 'test-results', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 const quizEvent = (n: number) => ({
   level: 'error',
@@ -37,7 +33,7 @@ const quizEvent = (n: number) => ({
 })
 
 describe('the Incidents page in Chromium', () => {
-  let host: ChildProcess
+  let host: ServedHost
   let browser: Browser
   let page: Page
   let ingest = ''
@@ -81,18 +77,13 @@ describe('the Incidents page in Chromium', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH.`)
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The host is not built: run "npm run build".')
+    needBuilt()
     mkdirSync(shots, { recursive: true })
     mkdirSync(join(root, 'docs', 'screenshots'), { recursive: true })
     db = await createDatabase(inject('pgUrl'), 'incidents_e2e')
     dataDir = mkdtempSync(join(tmpdir(), 'ops-e2e-incidents-'))
-    host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', '0'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? tmpdir(),
-        LANG: 'C.UTF-8',
+    host = await serveHost(
+      hostEnv({
         OPS_DATA_DIR: dataDir,
         DATABASE_URL: db.url,
         ERROR_INGEST_ADDR: '127.0.0.1:0',
@@ -100,23 +91,11 @@ describe('the Incidents page in Chromium', () => {
         HOST_LOAD_WARN_PER_CORE: '10000',
         ALERT_DESKTOP: 'off',
         CHROMIUM_PATH: CHROMIUM,
-      },
-    })
-    let out = ''
-    host.stdout!.on('data', (d) => (out += d))
-    host.stderr!.on('data', (d) => (out += d))
-    const url = await waitFor<string>(
-      () => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0] ?? '',
-      'the host to print its URL',
-      60_000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}. Host output: ${out}`)
-    })
-    ingest = /Error ingest .* listens on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    })
+      }),
+    )
+    const url = host.url
+    ingest = /Error ingest .* listens on (http:\/\/127\.0\.0\.1:\d+)/.exec(host.output())![1]
+    browser = await launchChromium()
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark', acceptDownloads: true })
     page = await context.newPage()
     await page.goto(url)
@@ -145,11 +124,7 @@ describe('the Incidents page in Chromium', () => {
 
   afterAll(async () => {
     await browser?.close()
-    if (host && host.exitCode === null) {
-      const exited = new Promise((r) => host.once('exit', r))
-      host.kill('SIGTERM')
-      await exited
-    }
+    await host?.stop()
     await db?.drop()
     if (dataDir) rmSync(dataDir, { recursive: true, force: true })
   })

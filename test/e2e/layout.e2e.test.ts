@@ -5,41 +5,17 @@
  * - the host stops: the page greys out its live data at once and says since when; a host started again
  *   on the same port does not know the tab's session: the page says so, with the command for a new link.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sandboxClusterDir } from '../../src/core/sandbox/cluster'
+import { hostEnv, launchChromium, needBuilt, serveHost, shots, type ServedHost } from '../helpers/served'
 import { waitFor } from '../helpers/wait'
 
-const root = resolve(__dirname, '../..')
-const shots = join(root, 'test-results', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // 'incident' is one incident opened from the Incidents page (declared in beforeAll).
 const PAGES = ['overview', 'health', 'metrics', 'backups', 'restore', 'errors', 'alerts', 'incidents', 'incident', 'settings'] as const
-
-/** Start `examforge-ops serve` (what `npm run serve` runs) and wait for the URL it prints. */
-async function startHost(env: Record<string, string>, port: number): Promise<{ host: ChildProcess; url: string }> {
-  const host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', String(port)], { cwd: root, env })
-  let out = ''
-  host.stdout!.on('data', (d) => (out += d))
-  host.stderr!.on('data', (d) => (out += d))
-  const url = await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 'the host to print its URL', 90_000).catch(
-    (e: Error) => {
-      throw new Error(`${e.message}. Host output: ${out}`)
-    },
-  )
-  return { host, url: url as string }
-}
-
-async function stopHost(host: ChildProcess): Promise<void> {
-  if (host.exitCode !== null || host.signalCode !== null) return
-  const exited = new Promise((r) => host.once('exit', r))
-  host.kill('SIGTERM')
-  await exited
-}
 
 /** Overflow of the whole page and of the main content, in CSS pixels (0: none). */
 const overflow = (page: Page) =>
@@ -50,7 +26,7 @@ const overflow = (page: Page) =>
   })
 
 describe('layout at 900 and 1440 px, and what a lost connection looks like', () => {
-  let host: ChildProcess
+  let host: ServedHost
   let browser: Browser
   let page: Page
   let dataDir: string
@@ -58,31 +34,22 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
   let port = 0
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH.`)
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The host is not built: run "npm run build" (npm test does it first).')
+    needBuilt()
     mkdirSync(shots, { recursive: true })
     dataDir = mkdtempSync(join(tmpdir(), 'ops-layout-'))
     chmodSync(dataDir, 0o755)
-    env = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? tmpdir(),
-      LANG: 'C.UTF-8',
+    env = hostEnv({
       OPS_DATA_DIR: dataDir,
       HEALTH_INTERVAL_S: '1',
       METRICS_INTERVAL_S: '1',
       HOST_LOAD_WARN_PER_CORE: '10000',
       SANDBOX_SCALE: '0.2',
-    }
-    const started = await startHost(env, 0)
-    host = started.host
-    port = Number(new URL(started.url).port)
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     })
+    host = await serveHost(env, { timeoutMs: 90_000 })
+    port = Number(new URL(host.url).port)
+    browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' })
-    await page.goto(started.url)
+    await page.goto(host.url)
     await page.getByTestId('sandbox-banner').waitFor({ timeout: 60_000 })
     // Something on every page: a full backup, then an incremental (a set that lists changes).
     await page.getByTestId('nav-backups').click()
@@ -102,7 +69,9 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
     await page.getByTestId('nav-incidents').click()
     await page.getByTestId('declare').click()
     await page.getByTestId('declare-title').fill('Exam submissions failing: the answers table is locked by a long migration')
-    await page.getByTestId('declare-note').fill('**Migration** `0042_answers_index` holds an ACCESS EXCLUSIVE lock; paged the release owner.')
+    await page
+      .getByTestId('declare-note')
+      .fill('**Migration** `0042_answers_index` holds an ACCESS EXCLUSIVE lock; paged the release owner.')
     await page.getByTestId('declare-submit').click()
     await page.getByTestId('incident-title').waitFor({ timeout: 20_000 })
     // Back where the first test starts: the Backups page with its sets.
@@ -112,7 +81,7 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
 
   afterAll(async () => {
     await browser?.close()
-    if (host) await stopHost(host)
+    await host?.stop()
     if (dataDir) {
       const cluster = sandboxClusterDir(dataDir)
       if (cluster) rmSync(cluster, { recursive: true, force: true })
@@ -262,7 +231,7 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
     await expect.poll(() => page.getByTestId('tile-postgres').getAttribute('data-status'), { timeout: 30_000 }).toBe('healthy')
     expect(await page.getByTestId('content').getAttribute('data-stale')).toBeNull()
     const stoppedAt = Date.now()
-    await stopHost(host)
+    await host.stop()
     // At once: the banner, the greyed tiles, and the overall status no longer claims anything.
     await page.getByTestId('connection-banner').waitFor({ timeout: 5_000 })
     expect(Date.now() - stoppedAt).toBeLessThan(5_000)
@@ -282,7 +251,7 @@ describe('layout at 900 and 1440 px, and what a lost connection looks like', () 
         'the old sandbox PostgreSQL to stop',
         60_000,
       )
-    host = (await startHost(env, port)).host
+    host = await serveHost(env, { port, timeoutMs: 90_000 })
     await expect
       .poll(() => page.getByTestId('connection-banner').getAttribute('data-state'), { timeout: 60_000, interval: 200 })
       .toBe('ended')

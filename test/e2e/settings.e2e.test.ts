@@ -1,15 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createDatabase } from '../helpers/db'
-import { waitFor } from '../helpers/wait'
-
-const root = resolve(__dirname, '../..')
-const shots = join(root, 'test-results', 'screenshots')
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+import { hostEnv, launchChromium, needBuilt, serveHost, shots, type ServedHost } from '../helpers/served'
 
 /**
  * Settings cannot break the console: a settings file with bad values still starts (the bad keys at their
@@ -18,40 +13,30 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
  */
 describe('settings that cannot break the console, in Chromium', () => {
   let db: Awaited<ReturnType<typeof createDatabase>>
-  let host: ChildProcess
+  let host: ServedHost
   let browser: Browser
   let page: Page
-  let out = ''
   const dataDir = mkdtempSync(join(tmpdir(), 'ops-e2e-settings-'))
   const file = join(dataDir, 'settings.json')
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH.`)
-    if (!existsSync(join(root, 'out/host/cli.js'))) throw new Error('The host is not built: run "npm run build" (npm test does it first).')
+    needBuilt()
     mkdirSync(shots, { recursive: true })
     db = await createDatabase(inject('pgUrl'), 'e2eset')
     // Two values the console cannot use, saved before this start (as an older console let them be).
-    writeFileSync(file, JSON.stringify({ METRICS_INTERVAL_S: '0', BACKUP_COMPRESSION: 'lz4', APP_HEALTH_PATH: '/healthz' }), { mode: 0o600 })
-    host = spawn(process.execPath, [join(root, 'out/host/cli.js'), 'serve', '--port', '0'], {
-      cwd: root,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? tmpdir(),
-        LANG: 'C.UTF-8',
+    writeFileSync(file, JSON.stringify({ METRICS_INTERVAL_S: '0', BACKUP_COMPRESSION: 'lz4', APP_HEALTH_PATH: '/healthz' }), {
+      mode: 0o600,
+    })
+    host = await serveHost(
+      hostEnv({
         OPS_DATA_DIR: dataDir,
         DATABASE_URL: db.url,
         HEALTH_INTERVAL_S: '3600',
         HOST_LOAD_WARN_PER_CORE: '10000',
-      },
-    })
-    host.stdout!.on('data', (d) => (out += d))
-    host.stderr!.on('data', (d) => (out += d))
-    const url = await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.exec(out)?.[0], 'the host to print its URL', 60_000).catch(
-      (e: Error) => {
-        throw new Error(`${e.message}. Host output: ${out}`)
-      },
+      }),
     )
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+    const url = host.url
+    browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1320, height: 900 } })
     await page.goto(url as string)
     await page.getByTestId('nav-settings').click()
@@ -59,19 +44,17 @@ describe('settings that cannot break the console, in Chromium', () => {
   })
   afterAll(async () => {
     await browser?.close()
-    if (host && host.exitCode === null) {
-      const exited = new Promise((r) => host.once('exit', r))
-      host.kill('SIGTERM')
-      await exited
-    }
+    await host?.stop()
     await db?.drop()
   })
 
   it('started with a bad settings file: the log and each bad field name the file, the defaults apply', async () => {
-    expect(out).toContain(`Setting METRICS_INTERVAL_S in ${file} is "0"`)
-    expect(out).toContain(`Setting BACKUP_COMPRESSION in ${file} is "lz4"`)
+    expect(host.output()).toContain(`Setting METRICS_INTERVAL_S in ${file} is "0"`)
+    expect(host.output()).toContain(`Setting BACKUP_COMPRESSION in ${file} is "lz4"`)
     const metrics = page.getByTestId('setting-METRICS_INTERVAL_S')
-    await expect.poll(() => page.getByTestId('setting-METRICS_INTERVAL_S-problem').textContent()).toContain(`The settings file ${file} holds "0"`)
+    await expect
+      .poll(() => page.getByTestId('setting-METRICS_INTERVAL_S-problem').textContent())
+      .toContain(`The settings file ${file} holds "0"`)
     expect(await metrics.textContent()).toMatch(/must be a number from 1 to 60/)
     expect(await page.getByTestId('setting-BACKUP_COMPRESSION-problem').textContent()).toMatch(/"lz4" is not known/)
     expect(await page.getByTestId('setting-APP_HEALTH_PATH').textContent()).toContain('/healthz')
