@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -31,17 +31,23 @@ async function systemPostgres(): Promise<string | null> {
 }
 
 let cluster: SandboxCluster | null = null
-const runStarted = Date.now()
+let runTmp: string | null = null
 let s3: S3Server | null = null
 let dir: string | null = null
 
 /** One embedded PostgreSQL and one s3rver for the whole run: real servers, started by the tests themselves. */
 export async function setup(project: TestProject) {
+  // Every temporary folder of this run, in the tests and in the processes they start, goes under one folder of
+  // its own (TMPDIR, which os.tmpdir() reads), removed at the end: nothing accumulates on a reused machine, and
+  // two runs on one machine (two checkouts) never remove each other's folders. Open to the "postgres" user the
+  // embedded server runs as, which reaches the test folders below it.
+  runTmp = mkdtempSync(join(tmpdir(), 'ops-run-'))
+  chmodSync(runTmp, 0o755)
+  process.env.TMPDIR = runTmp
   dir = mkdtempSync(join(tmpdir(), 'ops-test-'))
   process.env.OPS_SANDBOX_PGDATA = join(dir, 'pgdata')
   if (typeof process.getuid === 'function' && process.getuid() === 0) {
     // The server runs as "postgres": let it into the test folder.
-    const { chmodSync } = await import('node:fs')
     chmodSync(dir, 0o777)
   }
   cluster = await startSandboxCluster({ dataDir: dir, log: silentLogger })
@@ -56,14 +62,5 @@ export async function teardown() {
   await s3?.close()
   await cluster?.stop()
   if (dir) rmSync(dir, { recursive: true, force: true })
-  // The tests' own temporary folders (all named ops-*) from this run: nothing accumulates on a reused machine.
-  for (const name of readdirSync(tmpdir())) {
-    if (!name.startsWith('ops-')) continue
-    const p = join(tmpdir(), name)
-    try {
-      if (statSync(p).mtimeMs >= runStarted - 1000) rmSync(p, { recursive: true, force: true })
-    } catch {
-      /* already gone */
-    }
-  }
+  if (runTmp) rmSync(runTmp, { recursive: true, force: true })
 }
