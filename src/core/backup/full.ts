@@ -390,6 +390,7 @@ export async function runFullBackup(setId: string, o: BackupOptions, ctx: JobCon
       database: server.db,
       server: { version: server.version, versionNum: server.num, systemIdentifier },
       snapshot: { lsn: snapshot.lsn, time: snapshot.time, method: o.slot ? 'replication-slot' : 'exported-snapshot', slot: o.slot ?? null },
+      tableOids: Object.fromEntries(tables.map((t) => [`${t.schema}.${t.name}`, t.oid])),
       schemaHash: schemaHash(schema),
       changes: null,
       tables: tables.map((t, i) => {

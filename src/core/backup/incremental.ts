@@ -156,8 +156,16 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
         WHERE c.relkind = 'S' AND c.relnamespace IN (${USER_SCHEMAS}) ORDER BY c.oid`,
     )
     // Every table as the captured schema names it, and whether the publication may hold it (a usable replica identity).
-    const { rows: rels } = await c.query<{ key: string; rel: string; kind: string; publishable: boolean; at: Date; num: number }>(
-      `SELECT n.nspname || '.' || c.relname AS key, format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind,
+    const { rows: rels } = await c.query<{
+      key: string
+      oid: number
+      rel: string
+      kind: string
+      publishable: boolean
+      at: Date
+      num: number
+    }>(
+      `SELECT n.nspname || '.' || c.relname AS key, c.oid::int AS oid, format('%I.%I', n.nspname, c.relname) AS rel, c.relkind::text AS kind,
               c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition
                 AND (c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))) AS publishable,
               now() AS at, current_setting('server_version_num')::int AS num
@@ -173,6 +181,16 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     let carry: Carry | null = null
     let final = !!o.final
     let notCarried: string | null = null
+    // A table of the chain dropped and created again since the parent (same name, and maybe the same shape, but
+    // another oid): its rows since then never reached the change stream (the new table was not published), and
+    // nothing in the stream says when it happened. The chain ends at the parent's point, which stays exact.
+    const parentOids = o.parent.tableOids
+    const recreated = parentOids
+      ? rels
+          .filter((r) => r.kind === 'r' && shapes.get(r.key) && parentOids[r.key] !== undefined && parentOids[r.key] !== r.oid)
+          .map((r) => r.key)
+      : []
+    if (recreated.length) final = true
     if (!final && (hash !== o.parent.schemaHash || o.parent.schemaChange?.pending)) {
       const r = await prepareCarry(c, o, schema, hash, shapes, rels, relationOf)
       if ('why' in r) {
@@ -229,7 +247,16 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
     const parentPoint = lsnToBigInt(o.parent.snapshot.lsn)
     const holdAt = lsnToString(parentPoint > 0n ? parentPoint - 1n : 0n)
     let cut: NonNullable<Manifest['endsChain']>['cut'] = null
-    if (final) {
+    if (recreated.length) {
+      cut = {
+        lsn: o.parent.snapshot.lsn,
+        time: o.parent.snapshot.time,
+        table: recreated.join(', '),
+        change: `was dropped and created again since the last backup ${o.parent.setId} (its rows since then are not in the change stream)`,
+      }
+      upTo = cut.lsn
+      upToTime = o.parent.snapshot.time
+    } else if (final) {
       ctx.onProgress({ phase: 'finding where the schema changed', done: 0, total: null, unit: 'rows' })
       const base = {
         url: o.databaseUrl,
@@ -466,6 +493,7 @@ export async function runIncremental(setId: string, o: IncrementalOptions, ctx: 
       database: o.parent.database,
       server: { version: info[0].v, versionNum: info[0].n, systemIdentifier: o.parent.server.systemIdentifier },
       snapshot: { lsn: upTo, time: upToTime, method: 'replication-slot', slot },
+      tableOids: Object.fromEntries(rels.filter((r) => r.kind === 'r').map((r) => [r.key, r.oid])),
       schemaHash: carry ? hash : o.parent.schemaHash,
       changes: { ...stats, tables: [...tables].sort() },
       ...(o.fullsOnly?.length ? { fullsOnly: o.fullsOnly } : {}),

@@ -63,6 +63,12 @@ export const manifestSchema = z.object({
    */
   shapes: z.array(z.object({ schema: z.string(), name: z.string(), columns: z.array(z.string()), types: z.array(z.number()) })).optional(),
   /**
+   * Every table's oid at the set's point, by schema.name. A table dropped and created again keeps its name and
+   * shape but not its oid: the next incremental compares and ends the chain (the new table's rows were never
+   * in the change stream). Absent in sets written before it was recorded (their next incremental cannot tell).
+   */
+  tableOids: z.record(z.string(), z.number()).optional(),
+  /**
    * Incrementals that carried a schema change through instead of ending the chain: what changed, when the
    * schema holding it was captured, what a restore creates before the set's changes (types, sequences) and
    * after a replay through the whole set (keys, indexes, foreign keys...), and column changes the change stream
