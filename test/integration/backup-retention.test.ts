@@ -42,12 +42,17 @@ describe('retention really deletes, and only what it previewed', () => {
         await query(db.url, `UPDATE users SET "displayName" = 'x' WHERE id = 1`)
         const oldInc = await backup(ops, 'incremental')
         const newFull = await backup(ops, 'full')
+        // oldInc found no chain and was a full that started one; newFull closed that chain with a last incremental first.
+        const sets = await readCatalog(ops.backups.storage())
+        const closing = sets.find((x) => x.manifest?.parent === oldInc)
+        expect(closing?.manifest?.type).toBe('incremental')
+        const old = [oldFull, oldInc, closing!.setId].sort()
         const plan = await ops.backups.retentionPlan()
-        expect(plan.delete.map((d) => d.setId).sort()).toEqual([oldFull, oldInc].sort())
-        expect((await readCatalog(ops.backups.storage())).length).toBe(3) // the preview deleted nothing
+        expect(plan.delete.map((d) => d.setId).sort()).toEqual(old)
+        expect((await readCatalog(ops.backups.storage())).length).toBe(4) // the preview deleted nothing
         await expect(ops.backups.prune('yes', 'test')).rejects.toThrow(/Type "delete"/)
         const r = await ops.backups.prune('delete', 'test')
-        expect(r.deleted.sort()).toEqual([oldFull, oldInc].sort())
+        expect(r.deleted.sort()).toEqual(old)
         const left = await ops.backups.storage().list('sets/')
         expect(left.every((o) => o.key.startsWith(`sets/${newFull}/`))).toBe(true)
         expect(left.length).toBeGreaterThan(3)

@@ -243,7 +243,9 @@ export class BackupService {
 
   startFull(actor: string): { jobId: string } {
     const o = this.options()
-    return this.startJob('backup.full', actor, async (ctx) => this.full(o, ctx, null, await this.fullStartsChain(o.databaseUrl)))
+    return this.startJob('backup.full', actor, async (ctx, catalog) =>
+      this.full(o, ctx, null, await this.fullStartsChain(o.databaseUrl), catalog),
+    )
   }
 
   /**
@@ -322,6 +324,8 @@ export class BackupService {
     ctx: JobContext,
     note: string | null,
     startChain: boolean,
+    /** The catalog as the job read it: a live chain in it is closed by a last incremental before its slot goes. */
+    catalog: CatalogSet[] = [],
   ): Promise<BackupResult> {
     const setId = newSetId('full')
     let slot: string | null = null
@@ -363,6 +367,10 @@ export class BackupService {
       ctx,
     )
     if (slot) {
+      // The live chain's changes since its last set are still in its slot: read them into a last incremental
+      // (it reaches past this full's snapshot, so no moment between the chains goes uncovered), then drop it.
+      const closed = await this.closeChain(o, ctx, catalog, slot)
+      if (closed) why = [why, closed].filter(Boolean).join(' ')
       // A new chain supersedes the older ones: their slots would only hold WAL back. Their sets stay restorable.
       await withClient(
         o.databaseUrl,
@@ -373,6 +381,41 @@ export class BackupService {
       )
     }
     return result(m, why, fullsOnly)
+  }
+
+  /**
+   * Close the chain incrementals followed until now (its slot still live, its last set not the chain's end)
+   * with a last incremental up to this moment, so a new full does not leave the changes since that set
+   * unrestorable. Says what it did, or why it could not (the full stands either way).
+   */
+  private async closeChain(
+    o: ReturnType<BackupService['options']>,
+    ctx: JobContext,
+    catalog: CatalogSet[],
+    newSlot: string,
+  ): Promise<string | null> {
+    const live = await withClient(o.databaseUrl, ourSlots, this.timeouts()).catch(() => [])
+    const chain = chains(catalog).find(
+      (c) => c.full.snapshot.slot && c.full.snapshot.slot !== newSlot && live.some((s) => s.name === c.full.snapshot.slot && !s.active),
+    )
+    const parent = chain?.sets.at(-1)
+    if (!chain || !parent || parent.endsChain) return null
+    const opts = { ...o, full: chain.full, parent, fullsOnly: parent.fullsOnly, keys: this.keys() }
+    try {
+      let m: Manifest
+      try {
+        m = await runIncremental(newSetId('incremental'), opts, ctx)
+      } catch (e) {
+        if (!(e instanceof SchemaChanged) || !e.endable) throw e
+        m = await runIncremental(newSetId('incremental'), { ...opts, final: true }, ctx)
+      }
+      const n = m.changes?.transactions ?? 0
+      return `The previous chain was closed first by a last incremental ${m.setId} (${n} transaction${n === 1 ? '' : 's'} since ${parent.snapshot.time}), so every moment up to ${m.snapshot.time} stays restorable.`
+    } catch (e) {
+      if (ctx.signal.aborted) throw e
+      this.deps.log.warn('could not close the previous chain with a last incremental', { error: (e as Error).message })
+      return `The previous chain could not be closed with a last incremental (${(e as Error).message}): moments after its last set, ${parent.snapshot.time}, up to this full cannot be restored.`
+    }
   }
 
   /** What retention would delete now (a preview: nothing is touched). */

@@ -76,3 +76,67 @@ describe('a table dropped and created again within a chain', () => {
     for (const d of [oldDb, newDb]) await query(db.url, `DROP DATABASE IF EXISTS "${d}" WITH (FORCE)`)
   }, 120_000)
 })
+
+/**
+ * A full taken while a chain is live starts the next chain. The changes since the live chain's last set are
+ * still in its slot: they are read into a last incremental before the slot goes, so the moments between the
+ * two chains stay restorable (a new full used to drop them silently).
+ */
+describe('a full taken while a chain is live', () => {
+  let db: Awaited<ReturnType<typeof createDatabase>>
+  let ops: Ops
+  const urlOf = (name: string) => {
+    const u = new URL(db.url)
+    u.pathname = `/${name}`
+    return u.toString()
+  }
+  beforeAll(async () => {
+    db = await createDatabase(inject('pgUrl'), 'handover')
+    await query(db.url, `CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL); INSERT INTO notes VALUES (1, 'first')`)
+    ops = await openOps({ DATABASE_URL: db.url, LOCAL_BACKUP_PATH: mkdtempSync(join(tmpdir(), 'ops-handover-')), BACKUP_INCREMENTAL: 'on' })
+  })
+  afterAll(async () => {
+    await ops?.close()
+    for (const s of await query<{ slot_name: string }>(
+      db.url,
+      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
+    ))
+      await query(db.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
+    await db?.drop()
+  })
+
+  it('closes the live chain with a last incremental first: a moment just before the new full restores, and says so', async () => {
+    await backupNow(ops, 'full')
+    await query(db.url, `INSERT INTO notes VALUES (2, 'in the first incremental')`)
+    const inc = await backupNow(ops, 'incremental')
+    await query(db.url, `INSERT INTO notes VALUES (3, 'after the last incremental')`)
+    const [{ t: moment }] = await query<{ t: Date }>(db.url, `SELECT clock_timestamp() AS t`)
+    await query(db.url, `INSERT INTO notes VALUES (4, 'after the moment')`)
+
+    const full = await backupNow(ops, 'full')
+    expect(full.note).toMatch(/previous chain was closed first by a last incremental \S+ \(2 transactions since /)
+    const [next, old] = chains(await readCatalog(ops.backups.storage()))
+    expect(next.full.setId).toBe(full.setId)
+    const last = old.sets.at(-1)!
+    expect(last.type).toBe('incremental')
+    expect(last.parent).toBe(inc.setId)
+    expect(last.endsChain).toBeUndefined()
+    // The old chain reaches past the new full's snapshot: no moment between the two goes uncovered.
+    expect(new Date(last.snapshot.time).getTime()).toBeGreaterThanOrEqual(new Date(full.snapshotTime).getTime())
+    // Only the new chain's slot is left.
+    const slots = await query<{ slot_name: string }>(
+      db.url,
+      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
+    )
+    expect(slots.map((s) => s.slot_name)).toEqual([next.full.snapshot.slot])
+
+    const name = `${new URL(db.url).pathname.slice(1)}_at`
+    await restoreNow(ops, { point: { time: moment.toISOString() }, target: { kind: 'new', database: name } }, name)
+    expect(await tableRows(urlOf(name), 'public.notes')).toEqual([
+      '1\tfirst',
+      '2\tin the first incremental',
+      '3\tafter the last incremental',
+    ])
+    await query(db.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+  }, 120_000)
+})
