@@ -38,9 +38,13 @@ export interface ServedHost {
   stop(): Promise<void>
 }
 
-/** Start the built host on `port` (0: any free one) with exactly `env`, and wait for the launch link it prints. */
-export async function serveHost(env: Record<string, string>, { port = 0, timeoutMs = 60_000 } = {}): Promise<ServedHost> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', String(port)], { cwd: root, env })
+/**
+ * Start the built host on `port` (0: any free one) with exactly `env`, and wait for the launch link it prints.
+ * `ownGroup`: in a process group of its own with the processes it starts, as a terminal runs it (a Ctrl+C there
+ * reaches them all).
+ */
+export async function serveHost(env: Record<string, string>, { port = 0, timeoutMs = 60_000, ownGroup = false } = {}): Promise<ServedHost> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', String(port)], { cwd: root, env, detached: ownGroup })
   let out = ''
   proc.stdout!.on('data', (d) => (out += d))
   proc.stderr!.on('data', (d) => (out += d))

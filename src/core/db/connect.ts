@@ -217,6 +217,10 @@ export class PgClient extends pg.Client {
     const tls = (config as pg.ClientConfig & Partial<Carried>).examforgeTls ?? resolvePgTls(config.connectionString ?? '').tls
     super(config)
     this.tls = tls
+    // A connection lost while idle (the server shut down under us, as a terminal's Ctrl+C does to the sandbox's
+    // PostgreSQL, or the network cut) arrives as an 'error' event, and one with no listener ends the process.
+    // Queries in flight still reject and later ones fail, where their callers say what happened.
+    this.on('error', () => {})
     if ((tls.mode === 'prefer' || tls.mode === 'allow') && config.ssl) preferFallback(this.connection as unknown as PgConnectionInternals)
   }
 
@@ -245,7 +249,10 @@ export function pgClient(url: string, extra: Omit<pg.ClientConfig, 'connectionSt
 
 /** A pool for `url` whose clients speak libpq's sslmode. */
 export function pgPool(url: string, extra: Omit<pg.PoolConfig, 'connectionString' | 'ssl' | 'Client'> = {}): pg.Pool {
-  return new pg.Pool({ ...pgClientConfig(url, extra), Client: PgClient as unknown as pg.PoolConfig['Client'] })
+  const pool = new pg.Pool({ ...pgClientConfig(url, extra), Client: PgClient as unknown as pg.PoolConfig['Client'] })
+  // An idle client's lost connection is re-emitted by the pool (which then drops that client): never fatal.
+  pool.on('error', () => {})
+  return pool
 }
 
 const UNTRUSTED = new Set([

