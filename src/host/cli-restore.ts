@@ -11,7 +11,7 @@ import { formatBytes, formatTime, plural } from '../shared/format'
 import type { CheckReport, RestorePlan } from '../shared/restore'
 import type { Ops } from '../core/ops'
 import type { PlanInput } from '../core/restore/plan'
-import { defineCommand, followJob, me, mustBeAdmin, withOps } from './cli-command'
+import { defineCommand, followJob, me, mustBeAdmin, UsageError, withOps } from './cli-command'
 
 /** An ISO 8601 time that names its zone (Z or ±hh:mm): without one it would mean a different moment on each machine. */
 const ZONED_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$/i
@@ -98,6 +98,17 @@ export function restoreTarget(values: { target?: string; 'target-secret'?: strin
   registerSecret(url)
   const secrets = urlSecrets(url)
   for (const secret of secrets) registerSecret(secret)
+  // A URL that does not parse is a mistake in the command, said without the URL (it may hold a password).
+  let parsed: URL | null = null
+  try {
+    parsed = new URL(url)
+  } catch {
+    /* said below */
+  }
+  if (!parsed || !/^postgres(ql)?:$/.test(parsed.protocol))
+    throw new UsageError(
+      `${values['target-secret'] ? `The URL in ${values['target-secret']}` : '--target'} is not a PostgreSQL URL: write it as postgres://user@host:5432/database (special characters in the user or password percent-encoded, e.g. @ as %40).`,
+    )
   if (values.target && secrets.length)
     process.stderr.write(
       'Warning: the --target URL holds a password, which other users of this machine can read in the process list while the restore runs. ' +
@@ -156,7 +167,10 @@ export const restore = defineCommand({
     const operator = values.as ?? process.env.OPS_OPERATOR ?? null
     if (values.undo !== undefined) {
       if (values.backup || values['to-time'] || values.tables !== undefined || values.target || values['target-secret'])
-        throw new OpsError('bad_argument', '--undo takes only a restore id (and --yes, --json, --as): it restores that restore’s safety backup.')
+        throw new OpsError(
+          'bad_argument',
+          '--undo takes only a restore id (and --yes, --json, --as): it restores that restore’s safety backup.',
+        )
       return undo(values.undo, !!values.yes, !!values.json, operator)
     }
     if (!!values.backup === !!values['to-time'])

@@ -94,8 +94,7 @@ describe('every examforge-ops command reads its arguments the same way', () => {
     expect(none.stderr).toContain('seed replaces all the sandbox data: say how much to generate with --scale N')
     // Nothing started: no sandbox cluster was created in the data folder.
     expect(existsSync(join(dataDir, 'sandbox'))).toBe(false)
-    for (const bad of ['0', '-1', 'lots', ''])
-      expect((await cli(['seed', `--scale=${bad}`], { OPS_DATA_DIR: dataDir })).code, bad).toBe(64)
+    for (const bad of ['0', '-1', 'lots', '']) expect((await cli(['seed', `--scale=${bad}`], { OPS_DATA_DIR: dataDir })).code, bad).toBe(64)
     expect(existsSync(join(dataDir, 'sandbox'))).toBe(false)
   })
 
@@ -104,6 +103,26 @@ describe('every examforge-ops command reads its arguments the same way', () => {
     expect(mixed.code).toBe(64)
     expect(mixed.stderr).toContain('--undo takes only a restore id')
     expect((await cli(['restore', '--undo='], env)).code).toBe(64)
+  })
+
+  it('a --target that is not a PostgreSQL URL: 64, said without echoing it (it may hold a password)', async () => {
+    for (const target of ['postgres://u:Pa55word@[bad/x', 'mysql://u@host/db']) {
+      const r = await cli(['restore', '--to-time', '2026-12-01T00:00:00Z', '--target', target], env)
+      expect(r.code, target).toBe(64)
+      expect(r.stderr).toMatch(/--target is not a PostgreSQL URL: write it as postgres:\/\/user@host:5432\/database/)
+      expect(r.stderr + r.stdout).not.toContain('Pa55word')
+      expect(r.stderr).not.toMatch(STACK)
+    }
+  })
+
+  it('OPS_SECRETS_FILE naming no file: exit 1 saying which and what to do, not an internal error', async () => {
+    const missing = join(mkdtempSync(join(tmpdir(), 'ops-clisec-')), 'secrets.env')
+    const r = await cli(['backups', 'list'], { ...env, OPS_SECRETS_FILE: missing })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(
+      `OPS_SECRETS_FILE names ${missing}, which does not exist. Create it (lines of KEY=value, mode 600) or unset OPS_SECRETS_FILE`,
+    )
+    expect(r.stderr).not.toMatch(/internal error|bug in ExamForge Ops/)
   })
 
   it('sandbox url: exit 1 with what to do when no sandbox runs', async () => {
@@ -172,7 +191,10 @@ describe('examforge-ops: not found is 1, bad arguments 64, output a person reads
     dir = mkdtempSync(join(tmpdir(), 'ops-cliargs-bk-'))
   }, 60_000)
   afterAll(async () => {
-    const slots = await query<{ slot_name: string }>(db.url, 'SELECT slot_name FROM pg_replication_slots WHERE database = current_database()')
+    const slots = await query<{ slot_name: string }>(
+      db.url,
+      'SELECT slot_name FROM pg_replication_slots WHERE database = current_database()',
+    )
     for (const s of slots) await query(db.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await db?.drop()
   })

@@ -156,7 +156,23 @@ export function readSettingsFile(dataDir: string): Record<string, string> {
  * (OPS_SECRETS_FILE, lines of KEY=value). A file others can read is refused, not silently used.
  */
 export function readSecretsFile(path: string): Record<string, string> {
-  const st = statSync(path)
+  let st: ReturnType<typeof statSync>
+  try {
+    st = statSync(path)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    throw new OpsError(
+      'secrets_file_missing',
+      code === 'ENOENT'
+        ? `OPS_SECRETS_FILE names ${path}, which does not exist. Create it (lines of KEY=value, mode 600) or unset OPS_SECRETS_FILE, and start again.`
+        : `The secrets file ${path} (OPS_SECRETS_FILE) cannot be read (${code ?? (e as Error).message}). Check the path and its permissions, and start again.`,
+    )
+  }
+  if (!st.isFile())
+    throw new OpsError(
+      'secrets_file_missing',
+      `OPS_SECRETS_FILE names ${path}, which is not a file. Point it at a file of KEY=value lines (mode 600).`,
+    )
   if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
     throw new OpsError(
       'secrets_file_mode',
