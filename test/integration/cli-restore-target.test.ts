@@ -59,6 +59,11 @@ describe('examforge-ops restore --target keeps the password off the command line
     expect(withEnv.stderr).not.toMatch(WARNING)
     expect(withEnv.code, withEnv.stderr).toBe(0)
     expect(reachable(withEnv.stdout).ok).toBe(true)
+    // A database the restore creates gets the space check too (the server is this machine: its disk is seen).
+    const space = (
+      JSON.parse(withEnv.stdout) as { plan: { preflight: { check: string; status: string; detail: string }[] } }
+    ).plan.preflight.find((c) => c.check === 'Space')
+    expect(space).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^About \S+ \S+ is needed; \S+ \S+ is free\.$/) })
   })
 
   it('~/.pgpass supplies it (pg reads it when it is 0600)', async () => {

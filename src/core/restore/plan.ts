@@ -311,6 +311,24 @@ async function objectsCheck(reader: SetReader, sets: Manifest[], verifyUpTo: num
   }
 }
 
+/** The Space preflight check: `need` bytes against the target server's free disk, where it can be seen. */
+async function spaceCheck(c: pg.Client, url: string, need: number): Promise<PreflightCheck> {
+  const free = await serverFreeBytes(c, url)
+  if (free === null)
+    return {
+      check: 'Space',
+      status: 'warning',
+      detail: `About ${formatBytes(need)} is needed on the server; its free space cannot be seen from here.`,
+    }
+  if (free < need)
+    return {
+      check: 'Space',
+      status: 'failed',
+      detail: `About ${formatBytes(need)} is needed; the server's disk has ${formatBytes(free)} free.`,
+    }
+  return { check: 'Space', status: 'ok', detail: `About ${formatBytes(need)} is needed; ${formatBytes(free)} is free.` }
+}
+
 /** Free bytes on the target server's disk, when it is this machine and its data directory is visible. */
 async function serverFreeBytes(c: pg.Client, url: string): Promise<number | null> {
   const host = new URL(url).hostname
@@ -424,6 +442,9 @@ export async function planRestore(
     if (deps.databaseUrl && describeUrl(deps.databaseUrl).database === t.database && describeUrl(deps.databaseUrl).server === where.server)
       throw new OpsError('target_is_source', `"${t.database}" is the database being watched: choose "in place" to restore into it.`)
   }
+  // Space: the data, its indexes (roughly as much again), and, in place, the old rows until commit.
+  const spaceNeeded = (m: 'replace' | 'load') =>
+    scope.reduce((n, k) => n + (full.tables.find((x) => tableKey(x) === k)?.rawBytes ?? 0), 0) * (m === 'replace' ? 3 : 2)
   const conn = await tryConnect(targetUrl, deps.connectTimeoutMs)
   let mode: 'replace' | 'load' = 'load'
   let createsDatabase = false
@@ -452,6 +473,7 @@ export async function planRestore(
                   },
             )
             preflight.push(versionCheck(full, rows[0]?.num))
+            preflight.push(await spaceCheck(maint.client, targetUrl, spaceNeeded('load')))
           } finally {
             await maint.client.end().catch(() => {})
           }
@@ -590,24 +612,7 @@ export async function planRestore(
           } else rowsNow.set(k, { rows: Math.max(0, Number(cur.est)), exact: false })
         }
       }
-      // Space: the data, its indexes (roughly as much again), and, in place, the old rows until commit.
-      const need = scope.reduce((n, k) => n + (full.tables.find((x) => tableKey(x) === k)?.rawBytes ?? 0), 0) * (mode === 'replace' ? 3 : 2)
-      const free = await serverFreeBytes(c, targetUrl)
-      preflight.push(
-        free === null
-          ? {
-              check: 'Space',
-              status: 'warning',
-              detail: `About ${formatBytes(need)} is needed on the server; its free space cannot be seen from here.`,
-            }
-          : free < need
-            ? {
-                check: 'Space',
-                status: 'failed',
-                detail: `About ${formatBytes(need)} is needed; the server's disk has ${formatBytes(free)} free.`,
-              }
-            : { check: 'Space', status: 'ok', detail: `About ${formatBytes(need)} is needed; ${formatBytes(free)} is free.` },
-      )
+      preflight.push(await spaceCheck(c, targetUrl, spaceNeeded(mode)))
     }
   } finally {
     await conn.client?.end().catch(() => {})
