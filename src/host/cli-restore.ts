@@ -19,7 +19,9 @@ const ZONED_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{
 /** --to-time as the moment it names; refused (exit 64) without a zone, with an example. */
 export function parseToTime(v: string): { iso: string; zone: string } {
   const t = v.trim()
-  const example = `e.g. ${t.match(/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?/)?.[0]?.replace(' ', 'T') ?? '2026-11-29T14:05:00'}Z for UTC, or with your offset like +01:00`
+  // The operator's own date and time as the example, when they are a real one; a made-up one otherwise.
+  const own = t.match(/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?/)?.[0]?.replace(' ', 'T')
+  const example = `e.g. ${own && !Number.isNaN(Date.parse(`${own}Z`)) ? own : '2026-11-29T14:05:00'}Z for UTC, or with your offset like +01:00`
   if (!ZONED_TIME.test(t) || Number.isNaN(Date.parse(t.replace(' ', 'T')))) {
     if (!Number.isNaN(Date.parse(t)) && /^\d{4}-\d{2}-\d{2}/.test(t))
       throw new OpsError(

@@ -58,6 +58,13 @@ describe('retention really deletes, and only what it previewed', () => {
         expect(left.length).toBeGreaterThan(3)
         const audit = await query<{ outcome: string }>(db.url, `SELECT outcome FROM ops.audit_log WHERE action = 'backup.prune'`)
         expect(audit.map((a) => a.outcome)).toContain('deleted')
+        // A prune with nothing left to delete is recorded as such, not as "deleted".
+        expect((await ops.backups.prune('delete', 'test')).deleted).toEqual([])
+        const again = await query<{ outcome: string }>(
+          db.url,
+          `SELECT outcome FROM ops.audit_log WHERE action = 'backup.prune' ORDER BY id DESC LIMIT 1`,
+        )
+        expect(again[0].outcome).toBe('nothing to delete')
       } finally {
         await ops.close()
       }

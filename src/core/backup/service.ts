@@ -441,7 +441,7 @@ export class BackupService {
         actor,
         action: 'backup.prune',
         target: this.storage().location,
-        outcome: 'deleted',
+        outcome: r.deleted.length ? 'deleted' : 'nothing to delete',
         details: { sets: r.deleted, bytes: plan.bytesFreed },
       })
       return { ...plan, ...r }
