@@ -40,7 +40,10 @@ export function renderPlan(p: RestorePlan, given?: { text: string; zone: string 
     p.point.kind === 'time' && p.point.time
       ? `Restore to ${p.point.time.replace('.000Z', 'Z')} UTC${given ? ` (given as ${given.text}, zone ${given.zone})` : ''}`
       : `Restore ${p.point.label}`,
-    `  chain ${p.chain.fullSetId} covers ${formatTime(p.chain.from)} to ${formatTime(p.chain.to)}`,
+    // A full (or safety) set restores its own moment: no range to show (its chain's later sets are not read).
+    p.chain.from === p.chain.to
+      ? `  as of ${formatTime(p.chain.from)}, the set's snapshot`
+      : `  chain ${p.chain.fullSetId} covers ${formatTime(p.chain.from)} to ${formatTime(p.chain.to)}`,
     `  reads ${plural(p.sets.length, 'set')}, ${formatBytes(p.bytesToRead)}${p.transactions ? `; replays ${plural(p.transactions, 'transaction')}` : ''}`,
     `  into ${p.target.database} on ${p.target.server}: ${
       p.target.mode === 'replace'
@@ -199,7 +202,7 @@ export const restore = defineCommand({
         process.stdout.write(
           values.json
             ? JSON.stringify({ applied: false, plan }, null, 2) + '\n'
-            : `${renderPlan(plan, given)}\n\nNothing was changed: add --yes to restore.\n`,
+            : `${renderPlan(plan, given)}\n\n${plan.ok ? 'Nothing was changed: add --yes to restore.' : 'Nothing was changed. The restore cannot start until the checks marked FAIL above pass.'}\n`,
         )
         return plan.ok ? 0 : 1
       }

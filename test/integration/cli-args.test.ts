@@ -269,7 +269,7 @@ describe('examforge-ops: not found is 1, bad arguments 64, output a person reads
   it('a restore plan reads as text with local times and "1 table"; --json is JSON', async () => {
     const plan = await cli(['restore', '--backup', fullId, '--tables', 'users'], env())
     expect(plan.code, plan.stderr).toBe(0)
-    expect(plan.stdout).toMatch(/chain \S+ covers .+ UTC to .+ UTC/)
+    expect(plan.stdout).toMatch(/as of .+ UTC, the set's snapshot/)
     expect(plan.stdout).toContain('scope: 1 table;')
     expect(plan.stdout).toContain('reads 1 set,')
     expect(plan.stdout).toContain('Nothing was changed: add --yes to restore.')

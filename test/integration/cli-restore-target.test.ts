@@ -55,6 +55,12 @@ describe('examforge-ops restore --target keeps the password off the command line
     const none = await plan(['--target', bare])
     expect(none.code).toBe(1)
     expect(reachable(none.stdout).ok).toBe(false)
+    // As text: the failed check, and no advice to add --yes to a plan that cannot start.
+    const text = await cli(['restore', '--backup', setId, '--target', bare], env())
+    expect(text.code).toBe(1)
+    expect(text.stdout).toMatch(/FAIL {2}Target reachable: /)
+    expect(text.stdout).toContain('Nothing was changed. The restore cannot start until the checks marked FAIL above pass.')
+    expect(text.stdout).not.toContain('add --yes')
     const withEnv = await plan(['--target', bare], { PGPASSWORD: password })
     expect(withEnv.stderr).not.toMatch(WARNING)
     expect(withEnv.code, withEnv.stderr).toBe(0)
