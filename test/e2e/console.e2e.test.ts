@@ -277,10 +277,14 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
 
   it('previews retention, and deletes the older chain only after "delete" is typed', async () => {
     await page.getByTestId('backup-now').click()
-    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 60_000 }).toBe(4)
+    // The new full closes the live chain first with a last incremental (so no moment between the chains is lost).
+    await expect.poll(() => page.getByTestId('backup-set').count(), { timeout: 60_000 }).toBe(5)
+    await expect
+      .poll(() => page.getByTestId('backup-outcome').textContent())
+      .toMatch(/previous chain was closed first by a last incremental/)
     await page.getByTestId('retention-preview').click()
-    // Keep the newest full only: the first lone full and the older chain (its full and incremental) go.
-    await expect.poll(() => page.getByTestId('retention-delete').locator('li').count()).toBe(3)
+    // Keep the newest full only: the first lone full and the older chain (its full and two incrementals) go.
+    await expect.poll(() => page.getByTestId('retention-delete').locator('li').count()).toBe(4)
     expect(await page.getByTestId('retention-apply').isDisabled()).toBe(true)
     await page.getByLabel('Type delete to confirm').fill('delete')
     await page.getByTestId('retention-apply').click()
@@ -345,6 +349,10 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     await expect.poll(() => page.getByTestId('restore-id').locator('button.copy').textContent()).toBe('copied')
     // Undo puts back what the restore replaced.
     await page.getByTestId('restore-undo').click()
+    // It says what the undo costs: rows written since the restore are replaced (kept in a safety backup first).
+    expect(await page.locator('form', { has: page.getByTestId('undo-confirm-name') }).textContent()).toMatch(
+      /rows written to them since are replaced.*safety backup of the tables as they are now is taken first/,
+    )
     await page.getByTestId('undo-confirm-name').fill(name)
     await page.getByTestId('undo-start').click()
     await expect.poll(() => page.getByTestId('restore-result').textContent(), { timeout: 60_000 }).toMatch(/Undo done: check passed/)

@@ -158,7 +158,8 @@ export function ResultStep() {
             >
               <p>
                 Undo restores the safety backup <code>{shown.safetySetId}</code>: the tables go back to what they held just before this
-                restore.
+                restore, and <strong>rows written to them since are replaced</strong>. A safety backup of the tables as they are now is
+                taken first, so what is replaced can still be got back.
               </p>
               <label className="field">
                 <span>Note for the audit log: your name or e-mail, why (optional)</span>
