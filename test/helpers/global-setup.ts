@@ -41,7 +41,10 @@ export async function setup(project: TestProject) {
   // its own (TMPDIR, which os.tmpdir() reads), removed at the end: nothing accumulates on a reused machine, and
   // two runs on one machine (two checkouts) never remove each other's folders. Open to the "postgres" user the
   // embedded server runs as, which reaches the test folders below it.
-  runTmp = mkdtempSync(join(tmpdir(), 'ops-run-'))
+  // One per project (each runs this setup), side by side under the machine's own temporary folder: never nested,
+  // so paths stay short (Chromium's profile socket must fit a Unix socket path).
+  const base = (process.env.OPS_TEST_TMP_BASE ??= tmpdir())
+  runTmp = mkdtempSync(join(base, 'ops-run-'))
   chmodSync(runTmp, 0o755)
   process.env.TMPDIR = runTmp
   dir = mkdtempSync(join(tmpdir(), 'ops-test-'))
