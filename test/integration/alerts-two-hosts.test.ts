@@ -22,6 +22,8 @@ describe('two hosts on one ops store', () => {
   let hook: Awaited<ReturnType<typeof startHttp>>
   const received: { status: string; alerts: { labels: Record<string, string> }[] }[] = []
   const hosts: ChildProcess[] = []
+  /** What each host printed, for a failure's message. */
+  const outputs: string[] = []
   const extra: pg.Client[] = []
 
   beforeAll(async () => {
@@ -55,8 +57,9 @@ describe('two hosts on one ops store', () => {
     })
     hosts.push(h)
     let out = ''
-    h.stdout!.on('data', (d) => (out += d))
-    h.stderr!.on('data', (d) => (out += d))
+    const i = outputs.push('') - 1
+    h.stdout!.on('data', (d) => (outputs[i] = out += d))
+    h.stderr!.on('data', (d) => (outputs[i] = out += d))
     return waitFor(() => /is serving on/.test(out), 'the host to start', 60_000).then(
       () => h,
       (e: Error) => {
@@ -98,7 +101,7 @@ describe('two hosts on one ops store', () => {
     await new Promise((r) => setTimeout(r, 1500))
     const threshold = (await clientCount()) + 10
     writeFileSync(rules, JSON.stringify({ rules: [{ name: 'many_connections', series: 'pg.connections', op: '>', threshold }] }))
-    expect(await holder()).toBe(aLock)
+    expect(await holder(), `the lock moved while both ran; the hosts said:\n${outputs.join('\n---\n')}`).toBe(aLock)
 
     for (let i = 0; i < 30; i++) {
       const c = new pg.Client({ connectionString: db.url })
