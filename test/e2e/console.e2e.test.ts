@@ -340,6 +340,7 @@ function consoleSpec(face: string, open: () => Promise<{ page: Page; services: S
     }
     await expect.poll(() => page.getByTestId('restore-result').textContent(), { timeout: 60_000 }).toMatch(/Restore done: check passed/)
     await expect.poll(() => page.getByTestId('check-tables').textContent()).toMatch(/public\.subscriptions.*matches the backup/)
+    expect(await page.getByTestId('restore-result').textContent()).toMatch(/[\d,]+ rows \(.+\) loaded into \S+ in /)
     await page.screenshot({ path: join(shots, `${face}-restore-result.png`), fullPage: true })
     // The restore id the CLI's undo needs is on the page, with the command and a copy button.
     const restoreId = (await page.getByTestId('restore-id').locator('code').textContent())!

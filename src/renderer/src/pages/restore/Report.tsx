@@ -109,8 +109,9 @@ export function ResultStep() {
       {shown && (
         <>
           <p>
-            {fmtNumber(shown.rows)} rows ({bytes(shown.bytes)}) into <code>{shown.target}</code>
-            {shown.transactions ? `, ${fmtNumber(shown.transactions)} transaction(s) replayed` : ''} in{' '}
+            {/* The rows the sets loaded; replayed changes then add and remove rows (the check below counts the result). */}
+            {fmtNumber(shown.rows)} rows ({bytes(shown.bytes)}) loaded into <code>{shown.target}</code>
+            {shown.transactions ? `, then ${fmtNumber(shown.transactions)} transaction(s) of changes replayed on them,` : ''} in{' '}
             {fmtDuration(shown.durationMs / 1000)}.
             {shown.safetySetId ? (
               <>
