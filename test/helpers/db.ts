@@ -12,11 +12,17 @@ export async function createDatabase(baseUrl: string, prefix = 't'): Promise<{ u
   u.pathname = `/${name}`
   return {
     url: u.toString(),
+    /** Drop it, with the replication slots backups made in it (a slot keeps a database from being dropped). */
     async drop() {
       const c = new pg.Client({ connectionString: baseUrl })
       await c.connect()
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await c.end()
+      try {
+        const { rows } = await c.query<{ slot: string }>(`SELECT slot_name AS slot FROM pg_replication_slots WHERE database = $1`, [name])
+        for (const r of rows) await c.query('SELECT pg_drop_replication_slot($1)', [r.slot]).catch(() => {})
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      } finally {
+        await c.end()
+      }
     },
   }
 }

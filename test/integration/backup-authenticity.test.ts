@@ -106,11 +106,6 @@ describe.each(storages)('authenticated encrypted backup sets in $name', ({ env: 
     await ops?.close()
     await plain?.close()
     if (!src) return
-    for (const s of await query<{ slot_name: string }>(
-      src.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
     await src.drop()
   })

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { chains, readCatalog } from '../../src/core/backup/catalog'
+import { withDatabase } from '../../src/core/restore/plan'
 import type { Ops } from '../../src/core/ops'
 import { createDatabase, query } from '../helpers/db'
 import { backupNow, openOps } from '../helpers/ops'
@@ -17,11 +18,6 @@ import { restoreNow, tableRows } from '../helpers/restore'
 describe('a table dropped and created again within a chain', () => {
   let db: Awaited<ReturnType<typeof createDatabase>>
   let ops: Ops
-  const urlOf = (name: string) => {
-    const u = new URL(db.url)
-    u.pathname = `/${name}`
-    return u.toString()
-  }
   const ddl = `CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)`
   beforeAll(async () => {
     db = await createDatabase(inject('pgUrl'), 'recreate')
@@ -30,11 +26,6 @@ describe('a table dropped and created again within a chain', () => {
   })
   afterAll(async () => {
     await ops?.close()
-    for (const s of await query<{ slot_name: string }>(
-      db.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(db.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await db?.drop()
   })
 
@@ -43,7 +34,7 @@ describe('a table dropped and created again within a chain', () => {
     await query(db.url, `UPDATE notes SET body = 'changed' WHERE id = 1`)
     const before = await backupNow(ops, 'incremental')
     expect(before.type).toBe('incremental')
-    // Dropped and made again exactly as it was, with other rows; then an ordinary change elsewhere in it.
+    // Dropped and made again exactly as it was, with other rows.
     await query(db.url, `BEGIN; DROP TABLE notes; ${ddl}; INSERT INTO notes SELECT g, 'new ' || g FROM generate_series(1, 30) g; COMMIT`)
     const [{ t: afterRecreate }] = await query<{ t: Date }>(db.url, `SELECT clock_timestamp() AS t`)
 
@@ -65,12 +56,12 @@ describe('a table dropped and created again within a chain', () => {
     // The old chain still restores exactly to its end; the new full holds the new rows.
     const oldDb = `${new URL(db.url).pathname.slice(1)}_old`
     await restoreNow(ops, { point: { time: before.snapshotTime }, target: { kind: 'new', database: oldDb } }, oldDb)
-    const oldRows = await tableRows(urlOf(oldDb), 'public.notes')
+    const oldRows = await tableRows(withDatabase(db.url, oldDb), 'public.notes')
     expect(oldRows).toHaveLength(50)
     expect(oldRows.join('\n')).toContain('changed')
     const newDb = `${new URL(db.url).pathname.slice(1)}_new`
     await restoreNow(ops, { point: { setId: r.setId }, target: { kind: 'new', database: newDb } }, newDb)
-    const newRows = await tableRows(urlOf(newDb), 'public.notes')
+    const newRows = await tableRows(withDatabase(db.url, newDb), 'public.notes')
     expect(newRows).toHaveLength(30)
     expect(newRows.every((x) => x.includes('new '))).toBe(true)
     for (const d of [oldDb, newDb]) await query(db.url, `DROP DATABASE IF EXISTS "${d}" WITH (FORCE)`)
@@ -85,11 +76,6 @@ describe('a table dropped and created again within a chain', () => {
 describe('a full taken while a chain is live', () => {
   let db: Awaited<ReturnType<typeof createDatabase>>
   let ops: Ops
-  const urlOf = (name: string) => {
-    const u = new URL(db.url)
-    u.pathname = `/${name}`
-    return u.toString()
-  }
   beforeAll(async () => {
     db = await createDatabase(inject('pgUrl'), 'handover')
     await query(db.url, `CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL); INSERT INTO notes VALUES (1, 'first')`)
@@ -97,11 +83,6 @@ describe('a full taken while a chain is live', () => {
   })
   afterAll(async () => {
     await ops?.close()
-    for (const s of await query<{ slot_name: string }>(
-      db.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(db.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await db?.drop()
   })
 
@@ -132,7 +113,7 @@ describe('a full taken while a chain is live', () => {
 
     const name = `${new URL(db.url).pathname.slice(1)}_at`
     await restoreNow(ops, { point: { time: moment.toISOString() }, target: { kind: 'new', database: name } }, name)
-    expect(await tableRows(urlOf(name), 'public.notes')).toEqual([
+    expect(await tableRows(withDatabase(db.url, name), 'public.notes')).toEqual([
       '1\tfirst',
       '2\tin the first incremental',
       '3\tafter the last incremental',

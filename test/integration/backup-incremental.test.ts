@@ -44,11 +44,6 @@ const slotOf = async (url: string) =>
     `SELECT slot_name, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE database = current_database()`,
   )
 
-async function dropSlotsAndDb(db: Awaited<ReturnType<typeof createDatabase>>) {
-  for (const s of await slotOf(db.url)) await query(db.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
-  await db.drop()
-}
-
 describe('incremental backups from the change stream', () => {
   let db: Awaited<ReturnType<typeof createDatabase>>
   let ops: Ops
@@ -66,7 +61,7 @@ describe('incremental backups from the change stream', () => {
   })
   afterAll(async () => {
     await ops?.close()
-    if (db) await dropSlotsAndDb(db)
+    await db?.drop()
   })
 
   let full: BackupResult
@@ -254,7 +249,7 @@ describe('a slot only when incrementals are in use', () => {
         await again.close()
       }
     } finally {
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   })
 })
@@ -302,7 +297,7 @@ describe('incremental prerequisites', () => {
       expect(health.reason).toMatch(/backed up by full backups only .*public."Keyless Table"/)
     } finally {
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   })
 })
@@ -360,7 +355,7 @@ describe('tables created while a chain runs', () => {
       expect(health.reason).toMatch(/public."_UserTeams"/)
     } finally {
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   })
 })
@@ -386,7 +381,7 @@ describe('a full without a chain', () => {
       })
       expect(JSON.parse(off.stdout).result.note).toBeNull()
     } finally {
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   })
 })
@@ -453,7 +448,7 @@ describe('slots of backups that did not finish', () => {
       ).toBe('healthy')
     } finally {
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   }, 120_000)
 })
@@ -499,7 +494,7 @@ describe('a table that changes shape while an incremental reads the stream', () 
       expect(last.changes).toMatchObject({ transactions: 1, updates: 1 })
     } finally {
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   }, 60_000)
 })
@@ -533,7 +528,7 @@ describe('a backup role that may not change the publication', () => {
       expect(await slotOf(db.url)).toHaveLength(0)
     } finally {
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
       await query(inject('pgUrl'), `DROP ROLE IF EXISTS ${role}`).catch(() => {})
     }
   }, 60_000)
@@ -575,7 +570,7 @@ describe('the agent and a migration', () => {
     } finally {
       await agent?.close()
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   }, 90_000)
 })
@@ -614,7 +609,7 @@ describe('the agent and a migration the chain carries', () => {
     } finally {
       await agent?.close()
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   }, 90_000)
 })
@@ -650,7 +645,7 @@ describe('a table that cannot be added to the publication right now', () => {
     } finally {
       await holder.end().catch(() => {})
       await ops.close()
-      await dropSlotsAndDb(db)
+      await db.drop()
     }
   }, 90_000)
 })

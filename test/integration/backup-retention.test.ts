@@ -21,11 +21,6 @@ describe('retention really deletes, and only what it previewed', () => {
     await seedExamforge(db.url, 0.02)
   })
   afterAll(async () => {
-    for (const s of await query<{ slot_name: string }>(
-      db.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(db.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await db.drop()
   })
 

@@ -191,11 +191,6 @@ describe('examforge-ops: not found is 1, bad arguments 64, output a person reads
     dir = mkdtempSync(join(tmpdir(), 'ops-cliargs-bk-'))
   }, 60_000)
   afterAll(async () => {
-    const slots = await query<{ slot_name: string }>(
-      db.url,
-      'SELECT slot_name FROM pg_replication_slots WHERE database = current_database()',
-    )
-    for (const s of slots) await query(db.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await db?.drop()
   })
 

@@ -74,7 +74,12 @@ describe('our error-tracker SDK against the real ingest', () => {
       for (const id of [7, 8]) {
         const r = await fetch(`${app.url}/api/quizzes/${id}/grade`, {
           method: 'POST',
-          headers: { Authorization: 'Bearer live-token-abcdef123456', Cookie: 'session=s3cr3t-session', 'X-User-Id': 'teacher-5', 'X-Team-Id': 'team-2' },
+          headers: {
+            Authorization: 'Bearer live-token-abcdef123456',
+            Cookie: 'session=s3cr3t-session',
+            'X-User-Id': 'teacher-5',
+            'X-Team-Id': 'team-2',
+          },
         })
         expect(r.status).toBe(500)
       }
@@ -82,7 +87,10 @@ describe('our error-tracker SDK against the real ingest', () => {
 
       // The two quiz errors are one bug: one group of exactly two events (captured once each, by the wrapper,
       // though Next.js also hands them to onRequestError).
-      const quiz = await waitFor(async () => (await groups("reading 'score'")).find((g) => g.environments.includes('next-fixture')), 'the route handler errors')
+      const quiz = await waitFor(
+        async () => (await groups("reading 'score'")).find((g) => g.environments.includes('next-fixture')),
+        'the route handler errors',
+      )
       await waitFor(async () => (await groups('Report export exceeded')).length === 1, 'the onRequestError error')
       expect((await groups("reading 'score'")).find((g) => g.id === quiz!.id)!.count).toBe(2)
       expect(quiz!.culprit).toContain('gradeQuiz')

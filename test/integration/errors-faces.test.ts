@@ -83,15 +83,21 @@ describe('where error events go, seen from each face; the ingest health tile', (
     const statuses: number[] = []
     for (let i = 0; i < 12; i++)
       statuses.push(
-        (await fetch(`${ops.errors.ingestUrl()}/api/1/store/?sentry_key=${key}`, { method: 'POST', body: JSON.stringify({ message: `flood ${i}` }) }))
-          .status,
+        (
+          await fetch(`${ops.errors.ingestUrl()}/api/1/store/?sentry_key=${key}`, {
+            method: 'POST',
+            body: JSON.stringify({ message: `flood ${i}` }),
+          })
+        ).status,
       )
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(4)
     const refused = statuses.filter((s) => s === 429).length
     expect(refused).toBeGreaterThan(0)
     const shed = await ingestHealth(ops)
     expect(shed.status).toBe('degraded')
-    expect(shed.reason).toContain(`${refused} request${refused === 1 ? '' : 's'} refused with 429 (a client sends more than ERROR_INGEST_RATE events/s)`)
+    expect(shed.reason).toContain(
+      `${refused} request${refused === 1 ? '' : 's'} refused with 429 (a client sends more than ERROR_INGEST_RATE events/s)`,
+    )
     expect(shed.details).toMatchObject({ refused429: refused, acceptedEvents: 12 - refused })
 
     // Another process holds the address: the console starts, and the tile says the ingest is down and why.

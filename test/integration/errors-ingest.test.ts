@@ -210,12 +210,11 @@ describe('error ingest: Sentry protocol, grouping, scrubbing, states', () => {
 
   it("shows what happened around a group's first event: real health changes, a failing first check, not healthy or unconfigured first checks", async () => {
     const ins = (service: string, from: string | null, to: string, reason: string) =>
-      query(db.url, `INSERT INTO ops.health_changes (service, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, now() - interval '2 minutes')`, [
-        service,
-        from,
-        to,
-        reason,
-      ])
+      query(
+        db.url,
+        `INSERT INTO ops.health_changes (service, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, now() - interval '2 minutes')`,
+        [service, from, to, reason],
+      )
     await ins('around-quizdb', null, 'healthy', 'answered in 3 ms')
     await ins('around-stripe', null, 'not_configured', 'Set STRIPE_SECRET_KEY')
     await ins('around-redis', null, 'down', 'refused the connection')

@@ -82,7 +82,17 @@ describe('health checks on a schedule, recorded in the ops store', () => {
       db.url,
       `SELECT service, count(*) AS n FROM ops.health_results GROUP BY service`,
     )
-    expect(rows.map((r) => r.service).sort()).toEqual(['app', 'backup_slot', 'error_ingest', 'host', 'postgres', 'redis', 's3', 'storage', 'stripe'])
+    expect(rows.map((r) => r.service).sort()).toEqual([
+      'app',
+      'backup_slot',
+      'error_ingest',
+      'host',
+      'postgres',
+      'redis',
+      's3',
+      'storage',
+      'stripe',
+    ])
     const state = await query<{ status: string }>(db.url, `SELECT status FROM ops.health_state WHERE service = 'redis'`)
     expect(state[0].status).toBe('healthy')
   })

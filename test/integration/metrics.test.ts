@@ -245,7 +245,12 @@ describe('metrics: collectors, tiered history, Prometheus', () => {
     let server: Awaited<ReturnType<typeof startHostServer>>
     beforeAll(async () => {
       ops = await openOps({ DATABASE_URL: db.url, REDIS_URL: redis.url, METRICS_INTERVAL_S: '1' }, { schedule: true })
-      server = await startHostServer({ ops, rendererDir: mkdtempSync(join(tmpdir(), 'ops-r-')), port: 0, apiToken: 'prom-token-0123456789' })
+      server = await startHostServer({
+        ops,
+        rendererDir: mkdtempSync(join(tmpdir(), 'ops-r-')),
+        port: 0,
+        apiToken: 'prom-token-0123456789',
+      })
       await new Promise((r) => setTimeout(r, 2500))
     })
     afterAll(async () => {

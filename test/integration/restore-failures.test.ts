@@ -238,7 +238,9 @@ describe('restores that fail, are refused or are killed', () => {
       const info = await ops.jobs.wait(jobId)
       expect(info.state).toBe('failed')
       expect(info.error?.message).toMatch(/^The restore failed: /)
-      expect(info.error?.message).toMatch(new RegExp(`The database ${name} it had created was dropped: nothing of this restore remains\\.$`))
+      expect(info.error?.message).toMatch(
+        new RegExp(`The database ${name} it had created was dropped: nothing of this restore remains\\.$`),
+      )
       expect(await exists(name)).toBe(false)
       const [rec] = await ops.restores.history()
       expect(rec).toMatchObject({ outcome: 'failed', error: info.error?.message })
@@ -477,7 +479,9 @@ describe('restores that fail, are refused or are killed', () => {
     // Timed now: the next plan into an empty database is estimated from this installation's own throughput.
     const next = await ops.restores.plan({ point: { setId }, target: { kind: 'new', database: 'never_made_estimate' } })
     expect(next.estimatedSeconds).toBeGreaterThan(0)
-    expect(next.estimateBasis).toMatch(/^from the last (restore|\d+ restores) into an empty database here \([\d.]+ MB\/s including fixed costs\)$/)
+    expect(next.estimateBasis).toMatch(
+      /^from the last (restore|\d+ restores) into an empty database here \([\d.]+ MB\/s including fixed costs\)$/,
+    )
     expect(scratch).toMatch(/^examforge_ops_restore_test_/)
     expect(await query(inject('pgUrl'), `SELECT 1 FROM pg_database WHERE datname = $1`, [scratch])).toEqual([])
     const proven = await ops.restores.proven()

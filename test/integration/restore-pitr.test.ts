@@ -74,11 +74,6 @@ describe('point-in-time restore', () => {
   afterAll(async () => {
     await ops?.close()
     for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
-    for (const s of await query<{ slot_name: string }>(
-      src.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await src?.drop()
   })
 
@@ -255,11 +250,6 @@ describe('a migration in the middle of a workload', () => {
   afterAll(async () => {
     await ops?.close()
     for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
-    for (const s of await query<{ slot_name: string }>(
-      src.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await src?.drop()
   })
 
@@ -438,11 +428,6 @@ describe('an ExamForge-shaped Prisma schema through a migration', () => {
   afterAll(async () => {
     await ops?.close()
     for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
-    for (const s of await query<{ slot_name: string }>(
-      src.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await src?.drop()
   })
 
@@ -558,11 +543,6 @@ describe('the hard schema through a migration the chain carries', () => {
   afterAll(async () => {
     await ops?.close()
     for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
-    for (const s of await query<{ slot_name: string }>(
-      src.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await src?.drop()
   })
 

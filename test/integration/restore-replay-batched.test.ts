@@ -229,12 +229,6 @@ describe.each(SEEDS)('replay with seed %i', (seed) => {
   afterAll(async () => {
     await ops?.close()
     for (const name of created) await query(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
-    if (src)
-      for (const s of await query<{ slot_name: string }>(
-        src.url,
-        `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-      ))
-        await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await src?.drop()
   })
 

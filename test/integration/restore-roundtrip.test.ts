@@ -216,11 +216,6 @@ describe.each(withWal)('point-in-time round trip through identity and generated 
   afterAll(async () => {
     await ops?.close()
     for (const db of created) await query(url, `DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).catch(() => {})
-    for (const s of await query<{ slot_name: string }>(
-      src.url,
-      `SELECT slot_name FROM pg_replication_slots WHERE database = current_database()`,
-    ))
-      await query(src.url, 'SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => {})
     await src?.drop()
   })
 

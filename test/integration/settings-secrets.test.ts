@@ -18,7 +18,8 @@ describe('settings that say where a secret goes are as guarded as the secret', (
   let ops: Ops
   let password: string
   let queryUrl: string
-  const call = (method: string, input: unknown) => dispatch(ops, method, input, { actor: { via: 'cli', osUser: 'test-settings', email: null } }) as Promise<Reply>
+  const call = (method: string, input: unknown) =>
+    dispatch(ops, method, input, { actor: { via: 'cli', osUser: 'test-settings', email: null } }) as Promise<Reply>
   const update = (key: string, value: string | null, secret?: string) =>
     call('settings.update', secret === undefined ? { key, value } : { key, value, secret })
   const pending = async (key: string) => ((await call('settings.list', {})) as { value: SettingView[] }).value.find((s) => s.key === key)!

@@ -67,7 +67,8 @@ describe('settings cannot break the console', () => {
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/PostgreSQL/)
     // The log names each bad key and the file.
-    for (const key of ['METRICS_INTERVAL_S', 'HEALTH_INTERVAL_S', 'BACKUP_FULL_EVERY']) expect(r.stderr).toContain(`Setting ${key} in ${file}`)
+    for (const key of ['METRICS_INTERVAL_S', 'HEALTH_INTERVAL_S', 'BACKUP_FULL_EVERY'])
+      expect(r.stderr).toContain(`Setting ${key} in ${file}`)
 
     const started = await openOps({ DATABASE_URL: db.url }, {}, dir)
     try {

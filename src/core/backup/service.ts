@@ -27,7 +27,7 @@ import { parseCompression } from './compression'
 import { resolveKey, type KeySource } from './crypto'
 import { runFullBackup, schemaHash } from './full'
 import { captureSchema } from './schema-capture'
-import { runIncremental, SchemaChanged } from './incremental'
+import { runIncremental, SchemaChanged, type IncrementalOptions } from './incremental'
 import { startingShapes } from './changes/shapes'
 import { newSetId, type Manifest } from './manifest'
 import { verifySet } from './verify'
@@ -285,12 +285,10 @@ export class BackupService {
       const opts = { ...o, full: chain.full, parent, fullsOnly: pub.leftOutKeys, afterStored: faultPoint, keys: this.keys() }
       let m: Manifest
       try {
-        m = await runIncremental(newSetId('incremental'), opts, ctx)
+        m = await incrementalOrLast(opts, ctx)
       } catch (e) {
         if (!(e instanceof SchemaChanged)) throw e
-        if (!e.endable) return this.full(o, ctx, `This is a full backup instead of an incremental: ${e.message}.`, true)
-        // A table changed shape while it was read: end the chain properly, just before that change.
-        m = await runIncremental(newSetId('incremental'), { ...opts, final: true }, ctx)
+        return this.full(o, ctx, `This is a full backup instead of an incremental: ${e.message}.`, true)
       }
       if (!m.endsChain) {
         const carried = m.schemaChange?.summary.length
@@ -369,16 +367,18 @@ export class BackupService {
     if (slot) {
       // The live chain's changes since its last set are still in its slot: read them into a last incremental
       // (it reaches past this full's snapshot, so no moment between the chains goes uncovered), then drop it.
-      const closed = await this.closeChain(o, ctx, catalog, slot)
+      const older = (await withClient(o.databaseUrl, ourSlots, this.timeouts()).catch(() => [])).filter((s) => s.name !== slot && !s.active)
+      const closed = await this.closeChain(o, ctx, catalog, new Set(older.map((s) => s.name)))
       if (closed) why = [why, closed].filter(Boolean).join(' ')
       // A new chain supersedes the older ones: their slots would only hold WAL back. Their sets stay restorable.
-      await withClient(
-        o.databaseUrl,
-        async (c) => {
-          for (const s of await ourSlots(c)) if (s.name !== slot && !s.active) await dropSlot(c, s.name).catch(() => {})
-        },
-        this.timeouts(),
-      )
+      if (older.length)
+        await withClient(
+          o.databaseUrl,
+          async (c) => {
+            for (const s of older) await dropSlot(c, s.name).catch(() => {})
+          },
+          this.timeouts(),
+        )
     }
     return result(m, why, fullsOnly)
   }
@@ -392,23 +392,15 @@ export class BackupService {
     o: ReturnType<BackupService['options']>,
     ctx: JobContext,
     catalog: CatalogSet[],
-    newSlot: string,
+    /** Our slots other than the new chain's, not in use: the live chain's is among them. */
+    older: Set<string>,
   ): Promise<string | null> {
-    const live = await withClient(o.databaseUrl, ourSlots, this.timeouts()).catch(() => [])
-    const chain = chains(catalog).find(
-      (c) => c.full.snapshot.slot && c.full.snapshot.slot !== newSlot && live.some((s) => s.name === c.full.snapshot.slot && !s.active),
-    )
+    const chain = chains(catalog).find((c) => c.full.snapshot.slot && older.has(c.full.snapshot.slot))
     const parent = chain?.sets.at(-1)
     if (!chain || !parent || parent.endsChain) return null
     const opts = { ...o, full: chain.full, parent, fullsOnly: parent.fullsOnly, keys: this.keys() }
     try {
-      let m: Manifest
-      try {
-        m = await runIncremental(newSetId('incremental'), opts, ctx)
-      } catch (e) {
-        if (!(e instanceof SchemaChanged) || !e.endable) throw e
-        m = await runIncremental(newSetId('incremental'), { ...opts, final: true }, ctx)
-      }
+      const m = await incrementalOrLast(opts, ctx)
       const n = m.changes?.transactions ?? 0
       return `The previous chain was closed first by a last incremental ${m.setId} (${n} transaction${n === 1 ? '' : 's'} since ${parent.snapshot.time}), so every moment up to ${m.snapshot.time} stays restorable.`
     } catch (e) {
@@ -491,6 +483,19 @@ export class BackupService {
       })
       throw new OpsError('drop_failed', `The slot could not be dropped: ${(e as Error).message}`)
     }
+  }
+}
+
+/**
+ * An incremental; when a table changed shape while it was read, the chain's last one instead, ending just
+ * before that change. A change that cannot end the chain (its slot is gone) is thrown as SchemaChanged.
+ */
+async function incrementalOrLast(opts: IncrementalOptions, ctx: JobContext): Promise<Manifest> {
+  try {
+    return await runIncremental(newSetId('incremental'), opts, ctx)
+  } catch (e) {
+    if (!(e instanceof SchemaChanged) || !e.endable) throw e
+    return runIncremental(newSetId('incremental'), { ...opts, final: true }, ctx)
   }
 }
 
